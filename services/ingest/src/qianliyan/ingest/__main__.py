@@ -1,0 +1,17 @@
+"""`qianliyan-ingest`: run the reporters' HTTP API."""
+
+from __future__ import annotations
+
+from qianliyan.ingest.app import create_app
+from qianliyan.ingest.settings import IngestSettings
+from qianliyan.shared.http import serve
+
+
+def main() -> None:
+    """Serve ingest with settings from the environment."""
+    settings = IngestSettings()
+    serve(create_app(settings), service="ingest", host=settings.http_host, port=settings.http_port)
+
+
+if __name__ == "__main__":
+    main()

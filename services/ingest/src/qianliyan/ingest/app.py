@@ -1,0 +1,47 @@
+"""Ingest's app factory: the lifespan builds the producer and photo store once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from qianliyan.ingest.api import reports
+from qianliyan.ingest.api.dependencies import IngestResources
+from qianliyan.ingest.settings import IngestSettings
+from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
+from qianliyan.shared.kafka import EventPublisher, create_producer, kafka_reachable
+from qianliyan.shared.storage import PhotoStore
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    """The ingest HTTP app, configured from `settings` or the environment."""
+    settings = settings or IngestSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = create_producer(settings.kafka, client_id="ingest")
+        await producer.start()
+        try:
+            app.state.resources = IngestResources(
+                settings=settings,
+                publisher=EventPublisher(producer),
+                photos=PhotoStore(settings.storage),
+            )
+            yield
+        finally:
+            await producer.stop()
+
+    def readiness() -> dict[str, ReadinessCheck]:
+        res: IngestResources = app.state.resources
+        return {
+            "kafka": lambda: kafka_reachable(settings.kafka),
+            "object_store": res.photos.is_reachable,
+        }
+
+    app = FastAPI(title="Qianliyan ingest", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router(readiness))
+    app.include_router(reports.router)
+    return app

@@ -1,0 +1,1 @@
+"""Ingest's pure logic: what makes a report and its photos acceptable."""

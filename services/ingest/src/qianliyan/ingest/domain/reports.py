@@ -1,0 +1,80 @@
+"""What a reporter's phone sends, and how it becomes a `ReportSubmitted` event."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from qianliyan.ingest.domain.photos import InspectedPhoto
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    GeoPoint,
+    PhotoRef,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+)
+from qianliyan.shared.storage import photo_key
+
+# Phones' clocks drift; a capture time further ahead than this is a wrong clock.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+
+
+class ReportForm(BaseModel):
+    """The JSON `report` part of a submission, exactly as the phone sends it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    text: str = Field(min_length=1, max_length=5000)
+    category: str | None = Field(default=None, max_length=100)
+    location: GeoPoint | None = None
+    place: str | None = Field(default=None, max_length=200)
+    unit: str | None = Field(default=None, max_length=100)
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When the phone captured the report"
+    )
+    client_report_id: str | None = Field(default=None, min_length=1, max_length=100)
+    reporter_id: str = Field(default="anonymous", min_length=1, max_length=200)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_far_in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value - datetime.now(value.tzinfo) > MAX_CLOCK_SKEW:
+            raise ValueError("occurred_at is in the future; check the phone's clock")
+        return value
+
+
+def build_report_submitted(
+    *,
+    form: ReportForm,
+    photos: list[InspectedPhoto],
+    report_id: UUID,
+    received_at: datetime,
+) -> ReportSubmitted:
+    """The event announcing an accepted report; its photos must already be stored."""
+    payload = ReportSubmittedPayload(
+        report_id=report_id,
+        text=form.text,
+        category=form.category,
+        location=form.location,
+        place=form.place,
+        unit=form.unit,
+        captured_at=form.occurred_at or received_at,
+        received_at=received_at,
+        photos=[
+            PhotoRef(
+                sha256=photo.sha256,
+                object_key=photo_key(photo.sha256),
+                content_type=photo.content_type,
+                size_bytes=photo.size_bytes,
+                width=photo.width,
+                height=photo.height,
+            )
+            for photo in photos
+        ],
+        client_report_id=form.client_report_id,
+    )
+    reporter = Actor(kind=ActorKind.REPORTER, id=form.reporter_id)
+    return ReportSubmitted.first(key=str(report_id), actor=reporter, payload=payload)

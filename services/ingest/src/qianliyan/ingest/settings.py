@@ -1,0 +1,26 @@
+"""Ingest's settings: environment variables prefixed `INGEST_`, nested with `__`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qianliyan.shared.settings import KafkaSettings, StorageSettings
+
+
+class IngestSettings(BaseSettings):
+    """Where ingest listens, what it talks to, and the limits it enforces."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", env_nested_delimiter="__")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=1, le=65535)
+    kafka: KafkaSettings = KafkaSettings()
+    storage: StorageSettings = StorageSettings()
+    status_base_url: str = Field(
+        default="http://127.0.0.1:8083",
+        description="Where a reporter's phone reads a report's status (notify)",
+    )
+    max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_photos: int = Field(default=5, ge=0, le=5)
+    max_photo_pixels: int = Field(default=50_000_000, ge=1)

@@ -1,0 +1,12 @@
+"""Resources built once by the lifespan, handed to routes by dependency."""
+
+from __future__ import annotations
+
+import asyncpg
+from fastapi import Request
+
+
+def db_pool(request: Request) -> asyncpg.Pool:
+    """The read-model connection pool of the running app."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool

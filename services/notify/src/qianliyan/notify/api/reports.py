@@ -1,0 +1,54 @@
+"""`GET /v1/reports/{id}`: where a report is, from received to triaged and beyond."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from qianliyan.notify.api.dependencies import db_pool
+from qianliyan.notify.projections.reports import fetch_report
+from qianliyan.shared.http import Problem
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+class ReportView(BaseModel):
+    """A report's read model."""
+
+    report_id: UUID
+    status: Literal["received", "triaged"]
+    correlation_id: UUID | None
+    reporter_id: str | None
+    text: str | None
+    category: str | None
+    place: str | None
+    unit: str | None
+    location: dict[str, Any] | None
+    photos: list[dict[str, Any]]
+    captured_at: datetime | None
+    received_at: datetime | None
+    incident_id: UUID | None
+    severity: str | None
+    rule_set_version: str | None
+    reasons: list[dict[str, Any]] | None
+    triaged_at: datetime | None
+
+
+@router.get("/{report_id}", response_model=ReportView)
+async def get_report(
+    report_id: UUID, pool: Annotated[asyncpg.Pool, Depends(db_pool)]
+) -> dict[str, Any]:
+    """The report's current state; 404 until notify has seen any event about it."""
+    report = await fetch_report(pool, report_id)
+    if report is None:
+        raise Problem(
+            404,
+            "Report not found",
+            f"No report {report_id} is known yet; a report just sent may take a moment.",
+        )
+    return report

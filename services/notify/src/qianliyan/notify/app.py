@@ -1,0 +1,81 @@
+"""Notify's app: the projection runs in the background of the read-model API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from qianliyan.notify.api import reports
+from qianliyan.notify.projections.reports import project_batch
+from qianliyan.notify.settings import NotifySettings
+from qianliyan.shared import db
+from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
+from qianliyan.shared.kafka import (
+    create_consumer,
+    create_producer,
+    kafka_reachable,
+    run_projection,
+)
+from qianliyan.shared.worker import BackgroundLoop
+
+
+def create_app(settings: NotifySettings | None = None) -> FastAPI:
+    """The notify service: project events into Postgres and serve the read models."""
+    settings = settings or NotifySettings()
+    kafka = settings.kafka
+
+    async def projection(stop: asyncio.Event) -> None:
+        consumer = create_consumer(
+            kafka,
+            kafka.reports_topic,
+            kafka.triage_topic,
+            group_id=settings.consumer_group,
+            client_id="notify",
+        )
+        dead_letters = create_producer(kafka, client_id="notify-dlq")
+        await dead_letters.start()
+        await consumer.start()
+        try:
+            await run_projection(
+                consumer,
+                dead_letters,
+                partial(project_batch, app.state.pool),
+                group_id=settings.consumer_group,
+                stop=stop,
+                max_records=settings.max_batch,
+            )
+        finally:
+            await consumer.stop()
+            await dead_letters.stop()
+
+    loop = BackgroundLoop("notify-projection", projection)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await db.create_pool(settings.postgres)
+        loop.start()
+        try:
+            yield
+        finally:
+            await loop.stop()
+            await app.state.pool.close()
+
+    def liveness() -> dict[str, ReadinessCheck]:
+        return {"projection": loop.is_alive}
+
+    def readiness() -> dict[str, ReadinessCheck]:
+        return {
+            "projection": loop.is_alive,
+            "kafka": lambda: kafka_reachable(kafka),
+            "postgres": lambda: db.is_reachable(app.state.pool),
+        }
+
+    app = FastAPI(title="Qianliyan notify", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router(readiness, liveness))
+    app.include_router(reports.router)
+    return app

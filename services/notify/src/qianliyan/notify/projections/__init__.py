@@ -1,0 +1,1 @@
+"""Projecting events into the Postgres read models, idempotently by event id."""

@@ -1,0 +1,71 @@
+"""Triage's app: the transactional pipeline runs in the background of a health endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
+from qianliyan.shared.kafka import (
+    create_consumer,
+    create_producer,
+    kafka_reachable,
+    run_transactional,
+)
+from qianliyan.shared.worker import BackgroundLoop
+from qianliyan.triage.domain.severity import BUILTIN_RULES
+from qianliyan.triage.domain.triage import transform
+from qianliyan.triage.settings import TriageSettings
+
+
+def create_app(settings: TriageSettings | None = None) -> FastAPI:
+    """The triage service: consume reports, produce triage decisions, exactly once."""
+    settings = settings or TriageSettings()
+    kafka = settings.kafka
+
+    async def pipeline(stop: asyncio.Event) -> None:
+        consumer = create_consumer(
+            kafka, kafka.reports_topic, group_id=settings.consumer_group, client_id="triage"
+        )
+        producer = create_producer(
+            kafka, client_id="triage", transactional_id=settings.transactional_id
+        )
+        await producer.start()
+        await consumer.start()
+        try:
+            await run_transactional(
+                consumer,
+                producer,
+                partial(transform, rule_set=BUILTIN_RULES, output_topic=kafka.triage_topic),
+                group_id=settings.consumer_group,
+                stop=stop,
+                max_records=settings.max_batch,
+            )
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    loop = BackgroundLoop("triage-pipeline", pipeline)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop.start()
+        try:
+            yield
+        finally:
+            await loop.stop()
+
+    def liveness() -> dict[str, ReadinessCheck]:
+        return {"pipeline": loop.is_alive}
+
+    def readiness() -> dict[str, ReadinessCheck]:
+        return {"pipeline": loop.is_alive, "kafka": lambda: kafka_reachable(kafka)}
+
+    app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router(readiness, liveness))
+    return app

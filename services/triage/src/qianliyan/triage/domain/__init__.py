@@ -1,0 +1,1 @@
+"""Triage's pure logic: severity rules and how a report becomes a triage decision."""

@@ -1,0 +1,43 @@
+"""The transformation triage applies to each event from `incidents.reports`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    Event,
+    ReportSubmitted,
+    ReportTriaged,
+    ReportTriagedPayload,
+)
+from qianliyan.triage.domain.severity import RuleSet, decide_severity
+
+TRIAGE_ACTOR = Actor(kind=ActorKind.SERVICE, id="triage")
+
+
+def triage_report(submitted: ReportSubmitted, rule_set: RuleSet) -> ReportTriaged:
+    """Decide a submitted report's severity; each report is its own incident for now."""
+    report = submitted.payload
+    decision = decide_severity(report, rule_set)
+    return ReportTriaged.caused_by(
+        submitted,
+        key=str(report.report_id),
+        actor=TRIAGE_ACTOR,
+        payload=ReportTriagedPayload(
+            report_id=report.report_id,
+            incident_id=report.report_id,
+            severity=decision.severity,
+            rule_set_version=rule_set.version,
+            reasons=list(decision.reasons),
+            captured_at=report.captured_at,
+        ),
+    )
+
+
+def transform(event: Event, *, rule_set: RuleSet, output_topic: str) -> Sequence[tuple[str, Event]]:
+    """What triage produces for one consumed event; other event types produce nothing."""
+    if isinstance(event, ReportSubmitted):
+        return [(output_topic, triage_report(event, rule_set))]
+    return []

@@ -1,0 +1,24 @@
+"""Triage's settings: environment variables prefixed `TRIAGE_`, nested with `__`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qianliyan.shared.settings import KafkaSettings
+
+
+class TriageSettings(BaseSettings):
+    """Where triage's health endpoint listens and how it joins the pipeline."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_nested_delimiter="__")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8082, ge=1, le=65535)
+    kafka: KafkaSettings = KafkaSettings()
+    consumer_group: str = "qianliyan-triage"
+    transactional_id: str = Field(
+        default="qianliyan-triage-1",
+        description="Unique per running instance: a restarted instance fences its zombie",
+    )
+    max_batch: int = Field(default=500, ge=1)

@@ -1,0 +1,104 @@
+"""The one envelope every event travels in, and the base class of every event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Self
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from uuid6 import uuid7
+
+
+def new_event_id() -> UUID:
+    """A time-ordered UUIDv7, so event ids sort roughly by creation time."""
+    return uuid7()
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class ActorKind(StrEnum):
+    """Who caused an event: the audit trail is the log itself."""
+
+    REPORTER = "reporter"
+    DISPATCHER = "dispatcher"
+    MANAGER = "manager"
+    OPS = "ops"
+    SERVICE = "service"
+
+
+class Actor(BaseModel):
+    """The person or service an event is attributed to."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: ActorKind
+    id: str = Field(min_length=1, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class Payload(BaseModel):
+    """Base of every payload: consumers ignore fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Event(BaseModel):
+    """An immutable fact, in the past tense, wrapped in the common envelope.
+
+    Subclasses pin `type` and `version` with a Literal field and a default, and give
+    `payload` its own model.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID = Field(default_factory=new_event_id)
+    type: str
+    version: int
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    key: str = Field(min_length=1, description="The Kafka key: report_id, later incident_id")
+    actor: Actor
+    correlation_id: UUID = Field(description="Shared by every event that follows one report")
+    causation_id: UUID | None = Field(default=None, description="The event that caused this one")
+    payload: Payload
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The wire name of this event class, e.g. `ReportSubmitted`."""
+        return str(cls.model_fields["type"].default)
+
+    @classmethod
+    def type_version(cls) -> int:
+        """The version of the contract this class implements."""
+        return int(cls.model_fields["version"].default)
+
+    @classmethod
+    def first(cls, *, key: str, actor: Actor, payload: Payload) -> Self:
+        """The first event of a chain: it starts its own correlation."""
+        event_id = new_event_id()
+        return cls(
+            event_id=event_id,
+            type=cls.type_name(),
+            version=cls.type_version(),
+            key=key,
+            actor=actor,
+            correlation_id=event_id,
+            payload=payload,
+        )
+
+    @classmethod
+    def caused_by(cls, cause: Event, *, key: str, actor: Actor, payload: Payload) -> Self:
+        """An event caused by `cause`: same correlation, causation pointing at it."""
+        return cls(
+            type=cls.type_name(),
+            version=cls.type_version(),
+            key=key,
+            actor=actor,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.event_id,
+            payload=payload,
+        )

@@ -1,0 +1,94 @@
+"""Events about field reports: submitted by a phone, triaged by the rules."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from qianliyan.shared.events.envelope import Event, Payload
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+PhotoContentType = Literal["image/jpeg", "image/png", "image/webp"]
+
+
+class GeoPoint(Payload):
+    """A WGS84 position as the phone reported it."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0)
+
+
+class PhotoRef(Payload):
+    """A photo stored in the object store, addressed by the sha256 of its bytes."""
+
+    sha256: str = Field(pattern=SHA256_HEX)
+    object_key: str
+    content_type: PhotoContentType
+    size_bytes: int = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    preview_key: str | None = None
+
+
+class ReportSubmittedPayload(Payload):
+    """What a reporter sent, as ingest accepted it."""
+
+    report_id: UUID
+    text: str = Field(max_length=5000)
+    category: str | None = Field(default=None, max_length=100)
+    location: GeoPoint | None = None
+    place: str | None = Field(default=None, max_length=200, description="A named place")
+    unit: str | None = Field(default=None, max_length=100, description="Reporter's unit/station")
+    captured_at: AwareDatetime = Field(description="When the phone captured the report")
+    received_at: AwareDatetime = Field(description="When ingest accepted it")
+    photos: list[PhotoRef] = Field(default_factory=list, max_length=5)
+    client_report_id: str | None = Field(default=None, max_length=100)
+
+
+class ReportSubmitted(Event):
+    """A report from the field was accepted: its photos are stored, it is in the log."""
+
+    type: Literal["ReportSubmitted"] = "ReportSubmitted"
+    version: Literal[1] = 1
+    payload: ReportSubmittedPayload
+
+
+class Severity(StrEnum):
+    """The fixed severity scale, most severe first."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    INFO = "info"
+
+
+class TriageReason(Payload):
+    """One rule that matched, and the evidence it matched on."""
+
+    rule_id: str
+    summary: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class ReportTriagedPayload(Payload):
+    """The severity the rules gave a report, why, and the incident it belongs to."""
+
+    report_id: UUID
+    incident_id: UUID
+    severity: Severity
+    rule_set_version: str
+    reasons: list[TriageReason] = Field(default_factory=list)
+    captured_at: AwareDatetime
+
+
+class ReportTriaged(Event):
+    """Triage decided a report's severity and incident."""
+
+    type: Literal["ReportTriaged"] = "ReportTriaged"
+    version: Literal[1] = 1
+    payload: ReportTriagedPayload

@@ -1,0 +1,120 @@
+"""The one HTTP error shape and health endpoints used by all three services.
+
+Errors follow RFC 9457 problem details: a title, the status, a human `detail` that
+says what to do, and for input errors one entry per offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from qianliyan.shared.logs import configure_logging
+
+PROBLEM_JSON = "application/problem+json"
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Problem(Exception):
+    """An error a client caused or must wait out, rendered as problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The JSON document sent to the client."""
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    """The HTTP response for `problem`."""
+    return JSONResponse(
+        problem.body(), status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
+    )
+
+
+def unavailable(detail: str, *, retry_after_s: int = 5) -> Problem:
+    """A 503 that tells the client when to try again (an outage, never the client's fault)."""
+    return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(retry_after_s)})
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render `Problem` and request-validation failures as problem details."""
+
+    async def on_problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        return problem_response(
+            Problem(422, "Invalid request", "Some fields are missing or invalid.", errors=errors)
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_invalid_request)
+
+
+def health_router(
+    readiness: Callable[[], Mapping[str, ReadinessCheck]],
+    liveness: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
+) -> APIRouter:
+    """`/health/live` (the process and its loops run) and `/health/ready` (dependencies answer).
+
+    The callables are invoked per request so they can read what the lifespan built.
+    """
+    router = APIRouter(tags=["health"])
+
+    async def report(checks: Mapping[str, ReadinessCheck], ok: str, failed: str) -> JSONResponse:
+        results = {name: await check() for name, check in checks.items()}
+        status = 200 if all(results.values()) else 503
+        return JSONResponse(
+            {"status": ok if status == 200 else failed, "checks": results}, status_code=status
+        )
+
+    @router.get("/health/live")
+    async def live() -> JSONResponse:
+        return await report(liveness() if liveness else {}, "live", "not live")
+
+    @router.get("/health/ready")
+    async def ready() -> JSONResponse:
+        return await report(readiness(), "ready", "not ready")
+
+    return router
+
+
+def serve(app: FastAPI, *, service: str, host: str, port: int) -> None:
+    """Run `app` until SIGINT/SIGTERM, with uvicorn's graceful shutdown."""
+    configure_logging(service)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

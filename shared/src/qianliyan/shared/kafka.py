@@ -1,0 +1,340 @@
+"""The one way the services talk to Kafka: a producer wrapper and two consumer loops.
+
+* `EventPublisher` sends one event and returns only once every in-sync replica has it
+  (acks=all, idempotent producer), which is what lets ingest answer 202.
+* `run_projection` feeds batches to a handler that makes them durable (a database
+  transaction) and commits offsets only afterwards.
+* `run_transactional` consumes, transforms and produces inside one Kafka transaction
+  together with the consumer offsets, so read_committed readers see each output once.
+
+In both loops a message that cannot be processed goes to the topic's dead-letter twin
+with the error, and the partition keeps moving; an outage is retried instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from qianliyan.shared.errors import is_transient
+from qianliyan.shared.events import Event, EventDecodeError, UnknownEvent, decode, encode
+from qianliyan.shared.events.codec import headers_for
+from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = ConsumerRecord  # aiokafka ships no type information
+ProjectionHandler = Callable[[Sequence[Event]], Awaitable[None]]
+# A pure function: one input event to the (topic, event) pairs it produces.
+Transform = Callable[[Event], Sequence[tuple[str, Event]]]
+
+RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def create_producer(
+    settings: KafkaSettings, *, client_id: str, transactional_id: str | None = None
+) -> AIOKafkaProducer:
+    """A producer that never reports success before all in-sync replicas have the write."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        request_timeout_ms=settings.request_timeout_ms,
+        linger_ms=5,
+    )
+
+
+def create_consumer(
+    settings: KafkaSettings, *topics: str, group_id: str, client_id: str
+) -> AIOKafkaConsumer:
+    """A group member that sees only committed transactions and commits by hand."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+    )
+
+
+class EventPublisher:
+    """Publishes single events durably; the caller owns the producer's lifecycle."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """Send `event` keyed by `event.key`; returns once Kafka acknowledged it."""
+        await self._producer.send_and_wait(
+            topic, encode(event), key=event.key.encode(), headers=headers_for(event)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be processed, and why."""
+
+    record: Record
+    error: str
+
+    def headers(self, consumer_group: str) -> list[tuple[str, bytes]]:
+        """The original headers plus where the message came from and what failed."""
+        origin = [
+            ("dlq.error", self.error[:2000].encode()),
+            ("dlq.origin.topic", self.record.topic.encode()),
+            ("dlq.origin.partition", str(self.record.partition).encode()),
+            ("dlq.origin.offset", str(self.record.offset).encode()),
+            ("dlq.consumer_group", consumer_group.encode()),
+            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        return [*(self.record.headers or ()), *origin]
+
+
+async def send_dead_letter(
+    producer: AIOKafkaProducer, letter: DeadLetter, *, consumer_group: str, wait: bool
+) -> None:
+    """Park a message on its topic's dead-letter twin, keeping its key and bytes."""
+    log.warning(
+        "dead-lettering %s[%d]@%d: %s",
+        letter.record.topic,
+        letter.record.partition,
+        letter.record.offset,
+        letter.error,
+    )
+    send = producer.send_and_wait if wait else producer.send
+    await send(
+        dead_letter_topic(letter.record.topic),
+        letter.record.value,
+        key=letter.record.key,
+        headers=letter.headers(consumer_group),
+    )
+
+
+def decode_records(
+    records: Sequence[Record],
+) -> tuple[list[tuple[Record, Event]], list[DeadLetter]]:
+    """Split records into decodable events and dead letters; unknown types are skipped."""
+    events: list[tuple[Record, Event]] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        try:
+            decoded = decode(record.value)
+        except EventDecodeError as exc:
+            dead.append(DeadLetter(record, str(exc)))
+            continue
+        if isinstance(decoded, UnknownEvent):
+            log.info("skipping unknown event type %s v%s", decoded.type, decoded.version)
+            continue
+        events.append((record, decoded))
+    return events, dead
+
+
+async def _backoff(attempt: int, stop: asyncio.Event) -> None:
+    delay = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+async def _until_done(work: Callable[[], Awaitable[None]], stop: asyncio.Event, what: str) -> bool:
+    """Retry `work` through transient errors; False when stopped before it succeeded."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await work()
+            return True
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("%s failed (%s: %s); retrying", what, type(exc).__name__, exc)
+            await _backoff(attempt, stop)
+            attempt += 1
+    return False
+
+
+async def run_projection(
+    consumer: AIOKafkaConsumer,
+    dead_letter_producer: AIOKafkaProducer,
+    handle: ProjectionHandler,
+    *,
+    group_id: str,
+    stop: asyncio.Event,
+    max_records: int = 500,
+) -> None:
+    """Feed batches to `handle` and commit each partition's offsets after it succeeded."""
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+        for partition, records in batches.items():
+            events, dead = decode_records(records)
+            if not await _project_partition(
+                events, dead, dead_letter_producer, handle, group_id, stop
+            ):
+                return
+            next_offset = records[-1].offset + 1
+            await _until_done(
+                lambda p=partition, o=next_offset: consumer.commit({p: o}),  # type: ignore[misc]
+                stop,
+                "offset commit",
+            )
+
+
+async def _project_partition(
+    events: list[tuple[Record, Event]],
+    dead: list[DeadLetter],
+    producer: AIOKafkaProducer,
+    handle: ProjectionHandler,
+    group_id: str,
+    stop: asyncio.Event,
+) -> bool:
+    try:
+        if events and not await _until_done(
+            lambda: handle([event for _, event in events]), stop, "projection"
+        ):
+            return False
+    except Exception as exc:
+        # The batch holds a message the handler rejects: find it by going one by one,
+        # so the good messages around it are still projected.
+        log.warning("batch rejected (%s); isolating the bad message", exc)
+        for record, event in events:
+            try:
+                if not await _until_done(lambda e=event: handle([e]), stop, "projection"):  # type: ignore[misc]
+                    return False
+            except Exception as single_exc:
+                dead.append(DeadLetter(record, f"{type(single_exc).__name__}: {single_exc}"))
+    for letter in dead:
+        if not await _until_done(
+            lambda lt=letter: send_dead_letter(producer, lt, consumer_group=group_id, wait=True),  # type: ignore[misc]
+            stop,
+            "dead-letter send",
+        ):
+            return False
+    return True
+
+
+async def run_transactional(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    transform: Transform,
+    *,
+    group_id: str,
+    stop: asyncio.Event,
+    max_records: int = 500,
+) -> None:
+    """Consume, transform and produce with the offsets in the same Kafka transaction."""
+    attempt = 0
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+        if not batches:
+            continue
+        try:
+            await _transact_batch(batches, producer, transform, group_id)
+            attempt = 0
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The transaction was aborted: nothing it produced is visible. Rewind to the
+            # committed offsets so the same records are processed again.
+            log.warning("transaction failed (%s: %s); rewinding", type(exc).__name__, exc)
+            await _rewind_to_committed(consumer, list(batches))
+            await _backoff(attempt, stop)
+            attempt += 1
+
+
+async def _transact_batch(
+    batches: dict[TopicPartition, list[Record]],
+    producer: AIOKafkaProducer,
+    transform: Transform,
+    group_id: str,
+) -> None:
+    async with producer.transaction():
+        offsets: dict[TopicPartition, int] = {}
+        for partition, records in batches.items():
+            events, dead = decode_records(records)
+            for record, event in events:
+                try:
+                    outputs = transform(event)
+                except Exception as exc:
+                    dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
+                    continue
+                for topic, output in outputs:
+                    await producer.send(
+                        topic, encode(output), key=output.key.encode(), headers=headers_for(output)
+                    )
+            for letter in dead:
+                await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
+            offsets[partition] = records[-1].offset + 1
+        await producer.send_offsets_to_transaction(offsets, group_id)
+
+
+async def _rewind_to_committed(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> None:
+    for partition in partitions:
+        committed = await consumer.committed(partition)
+        if committed is None:
+            await consumer.seek_to_beginning(partition)
+        else:
+            consumer.seek(partition, committed)
+
+
+async def ensure_topics(settings: KafkaSettings) -> list[str]:
+    """Create the project's topics and their dead-letter twins; returns those created.
+
+    The `incidents.*` topics are the source of truth, so nothing is ever deleted by age.
+    """
+    wanted = [settings.reports_topic, settings.triage_topic, settings.alerts_topic]
+    wanted += [dead_letter_topic(topic) for topic in wanted]
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in wanted if topic not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name=topic,
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                        topic_configs={"retention.ms": "-1", "retention.bytes": "-1"},
+                    )
+                    for topic in missing
+                ]
+            )
+            still_missing = set(missing) - set(await admin.list_topics())
+            if still_missing:
+                raise RuntimeError(f"Kafka did not create {sorted(still_missing)}: {response}")
+        return missing
+    finally:
+        await admin.close()
+
+
+async def kafka_reachable(settings: KafkaSettings, *, timeout_s: float = 3.0) -> bool:
+    """Whether the cluster answers a metadata request (for readiness checks)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout=timeout_s)
+        await asyncio.wait_for(admin.list_topics(), timeout=timeout_s)
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+    return True

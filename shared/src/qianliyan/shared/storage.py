@@ -1,0 +1,104 @@
+"""The photo store: a private S3-compatible bucket, objects addressed by their sha256.
+
+The `minio` client is synchronous, so every call runs in a worker thread to keep the
+event loop free for other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+
+from minio import Minio
+from minio.error import S3Error
+
+from qianliyan.shared.settings import StorageSettings
+
+
+def photo_key(sha256: str) -> str:
+    """Where the photo with this content hash lives; identical bytes share one object."""
+    return f"photos/{sha256[:2]}/{sha256}"
+
+
+def preview_key(sha256: str) -> str:
+    """Where the downscaled preview of that photo lives."""
+    return f"previews/{sha256[:2]}/{sha256}.jpg"
+
+
+class PhotoStore:
+    """Puts and reads photo objects; one instance per service, built at start-up."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.bucket = settings.bucket
+        self._client = Minio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key.get_secret_value(),
+            secure=settings.secure,
+            region=settings.region,
+        )
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store `data` at `key`; returns once the store has durably written it."""
+        await asyncio.to_thread(
+            self._client.put_object,
+            self.bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
+        )
+
+    async def get(self, key: str) -> bytes:
+        """The bytes stored at `key`."""
+
+        def read() -> bytes:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await asyncio.to_thread(read)
+
+    async def exists(self, key: str) -> bool:
+        """Whether an object is stored at `key`."""
+        try:
+            await asyncio.to_thread(self._client.stat_object, self.bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
+                return False
+            raise
+        return True
+
+    async def signed_url(self, key: str, *, expires: timedelta) -> str:
+        """A time-limited link to one object; the bucket itself stays private."""
+        return await asyncio.to_thread(
+            self._client.presigned_get_object, self.bucket, key, expires=expires
+        )
+
+    async def is_reachable(self) -> bool:
+        """Whether the store answers and the bucket exists (for readiness checks)."""
+        try:
+            return await asyncio.to_thread(self._client.bucket_exists, self.bucket)
+        except Exception:
+            return False
+
+    async def ensure_bucket(self) -> bool:
+        """Create the private bucket if missing; True when it was created now."""
+        if await asyncio.to_thread(self._client.bucket_exists, self.bucket):
+            return False
+        try:
+            await asyncio.to_thread(self._client.make_bucket, self.bucket)
+        except S3Error as exc:
+            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+            return False
+        return True
+
+
+async def ensure_bucket(settings: StorageSettings) -> bool:
+    """Create the photo bucket if it is missing (used by stack set-up)."""
+    return await PhotoStore(settings).ensure_bucket()
