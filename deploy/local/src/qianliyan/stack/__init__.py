@@ -1,0 +1,1 @@
+"""Provisions and runs Qianliyan's real stack natively: Kafka, MinIO, PostgreSQL, services."""

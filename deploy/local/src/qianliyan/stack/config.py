@@ -1,0 +1,119 @@
+"""Settings of the local stack: where things live, which versions and ports are used."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal, get_args
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["ingest", "triage", "notify"]
+SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / fallback)
+
+
+def _default_cache_dir() -> Path:
+    return _xdg_dir("XDG_CACHE_HOME", ".cache") / "qianliyan"
+
+
+def _default_data_dir() -> Path:
+    """`<repo>/.stack` for a checkout (already git-ignored), else the user's state directory."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file() and (
+            parent / "deploy" / "local" / "pyproject.toml"
+        ).is_file():
+            return parent / ".stack"
+    return _xdg_dir("XDG_STATE_HOME", ".local/state") / "qianliyan"
+
+
+class StackConfig(BaseSettings):
+    """Everything the stack needs to know, overridable through `QLY_STACK_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="QLY_STACK_")
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+
+    kafka_version: str = "4.1.1"
+    kafka_port: Port = 9092
+    kafka_controller_port: Port = 9093
+
+    minio_version: str = "v0.0.0-20260212201848-7aac2a2c5b7c"
+    minio_port: Port = 9000
+    minio_console_port: Port = 9001
+    minio_root_user: str = "qianliyan"
+    minio_root_password: SecretStr = SecretStr("qianliyan-dev-secret")
+    bucket: str = "incident-photos"
+
+    postgres_port: Port = 5432
+    postgres_db: str = "qianliyan"
+    postgres_user: str = "qianliyan"
+    postgres_password: SecretStr = SecretStr("qianliyan")
+
+    ingest_port: Port = 8081
+    triage_port: Port = 8082
+    notify_port: Port = 8083
+
+    @field_validator("minio_root_password")
+    @classmethod
+    def _minio_accepts_password(cls, password: SecretStr) -> SecretStr:
+        # MinIO refuses to start with a shorter root password; say so before it does.
+        if len(password.get_secret_value()) < 8:
+            raise ValueError("MinIO needs a root password of at least 8 characters")
+        return password
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers for Kafka clients."""
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def minio_endpoint(self) -> str:
+        """host:port of MinIO's S3 API."""
+        return f"{self.host}:{self.minio_port}"
+
+    @property
+    def postgres_dsn(self) -> str:
+        """libpq URL of the application database, as its owning role."""
+        user = quote(self.postgres_user, safe="")
+        password = quote(self.postgres_password.get_secret_value(), safe="")
+        database = quote(self.postgres_db, safe="")
+        return f"postgresql://{user}:{password}@{self.host}:{self.postgres_port}/{database}"
+
+    def service_port(self, service: str) -> int:
+        """HTTP port a service listens on."""
+        ports = {"ingest": self.ingest_port, "triage": self.triage_port, "notify": self.notify_port}
+        if service not in ports:
+            raise ValueError(f"unknown service {service!r}; expected one of {SERVICE_NAMES}")
+        return ports[service]
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """Environment variables that point one service at this stack."""
+        port = self.service_port(service)
+        prefix = service.upper()
+        env = {
+            f"{prefix}_HTTP_HOST": self.host,
+            f"{prefix}_HTTP_PORT": str(port),
+            f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+        }
+        if service == "ingest":
+            env[f"{prefix}_STATUS_BASE_URL"] = f"http://{self.host}:{self.notify_port}"
+        if service == "notify":
+            env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
+        if service in ("ingest", "notify"):
+            env |= {
+                f"{prefix}_STORAGE__ENDPOINT": self.minio_endpoint,
+                f"{prefix}_STORAGE__ACCESS_KEY": self.minio_root_user,
+                f"{prefix}_STORAGE__SECRET_KEY": self.minio_root_password.get_secret_value(),
+                f"{prefix}_STORAGE__BUCKET": self.bucket,
+            }
+        return env
