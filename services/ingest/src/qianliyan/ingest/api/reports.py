@@ -9,11 +9,16 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from qianliyan.ingest.api.dependencies import IngestResources, resources
 from qianliyan.ingest.domain.photos import InspectedPhoto, PhotoLimits, PhotoRejected, inspect_photo
-from qianliyan.ingest.domain.reports import ReportForm, build_report_submitted
+from qianliyan.ingest.domain.reports import (
+    ReportForm,
+    ReportFormInvalid,
+    build_report_submitted,
+    parse_report_form,
+)
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import new_event_id
 from qianliyan.shared.http import Problem, unavailable
@@ -35,17 +40,13 @@ class ReportAccepted(BaseModel):
 
 def _parse_form(raw: str) -> ReportForm:
     try:
-        return ReportForm.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [
-            {
-                "field": "report." + ".".join(str(part) for part in error["loc"]) or "report",
-                "message": error["msg"],
-            }
-            for error in exc.errors()
-        ]
+        return parse_report_form(raw)
+    except ReportFormInvalid as invalid:
         raise Problem(
-            422, "Invalid report", "The report part is not valid; see errors.", errors=errors
+            422,
+            "Invalid report",
+            "The report part is not valid; see errors.",
+            errors=invalid.errors,
         ) from None
 
 

@@ -52,7 +52,10 @@ class PhotoRejected(ValueError):
         self.reason = reason
 
 
-def _megabytes(size: int) -> str:
+def human_size(size: int) -> str:
+    """A byte count as a person reads it: 512 KB, 14.2 MB."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
 
 
@@ -63,7 +66,7 @@ def inspect_photo(position: int, data: bytes, limits: PhotoLimits) -> InspectedP
     if len(data) > limits.max_bytes:
         raise PhotoRejected(
             position,
-            f"the file is {_megabytes(len(data))}; the limit is {_megabytes(limits.max_bytes)}",
+            f"the file is {human_size(len(data))}; the limit is {human_size(limits.max_bytes)}",
         )
     try:
         with warnings.catch_warnings():

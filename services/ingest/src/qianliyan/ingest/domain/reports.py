@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from qianliyan.ingest.domain.photos import InspectedPhoto
 from qianliyan.shared.events import (
@@ -44,6 +51,30 @@ class ReportForm(BaseModel):
         if value is not None and value - datetime.now(value.tzinfo) > MAX_CLOCK_SKEW:
             raise ValueError("occurred_at is in the future; check the phone's clock")
         return value
+
+
+class ReportFormInvalid(ValueError):
+    """The `report` part is not a valid report; `errors` names each offending field."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def parse_report_form(raw: str | bytes) -> ReportForm:
+    """Parse the JSON `report` part, or raise `ReportFormInvalid` naming every bad field."""
+    try:
+        return ReportForm.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ReportFormInvalid(
+            [
+                {
+                    "field": ".".join(["report", *(str(part) for part in error["loc"])]),
+                    "message": error["msg"],
+                }
+                for error in exc.errors()
+            ]
+        ) from None
 
 
 def build_report_submitted(
