@@ -1,0 +1,61 @@
+"""Talking to the running stack the way a phone or an operator would."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import httpx
+from aiokafka import ConsumerRecord
+from minio import Minio
+from PIL import Image
+
+from qianliyan.shared.events import Event, EventDecodeError, ReportSubmitted, ReportTriaged, decode
+from qianliyan.stack.config import StackConfig
+
+
+def jpeg_photo(size: tuple[int, int] = (320, 240)) -> bytes:
+    """A real JPEG with a random colour, so its sha256 is new to the store."""
+    colour = tuple(random.randrange(256) for _ in range(3))
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def minio_client(config: StackConfig) -> Minio:
+    """A client of the suite's MinIO, as its root user."""
+    return Minio(
+        config.minio_endpoint,
+        access_key=config.minio_root_user,
+        secret_key=config.minio_root_password.get_secret_value(),
+        secure=False,
+    )
+
+
+async def submit(
+    config: StackConfig, report: dict[str, object], photos: list[bytes]
+) -> httpx.Response:
+    files = [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.ingest_port}") as client:
+        return await client.post(
+            "/v1/reports",
+            data={"report": json.dumps(report, ensure_ascii=False)},
+            files=files,
+            timeout=30,
+        )
+
+
+def events_about(records: list[ConsumerRecord], report_id: str) -> list[Event]:
+    """The report events in `records` that concern `report_id` (poison records skipped)."""
+    found: list[Event] = []
+    for record in records:
+        try:
+            event = decode(record.value)
+        except EventDecodeError:
+            continue
+        if isinstance(event, ReportSubmitted | ReportTriaged) and (
+            str(event.payload.report_id) == report_id
+        ):
+            found.append(event)
+    return found

@@ -1,0 +1,59 @@
+"""The suite's own real stack: Kafka, MinIO and PostgreSQL started natively, then the services.
+
+It uses ports and a data folder of its own, so a developer's running stack (default
+ports, `.stack/`) is never touched. Everything is stopped when the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Infra, Services
+from qianliyan.stack.init import init_stack
+
+# Offsets from the defaults that keep the suite clear of a dev stack on the same machine.
+TEST_PORTS = {
+    "kafka_port": 29092,
+    "kafka_controller_port": 29093,
+    "minio_port": 29000,
+    "minio_console_port": 29001,
+    "postgres_port": 25432,
+    "ingest_port": 28081,
+    "triage_port": 28082,
+    "notify_port": 28083,
+}
+
+
+@pytest.fixture(scope="session")
+def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
+    """Settings of the suite's stack; QLY_TEST_DATA_DIR keeps its data for a post-mortem."""
+    data_dir = os.environ.get("QLY_TEST_DATA_DIR") or tmp_path_factory.mktemp("stack")
+    return StackConfig(data_dir=data_dir, **TEST_PORTS)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def infra(stack_config: StackConfig) -> Iterator[StackConfig]:
+    """Kafka, MinIO and PostgreSQL running, with topics, bucket and schema created."""
+    parts = Infra(stack_config)
+    parts.provision()
+    try:
+        parts.start()
+        init_stack(stack_config)
+        yield stack_config
+    finally:
+        parts.stop()
+
+
+@pytest.fixture(scope="session")
+def running_stack(infra: StackConfig) -> Iterator[StackConfig]:
+    """The whole system: infrastructure plus ingest, triage and notify as processes."""
+    services = Services(infra)
+    try:
+        services.start()
+        yield infra
+    finally:
+        services.stop()

@@ -1,0 +1,94 @@
+"""One report through every hop of the real stack: ingest, MinIO, Kafka, triage, notify, Postgres.
+
+Nothing here is mocked: the suite's own Kafka, MinIO and PostgreSQL run natively on
+loopback ports of their own, and the three services run as separate processes.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+
+from qianliyan.shared.events import (
+    Event,
+    ReportSubmitted,
+    ReportTriaged,
+)
+from qianliyan.shared.storage import photo_key
+from qianliyan.stack.config import StackConfig
+from tests.integration.clients import events_about, jpeg_photo, minio_client, submit
+from tests.integration.topic_reader import read_topic, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> None:
+    config = running_stack
+    photo = jpeg_photo()
+    response = await submit(
+        config,
+        {"text": "3号站台配电箱冒烟，有焦味", "place": "3号站台", "reporter_id": "worker-42"},
+        [photo],
+    )
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    report_id = accepted["report_id"]
+    assert accepted["status_url"].endswith(f"/v1/reports/{report_id}")
+
+    # Hop 1: the photo's exact bytes are in MinIO, under their content address.
+    minio = minio_client(config)
+    [sha256] = accepted["photos"]
+    stored = minio.get_object(config.bucket, photo_key(sha256))
+    try:
+        assert stored.read() == photo
+    finally:
+        stored.close()
+        stored.release_conn()
+
+    # Hop 2: ReportSubmitted is in incidents.reports.
+    [submitted] = events_about(
+        await read_topic(config.kafka_bootstrap, "incidents.reports"), report_id
+    )
+    assert isinstance(submitted, ReportSubmitted)
+    assert submitted.payload.photos[0].sha256 == sha256
+    assert submitted.actor.id == "worker-42"
+
+    # Hop 3: triage produced ReportTriaged with the same correlation id.
+    async def triaged() -> list[Event]:
+        return events_about(await read_topic(config.kafka_bootstrap, "incidents.triage"), report_id)
+
+    [triage_event] = await wait_for(triaged)
+    assert isinstance(triage_event, ReportTriaged)
+    assert triage_event.correlation_id == submitted.correlation_id
+    assert triage_event.causation_id == submitted.event_id
+    assert triage_event.payload.severity == "critical"
+    assert any("冒烟" in reason.evidence for reason in triage_event.payload.reasons)
+
+    # Hop 4: notify projected both events into the Postgres read model.
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+
+        async def projected() -> asyncpg.Record | None:
+            return await connection.fetchrow(
+                "SELECT * FROM reports WHERE report_id = $1 AND severity IS NOT NULL",
+                UUID(report_id),
+            )
+
+        row = await wait_for(projected)
+    finally:
+        await connection.close()
+    assert row["correlation_id"] == submitted.correlation_id
+    assert row["text"] == "3号站台配电箱冒烟，有焦味"
+    assert row["severity"] == "critical"
+
+    # Hop 5: notify's HTTP API answers with the same state.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.notify_port}") as client:
+        view = (await client.get(f"/v1/reports/{report_id}")).json()
+    assert view["status"] == "triaged"
+    assert view["severity"] == "critical"
+    assert view["correlation_id"] == str(submitted.correlation_id)
+    assert view["photos"][0]["sha256"] == sha256
+    assert view["place"] == "3号站台"

@@ -1,0 +1,115 @@
+"""The event contracts: round trips, unknown and bad messages, and schema drift."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    EventDecodeError,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    UnknownEvent,
+    codec,
+    decode,
+    encode,
+)
+from qianliyan.shared.events.schemas import SCHEMA_DIR, generated_schemas
+
+REPORTER = Actor(kind=ActorKind.REPORTER, id="worker-7")
+
+
+def submitted(text: str = "3号道岔附近冒烟") -> ReportSubmitted:
+    now = datetime.now(UTC)
+    report_id = uuid4()
+    return ReportSubmitted.first(
+        key=str(report_id),
+        actor=REPORTER,
+        payload=ReportSubmittedPayload(
+            report_id=report_id, text=text, captured_at=now, received_at=now
+        ),
+    )
+
+
+def test_round_trip_keeps_every_field_and_chinese_text() -> None:
+    event = submitted()
+    raw = encode(event)
+    assert "冒烟".encode() in raw  # readable on the wire, not \u-escaped
+    assert decode(raw) == event
+
+
+def test_first_event_starts_its_own_correlation() -> None:
+    event = submitted()
+    assert event.correlation_id == event.event_id
+    assert event.causation_id is None
+    assert event.event_id.version == 7
+
+
+def test_unknown_type_is_skippable_not_an_error() -> None:
+    raw = json.dumps({"type": "AlertTeleported", "version": 3, "event_id": "x"}).encode()
+    assert decode(raw) == UnknownEvent("AlertTeleported", 3, "x")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"version": 1}', "lacks a string 'type'"),
+        (None, "tombstone"),
+    ],
+)
+def test_malformed_messages_raise_decode_errors(raw: bytes | None, message: str) -> None:
+    with pytest.raises(EventDecodeError, match=message):
+        decode(raw)
+
+
+def test_a_newer_version_than_understood_is_refused_not_misread() -> None:
+    document = json.loads(encode(submitted()))
+    document["version"] = 2
+    with pytest.raises(EventDecodeError, match="newer than this code understands"):
+        decode(json.dumps(document).encode())
+
+
+def test_invalid_payload_names_the_problem() -> None:
+    document = json.loads(encode(submitted()))
+    del document["payload"]["text"]
+    with pytest.raises(EventDecodeError, match="text"):
+        decode(json.dumps(document).encode())
+
+
+def test_fields_added_by_newer_producers_are_ignored() -> None:
+    event = submitted()
+    document = json.loads(encode(event))
+    document["payload"]["weather"] = "雨"
+    document["trace"] = "abc"
+    assert decode(json.dumps(document).encode()) == event
+
+
+def test_old_versions_are_upcast(monkeypatch: pytest.MonkeyPatch) -> None:
+    event = submitted()
+    document = json.loads(encode(event))
+    document["version"] = 0
+    document["payload"]["body"] = document["payload"].pop("text")
+
+    def v0_to_v1(old: dict[str, object]) -> dict[str, object]:
+        payload = dict(old["payload"])  # type: ignore[call-overload]
+        payload["text"] = payload.pop("body")
+        return {**old, "payload": payload}
+
+    monkeypatch.setitem(codec.UPCASTERS, ("ReportSubmitted", 0), v0_to_v1)
+    assert decode(json.dumps(document).encode()) == event
+
+
+def test_checked_in_schemas_match_the_models() -> None:
+    """Fails when a model changed without `python -m qianliyan.shared.events.schemas`."""
+    generated = generated_schemas()
+    on_disk = {path.name: path.read_text(encoding="utf-8") for path in SCHEMA_DIR.glob("*.json")}
+    assert set(on_disk) == set(generated), "schema files differ from the registered events"
+    for name, text in generated.items():
+        assert on_disk[name] == text, f"{name} is stale; regenerate the schemas"

@@ -1,0 +1,78 @@
+"""The report parser: any input yields a report or a list of named field errors, nothing else."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qianliyan.ingest.domain.reports import ReportForm, ReportFormInvalid, parse_report_form
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+report_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": st.text(max_size=60),
+        "category": st.none() | st.text(max_size=20),
+        "place": st.none() | st.text(max_size=20),
+        "location": json_values
+        | st.fixed_dictionaries(
+            {"lat": st.floats(-100, 100), "lon": st.floats(-200, 200)},
+        ),
+        "occurred_at": st.none()
+        | st.text(max_size=30)
+        | st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
+        "client_report_id": st.none() | st.text(max_size=120),
+        "extra": json_values,
+    },
+)
+
+
+def outcome(raw: str | bytes) -> ReportForm | ReportFormInvalid:
+    try:
+        return parse_report_form(raw)
+    except ReportFormInvalid as invalid:
+        return invalid
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200))
+def test_arbitrary_bytes_never_escape_as_another_error(raw: str | bytes) -> None:
+    result = outcome(raw)
+    if isinstance(result, ReportFormInvalid):
+        assert result.errors
+        assert all(error["field"].startswith("report") for error in result.errors)
+
+
+@given(report_like)
+def test_report_shaped_documents_parse_or_name_their_fields(document: dict[str, object]) -> None:
+    result = outcome(json.dumps(document))
+    if isinstance(result, ReportForm):
+        assert result.text.strip() == result.text and 1 <= len(result.text) <= 5000
+        assert "extra" not in document
+    else:
+        named = {error["field"].split(".")[1] for error in result.errors if "." in error["field"]}
+        assert named <= set(document) | {"text"}
+
+
+def test_chinese_text_and_place_are_kept_verbatim() -> None:
+    form = parse_report_form(json.dumps({"text": " 线路异物 ", "place": "K123+400"}))
+    assert form.text == "线路异物"
+    assert form.place == "K123+400"
+
+
+def test_a_capture_time_from_the_future_is_refused() -> None:
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    with pytest.raises(ReportFormInvalid, match="occurred_at"):
+        parse_report_form(json.dumps({"text": "x", "occurred_at": future}))
+
+
+def test_a_capture_time_without_timezone_is_refused() -> None:
+    with pytest.raises(ReportFormInvalid, match="occurred_at"):
+        parse_report_form(json.dumps({"text": "x", "occurred_at": "2026-11-25T02:10:00"}))
