@@ -13,6 +13,7 @@ from PIL import Image
 
 from qianliyan.shared.events import Event, EventDecodeError, ReportSubmitted, ReportTriaged, decode
 from qianliyan.stack.config import StackConfig
+from tests.integration.topic_reader import read_topic
 
 
 def jpeg_photo(size: tuple[int, int] = (320, 240)) -> bytes:
@@ -34,16 +35,29 @@ def minio_client(config: StackConfig) -> Minio:
 
 
 async def submit(
-    config: StackConfig, report: dict[str, object], photos: list[bytes]
+    config: StackConfig,
+    report: dict[str, object],
+    photos: list[bytes],
+    *,
+    idempotency_key: str | None = None,
 ) -> httpx.Response:
+    """POST a report as the phone does: multipart, a JSON `report` part and `photos` parts."""
     files = [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.ingest_port}") as client:
         return await client.post(
             "/v1/reports",
             data={"report": json.dumps(report, ensure_ascii=False)},
             files=files,
-            timeout=30,
+            headers=headers,
+            timeout=60,
         )
+
+
+async def submitted_events(config: StackConfig, report_id: str) -> list[Event]:
+    """Every ReportSubmitted in the log for `report_id`."""
+    records = await read_topic(config.kafka_bootstrap, "incidents.reports")
+    return [e for e in events_about(records, report_id) if isinstance(e, ReportSubmitted)]
 
 
 def events_about(records: list[ConsumerRecord], report_id: str) -> list[Event]:

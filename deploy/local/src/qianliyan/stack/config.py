@@ -107,7 +107,7 @@ class StackConfig(BaseSettings):
         }
         if service == "ingest":
             env[f"{prefix}_STATUS_BASE_URL"] = f"http://{self.host}:{self.notify_port}"
-        if service == "notify":
+        if service in ("ingest", "notify"):
             env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
         if service in ("ingest", "notify"):
             env |= {

@@ -10,7 +10,8 @@ from qianliyan.stack.process import say
 def init_stack(config: StackConfig) -> None:
     """Create topics, bucket and database schema on a running stack (idempotent)."""
     # Imported here so that managing the stack never depends on the services' code importing.
-    from qianliyan.notify.migrations import upgrade
+    from qianliyan.ingest import migrations as ingest_migrations
+    from qianliyan.notify import migrations as notify_migrations
     from qianliyan.shared.bootstrap import ensure_bucket, ensure_topics
     from qianliyan.shared.settings import KafkaSettings, StorageSettings
 
@@ -27,4 +28,5 @@ def init_stack(config: StackConfig) -> None:
     )
     if run_blocking(ensure_bucket(storage)):
         say(f"created bucket {config.bucket}")
-    upgrade(config.postgres_dsn)
+    ingest_migrations.upgrade(config.postgres_dsn)
+    notify_migrations.upgrade(config.postgres_dsn)

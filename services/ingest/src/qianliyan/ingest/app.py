@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from qianliyan.ingest.api import reports
 from qianliyan.ingest.api.dependencies import IngestResources
+from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
+from qianliyan.shared import db
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import EventPublisher, create_producer, kafka_reachable
 from qianliyan.shared.storage import PhotoStore
@@ -21,23 +24,27 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await db.create_pool(settings.postgres)
         producer = create_producer(settings.kafka, client_id="ingest")
-        await producer.start()
         try:
+            await producer.start()
             app.state.resources = IngestResources(
                 settings=settings,
                 publisher=EventPublisher(producer),
                 photos=PhotoStore(settings.storage),
+                ledger=SubmissionLedger(pool, lease=timedelta(seconds=settings.claim_lease_s)),
             )
             yield
         finally:
             await producer.stop()
+            await pool.close()
 
     def readiness() -> dict[str, ReadinessCheck]:
         res: IngestResources = app.state.resources
         return {
             "kafka": lambda: kafka_reachable(settings.kafka),
             "object_store": res.photos.is_reachable,
+            "postgres": lambda: db.is_reachable(res.ledger.pool),
         }
 
     app = FastAPI(title="Qianliyan ingest", version="0.1.0", lifespan=lifespan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qianliyan.shared.settings import KafkaSettings, StorageSettings
+from qianliyan.shared.settings import KafkaSettings, PostgresSettings, StorageSettings
 
 
 class IngestSettings(BaseSettings):
@@ -17,6 +17,7 @@ class IngestSettings(BaseSettings):
     http_port: int = Field(default=8081, ge=1, le=65535)
     kafka: KafkaSettings = KafkaSettings()
     storage: StorageSettings = StorageSettings()
+    postgres: PostgresSettings = PostgresSettings()
     status_base_url: str = Field(
         default="http://127.0.0.1:8083",
         description="Where a reporter's phone reads a report's status (notify)",
@@ -24,3 +25,13 @@ class IngestSettings(BaseSettings):
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_photos: int = Field(default=5, ge=0, le=5)
     max_photo_pixels: int = Field(default=50_000_000, ge=1)
+    in_flight_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a retry waits for an earlier attempt with its key to finish",
+    )
+    claim_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="After this, a retry takes over an attempt that never finished",
+    )

@@ -77,9 +77,14 @@ class Event(BaseModel):
         return int(cls.model_fields["version"].default)
 
     @classmethod
-    def first(cls, *, key: str, actor: Actor, payload: Payload) -> Self:
-        """The first event of a chain: it starts its own correlation."""
-        event_id = new_event_id()
+    def first(
+        cls, *, key: str, actor: Actor, payload: Payload, event_id: UUID | None = None
+    ) -> Self:
+        """The first event of a chain: it starts its own correlation.
+
+        `event_id` is given when a retry must republish the very same event.
+        """
+        event_id = event_id or new_event_id()
         return cls(
             event_id=event_id,
             type=cls.type_name(),

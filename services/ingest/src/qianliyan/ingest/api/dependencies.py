@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
@@ -18,6 +19,7 @@ class IngestResources:
     settings: IngestSettings
     publisher: EventPublisher
     photos: PhotoStore
+    ledger: SubmissionLedger
 
 
 def resources(request: Request) -> IngestResources:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from qianliyan.ingest.api.dependencies import IngestResources, resources
+from qianliyan.ingest.domain.idempotency import (
+    Decision,
+    KeyReused,
+    Proceed,
+    Replay,
+    StillInFlight,
+    fingerprint,
+    idempotency_key,
+)
 from qianliyan.ingest.domain.photos import InspectedPhoto, PhotoLimits, PhotoRejected, inspect_photo
 from qianliyan.ingest.domain.reports import (
     ReportForm,
@@ -28,14 +38,79 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
+# How often a retry that found the first attempt in flight looks again.
+IN_FLIGHT_POLL_S = 0.1
+
 
 class ReportAccepted(BaseModel):
-    """The answer to an accepted report."""
+    """The answer to an accepted report; a retry with the same key gets it again."""
 
     report_id: UUID
     status_url: str
     received_at: datetime
     photos: list[str]
+
+
+@router.post("", status_code=202, response_model=ReportAccepted)
+async def submit_report(
+    report: Annotated[str, Form(description="The report as JSON")],
+    res: Annotated[IngestResources, Depends(resources)],
+    photos: Annotated[list[UploadFile] | None, File(description="0 to 5 photos")] = None,
+    idempotency_key_header: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=200),
+    ] = None,
+) -> Any:
+    """Accept a field report: photos go to the store first, then the event to Kafka."""
+    settings = res.settings
+    form = _parse_form(report)
+    uploads = photos or []
+    if len(uploads) > settings.max_photos:
+        raise Problem(
+            422,
+            "Too many photos",
+            f"{len(uploads)} photos were sent; the limit is {settings.max_photos} per report.",
+        )
+    limits = PhotoLimits(max_bytes=settings.max_photo_bytes, max_pixels=settings.max_photo_pixels)
+    inspected = _inspect_all(await _read_photos(uploads, limits), limits)
+
+    key = idempotency_key(
+        reporter_id=form.reporter_id,
+        header_key=idempotency_key_header,
+        client_report_id=form.client_report_id,
+    )
+    if key is None:
+        report_id, event_id, received_at = new_event_id(), new_event_id(), datetime.now(UTC)
+    else:
+        decision = await _claim(res, key, fingerprint(form, [p.sha256 for p, _ in inspected]))
+        if isinstance(decision, Replay):
+            return JSONResponse(decision.response, status_code=202)
+        claimed = decision.submission
+        report_id, event_id, received_at = claimed.report_id, claimed.event_id, claimed.received_at
+
+    event = build_report_submitted(
+        form=form,
+        photos=[photo for photo, _ in inspected],
+        report_id=report_id,
+        event_id=event_id,
+        received_at=received_at,
+    )
+    try:
+        await _store_photos(res, inspected)
+        await _publish(res, event)
+    except Problem:
+        if key is not None:
+            await _release_quietly(res, key)
+        raise
+    answer = ReportAccepted(
+        report_id=report_id,
+        status_url=f"{settings.status_base_url}/v1/reports/{report_id}",
+        received_at=received_at,
+        photos=[photo.sha256 for photo, _ in inspected],
+    ).model_dump(mode="json")
+    if key is not None:
+        await _record_answer(res, key, answer)
+    return JSONResponse(answer, status_code=202)
 
 
 def _parse_form(raw: str) -> ReportForm:
@@ -50,32 +125,20 @@ def _parse_form(raw: str) -> ReportForm:
         ) from None
 
 
-async def _read_photos(uploads: list[UploadFile], settings_limit: PhotoLimits) -> list[bytes]:
-    contents = []
-    for upload in uploads:
-        # Read one byte past the limit: enough to know it is too large, never the whole file.
-        contents.append(await upload.read(settings_limit.max_bytes + 1))
-    return contents
+async def _read_photos(uploads: list[UploadFile], limits: PhotoLimits) -> list[bytes]:
+    # Read one byte past the limit: enough to know a photo is too large, never more.
+    return [await upload.read(limits.max_bytes + 1) for upload in uploads]
 
 
-@router.post("", status_code=202, response_model=ReportAccepted)
-async def submit_report(
-    report: Annotated[str, Form(description="The report as JSON")],
-    res: Annotated[IngestResources, Depends(resources)],
-    photos: Annotated[list[UploadFile] | None, File(description="0 to 5 photos")] = None,
-) -> ReportAccepted:
-    """Accept a field report: photos go to the store first, then the event to Kafka."""
-    settings = res.settings
-    form = _parse_form(report)
-    uploads = photos or []
-    if len(uploads) > settings.max_photos:
-        raise Problem(
-            422,
-            "Too many photos",
-            f"{len(uploads)} photos were sent; the limit is {settings.max_photos} per report.",
-        )
-    limits = PhotoLimits(max_bytes=settings.max_photo_bytes, max_pixels=settings.max_photo_pixels)
-    inspected, rejected = _inspect_all(await _read_photos(uploads, limits), limits)
+def _inspect_all(contents: list[bytes], limits: PhotoLimits) -> list[tuple[InspectedPhoto, bytes]]:
+    """Every photo inspected; all refusals are reported together, each with its reason."""
+    inspected: list[tuple[InspectedPhoto, bytes]] = []
+    rejected: list[PhotoRejected] = []
+    for position, data in enumerate(contents, start=1):
+        try:
+            inspected.append((inspect_photo(position, data, limits), data))
+        except PhotoRejected as rejection:
+            rejected.append(rejection)
     if rejected:
         raise Problem(
             422,
@@ -83,13 +146,45 @@ async def submit_report(
             "; ".join(str(rejection) for rejection in rejected),
             errors=[{"field": f"photos[{r.position}]", "message": r.reason} for r in rejected],
         )
-    received_at = datetime.now(UTC)
-    report_id = new_event_id()
-    event = build_report_submitted(
-        form=form, photos=[p for p, _ in inspected], report_id=report_id, received_at=received_at
-    )
-    # Photos before the event: an orphan photo is harmless, an event whose photo is
-    # missing is not.
+    return inspected
+
+
+async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Replay:
+    """Claim the key, waiting a little for a first attempt that is still in flight."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + res.settings.in_flight_wait_s
+    while True:
+        try:
+            decision: Decision = await res.ledger.claim(key, fingerprint=digest)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("submission ledger unavailable: %s", exc)
+            raise unavailable("The report ledger is unavailable; retry shortly.") from None
+        if isinstance(decision, Proceed | Replay):
+            return decision
+        if isinstance(decision, KeyReused):
+            raise Problem(
+                422,
+                "Idempotency key reused",
+                "This idempotency key (or client_report_id) was already used for a different "
+                "report; use a new key for a new report.",
+            )
+        assert isinstance(decision, StillInFlight)
+        if loop.time() >= deadline:
+            raise Problem(
+                409,
+                "Report still being processed",
+                "An earlier attempt with this key is still in progress; retry shortly.",
+                headers={"Retry-After": "2"},
+            )
+        await asyncio.sleep(IN_FLIGHT_POLL_S)
+
+
+async def _store_photos(
+    res: IngestResources, inspected: list[tuple[InspectedPhoto, bytes]]
+) -> None:
+    # Photos before the event: an orphan photo is harmless, an event without its photo is not.
     try:
         await asyncio.gather(
             *(
@@ -100,28 +195,29 @@ async def submit_report(
     except Exception as exc:
         log.warning("photo store unavailable: %s", exc)
         raise unavailable("The photo store is unavailable; retry shortly.") from None
+
+
+async def _publish(res: IngestResources, event: Any) -> None:
     try:
-        await res.publisher.publish(settings.kafka.reports_topic, event)
+        await res.publisher.publish(res.settings.kafka.reports_topic, event)
     except Exception as exc:
         if not is_transient(exc):
-            log.exception("publishing report %s failed", report_id)
+            log.exception("publishing %s failed", event.event_id)
         raise unavailable("The event log is unavailable; retry shortly.") from None
-    return ReportAccepted(
-        report_id=report_id,
-        status_url=f"{settings.status_base_url}/v1/reports/{report_id}",
-        received_at=received_at,
-        photos=[photo.sha256 for photo, _ in inspected],
-    )
 
 
-def _inspect_all(
-    contents: list[bytes], limits: PhotoLimits
-) -> tuple[list[tuple[InspectedPhoto, bytes]], list[PhotoRejected]]:
-    inspected: list[tuple[InspectedPhoto, bytes]] = []
-    rejected: list[PhotoRejected] = []
-    for position, data in enumerate(contents, start=1):
-        try:
-            inspected.append((inspect_photo(position, data, limits), data))
-        except PhotoRejected as rejection:
-            rejected.append(rejection)
-    return inspected, rejected
+async def _release_quietly(res: IngestResources, key: str) -> None:
+    try:
+        await res.ledger.release(key)
+    except Exception as exc:
+        # The lease expires on its own; a retry after it takes over.
+        log.warning("could not release claim: %s", exc)
+
+
+async def _record_answer(res: IngestResources, key: str, answer: dict[str, Any]) -> None:
+    try:
+        await res.ledger.accept(key, answer)
+    except Exception as exc:
+        # The report is in Kafka, so the phone gets its 202. A retry after the lease takes
+        # over and republishes the same event id, which consumers drop as a duplicate.
+        log.warning("could not record the answer for a submission: %s", exc)

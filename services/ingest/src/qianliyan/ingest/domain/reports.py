@@ -82,6 +82,7 @@ def build_report_submitted(
     form: ReportForm,
     photos: list[InspectedPhoto],
     report_id: UUID,
+    event_id: UUID,
     received_at: datetime,
 ) -> ReportSubmitted:
     """The event announcing an accepted report; its photos must already be stored."""
@@ -108,4 +109,6 @@ def build_report_submitted(
         client_report_id=form.client_report_id,
     )
     reporter = Actor(kind=ActorKind.REPORTER, id=form.reporter_id)
-    return ReportSubmitted.first(key=str(report_id), actor=reporter, payload=payload)
+    return ReportSubmitted.first(
+        key=str(report_id), actor=reporter, payload=payload, event_id=event_id
+    )

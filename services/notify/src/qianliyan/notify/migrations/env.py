@@ -1,15 +1,5 @@
-"""Alembic's entry point: run the migrations online against the configured URL."""
+"""Alembic's entry point for notify's migrations."""
 
-from __future__ import annotations
+from qianliyan.shared.migrations import run_migrations_online
 
-from alembic import context
-from sqlalchemy import create_engine, pool
-
-url = context.config.get_main_option("sqlalchemy.url")
-assert url, "sqlalchemy.url must be set by qianliyan.notify.migrations.alembic_config"
-engine = create_engine(url, poolclass=pool.NullPool)
-with engine.connect() as connection:
-    context.configure(connection=connection, transactional_ddl=True)
-    with context.begin_transaction():
-        context.run_migrations()
-engine.dispose()
+run_migrations_online()
