@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from collections.abc import Mapping
 
 import httpx
 from aiokafka import ConsumerRecord
@@ -36,7 +37,7 @@ def minio_client(config: StackConfig) -> Minio:
 
 async def submit(
     config: StackConfig,
-    report: dict[str, object],
+    report: Mapping[str, object],
     photos: list[bytes],
     *,
     idempotency_key: str | None = None,
