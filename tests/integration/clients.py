@@ -55,8 +55,8 @@ async def submit(
         )
 
 
-async def submitted_events(config: StackConfig, report_id: str) -> list[Event]:
-    """Every ReportSubmitted in the log for `report_id`."""
+async def submitted_events(config: StackConfig, report_id: str) -> list[ReportSubmitted]:
+    """Every ReportSubmitted record in the log for `report_id`."""
     records = await read_topic(config.kafka_bootstrap, "incidents.reports")
     return [e for e in events_about(records, report_id) if isinstance(e, ReportSubmitted)]
 

@@ -19,6 +19,7 @@ from qianliyan.shared.events import (
     decode,
     encode,
 )
+from qianliyan.shared.events.envelope import derived_event_id
 from qianliyan.shared.events.schemas import SCHEMA_DIR, generated_schemas
 
 REPORTER = Actor(kind=ActorKind.REPORTER, id="worker-7")
@@ -113,3 +114,12 @@ def test_checked_in_schemas_match_the_models() -> None:
     assert set(on_disk) == set(generated), "schema files differ from the registered events"
     for name, text in generated.items():
         assert on_disk[name] == text, f"{name} is stale; regenerate the schemas"
+
+
+def test_derived_ids_are_deterministic_time_ordered_v7() -> None:
+    source = submitted().event_id
+    first = derived_event_id(source, "triage:v1")
+    assert first == derived_event_id(source, "triage:v1")
+    assert first != derived_event_id(source, "triage:v2")
+    assert first.version == 7
+    assert first.bytes[:6] == source.bytes[:6]  # same millisecond timestamp

@@ -68,3 +68,6 @@ def test_transform_continues_the_correlation() -> None:
     assert triaged.causation_id == submitted.event_id
     assert triaged.payload.rule_set_version == BUILTIN_RULES.version
     assert transform(triaged, rule_set=BUILTIN_RULES, output_topic="out") == []
+    # The same submission seen twice yields the same event, which readers drop as a copy.
+    [(_, again)] = transform(submitted, rule_set=BUILTIN_RULES, output_topic="out")
+    assert again.event_id == triaged.event_id

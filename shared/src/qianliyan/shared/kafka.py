@@ -74,13 +74,22 @@ def create_consumer(
 class EventPublisher:
     """Publishes single events durably; the caller owns the producer's lifecycle."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, *, timeout_s: float) -> None:
         self._producer = producer
+        self._timeout_s = timeout_s
 
     async def publish(self, topic: str, event: Event) -> None:
-        """Send `event` keyed by `event.key`; returns once Kafka acknowledged it."""
-        await self._producer.send_and_wait(
-            topic, encode(event), key=event.key.encode(), headers=headers_for(event)
+        """Send `event` keyed by `event.key`; returns once Kafka acknowledged it.
+
+        Raises TimeoutError when Kafka does not acknowledge in time. The record may still
+        be delivered later by the producer, so a caller that retries must republish the
+        same event id for consumers to recognise the copy.
+        """
+        await asyncio.wait_for(
+            self._producer.send_and_wait(
+                topic, encode(event), key=event.key.encode(), headers=headers_for(event)
+            ),
+            timeout=self._timeout_s,
         )
 
 

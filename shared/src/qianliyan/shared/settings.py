@@ -22,6 +22,9 @@ class KafkaSettings(BaseModel):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     request_timeout_ms: int = Field(default=15_000, ge=1_000)
+    publish_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long a publish may wait for acks before failing"
+    )
 
 
 class StorageSettings(BaseModel):

@@ -30,7 +30,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             await producer.start()
             app.state.resources = IngestResources(
                 settings=settings,
-                publisher=EventPublisher(producer),
+                publisher=EventPublisher(producer, timeout_s=settings.kafka.publish_timeout_s),
                 photos=PhotoStore(settings.storage),
                 ledger=SubmissionLedger(pool, lease=timedelta(seconds=settings.claim_lease_s)),
             )

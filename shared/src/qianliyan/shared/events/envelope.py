@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Self
@@ -14,6 +15,20 @@ from uuid6 import uuid7
 def new_event_id() -> UUID:
     """A time-ordered UUIDv7, so event ids sort roughly by creation time."""
     return uuid7()
+
+
+def derived_event_id(source: UUID, purpose: str) -> UUID:
+    """A UUIDv7 determined by `source` and `purpose`: the same input gives the same id.
+
+    A consumer that derives its output's id this way produces a duplicate, not a second
+    event, when it sees its input twice (a producer retry, a re-drive), and downstream
+    consumers drop it by event id. The time bits are the source's, so ids still sort.
+    """
+    digest = hashlib.sha256(source.bytes + purpose.encode()).digest()
+    raw = bytearray(source.bytes[:6] + digest[:10])
+    raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
+    return UUID(bytes=bytes(raw))
 
 
 def utc_now() -> datetime:
@@ -96,9 +111,18 @@ class Event(BaseModel):
         )
 
     @classmethod
-    def caused_by(cls, cause: Event, *, key: str, actor: Actor, payload: Payload) -> Self:
+    def caused_by(
+        cls,
+        cause: Event,
+        *,
+        key: str,
+        actor: Actor,
+        payload: Payload,
+        event_id: UUID | None = None,
+    ) -> Self:
         """An event caused by `cause`: same correlation, causation pointing at it."""
         return cls(
+            event_id=event_id or new_event_id(),
             type=cls.type_name(),
             version=cls.type_version(),
             key=key,

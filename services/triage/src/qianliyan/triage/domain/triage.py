@@ -12,6 +12,7 @@ from qianliyan.shared.events import (
     ReportTriaged,
     ReportTriagedPayload,
 )
+from qianliyan.shared.events.envelope import derived_event_id
 from qianliyan.triage.domain.severity import RuleSet, decide_severity
 
 TRIAGE_ACTOR = Actor(kind=ActorKind.SERVICE, id="triage")
@@ -23,6 +24,9 @@ def triage_report(submitted: ReportSubmitted, rule_set: RuleSet) -> ReportTriage
     decision = decide_severity(report, rule_set)
     return ReportTriaged.caused_by(
         submitted,
+        # Seeing the same submission twice (a producer retry after a timeout) yields the
+        # same event id, so readers drop the copy; a new rule set yields a new event.
+        event_id=derived_event_id(submitted.event_id, f"triage:{rule_set.version}"),
         key=str(report.report_id),
         actor=TRIAGE_ACTOR,
         payload=ReportTriagedPayload(
