@@ -74,7 +74,7 @@ def up(
             rows += stack_services.status()
     typer.echo(f"up in {time.monotonic() - began:.1f}s; data in {config.data_dir}\n")
     _print_table(rows)
-    typer.echo("\nstop with: qianliyan-stack down")
+    typer.echo("\nstop with: make down  (or: uv run qianliyan-stack down)")
 
 
 @app.command()
