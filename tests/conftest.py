@@ -1,4 +1,4 @@
-"""The suite's own real stack: Kafka, MinIO and PostgreSQL started natively, then the services.
+"""Fixtures for the real stack: Kafka, MinIO and PostgreSQL run natively, then the services.
 
 It uses ports and a data folder of its own, so a developer's running stack (default
 ports, `.stack/`) is never touched. Everything is stopped when the session ends.
