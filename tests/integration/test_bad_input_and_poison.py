@@ -124,3 +124,16 @@ async def test_poison_and_unknown_messages_never_stop_the_pipeline(
 async def _groups_done(read, *, expected: int):  # type: ignore[no-untyped-def]
     letters = await read()
     return letters if len(letters) >= expected else None
+
+
+async def test_status_of_an_unknown_report_is_a_404_with_a_reason(
+    running_stack: StackConfig,
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{running_stack.ingest_port}"
+    ) as client:
+        unknown = await client.get(f"/v1/reports/{uuid4()}")
+        malformed = await client.get("/v1/reports/not-a-uuid")
+    assert unknown.status_code == 404
+    assert "may take a moment" in unknown.json()["detail"]
+    assert malformed.status_code == 422

@@ -92,3 +92,10 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert view["correlation_id"] == str(submitted.correlation_id)
     assert view["photos"][0]["sha256"] == sha256
     assert view["place"] == "3号站台"
+
+    # The phone reads the same state from the status URL it was given, on ingest's origin.
+    async with httpx.AsyncClient() as client:
+        status = await client.get(accepted["status_url"])
+    assert accepted["status_url"].startswith(f"http://127.0.0.1:{config.ingest_port}/")
+    assert status.status_code == 200
+    assert status.json()["severity"] == "critical"

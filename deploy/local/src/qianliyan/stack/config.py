@@ -106,7 +106,7 @@ class StackConfig(BaseSettings):
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
         }
         if service == "ingest":
-            env[f"{prefix}_STATUS_BASE_URL"] = f"http://{self.host}:{self.notify_port}"
+            env[f"{prefix}_NOTIFY_URL"] = f"http://{self.host}:{self.notify_port}"
         if service in ("ingest", "notify"):
             env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
         if service in ("ingest", "notify"):

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 
 from qianliyan.ingest.api import reports
@@ -26,6 +27,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.postgres)
         producer = create_producer(settings.kafka, client_id="ingest")
+        notify = httpx.AsyncClient(base_url=settings.notify_url, timeout=5.0, trust_env=False)
         try:
             await producer.start()
             app.state.resources = IngestResources(
@@ -33,9 +35,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 publisher=EventPublisher(producer, timeout_s=settings.kafka.publish_timeout_s),
                 photos=PhotoStore(settings.storage),
                 ledger=SubmissionLedger(pool, lease=timedelta(seconds=settings.claim_lease_s)),
+                notify=notify,
             )
             yield
         finally:
+            await notify.aclose()
             await producer.stop()
             await pool.close()
 

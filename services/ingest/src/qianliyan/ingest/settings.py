@@ -18,9 +18,9 @@ class IngestSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
-    status_base_url: str = Field(
+    notify_url: str = Field(
         default="http://127.0.0.1:8083",
-        description="Where a reporter's phone reads a report's status (notify)",
+        description="Where ingest reads a report's status for the phone (notify's API)",
     )
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_photos: int = Field(default=5, ge=0, le=5)

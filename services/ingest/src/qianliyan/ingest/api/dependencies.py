@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from fastapi import Request
 
 from qianliyan.ingest.ledger import SubmissionLedger
@@ -20,6 +21,7 @@ class IngestResources:
     publisher: EventPublisher
     photos: PhotoStore
     ledger: SubmissionLedger
+    notify: httpx.AsyncClient
 
 
 def resources(request: Request) -> IngestResources:

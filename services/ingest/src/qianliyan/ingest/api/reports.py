@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
+import httpx
+from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -53,6 +54,7 @@ class ReportAccepted(BaseModel):
 
 @router.post("", status_code=202, response_model=ReportAccepted)
 async def submit_report(
+    request: Request,
     report: Annotated[str, Form(description="The report as JSON")],
     res: Annotated[IngestResources, Depends(resources)],
     photos: Annotated[list[UploadFile] | None, File(description="0 to 5 photos")] = None,
@@ -104,7 +106,7 @@ async def submit_report(
         raise
     answer = ReportAccepted(
         report_id=report_id,
-        status_url=f"{settings.status_base_url}/v1/reports/{report_id}",
+        status_url=str(request.url_for("get_report_status", report_id=report_id)),
         received_at=received_at,
         photos=[photo.sha256 for photo, _ in inspected],
     ).model_dump(mode="json")
@@ -221,3 +223,23 @@ async def _record_answer(res: IngestResources, key: str, answer: dict[str, Any])
         # The report is in Kafka, so the phone gets its 202. A retry after the lease takes
         # over and republishes the same event id, which consumers drop as a duplicate.
         log.warning("could not record the answer for a submission: %s", exc)
+
+
+@router.get("/{report_id}", name="get_report_status")
+async def get_report_status(
+    report_id: UUID, res: Annotated[IngestResources, Depends(resources)]
+) -> JSONResponse:
+    """Where a report is now (received, triaged, …), as notify's read model has it.
+
+    Served here so the reporter's page asks the origin it was loaded from.
+    """
+    try:
+        answer = await res.notify.get(f"/v1/reports/{report_id}")
+    except httpx.HTTPError as exc:
+        log.warning("notify unavailable for a status read: %s", exc)
+        raise unavailable("Report status is unavailable right now; retry shortly.") from None
+    if answer.status_code not in (200, 404):
+        raise unavailable("Report status is unavailable right now; retry shortly.")
+    return JSONResponse(
+        answer.json(), status_code=answer.status_code, media_type=answer.headers["content-type"]
+    )
