@@ -30,9 +30,12 @@ TEST_PORTS = {
 
 @pytest.fixture(scope="session")
 def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
-    """Settings of the suite's stack; QLY_TEST_DATA_DIR keeps its data for a post-mortem."""
+    """The suite's stack; QLY_TEST_DATA_DIR keeps its data, QLY_TEST_PORT_OFFSET moves its ports."""
     data_dir = os.environ.get("QLY_TEST_DATA_DIR") or tmp_path_factory.mktemp("stack")
-    return StackConfig(data_dir=data_dir, **TEST_PORTS)  # type: ignore[arg-type]
+    # Two suites on one machine (two checkouts, say) each set their own offset.
+    offset = int(os.environ.get("QLY_TEST_PORT_OFFSET", "0"))
+    ports = {name: port + offset for name, port in TEST_PORTS.items()}
+    return StackConfig(data_dir=data_dir, **ports)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,16 @@ def minio_client(config: StackConfig) -> Minio:
     )
 
 
+def read_object(config: StackConfig, key: str) -> bytes:
+    """The bytes of one object in the suite's photo bucket."""
+    response = minio_client(config).get_object(config.bucket, key)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()
+
+
 async def submit(
     config: StackConfig,
     report: Mapping[str, object],

@@ -38,7 +38,7 @@ async def test_a_refused_report_leaves_no_event_and_no_photo(running_stack: Stac
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert problem["errors"] == [
-        {"field": "photos[2]", "message": "the content is not a JPEG, PNG or WebP image"}
+        {"field": "photos[2]", "message": "the content is not a JPEG, PNG, WebP or HEIC image"}
     ]
 
     # A later good report reaching notify shows ingest has moved on; the refused one

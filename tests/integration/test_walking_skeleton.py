@@ -6,20 +6,23 @@ loopback ports of their own, and the three services run as separate processes.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
+from PIL import Image
 
 from qianliyan.shared.events import (
     Event,
     ReportSubmitted,
     ReportTriaged,
 )
-from qianliyan.shared.storage import photo_key
+from qianliyan.shared.storage import photo_key, preview_key
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import events_about, jpeg_photo, minio_client, submit
+from tests.integration.clients import events_about, jpeg_photo, read_object, submit
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,15 +41,13 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     report_id = accepted["report_id"]
     assert accepted["status_url"].endswith(f"/v1/reports/{report_id}")
 
-    # Hop 1: the photo's exact bytes are in MinIO, under their content address.
-    minio = minio_client(config)
+    # Hop 1: the photo is in MinIO under the sha256 of its stored (re-encoded) bytes, with
+    # the same pixels, and a small preview beside it.
     [sha256] = accepted["photos"]
-    stored = minio.get_object(config.bucket, photo_key(sha256))
-    try:
-        assert stored.read() == photo
-    finally:
-        stored.close()
-        stored.release_conn()
+    stored = read_object(config, photo_key(sha256))
+    assert hashlib.sha256(stored).hexdigest() == sha256
+    assert Image.open(io.BytesIO(stored)).size == Image.open(io.BytesIO(photo)).size
+    assert Image.open(io.BytesIO(read_object(config, preview_key(sha256)))).format == "JPEG"
 
     # Hop 2: ReportSubmitted is in incidents.reports.
     [submitted] = events_about(

@@ -1,21 +1,34 @@
-"""Photo inspection: the content decides, never the name or declared type."""
+"""Photo inspection: the content decides, never the name or declared type; what is stored
+is re-encoded pixels, upright, without the camera's EXIF."""
 
 from __future__ import annotations
 
 import io
+import zipfile
+from datetime import timedelta
 
 import pytest
 from PIL import Image
 
-from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, inspect_photo
+from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, prepare_photo
 
 LIMITS = PhotoLimits(max_bytes=2 * 1024 * 1024, max_pixels=4_000_000)
 
 
-def image_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
+def image_bytes(image_format: str, size: tuple[int, int] = (64, 48), **save: object) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=image_format)
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=image_format, **save)
     return buffer.getvalue()
+
+
+def camera_jpeg() -> bytes:
+    """A 64x48 JPEG as a phone held upright writes it: rotated, with GPS and a time."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    exif[0x010F] = "CameraMaker"  # make: a field that must not survive
+    exif.get_ifd(0x8769).update({0x9003: "2026:11:25 02:10:00", 0x9011: "+08:00"})
+    exif.get_ifd(0x8825).update({1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 51.0)})
+    return image_bytes("JPEG", exif=exif.tobytes())
 
 
 @pytest.mark.parametrize(
@@ -23,38 +36,75 @@ def image_bytes(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
     [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")],
 )
 def test_accepts_common_photo_formats(image_format: str, content_type: str) -> None:
-    photo = inspect_photo(1, image_bytes(image_format), LIMITS)
+    photo = prepare_photo(1, image_bytes(image_format), LIMITS)
     assert photo.content_type == content_type
     assert (photo.width, photo.height) == (64, 48)
     assert len(photo.sha256) == 64
+    assert Image.open(io.BytesIO(photo.data)).size == (64, 48)
+
+
+def test_heic_from_iphones_is_stored_as_jpeg() -> None:
+    photo = prepare_photo(1, image_bytes("HEIF"), LIMITS)
+    assert photo.content_type == "image/jpeg"
+    assert Image.open(io.BytesIO(photo.data)).format == "JPEG"
 
 
 def test_same_bytes_same_address() -> None:
     data = image_bytes("PNG")
-    assert inspect_photo(1, data, LIMITS).sha256 == inspect_photo(2, data, LIMITS).sha256
+    assert prepare_photo(1, data, LIMITS).sha256 == prepare_photo(2, data, LIMITS).sha256
+
+
+def test_orientation_is_applied_and_exif_stripped_but_place_and_time_kept() -> None:
+    photo = prepare_photo(1, camera_jpeg(), LIMITS)
+    stored = Image.open(io.BytesIO(photo.data))
+    assert stored.size == (48, 64) == (photo.width, photo.height)
+    assert dict(stored.getexif()) == {}
+    assert photo.taken_at is not None
+    assert photo.taken_at.utcoffset() == timedelta(hours=8)
+    assert photo.taken_at.isoformat() == "2026-11-25T02:10:00+08:00"
+    assert photo.location is not None
+    assert photo.location.lat == pytest.approx(39.9075, abs=1e-4)
+    assert photo.location.lon == pytest.approx(116.3975, abs=1e-4)
+
+
+def test_a_small_preview_is_made() -> None:
+    photo = prepare_photo(1, image_bytes("PNG", (1600, 1200)), LIMITS)
+    preview = Image.open(io.BytesIO(photo.preview))
+    assert preview.format == "JPEG"
+    assert max(preview.size) == 480
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
         (b"", "empty"),
-        (b"%PDF-1.7 not a photo", "not a JPEG, PNG or WebP"),
+        (b"%PDF-1.7 not a photo", "hides other content"),
+        (b"just some text", "not a JPEG, PNG, WebP or HEIC"),
         (image_bytes("GIF"), "the content is GIF"),
         (image_bytes("JPEG", (400, 300))[:600], "damaged or truncated"),
+        (image_bytes("JPEG") + b"<script>alert(1)</script>", "hides other content"),
     ],
 )
-def test_refuses_what_is_not_a_whole_photo(data: bytes, reason: str) -> None:
+def test_refuses_what_is_not_a_whole_clean_photo(data: bytes, reason: str) -> None:
     with pytest.raises(PhotoRejected, match=reason) as caught:
-        inspect_photo(3, data, LIMITS)
+        prepare_photo(3, data, LIMITS)
     assert caught.value.position == 3
     assert str(caught.value).startswith("photo 3:")
+
+
+def test_refuses_a_jpeg_with_a_zip_archive_appended() -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("payload.txt", "not a photo")
+    with pytest.raises(PhotoRejected, match="hides other content"):
+        prepare_photo(1, image_bytes("JPEG") + archive.getvalue(), LIMITS)
 
 
 def test_refuses_too_many_bytes_naming_size_and_limit() -> None:
     small_limit = PhotoLimits(max_bytes=1024, max_pixels=LIMITS.max_pixels)
     data = image_bytes("PNG", (300, 300)) + b"\0" * 3000
     with pytest.raises(PhotoRejected, match=r"the file is \d+ KB; the limit is 1 KB"):
-        inspect_photo(1, data, small_limit)
+        prepare_photo(1, data, small_limit)
 
 
 def test_refuses_a_decompression_bomb_before_decoding() -> None:
@@ -62,4 +112,4 @@ def test_refuses_a_decompression_bomb_before_decoding() -> None:
     bomb = image_bytes("PNG", (5000, 5000))
     assert len(bomb) < LIMITS.max_bytes
     with pytest.raises(PhotoRejected, match="5000x5000 pixels"):
-        inspect_photo(1, bomb, LIMITS)
+        prepare_photo(1, bomb, LIMITS)

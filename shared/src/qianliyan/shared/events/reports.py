@@ -33,6 +33,12 @@ class PhotoRef(Payload):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     preview_key: str | None = None
+    taken_at: AwareDatetime | None = Field(
+        default=None, description="When the camera says it took the photo (from its EXIF)"
+    )
+    location: GeoPoint | None = Field(
+        default=None, description="Where the camera says it took the photo (from its EXIF)"
+    )
 
 
 class ReportSubmittedPayload(Payload):

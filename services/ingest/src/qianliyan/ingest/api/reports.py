@@ -23,7 +23,7 @@ from qianliyan.ingest.domain.idempotency import (
     fingerprint,
     idempotency_key,
 )
-from qianliyan.ingest.domain.photos import InspectedPhoto, PhotoLimits, PhotoRejected, inspect_photo
+from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, PreparedPhoto, prepare_photo
 from qianliyan.ingest.domain.reports import (
     ReportForm,
     ReportFormInvalid,
@@ -33,7 +33,7 @@ from qianliyan.ingest.domain.reports import (
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import new_event_id
 from qianliyan.shared.http import Problem, unavailable
-from qianliyan.shared.storage import photo_key
+from qianliyan.shared.storage import photo_key, preview_key
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ async def submit_report(
             f"{len(uploads)} photos were sent; the limit is {settings.max_photos} per report.",
         )
     limits = PhotoLimits(max_bytes=settings.max_photo_bytes, max_pixels=settings.max_photo_pixels)
-    inspected = _inspect_all(await _read_photos(uploads, limits), limits)
+    prepared = _prepare_all(await _read_photos(uploads, limits), limits)
 
     key = idempotency_key(
         reporter_id=form.reporter_id,
@@ -84,7 +84,7 @@ async def submit_report(
     if key is None:
         report_id, event_id, received_at = new_event_id(), new_event_id(), datetime.now(UTC)
     else:
-        decision = await _claim(res, key, fingerprint(form, [p.sha256 for p, _ in inspected]))
+        decision = await _claim(res, key, fingerprint(form, [photo.sha256 for photo in prepared]))
         if isinstance(decision, Replay):
             return JSONResponse(decision.response, status_code=202)
         claimed = decision.submission
@@ -92,13 +92,13 @@ async def submit_report(
 
     event = build_report_submitted(
         form=form,
-        photos=[photo for photo, _ in inspected],
+        photos=prepared,
         report_id=report_id,
         event_id=event_id,
         received_at=received_at,
     )
     try:
-        await _store_photos(res, inspected)
+        await _store_photos(res, prepared)
         await _publish(res, event)
     except Problem:
         if key is not None:
@@ -108,7 +108,7 @@ async def submit_report(
         report_id=report_id,
         status_url=str(request.url_for("get_report_status", report_id=report_id)),
         received_at=received_at,
-        photos=[photo.sha256 for photo, _ in inspected],
+        photos=[photo.sha256 for photo in prepared],
     ).model_dump(mode="json")
     if key is not None:
         await _record_answer(res, key, answer)
@@ -132,13 +132,13 @@ async def _read_photos(uploads: list[UploadFile], limits: PhotoLimits) -> list[b
     return [await upload.read(limits.max_bytes + 1) for upload in uploads]
 
 
-def _inspect_all(contents: list[bytes], limits: PhotoLimits) -> list[tuple[InspectedPhoto, bytes]]:
-    """Every photo inspected; all refusals are reported together, each with its reason."""
-    inspected: list[tuple[InspectedPhoto, bytes]] = []
+def _prepare_all(contents: list[bytes], limits: PhotoLimits) -> list[PreparedPhoto]:
+    """Every photo prepared; all refusals are reported together, each with its reason."""
+    prepared: list[PreparedPhoto] = []
     rejected: list[PhotoRejected] = []
     for position, data in enumerate(contents, start=1):
         try:
-            inspected.append((inspect_photo(position, data, limits), data))
+            prepared.append(prepare_photo(position, data, limits))
         except PhotoRejected as rejection:
             rejected.append(rejection)
     if rejected:
@@ -148,7 +148,7 @@ def _inspect_all(contents: list[bytes], limits: PhotoLimits) -> list[tuple[Inspe
             "; ".join(str(rejection) for rejection in rejected),
             errors=[{"field": f"photos[{r.position}]", "message": r.reason} for r in rejected],
         )
-    return inspected
+    return prepared
 
 
 async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Replay:
@@ -183,17 +183,12 @@ async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Repla
         await asyncio.sleep(IN_FLIGHT_POLL_S)
 
 
-async def _store_photos(
-    res: IngestResources, inspected: list[tuple[InspectedPhoto, bytes]]
-) -> None:
+async def _store_photos(res: IngestResources, prepared: list[PreparedPhoto]) -> None:
     # Photos before the event: an orphan photo is harmless, an event without its photo is not.
+    writes = [res.photos.put(photo_key(p.sha256), p.data, p.content_type) for p in prepared]
+    writes += [res.photos.put(preview_key(p.sha256), p.preview, "image/jpeg") for p in prepared]
     try:
-        await asyncio.gather(
-            *(
-                res.photos.put(photo_key(photo.sha256), data, photo.content_type)
-                for photo, data in inspected
-            )
-        )
+        await asyncio.gather(*writes)
     except Exception as exc:
         log.warning("photo store unavailable: %s", exc)
         raise unavailable("The photo store is unavailable; retry shortly.") from None

@@ -1,9 +1,13 @@
-"""Deciding, from the bytes alone, whether a photo is one we accept.
+"""Deciding, from the bytes alone, whether a photo is one we accept, and making it safe.
 
 The declared file name and content type are ignored: a phone, a proxy or an attacker
 can lie about both. Pillow identifies the format and decodes the whole image, which
-catches truncated files; the pixel count is checked before decoding so a small file
+catches truncated files; the pixel count is checked before decoding, so a small file
 that would expand into gigabytes (a decompression bomb) is refused cheaply.
+
+An accepted photo is re-encoded: the camera's orientation is applied, every EXIF field
+is dropped (where the photo was taken and when are kept as metadata of the report), and
+nothing the original carried beyond its pixels is ever stored or served.
 """
 
 from __future__ import annotations
@@ -12,16 +16,37 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-from qianliyan.shared.events.reports import PhotoContentType
+from qianliyan.shared.events.reports import GeoPoint, PhotoContentType
 
-CONTENT_TYPES: dict[str, PhotoContentType] = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
+register_heif_opener()
+
+# What each accepted source format is stored as. HEIC (iPhones) becomes JPEG, which every
+# browser on a dispatch desk can show.
+STORED_AS: dict[str, tuple[str, PhotoContentType]] = {
+    "JPEG": ("JPEG", "image/jpeg"),
+    "MPO": ("JPEG", "image/jpeg"),  # a JPEG with extra frames (some phone cameras)
+    "PNG": ("PNG", "image/png"),
+    "WEBP": ("WEBP", "image/webp"),
+    "HEIF": ("JPEG", "image/jpeg"),
 }
+JPEG_QUALITY = 90
+PREVIEW_LONGEST_SIDE = 480
+PREVIEW_QUALITY = 75
+
+# Markers of active content hidden inside an image file (a polyglot). Long enough that
+# compressed pixel data does not contain them by chance.
+_ACTIVE_CONTENT = (b"<script", b"<SCRIPT", b"<html", b"<HTML", b"<?php", b"%PDF-", b"<svg")
+_ZIP_END_OF_DIRECTORY = b"PK\x05\x06"
+
+_GPS_IFD = 0x8825
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_OFFSET_TIME_ORIGINAL = 0x9011
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +58,22 @@ class PhotoLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class InspectedPhoto:
-    """A photo that passed inspection, with what the event needs to know of it."""
+class PreparedPhoto:
+    """A photo that passed inspection, re-encoded for storage, with its preview."""
 
     sha256: str
     content_type: PhotoContentType
-    size_bytes: int
+    data: bytes
     width: int
     height: int
+    preview: bytes
+    taken_at: datetime | None
+    location: GeoPoint | None
+
+    @property
+    def size_bytes(self) -> int:
+        """Size of the stored bytes."""
+        return len(self.data)
 
 
 class PhotoRejected(ValueError):
@@ -59,8 +92,8 @@ def human_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def inspect_photo(position: int, data: bytes, limits: PhotoLimits) -> InspectedPhoto:
-    """Accept `data` as a JPEG, PNG or WebP photo, or raise `PhotoRejected` saying why."""
+def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPhoto:
+    """Accept `data` as a JPEG, PNG, WebP or HEIC photo, or raise `PhotoRejected` saying why."""
     if not data:
         raise PhotoRejected(position, "the file is empty")
     if len(data) > limits.max_bytes:
@@ -68,18 +101,22 @@ def inspect_photo(position: int, data: bytes, limits: PhotoLimits) -> InspectedP
             position,
             f"the file is {human_size(len(data))}; the limit is {human_size(limits.max_bytes)}",
         )
+    if _carries_active_content(data):
+        raise PhotoRejected(
+            position, "the file hides other content (a script, document or archive)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image_format = image.format or ""
-                width, height = image.size
-                if image_format not in CONTENT_TYPES:
+                source_format = image.format or ""
+                if source_format not in STORED_AS:
                     raise PhotoRejected(
                         position,
-                        f"the content is {image_format or 'not an image'}; "
-                        "send a JPEG, PNG or WebP photo",
+                        f"the content is {source_format or 'not an image'}; "
+                        "send a JPEG, PNG, WebP or HEIC photo",
                     )
+                width, height = image.size
                 if width * height > limits.max_pixels:
                     raise PhotoRejected(
                         position,
@@ -87,18 +124,96 @@ def inspect_photo(position: int, data: bytes, limits: PhotoLimits) -> InspectedP
                         f"the limit is {limits.max_pixels:,} pixels",
                     )
                 image.load()
+                taken_at, location = _capture_metadata(image)
+                return _re_encode(image, source_format, taken_at, location)
     except PhotoRejected:
         raise
     except UnidentifiedImageError:
-        raise PhotoRejected(position, "the content is not a JPEG, PNG or WebP image") from None
+        raise PhotoRejected(
+            position, "the content is not a JPEG, PNG, WebP or HEIC image"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoRejected(position, "the image expands to too many pixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise PhotoRejected(position, f"the image is damaged or truncated ({exc})") from None
-    return InspectedPhoto(
-        sha256=hashlib.sha256(data).hexdigest(),
-        content_type=CONTENT_TYPES[image_format],
-        size_bytes=len(data),
-        width=width,
-        height=height,
+
+
+def _carries_active_content(data: bytes) -> bool:
+    if any(marker in data for marker in _ACTIVE_CONTENT):
+        return True
+    # A zip appended to an image ends with its directory record near the end of the file.
+    return _ZIP_END_OF_DIRECTORY in data[-(65_536 + 22) :]
+
+
+def _re_encode(
+    image: Image.Image,
+    source_format: str,
+    taken_at: datetime | None,
+    location: GeoPoint | None,
+) -> PreparedPhoto:
+    stored_format, content_type = STORED_AS[source_format]
+    upright = ImageOps.exif_transpose(image)
+    if stored_format == "JPEG" and upright.mode not in ("RGB", "L"):
+        upright = upright.convert("RGB")
+    buffer = io.BytesIO()
+    options: dict[str, object] = {"quality": JPEG_QUALITY} if stored_format != "PNG" else {}
+    # No exif= argument: the stored file carries pixels only.
+    upright.save(buffer, format=stored_format, **options)
+    stored = buffer.getvalue()
+    return PreparedPhoto(
+        sha256=hashlib.sha256(stored).hexdigest(),
+        content_type=content_type,
+        data=stored,
+        width=upright.width,
+        height=upright.height,
+        preview=_preview(upright),
+        taken_at=taken_at,
+        location=location,
     )
+
+
+def _preview(image: Image.Image) -> bytes:
+    """A small JPEG for the dispatch feed's list, light enough for a busy screen."""
+    preview = image.convert("RGB")
+    preview.thumbnail((PREVIEW_LONGEST_SIDE, PREVIEW_LONGEST_SIDE))
+    buffer = io.BytesIO()
+    preview.save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
+    return buffer.getvalue()
+
+
+def _capture_metadata(image: Image.Image) -> tuple[datetime | None, GeoPoint | None]:
+    """When and where the camera says the photo was taken; damaged EXIF yields nothing."""
+    try:
+        exif = image.getexif()
+    except Exception:
+        return None, None
+    return _taken_at(exif), _location(exif)
+
+
+def _taken_at(exif: Image.Exif) -> datetime | None:
+    try:
+        details = exif.get_ifd(_EXIF_IFD)
+        stamp = str(details[_DATETIME_ORIGINAL]).strip()
+        offset = str(details[_OFFSET_TIME_ORIGINAL]).strip()
+        local = datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S")
+        sign = -1 if offset.startswith("-") else 1
+        hours, minutes = (int(part) for part in offset.lstrip("+-").split(":"))
+    except Exception:
+        # Without its UTC offset a camera's local time cannot be placed; better none.
+        return None
+    return local.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+
+
+def _location(exif: Image.Exif) -> GeoPoint | None:
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+        lat = _degrees(gps[2]) * (-1 if str(gps[1]).upper() == "S" else 1)
+        lon = _degrees(gps[4]) * (-1 if str(gps[3]).upper() == "W" else 1)
+        return GeoPoint(lat=lat, lon=lon)
+    except Exception:
+        return None
+
+
+def _degrees(dms: tuple[float, float, float]) -> float:
+    degrees, minutes, seconds = (float(part) for part in dms)
+    return degrees + minutes / 60 + seconds / 3600

@@ -14,7 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from qianliyan.ingest.domain.photos import InspectedPhoto
+from qianliyan.ingest.domain.photos import PreparedPhoto
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
@@ -23,7 +23,7 @@ from qianliyan.shared.events import (
     ReportSubmitted,
     ReportSubmittedPayload,
 )
-from qianliyan.shared.storage import photo_key
+from qianliyan.shared.storage import photo_key, preview_key
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
@@ -80,7 +80,7 @@ def parse_report_form(raw: str | bytes) -> ReportForm:
 def build_report_submitted(
     *,
     form: ReportForm,
-    photos: list[InspectedPhoto],
+    photos: list[PreparedPhoto],
     report_id: UUID,
     event_id: UUID,
     received_at: datetime,
@@ -103,6 +103,9 @@ def build_report_submitted(
                 size_bytes=photo.size_bytes,
                 width=photo.width,
                 height=photo.height,
+                preview_key=preview_key(photo.sha256),
+                taken_at=photo.taken_at,
+                location=photo.location,
             )
             for photo in photos
         ],
