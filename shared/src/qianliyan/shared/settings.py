@@ -36,6 +36,11 @@ class StorageSettings(BaseModel):
     bucket: str = "incident-photos"
     secure: bool = False
     region: str = "us-east-1"
+    upload_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="Photos uploaded one by one but never referenced by a report expire then",
+    )
 
 
 class PostgresSettings(BaseModel):

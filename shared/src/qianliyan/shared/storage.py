@@ -11,7 +11,9 @@ import io
 from datetime import timedelta
 
 from minio import Minio
+from minio.commonconfig import ENABLED, CopySource, Filter
 from minio.error import S3Error
+from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 
 from qianliyan.shared.settings import StorageSettings
 
@@ -24,6 +26,25 @@ def photo_key(sha256: str) -> str:
 def preview_key(sha256: str) -> str:
     """Where the downscaled preview of that photo lives."""
     return f"previews/{sha256[:2]}/{sha256}.jpg"
+
+
+UPLOADS_PREFIX = "uploads/"
+UPLOAD_EXPIRY_RULE = "expire-unreferenced-uploads"
+
+
+def staged_photo_key(sha256: str) -> str:
+    """Where a photo uploaded on its own waits until a report references it."""
+    return f"{UPLOADS_PREFIX}{sha256}"
+
+
+def staged_preview_key(sha256: str) -> str:
+    """Where that photo's preview waits."""
+    return f"{UPLOADS_PREFIX}{sha256}.preview.jpg"
+
+
+def staged_metadata_key(sha256: str) -> str:
+    """Where what ingest learned of that photo (size, EXIF place and time) waits."""
+    return f"{UPLOADS_PREFIX}{sha256}.json"
 
 
 class PhotoStore:
@@ -48,6 +69,12 @@ class PhotoStore:
             io.BytesIO(data),
             len(data),
             content_type=content_type,
+        )
+
+    async def copy(self, source_key: str, target_key: str) -> None:
+        """Copy an object inside the bucket, server-side (the bytes never leave the store)."""
+        await asyncio.to_thread(
+            self._client.copy_object, self.bucket, target_key, CopySource(self.bucket, source_key)
         )
 
     async def get(self, key: str) -> bytes:
@@ -86,19 +113,35 @@ class PhotoStore:
         except Exception:
             return False
 
-    async def ensure_bucket(self) -> bool:
-        """Create the private bucket if missing; True when it was created now."""
-        if await asyncio.to_thread(self._client.bucket_exists, self.bucket):
-            return False
-        try:
-            await asyncio.to_thread(self._client.make_bucket, self.bucket)
-        except S3Error as exc:
-            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise
-            return False
-        return True
+    async def ensure_bucket(self, *, upload_retention_days: int) -> bool:
+        """Create the private bucket if missing, and (re)state its expiry of stale uploads.
+
+        The store itself deletes uploads no report referenced, by a lifecycle rule, so no
+        sweeper of ours has to run. True when the bucket was created now.
+        """
+        created = False
+        if not await asyncio.to_thread(self._client.bucket_exists, self.bucket):
+            try:
+                await asyncio.to_thread(self._client.make_bucket, self.bucket)
+                created = True
+            except S3Error as exc:
+                if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+        expiry = LifecycleConfig(
+            [
+                Rule(
+                    ENABLED,
+                    rule_filter=Filter(prefix=UPLOADS_PREFIX),
+                    rule_id=UPLOAD_EXPIRY_RULE,
+                    expiration=Expiration(days=upload_retention_days),
+                )
+            ]
+        )
+        await asyncio.to_thread(self._client.set_bucket_lifecycle, self.bucket, expiry)
+        return created
 
 
 async def ensure_bucket(settings: StorageSettings) -> bool:
     """Create the photo bucket if it is missing (used by stack set-up)."""
-    return await PhotoStore(settings).ensure_bucket()
+    store = PhotoStore(settings)
+    return await store.ensure_bucket(upload_retention_days=settings.upload_retention_days)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
-from qianliyan.ingest.api import reports
+from qianliyan.ingest.api import photos, reports
 from qianliyan.ingest.api.dependencies import IngestResources
 from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
@@ -55,4 +55,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router(readiness))
     app.include_router(reports.router)
+    app.include_router(photos.router)
     return app

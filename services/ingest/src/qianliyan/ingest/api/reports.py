@@ -11,9 +11,11 @@ from uuid import UUID
 import httpx
 from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import JSONResponse
+from minio.error import S3Error
 from pydantic import BaseModel
 
 from qianliyan.ingest.api.dependencies import IngestResources, resources
+from qianliyan.ingest.api.uploads import photo_limits, prepare_uploads
 from qianliyan.ingest.domain.idempotency import (
     Decision,
     KeyReused,
@@ -23,17 +25,24 @@ from qianliyan.ingest.domain.idempotency import (
     fingerprint,
     idempotency_key,
 )
-from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, PreparedPhoto, prepare_photo
+from qianliyan.ingest.domain.photos import PreparedPhoto
 from qianliyan.ingest.domain.reports import (
     ReportForm,
     ReportFormInvalid,
     build_report_submitted,
     parse_report_form,
+    photo_ref,
 )
 from qianliyan.shared.errors import is_transient
-from qianliyan.shared.events import new_event_id
+from qianliyan.shared.events import PhotoRef, new_event_id
 from qianliyan.shared.http import Problem, unavailable
-from qianliyan.shared.storage import photo_key, preview_key
+from qianliyan.shared.storage import (
+    photo_key,
+    preview_key,
+    staged_metadata_key,
+    staged_photo_key,
+    staged_preview_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +76,15 @@ async def submit_report(
     settings = res.settings
     form = _parse_form(report)
     uploads = photos or []
-    if len(uploads) > settings.max_photos:
+    if len(uploads) + len(form.photo_ids) > settings.max_photos:
         raise Problem(
             422,
             "Too many photos",
-            f"{len(uploads)} photos were sent; the limit is {settings.max_photos} per report.",
+            f"{len(uploads) + len(form.photo_ids)} photos were sent or referenced; "
+            f"the limit is {settings.max_photos} per report.",
         )
-    limits = PhotoLimits(max_bytes=settings.max_photo_bytes, max_pixels=settings.max_photo_pixels)
-    prepared = _prepare_all(await _read_photos(uploads, limits), limits)
+    prepared = await prepare_uploads(uploads, photo_limits(settings))
+    staged = await _staged_photos(res, form.photo_ids)
 
     key = idempotency_key(
         reporter_id=form.reporter_id,
@@ -92,13 +102,13 @@ async def submit_report(
 
     event = build_report_submitted(
         form=form,
-        photos=prepared,
+        photos=[photo_ref(photo) for photo in prepared] + staged,
         report_id=report_id,
         event_id=event_id,
         received_at=received_at,
     )
     try:
-        await _store_photos(res, prepared)
+        await _store_photos(res, prepared, staged)
         await _publish(res, event)
     except Problem:
         if key is not None:
@@ -108,7 +118,7 @@ async def submit_report(
         report_id=report_id,
         status_url=str(request.url_for("get_report_status", report_id=report_id)),
         received_at=received_at,
-        photos=[photo.sha256 for photo in prepared],
+        photos=[photo.sha256 for photo in prepared] + [ref.sha256 for ref in staged],
     ).model_dump(mode="json")
     if key is not None:
         await _record_answer(res, key, answer)
@@ -125,30 +135,6 @@ def _parse_form(raw: str) -> ReportForm:
             "The report part is not valid; see errors.",
             errors=invalid.errors,
         ) from None
-
-
-async def _read_photos(uploads: list[UploadFile], limits: PhotoLimits) -> list[bytes]:
-    # Read one byte past the limit: enough to know a photo is too large, never more.
-    return [await upload.read(limits.max_bytes + 1) for upload in uploads]
-
-
-def _prepare_all(contents: list[bytes], limits: PhotoLimits) -> list[PreparedPhoto]:
-    """Every photo prepared; all refusals are reported together, each with its reason."""
-    prepared: list[PreparedPhoto] = []
-    rejected: list[PhotoRejected] = []
-    for position, data in enumerate(contents, start=1):
-        try:
-            prepared.append(prepare_photo(position, data, limits))
-        except PhotoRejected as rejection:
-            rejected.append(rejection)
-    if rejected:
-        raise Problem(
-            422,
-            "Photos refused",
-            "; ".join(str(rejection) for rejection in rejected),
-            errors=[{"field": f"photos[{r.position}]", "message": r.reason} for r in rejected],
-        )
-    return prepared
 
 
 async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Replay:
@@ -183,10 +169,49 @@ async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Repla
         await asyncio.sleep(IN_FLIGHT_POLL_S)
 
 
-async def _store_photos(res: IngestResources, prepared: list[PreparedPhoto]) -> None:
+async def _staged_photos(res: IngestResources, photo_ids: list[str]) -> list[PhotoRef]:
+    """The photos a report references by id, or a 422 naming each one that is missing."""
+
+    async def load(photo_id: str) -> PhotoRef | None:
+        try:
+            return PhotoRef.model_validate_json(await res.photos.get(staged_metadata_key(photo_id)))
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                return None
+            raise
+
+    try:
+        found = await asyncio.gather(*(load(photo_id) for photo_id in photo_ids))
+    except Exception as exc:
+        log.warning("photo store unavailable: %s", exc)
+        raise unavailable("The photo store is unavailable; retry shortly.") from None
+    missing = [
+        (i, pid) for i, (pid, ref) in enumerate(zip(photo_ids, found, strict=True)) if not ref
+    ]
+    if missing:
+        raise Problem(
+            422,
+            "Photos not uploaded",
+            "Some referenced photos were never uploaded or have expired; upload them again.",
+            errors=[
+                {"field": f"report.photo_ids.{i}", "message": f"no uploaded photo {photo_id}"}
+                for i, photo_id in missing
+            ],
+        )
+    return [ref for ref in found if ref is not None]
+
+
+async def _store_photos(
+    res: IngestResources, prepared: list[PreparedPhoto], staged: list[PhotoRef]
+) -> None:
     # Photos before the event: an orphan photo is harmless, an event without its photo is not.
     writes = [res.photos.put(photo_key(p.sha256), p.data, p.content_type) for p in prepared]
     writes += [res.photos.put(preview_key(p.sha256), p.preview, "image/jpeg") for p in prepared]
+    # Referenced uploads move out of the expiring area into the report's permanent keys.
+    writes += [res.photos.copy(staged_photo_key(ref.sha256), ref.object_key) for ref in staged]
+    writes += [
+        res.photos.copy(staged_preview_key(ref.sha256), preview_key(ref.sha256)) for ref in staged
+    ]
     try:
         await asyncio.gather(*writes)
     except Exception as exc:

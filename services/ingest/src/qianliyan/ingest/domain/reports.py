@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +24,7 @@ from qianliyan.shared.events import (
     ReportSubmitted,
     ReportSubmittedPayload,
 )
+from qianliyan.shared.events.reports import SHA256_HEX
 from qianliyan.shared.storage import photo_key, preview_key
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
@@ -43,6 +45,11 @@ class ReportForm(BaseModel):
         default=None, description="When the phone captured the report"
     )
     client_report_id: str | None = Field(default=None, min_length=1, max_length=100)
+    photo_ids: list[Annotated[str, Field(pattern=SHA256_HEX)]] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Photos uploaded one by one beforehand (POST /v1/photos)",
+    )
     reporter_id: str = Field(default="anonymous", min_length=1, max_length=200)
 
     @field_validator("occurred_at")
@@ -77,10 +84,25 @@ def parse_report_form(raw: str | bytes) -> ReportForm:
         ) from None
 
 
+def photo_ref(photo: PreparedPhoto) -> PhotoRef:
+    """How the event describes a stored photo."""
+    return PhotoRef(
+        sha256=photo.sha256,
+        object_key=photo_key(photo.sha256),
+        content_type=photo.content_type,
+        size_bytes=photo.size_bytes,
+        width=photo.width,
+        height=photo.height,
+        preview_key=preview_key(photo.sha256),
+        taken_at=photo.taken_at,
+        location=photo.location,
+    )
+
+
 def build_report_submitted(
     *,
     form: ReportForm,
-    photos: list[PreparedPhoto],
+    photos: list[PhotoRef],
     report_id: UUID,
     event_id: UUID,
     received_at: datetime,
@@ -95,20 +117,7 @@ def build_report_submitted(
         unit=form.unit,
         captured_at=form.occurred_at or received_at,
         received_at=received_at,
-        photos=[
-            PhotoRef(
-                sha256=photo.sha256,
-                object_key=photo_key(photo.sha256),
-                content_type=photo.content_type,
-                size_bytes=photo.size_bytes,
-                width=photo.width,
-                height=photo.height,
-                preview_key=preview_key(photo.sha256),
-                taken_at=photo.taken_at,
-                location=photo.location,
-            )
-            for photo in photos
-        ],
+        photos=photos,
         client_report_id=form.client_report_id,
     )
     reporter = Actor(kind=ActorKind.REPORTER, id=form.reporter_id)

@@ -1,0 +1,80 @@
+"""Photos uploaded one at a time, then referenced by the report: for breaking networks."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+
+from qianliyan.shared.storage import UPLOADS_PREFIX, preview_key
+from qianliyan.stack.config import StackConfig
+from tests.integration.clients import (
+    jpeg_photo,
+    minio_client,
+    read_object,
+    submit,
+    submitted_events,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def upload(config: StackConfig, photo: bytes) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.ingest_port}") as client:
+        return await client.post(
+            "/v1/photos", files={"photo": ("x.jpg", photo, "image/jpeg")}, timeout=30
+        )
+
+
+async def test_photos_uploaded_one_by_one_join_the_report(running_stack: StackConfig) -> None:
+    first, second = jpeg_photo(), jpeg_photo()
+    staged = [await upload(running_stack, photo) for photo in (first, second)]
+    assert [answer.status_code for answer in staged] == [201, 201]
+    photo_ids = [answer.json()["photo_id"] for answer in staged]
+    # A retried upload of the same photo is the same photo.
+    again = await upload(running_stack, first)
+    assert again.json()["photo_id"] == photo_ids[0]
+
+    inline = jpeg_photo()
+    accepted = await submit(
+        running_stack, {"text": "接触网挂异物", "photo_ids": photo_ids}, [inline]
+    )
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["photos"][1:] == photo_ids
+
+    [event] = await submitted_events(running_stack, accepted.json()["report_id"])
+    refs = event.payload.photos
+    assert [ref.sha256 for ref in refs][1:] == photo_ids
+    for ref in refs:
+        stored = read_object(running_stack, ref.object_key)
+        assert hashlib.sha256(stored).hexdigest() == ref.sha256
+        assert read_object(running_stack, preview_key(ref.sha256))
+
+
+async def test_a_photo_that_was_never_uploaded_is_named_in_the_422(
+    running_stack: StackConfig,
+) -> None:
+    unknown = hashlib.sha256(b"never uploaded").hexdigest()
+    refused = await submit(running_stack, {"text": "x", "photo_ids": [unknown]}, [])
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"field": "report.photo_ids.0", "message": f"no uploaded photo {unknown}"}
+    ]
+
+
+async def test_an_upload_that_is_not_a_photo_is_refused(running_stack: StackConfig) -> None:
+    refused = await upload(running_stack, b"MZ\x90\x00 a program")
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "photos[1]"
+
+
+def test_unreferenced_uploads_expire_by_the_stores_own_lifecycle_rule(
+    running_stack: StackConfig,
+) -> None:
+    config = minio_client(running_stack).get_bucket_lifecycle(running_stack.bucket)
+    assert config is not None, "the bucket has no lifecycle configuration"
+    [rule] = config.rules
+    assert rule.rule_filter is not None and rule.rule_filter.prefix == UPLOADS_PREFIX
+    assert rule.expiration is not None and rule.expiration.days == 7
+    assert rule.status == "Enabled"
