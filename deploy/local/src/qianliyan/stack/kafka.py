@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -20,11 +18,10 @@ from qianliyan.stack.process import (
     ManagedProcess,
     StackError,
     ensure_port_free,
-    exclusive_lock,
     port_accepts,
+    provision_once,
     require_program,
     run_logged,
-    say,
 )
 
 _POM = Path(__file__).with_name("kafka_broker_pom.xml")
@@ -53,38 +50,34 @@ class Kafka:
 
     def provision(self) -> None:
         """Gather the broker's runtime classpath from Maven Central into the cache."""
-        if self.is_provisioned():
-            return
-        self._home.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self._home / ".lock"):
-            if self.is_provisioned():
-                return
+        version = self._config.kafka_version
+
+        def gather(staging: Path) -> str:
             maven = require_program("mvn", "Maven is needed to fetch Kafka's jars")
-            version = self._config.kafka_version
-            say(f"Kafka {version}: fetching the broker's jars with Maven (first time only)...")
-            began = time.monotonic()
-            # Gathered aside and renamed in whole, so an interrupted download leaves no half set.
-            staging = Path(tempfile.mkdtemp(prefix="libs-staging-", dir=self._home))
-            try:
-                run_logged(
-                    [
-                        maven,
-                        "-q",
-                        "-B",
-                        "-f",
-                        _POM,
-                        "dependency:copy-dependencies",
-                        "-DincludeScope=runtime",
-                        f"-Dkafka.version={version}",
-                        f"-DoutputDirectory={staging}",
-                    ],
-                    self._home / "maven.log",
-                )
-                (staging / _COMPLETE_MARKER).write_text(_pom_digest())
-                _replace_dir(self._libs, staging)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            say(f"Kafka {version}: jars ready in {time.monotonic() - began:.0f}s ({self._libs})")
+            run_logged(
+                [
+                    maven,
+                    "-q",
+                    "-B",
+                    "-f",
+                    _POM,
+                    "dependency:copy-dependencies",
+                    "-DincludeScope=runtime",
+                    f"-Dkafka.version={version}",
+                    f"-DoutputDirectory={staging}",
+                ],
+                self._home / "maven.log",
+            )
+            (staging / _COMPLETE_MARKER).write_text(_pom_digest())
+            _replace_dir(self._libs, staging)
+            return f"Kafka {version}: jars ready in {self._libs}"
+
+        provision_once(
+            self._home,
+            is_done=self.is_provisioned,
+            announce=f"Kafka {version}: fetching the broker's jars with Maven (first time only)...",
+            build=gather,
+        )
 
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker, formatting its storage on the first start; wait until it serves."""

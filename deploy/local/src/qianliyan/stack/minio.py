@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -16,10 +13,9 @@ from qianliyan.stack.process import (
     ManagedProcess,
     StackError,
     ensure_port_free,
-    exclusive_lock,
+    provision_once,
     require_program,
     run_logged,
-    say,
 )
 
 _MODULE = "github.com/minio/minio"
@@ -43,29 +39,25 @@ class MinIO:
 
     def provision(self) -> None:
         """Build the server with `go install` into the cache."""
-        if self.is_provisioned():
-            return
-        self._home.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self._home / ".lock"):
-            if self.is_provisioned():
-                return
+        version = self._config.minio_version
+
+        def build(staging: Path) -> str:
             go = require_program("go", "the Go toolchain is needed to build MinIO")
-            version = self._config.minio_version
-            say(f"MinIO {version}: building from source (first time only, several minutes)...")
-            began = time.monotonic()
-            # Built aside and moved in whole, so an interrupted build leaves no partial binary.
-            staging = Path(tempfile.mkdtemp(prefix="bin-staging-", dir=self._home))
-            try:
-                run_logged(
-                    [go, "install", f"{_MODULE}@{version}"],
-                    self._home / "build.log",
-                    env={**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"},
-                )
-                self._binary.parent.mkdir(exist_ok=True)
-                (staging / "minio").replace(self._binary)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            say(f"MinIO {version}: built in {time.monotonic() - began:.0f}s ({self._binary})")
+            run_logged(
+                [go, "install", f"{_MODULE}@{version}"],
+                self._home / "build.log",
+                env={**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"},
+            )
+            self._binary.parent.mkdir(exist_ok=True)
+            (staging / "minio").replace(self._binary)
+            return f"MinIO {version}: built {self._binary}"
+
+        provision_once(
+            self._home,
+            is_done=self.is_provisioned,
+            announce=f"MinIO {version}: building from source (first time only, several minutes)...",
+            build=build,
+        )
 
     def start(self, timeout: float = 60.0) -> bool:
         """Start the server and wait until it reports ready."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -60,6 +61,30 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def provision_once(
+    home: Path, *, is_done: Callable[[], bool], announce: str, build: Callable[[Path], str]
+) -> None:
+    """Run a slow download or build once into the cache, even with concurrent callers.
+
+    `build` gets an empty staging folder beside its target and must move its result into
+    place in whole, so an interrupted run leaves no half result; it returns what it made.
+    """
+    if is_done():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(home / ".lock"):
+        if is_done():
+            return
+        say(announce)
+        began = time.monotonic()
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=home))
+        try:
+            made = build(staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        say(f"{made} in {time.monotonic() - began:.0f}s")
 
 
 def ensure_port_free(host: str, port: int, owner: str) -> None:
