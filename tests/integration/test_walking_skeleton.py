@@ -94,6 +94,17 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert view["photos"][0]["sha256"] == sha256
     assert view["place"] == "3号站台"
 
+    # Photos are reachable only through the time-limited links in the view.
+    async with httpx.AsyncClient() as client:
+        signed = await client.get(view["photos"][0]["url"])
+        preview = await client.get(view["photos"][0]["preview_url"])
+        unsigned = await client.get(
+            f"http://{config.minio_endpoint}/{config.bucket}/{photo_key(sha256)}"
+        )
+    assert hashlib.sha256(signed.content).hexdigest() == sha256
+    assert preview.status_code == 200
+    assert unsigned.status_code == 403
+
     # The phone reads the same state from the status URL it was given, on ingest's origin.
     async with httpx.AsyncClient() as client:
         status = await client.get(accepted["status_url"])

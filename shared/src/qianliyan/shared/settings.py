@@ -36,6 +36,11 @@ class StorageSettings(BaseModel):
     bucket: str = "incident-photos"
     secure: bool = False
     region: str = "us-east-1"
+    public_endpoint: str | None = Field(
+        default=None,
+        description="host:port that browsers reach the store at, for signed photo links",
+    )
+    link_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
     upload_retention_days: int = Field(
         default=7,
         ge=1,

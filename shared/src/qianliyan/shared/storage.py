@@ -47,18 +47,26 @@ def staged_metadata_key(sha256: str) -> str:
     return f"{UPLOADS_PREFIX}{sha256}.json"
 
 
+def _client(settings: StorageSettings, endpoint: str) -> Minio:
+    return Minio(
+        endpoint,
+        access_key=settings.access_key,
+        secret_key=settings.secret_key.get_secret_value(),
+        secure=settings.secure,
+        region=settings.region,
+    )
+
+
 class PhotoStore:
     """Puts and reads photo objects; one instance per service, built at start-up."""
 
     def __init__(self, settings: StorageSettings) -> None:
         self.bucket = settings.bucket
-        self._client = Minio(
-            settings.endpoint,
-            access_key=settings.access_key,
-            secret_key=settings.secret_key.get_secret_value(),
-            secure=settings.secure,
-            region=settings.region,
-        )
+        self._client = _client(settings, settings.endpoint)
+        # Signing is local arithmetic, so links can name the address browsers use even
+        # when the services reach the store by another one (a compose network, say).
+        self._signer = _client(settings, settings.public_endpoint or settings.endpoint)
+        self._link_ttl = timedelta(seconds=settings.link_ttl_s)
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store `data` at `key`; returns once the store has durably written it."""
@@ -100,11 +108,9 @@ class PhotoStore:
             raise
         return True
 
-    async def signed_url(self, key: str, *, expires: timedelta) -> str:
-        """A time-limited link to one object; the bucket itself stays private."""
-        return await asyncio.to_thread(
-            self._client.presigned_get_object, self.bucket, key, expires=expires
-        )
+    def signed_url(self, key: str) -> str:
+        """A link to one object that works for `link_ttl_s`; the bucket stays private."""
+        return self._signer.presigned_get_object(self.bucket, key, expires=self._link_ttl)
 
     async def is_reachable(self) -> bool:
         """Whether the store answers and the bucket exists (for readiness checks)."""

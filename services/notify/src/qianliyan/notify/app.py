@@ -20,6 +20,7 @@ from qianliyan.shared.kafka import (
     kafka_reachable,
     run_projection,
 )
+from qianliyan.shared.storage import PhotoStore
 from qianliyan.shared.worker import BackgroundLoop
 
 
@@ -57,6 +58,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await db.create_pool(settings.postgres)
+        app.state.photos = PhotoStore(settings.storage)
         loop.start()
         try:
             yield

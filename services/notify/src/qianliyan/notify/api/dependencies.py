@@ -5,8 +5,16 @@ from __future__ import annotations
 import asyncpg
 from fastapi import Request
 
+from qianliyan.shared.storage import PhotoStore
+
 
 def db_pool(request: Request) -> asyncpg.Pool:
     """The read-model connection pool of the running app."""
     pool: asyncpg.Pool = request.app.state.pool
     return pool
+
+
+def photo_store(request: Request) -> PhotoStore:
+    """The photo store, for signing links to photos."""
+    store: PhotoStore = request.app.state.photos
+    return store

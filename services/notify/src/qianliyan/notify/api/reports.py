@@ -10,9 +10,10 @@ import asyncpg
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from qianliyan.notify.api.dependencies import db_pool
+from qianliyan.notify.api.dependencies import db_pool, photo_store
 from qianliyan.notify.projections.reports import fetch_report
 from qianliyan.shared.http import Problem
+from qianliyan.shared.storage import PhotoStore
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -41,9 +42,11 @@ class ReportView(BaseModel):
 
 @router.get("/{report_id}", response_model=ReportView)
 async def get_report(
-    report_id: UUID, pool: Annotated[asyncpg.Pool, Depends(db_pool)]
+    report_id: UUID,
+    pool: Annotated[asyncpg.Pool, Depends(db_pool)],
+    photos: Annotated[PhotoStore, Depends(photo_store)],
 ) -> dict[str, Any]:
-    """The report's current state; 404 until notify has seen any event about it."""
+    """The report's current state, with time-limited photo links; 404 until it is known."""
     report = await fetch_report(pool, report_id)
     if report is None:
         raise Problem(
@@ -51,4 +54,8 @@ async def get_report(
             "Report not found",
             f"No report {report_id} is known yet; a report just sent may take a moment.",
         )
+    for photo in report["photos"]:
+        photo["url"] = photos.signed_url(photo["object_key"])
+        if photo.get("preview_key"):
+            photo["preview_url"] = photos.signed_url(photo["preview_key"])
     return report
