@@ -137,3 +137,13 @@ async def test_status_of_an_unknown_report_is_a_404_with_a_reason(
     assert unknown.status_code == 404
     assert "may take a moment" in unknown.json()["detail"]
     assert malformed.status_code == 422
+
+
+async def test_a_report_whose_photos_add_up_past_the_limit_is_a_413(
+    running_stack: StackConfig,
+) -> None:
+    # Each part is under the per-photo limit (10 MB); together they pass 30 MB.
+    eight_mb = b"\0" * (8 * 1024 * 1024)
+    refused = await submit(running_stack, {"text": "太大了"}, [eight_mb] * 4)
+    assert refused.status_code == 413
+    assert refused.json()["detail"].startswith("The photos add up to 32.0 MB")

@@ -24,6 +24,7 @@ class IngestSettings(BaseSettings):
     )
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_photos: int = Field(default=5, ge=0, le=5)
+    max_report_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)
     max_photo_pixels: int = Field(default=50_000_000, ge=1)
     in_flight_wait_s: float = Field(
         default=10.0,

@@ -25,7 +25,7 @@ from qianliyan.ingest.domain.idempotency import (
     fingerprint,
     idempotency_key,
 )
-from qianliyan.ingest.domain.photos import PreparedPhoto
+from qianliyan.ingest.domain.photos import PreparedPhoto, human_size
 from qianliyan.ingest.domain.reports import (
     ReportForm,
     ReportFormInvalid,
@@ -82,6 +82,14 @@ async def submit_report(
             "Too many photos",
             f"{len(uploads) + len(form.photo_ids)} photos were sent or referenced; "
             f"the limit is {settings.max_photos} per report.",
+        )
+    total_bytes = sum(upload.size or 0 for upload in uploads)
+    if total_bytes > settings.max_report_bytes:
+        raise Problem(
+            413,
+            "Report too large",
+            f"The photos add up to {human_size(total_bytes)}; the limit per report is "
+            f"{human_size(settings.max_report_bytes)}. Send fewer photos or smaller ones.",
         )
     prepared = await prepare_uploads(uploads, photo_limits(settings))
     staged = await _staged_photos(res, form.photo_ids)

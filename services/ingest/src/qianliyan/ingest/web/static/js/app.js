@@ -1,0 +1,306 @@
+// The reporter's page: the form, the list of this phone's reports, and the wiring
+// between them. Storage is outbox.js, sending is sender.js, photos are photos.js.
+
+import { currentLang, t, toggleLang, translatePage } from "./i18n.js";
+import {
+  allReports,
+  createReport,
+  deleteReport,
+  getReport,
+  onChange,
+  pruneFinished,
+} from "./outbox.js";
+import { MAX_PHOTOS, preparePhoto } from "./photos.js";
+import { kick, startSender } from "./sender.js";
+
+const STAFF_ID_KEY = "qly.staffId";
+const $ = (id) => document.getElementById(id);
+
+const form = $("report-form");
+const textEl = $("text");
+const staffIdEl = $("staff-id");
+const submitEl = $("submit");
+const formErrorEl = $("form-error");
+const locationEl = $("location-toggle");
+const locationStatusEl = $("location-status");
+
+// Photos picked for the report being written: each is downscaled as soon as it is picked,
+// so sending only has to wait for work already under way.
+let photos = []; // [{ preview: blob URL, prepared: Promise<{name, type, bytes}> }]
+let location_ = null; // { lat, lon, accuracy_m } once the phone has given a position
+let creating = false;
+
+function init() {
+  translatePage();
+  staffIdEl.value = localStorage.getItem(STAFF_ID_KEY) ?? "";
+  staffIdEl.addEventListener("change", () => {
+    localStorage.setItem(STAFF_ID_KEY, staffIdEl.value.trim());
+  });
+  $("lang-toggle").addEventListener("click", () => {
+    toggleLang();
+    refreshAll();
+  });
+  textEl.addEventListener("input", showCount);
+  $("photo-camera").addEventListener("change", pickPhotos);
+  $("photo-pick").addEventListener("change", pickPhotos);
+  locationEl.addEventListener("click", toggleLocation);
+  form.addEventListener("submit", submit);
+  addEventListener("online", showNetwork);
+  addEventListener("offline", showNetwork);
+  onChange(scheduleRender);
+
+  refreshAll();
+  pruneFinished().finally(startSender);
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((error) => {
+      console.warn("service worker not registered", error);
+    });
+  }
+}
+
+function refreshAll() {
+  showCount();
+  showNetwork();
+  showLocation();
+  renderPhotos();
+  scheduleRender();
+}
+
+function showCount() {
+  $("text-count").textContent = t("textCount", textEl.value.length, textEl.maxLength);
+}
+
+function showNetwork() {
+  const online = navigator.onLine !== false;
+  const el = $("network");
+  el.textContent = online ? t("online") : t("offline");
+  el.dataset.online = String(online);
+}
+
+// --- the form -------------------------------------------------------------------------
+
+async function submit(event) {
+  event.preventDefault();
+  // A double tap fires two submits; only the first makes a report.
+  if (creating) return;
+  formErrorEl.hidden = true;
+  if (textEl.value.length === 0) return showFormError(t("textRequired"));
+
+  creating = true;
+  submitEl.disabled = true;
+  submitEl.textContent = t("preparing");
+  const occurredAt = new Date().toISOString(); // when the reporter sent it, not when it got through
+  try {
+    const report = {
+      text: textEl.value,
+      occurred_at: occurredAt,
+      reporter_id: staffIdEl.value.trim() || "anonymous",
+    };
+    const category = $("category").value;
+    const place = $("place").value.trim();
+    if (category) report.category = category;
+    if (place) report.place = place;
+    if (location_) report.location = location_;
+    const prepared = await Promise.all(photos.map((photo) => photo.prepared));
+    await createReport(report, prepared);
+    clearForm();
+    navigator.storage?.persist?.(); // ask the browser not to evict reports still waiting
+    kick();
+  } catch (error) {
+    showFormError(String(error));
+  } finally {
+    creating = false;
+    submitEl.disabled = false;
+    submitEl.textContent = t("send");
+  }
+}
+
+function showFormError(message) {
+  formErrorEl.textContent = message;
+  formErrorEl.hidden = false;
+}
+
+function clearForm() {
+  textEl.value = "";
+  $("category").value = "";
+  $("place").value = "";
+  for (const photo of photos) URL.revokeObjectURL(photo.preview);
+  photos = [];
+  location_ = null;
+  locationEl.setAttribute("aria-pressed", "false");
+  refreshAll();
+}
+
+function pickPhotos(event) {
+  const files = [...event.target.files];
+  event.target.value = ""; // so picking the same photo again still fires `change`
+  const room = MAX_PHOTOS - photos.length;
+  if (files.length > room) showFormError(t("tooManyPhotos"));
+  for (const file of files.slice(0, Math.max(room, 0))) {
+    addPhoto(URL.createObjectURL(file), preparePhoto(file, photos.length + 1));
+  }
+  renderPhotos();
+}
+
+function addPhoto(preview, prepared) {
+  photos.push({ preview, prepared });
+}
+
+function renderPhotos() {
+  const list = $("photo-previews");
+  list.replaceChildren(
+    ...photos.map((photo, index) => {
+      const img = document.createElement("img");
+      img.src = photo.preview;
+      img.alt = "";
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", t("removePhoto"));
+      remove.addEventListener("click", () => {
+        URL.revokeObjectURL(photo.preview);
+        photos.splice(index, 1);
+        renderPhotos();
+      });
+      return element("li", {}, img, remove);
+    }),
+  );
+}
+
+function toggleLocation() {
+  if (location_ || locationEl.getAttribute("aria-pressed") === "true") {
+    location_ = null;
+    locationEl.setAttribute("aria-pressed", "false");
+    return showLocation();
+  }
+  if (!navigator.geolocation) return showLocation(t("locationUnsupported"));
+  locationEl.setAttribute("aria-pressed", "true");
+  showLocation(t("locating"));
+  navigator.geolocation.getCurrentPosition(
+    (position) => {
+      if (locationEl.getAttribute("aria-pressed") !== "true") return; // cancelled meanwhile
+      const { latitude, longitude, accuracy } = position.coords;
+      location_ = { lat: latitude, lon: longitude, accuracy_m: Math.round(accuracy) };
+      showLocation();
+    },
+    (error) => {
+      locationEl.setAttribute("aria-pressed", "false");
+      showLocation(t("locationFailed", error.message || error.code));
+    },
+    { enableHighAccuracy: true, timeout: 20_000, maximumAge: 60_000 },
+  );
+}
+
+function showLocation(message) {
+  locationEl.textContent = location_ ? t("locationOn") : t("attachLocation");
+  locationStatusEl.textContent =
+    message ?? (location_ ? t("located", location_.accuracy_m ?? "?") : "");
+}
+
+// --- the list of reports --------------------------------------------------------------
+
+let renderQueued = false;
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(async () => {
+    renderQueued = false;
+    const reports = await allReports();
+    $("reports").replaceChildren(...reports.map(reportItem));
+    $("empty").hidden = reports.length > 0;
+  });
+}
+
+function reportItem(r) {
+  const time = new Intl.DateTimeFormat(currentLang() === "zh" ? "zh-CN" : "en-GB", {
+    dateStyle: "short",
+    timeStyle: "short",
+  }).format(new Date(r.createdAt));
+  const meta = [
+    r.report.place,
+    r.report.category && t(`cat.${r.report.category}`),
+    r.photoCount && t("photoCount", r.photoCount),
+  ].filter(Boolean);
+
+  const li = element(
+    "li",
+    { className: `report state-${r.state}`, "data-id": r.id, "data-state": r.state },
+    element(
+      "div",
+      { className: "head" },
+      element("span", { className: "badge" }, t(`state.${r.state}`)),
+      element("time", { dateTime: r.createdAt }, time),
+    ),
+    element("p", { className: "text" }, r.report.text),
+  );
+  if (meta.length) li.append(element("p", { className: "meta" }, meta.join(" · ")));
+  if (r.state === "waiting" && r.note) {
+    const why = r.note.key === "serverBusy" ? t("serverBusy", r.note.status) : t(r.note.key);
+    li.append(element("p", { className: "note" }, t("retryNote", why)));
+  }
+  if (r.state === "triaged") li.append(...triageDetails(r.status));
+  if (r.state === "failed") li.append(...problemDetails(r));
+  return li;
+}
+
+function triageDetails(status) {
+  const severity = status.severity ?? "info";
+  const parts = [
+    element(
+      "p",
+      { className: `severity sev-${severity}` },
+      t("severity", t(`sev.${severity}`)),
+    ),
+  ];
+  const reasons = (status.reasons ?? []).map((reason) =>
+    element("li", {}, reason.summary ?? String(reason)),
+  );
+  if (reasons.length) parts.push(element("ul", { className: "reasons" }, ...reasons));
+  return parts;
+}
+
+function problemDetails(r) {
+  const { problem } = r;
+  const parts = [
+    element("p", { className: "problem" }, problem.detail || problem.title || String(problem.status)),
+  ];
+  const errors = problem.errors.map((e) => element("li", {}, `${e.field}: ${e.message}`));
+  if (errors.length) parts.push(element("ul", { className: "problem-errors" }, ...errors));
+  const edit = element("button", { type: "button", className: "button secondary" }, t("edit"));
+  edit.addEventListener("click", () => editAgain(r.id));
+  const dismiss = element("button", { type: "button", className: "button secondary" }, t("dismiss"));
+  dismiss.addEventListener("click", () => deleteReport(r.id));
+  parts.push(element("div", { className: "row" }, edit, dismiss));
+  return parts;
+}
+
+/** Put a refused report back into the form; sending it again makes a new report. */
+async function editAgain(id) {
+  const r = await getReport(id);
+  if (!r) return;
+  textEl.value = r.report.text;
+  $("category").value = r.report.category ?? "";
+  $("place").value = r.report.place ?? "";
+  for (const photo of r.photos.slice(0, MAX_PHOTOS - photos.length)) {
+    const blob = new Blob([photo.bytes], { type: photo.type });
+    addPhoto(URL.createObjectURL(blob), Promise.resolve(photo));
+  }
+  await deleteReport(id);
+  refreshAll();
+  textEl.focus();
+}
+
+/** A DOM element; text children are set as text, never parsed as HTML. */
+function element(tag, attributes, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name in el && !name.startsWith("data-")) el[name] = value;
+    else el.setAttribute(name, value);
+  }
+  el.append(...children);
+  return el;
+}
+
+init();

@@ -1,0 +1,155 @@
+// The page's words in Chinese and English. Chinese is the default for a browser that
+// prefers it; the reporter's choice is remembered on the phone.
+
+const STORAGE_KEY = "qly.lang";
+
+const STRINGS = {
+  zh: {
+    title: "千里眼 · 现场报告",
+    heading: "千里眼 · 现场报告",
+    switchLanguage: "English",
+    staffId: "工号",
+    staffIdHint: "未填写时记为 anonymous",
+    text: "情况描述（必填）",
+    textHint: "看到了什么？在哪里？",
+    textCount: (n, max) => `${n} / ${max}`,
+    photos: "照片（最多 5 张）",
+    takePhoto: "拍照",
+    pickPhoto: "从相册选择",
+    removePhoto: "删除照片",
+    tooManyPhotos: "最多只能附 5 张照片。",
+    category: "类别（可选）",
+    categoryNone: "—",
+    "cat.track": "线路 / 轨道",
+    "cat.signal": "信号",
+    "cat.overhead_line": "接触网 / 供电",
+    "cat.rolling_stock": "机车车辆",
+    "cat.station": "车站设施",
+    "cat.passengers": "旅客 / 客流",
+    "cat.weather": "天气 / 自然灾害",
+    "cat.safety": "人身安全",
+    "cat.other": "其他",
+    place: "地点（可选）",
+    placeHint: "车站名或公里标，如 K123+400",
+    attachLocation: "附上我的位置",
+    locationOn: "已附位置（点击取消）",
+    locating: "正在定位…",
+    located: (m) => `已定位，精度约 ${m} 米`,
+    locationFailed: (why) => `无法定位：${why}`,
+    locationUnsupported: "此浏览器不支持定位",
+    send: "发送报告",
+    preparing: "正在处理照片…",
+    textRequired: "请填写情况描述。",
+    online: "网络已连接",
+    offline: "无网络：报告会保存在手机上，联网后自动发送",
+    myReports: "我的报告",
+    noReports: "还没有报告。",
+    "state.waiting": "等待网络",
+    "state.sending": "发送中",
+    "state.received": "已接收",
+    "state.triaged": "已分级",
+    "state.failed": "发送失败",
+    retryNote: (why) => `将自动重试（${why}）`,
+    networkDown: "网络不可用",
+    serverBusy: (status) => `服务器暂时不可用 ${status}`,
+    severity: (level) => `严重程度：${level}`,
+    "sev.info": "提示",
+    "sev.minor": "一般",
+    "sev.major": "严重",
+    "sev.critical": "紧急",
+    photoCount: (n) => `${n} 张照片`,
+    edit: "修改后重发",
+    dismiss: "移除",
+  },
+  en: {
+    title: "Qianliyan · Field report",
+    heading: "Qianliyan · Field report",
+    switchLanguage: "中文",
+    staffId: "Your staff ID",
+    staffIdHint: "Sent as “anonymous” when empty",
+    text: "What happened (required)",
+    textHint: "What do you see? Where?",
+    textCount: (n, max) => `${n} / ${max}`,
+    photos: "Photos (up to 5)",
+    takePhoto: "Take photo",
+    pickPhoto: "Choose photos",
+    removePhoto: "Remove photo",
+    tooManyPhotos: "At most 5 photos per report.",
+    category: "Category (optional)",
+    categoryNone: "—",
+    "cat.track": "Track",
+    "cat.signal": "Signalling",
+    "cat.overhead_line": "Overhead line / power",
+    "cat.rolling_stock": "Rolling stock",
+    "cat.station": "Station facilities",
+    "cat.passengers": "Passengers / crowding",
+    "cat.weather": "Weather / natural hazard",
+    "cat.safety": "Personal safety",
+    "cat.other": "Other",
+    place: "Place (optional)",
+    placeHint: "Station or kilometre post, e.g. K123+400",
+    attachLocation: "Attach my location",
+    locationOn: "Location attached (tap to remove)",
+    locating: "Finding your location…",
+    located: (m) => `Location found, within about ${m} m`,
+    locationFailed: (why) => `No location: ${why}`,
+    locationUnsupported: "This browser cannot give a location",
+    send: "Send report",
+    preparing: "Preparing photos…",
+    textRequired: "Please describe what happened.",
+    online: "Online",
+    offline: "Offline: reports are kept on this phone and sent when the network returns",
+    myReports: "My reports",
+    noReports: "No reports yet.",
+    "state.waiting": "waiting for network",
+    "state.sending": "sending",
+    "state.received": "received",
+    "state.triaged": "triaged",
+    "state.failed": "not accepted",
+    retryNote: (why) => `will retry by itself (${why})`,
+    networkDown: "network unavailable",
+    serverBusy: (status) => `server busy ${status}`,
+    severity: (level) => `Severity: ${level}`,
+    "sev.info": "info",
+    "sev.minor": "minor",
+    "sev.major": "major",
+    "sev.critical": "critical",
+    photoCount: (n) => `${n} photo${n === 1 ? "" : "s"}`,
+    edit: "Edit and resend",
+    dismiss: "Remove",
+  },
+};
+
+function preferred() {
+  const saved = localStorage.getItem(STORAGE_KEY);
+  if (saved in STRINGS) return saved;
+  const first = (navigator.languages?.[0] || navigator.language || "").toLowerCase();
+  return first.startsWith("zh") ? "zh" : "en";
+}
+
+let lang = preferred();
+
+export function currentLang() {
+  return lang;
+}
+
+/** The text for `key` in the current language; a function entry is called with `args`. */
+export function t(key, ...args) {
+  const entry = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
+  return typeof entry === "function" ? entry(...args) : entry;
+}
+
+/** Fill every element marked with data-i18n / data-i18n-placeholder under `root`. */
+export function translatePage(root = document) {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+}
+
+export function toggleLang() {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem(STORAGE_KEY, lang);
+  translatePage();
+}

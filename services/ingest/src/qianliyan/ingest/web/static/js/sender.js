@@ -1,0 +1,191 @@
+// Sends waiting reports and follows accepted ones until they are triaged.
+//
+// One pass at a time, and across tabs one at a time too (Web Locks), so two tabs never
+// send the same report at once; if they did, the idempotency key would still make it one
+// report. A 4xx is the server refusing this report: final, shown with its reasons. A 409
+// (an earlier attempt still in flight), 408/429, a 5xx or no network at all: retried
+// with exponential backoff, honouring Retry-After. Retries happen on a timer while the
+// page is open and at once when the phone says the network is back.
+
+import { allReports, updateReport } from "./outbox.js";
+
+const FIRST_RETRY_MS = 2_000;
+const MAX_RETRY_MS = 60_000;
+const POST_TIMEOUT_MS = 120_000; // five photos over a weak 3G link take a while
+const POLL_TIMEOUT_MS = 15_000;
+const FIRST_POLL_MS = 1_500;
+const MAX_POLL_MS = 30_000;
+const POLL_FOR_MS = 30 * 60_000; // after that a report stays "received" on this page
+const RETRYABLE_4XX = new Set([408, 409, 429]);
+
+let running = false;
+let again = false;
+let timer = null;
+
+/** Start sending: now, on every `online` event, when the page is shown, and on a timer. */
+export function startSender() {
+  addEventListener("online", async () => {
+    // The network is back: whatever was waiting goes now, not when its backoff ends.
+    for (const r of await allReports()) {
+      if (r.state === "waiting") await updateReport(r.id, () => ({ nextAttemptAt: 0 }));
+    }
+    kick();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") kick();
+  });
+  kick();
+}
+
+/** Run a pass now (or right after the one in progress). */
+export async function kick() {
+  if (running) {
+    again = true;
+    return;
+  }
+  running = true;
+  clearTimeout(timer);
+  let nextDue = Infinity;
+  try {
+    do {
+      again = false;
+      nextDue = await exclusively(pass);
+    } while (again);
+  } finally {
+    running = false;
+  }
+  if (nextDue !== Infinity) {
+    timer = setTimeout(kick, Math.min(Math.max(nextDue - Date.now(), 250), MAX_RETRY_MS));
+  }
+}
+
+function exclusively(work) {
+  return navigator.locks ? navigator.locks.request("qianliyan-outbox", work) : work();
+}
+
+/** Send or poll every report that is due, oldest first; returns when the next one is due. */
+async function pass() {
+  let nextDue = Infinity;
+  for (let r of (await allReports()).reverse()) {
+    // Holding the lock, nobody else is sending: "sending" means a closed or crashed page.
+    if (r.state === "sending") r = await updateReport(r.id, () => ({ state: "waiting" }));
+    if (r.state === "waiting") {
+      if (r.nextAttemptAt <= Date.now() && navigator.onLine !== false) r = await send(r);
+      if (r.state === "waiting") nextDue = Math.min(nextDue, r.nextAttemptAt);
+    }
+    if (r.state === "received" && Date.now() < r.pollUntil) {
+      if (r.nextPollAt <= Date.now()) r = await poll(r);
+      if (r.state === "received") nextDue = Math.min(nextDue, r.nextPollAt);
+    }
+  }
+  return nextDue;
+}
+
+async function send(record) {
+  await updateReport(record.id, () => ({ state: "sending" }));
+  let response;
+  let body;
+  try {
+    response = await fetch("/v1/reports", {
+      method: "POST",
+      body: multipart(record),
+      headers: { "Idempotency-Key": record.id, Accept: "application/json" },
+      cache: "no-store",
+      signal: AbortSignal.timeout(POST_TIMEOUT_MS),
+    });
+    body = await readJson(response);
+  } catch {
+    return retryLater(record, { key: "networkDown" }, null);
+  }
+  if (response.status === 202 && body?.status_url) {
+    const now = Date.now();
+    return updateReport(record.id, () => ({
+      state: "received",
+      accepted: body,
+      photos: [], // on the server now; free the phone's storage
+      note: null,
+      nextPollAt: now + FIRST_POLL_MS,
+      pollDelay: FIRST_POLL_MS,
+      pollUntil: now + POLL_FOR_MS,
+    }));
+  }
+  if (response.status >= 400 && response.status < 500 && !RETRYABLE_4XX.has(response.status)) {
+    return updateReport(record.id, () => ({
+      state: "failed",
+      problem: problemOf(response, body),
+      note: null,
+    }));
+  }
+  const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  return retryLater(record, { key: "serverBusy", status: response.status }, retryAfter);
+}
+
+function multipart(record) {
+  const form = new FormData();
+  form.append("report", JSON.stringify(record.report));
+  for (const photo of record.photos) {
+    form.append("photos", new Blob([photo.bytes], { type: photo.type }), photo.name);
+  }
+  return form;
+}
+
+function retryLater(record, note, retryAfterS) {
+  const attempts = record.attempts + 1;
+  const backoff = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1));
+  const jittered = backoff * (0.8 + Math.random() * 0.4); // phones that lost one cell don't all return at once
+  const delay = Math.max(jittered, Number.isFinite(retryAfterS) ? retryAfterS * 1000 : 0);
+  return updateReport(record.id, () => ({
+    state: "waiting",
+    attempts,
+    nextAttemptAt: Date.now() + delay,
+    note,
+  }));
+}
+
+async function poll(record) {
+  let body = null;
+  try {
+    const response = await fetch(statusUrl(record.accepted.status_url), {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+      signal: AbortSignal.timeout(POLL_TIMEOUT_MS),
+    });
+    // 404 means triage has not been heard of it yet: keep asking a little longer.
+    if (response.ok) body = await readJson(response);
+  } catch {
+    // No network: ask again later.
+  }
+  if (body?.status === "triaged") {
+    return updateReport(record.id, () => ({ state: "triaged", status: body }));
+  }
+  const pollDelay = Math.min(MAX_POLL_MS, record.pollDelay * 1.5);
+  return updateReport(record.id, () => ({
+    status: body ?? record.status,
+    pollDelay,
+    nextPollAt: Date.now() + pollDelay,
+  }));
+}
+
+/**
+ * The page may only talk to its own origin (its CSP says so). Ingest answers the status
+ * on that origin; if `status_url` names another host, ask our own for the same path.
+ */
+function statusUrl(statusUrlFromServer) {
+  const url = new URL(statusUrlFromServer, location.href);
+  return url.origin === location.origin ? url.href : url.pathname + url.search;
+}
+
+async function readJson(response) {
+  const type = response.headers.get("Content-Type") ?? "";
+  return type.includes("json") ? response.json() : null;
+}
+
+/** RFC 9457 problem details as the list shows them, with a fallback for other answers. */
+function problemOf(response, body) {
+  return {
+    status: response.status,
+    title: body?.title ?? response.statusText,
+    detail: body?.detail ?? "",
+    errors: Array.isArray(body?.errors) ? body.errors : [],
+  };
+}
