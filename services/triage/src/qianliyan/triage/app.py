@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 
+from qianliyan.shared.events import Event
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import (
     create_consumer,
@@ -17,8 +17,8 @@ from qianliyan.shared.kafka import (
     run_transactional,
 )
 from qianliyan.shared.worker import BackgroundLoop
-from qianliyan.triage.domain.severity import BUILTIN_RULES
 from qianliyan.triage.domain.triage import transform
+from qianliyan.triage.rulebook import DEFAULT_RULES, RuleBook
 from qianliyan.triage.settings import TriageSettings
 
 
@@ -26,6 +26,10 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     """The triage service: consume reports, produce triage decisions, exactly once."""
     settings = settings or TriageSettings()
     kafka = settings.kafka
+    rule_book = RuleBook(settings.rules_file or DEFAULT_RULES)
+
+    def triage(event: Event) -> Sequence[tuple[str, Event]]:
+        return transform(event, rules=rule_book.current(), output_topic=kafka.triage_topic)
 
     async def pipeline(stop: asyncio.Event) -> None:
         consumer = create_consumer(
@@ -40,7 +44,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
             await run_transactional(
                 consumer,
                 producer,
-                partial(transform, rule_set=BUILTIN_RULES, output_topic=kafka.triage_topic),
+                triage,
                 group_id=settings.consumer_group,
                 stop=stop,
                 max_records=settings.max_batch,

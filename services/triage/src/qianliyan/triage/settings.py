@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,3 +24,6 @@ class TriageSettings(BaseSettings):
         description="Unique per running instance: a restarted instance fences its zombie",
     )
     max_batch: int = Field(default=500, ge=1)
+    rules_file: Path | None = Field(
+        default=None, description="The severity rule file; the packaged default when unset"
+    )

@@ -1,35 +1,20 @@
 """Explainable severity: which rules matched a report, and on what evidence.
 
-Matching is by substring on case-folded text, which works for Chinese (no spaces
-between words) as well as for English. This built-in rule set is the walking
-skeleton's; the editable, versioned rule file replaces it.
+Keywords match by substring on case-folded text, which works for Chinese (no spaces
+between words) as well as for English. Rules with `severity` set a floor; rules with
+`raise_by` (photos attached, night time, main line …) raise a severity some other rule
+found, never a report nothing else matched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from qianliyan.shared.events import ReportSubmittedPayload, Severity, TriageReason
+from qianliyan.triage.domain.rules import HOURS, LoadedRules, Rule
 
-SEVERITY_RANK = {Severity.INFO: 0, Severity.MINOR: 1, Severity.MAJOR: 2, Severity.CRITICAL: 3}
-
-
-@dataclass(frozen=True, slots=True)
-class KeywordRule:
-    """A rule that raises a report to `severity` when any keyword occurs in its text."""
-
-    rule_id: str
-    severity: Severity
-    keywords: tuple[str, ...]
-    summary: str
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSet:
-    """A versioned set of rules; the version is stamped on every decision it makes."""
-
-    version: str
-    rules: tuple[KeywordRule, ...]
+SCALE = (Severity.INFO, Severity.MINOR, Severity.MAJOR, Severity.CRITICAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,52 +25,72 @@ class SeverityDecision:
     reasons: tuple[TriageReason, ...]
 
 
-BUILTIN_RULES = RuleSet(
-    version="builtin-1",
-    rules=(
-        KeywordRule(
-            "fire-smoke",
-            Severity.CRITICAL,
-            ("火灾", "着火", "起火", "冒烟", "fire", "smoke"),
-            "Fire or smoke reported",
-        ),
-        KeywordRule(
-            "derailment-collision",
-            Severity.CRITICAL,
-            ("脱轨", "碰撞", "derail", "collision"),
-            "Derailment or collision reported",
-        ),
-        KeywordRule(
-            "injury", Severity.CRITICAL, ("受伤", "伤员", "injur"), "Someone may be injured"
-        ),
-        KeywordRule(
-            "line-obstruction",
-            Severity.MAJOR,
-            ("线路异物", "异物", "断轨", "obstruction", "broken rail"),
-            "Obstruction on the line or broken rail",
-        ),
-        KeywordRule(
-            "signal-failure",
-            Severity.MAJOR,
-            ("信号故障", "signal failure"),
-            "Signal failure",
-        ),
-        KeywordRule("flooding", Severity.MAJOR, ("水害", "积水", "flood"), "Flooding"),
-        KeywordRule("crowding", Severity.MINOR, ("拥挤", "crowd"), "Crowding"),
-    ),
-)
+def place_kinds(place: str | None, rules: LoadedRules) -> list[str]:
+    """The kinds of place (main line, yard, …) a named place is, by the file's patterns."""
+    if not place:
+        return []
+    return [
+        kind for kind, patterns in rules.place_patterns if any(p.search(place) for p in patterns)
+    ]
 
 
-def decide_severity(report: ReportSubmittedPayload, rule_set: RuleSet) -> SeverityDecision:
-    """The highest severity among matching rules, or info when none match."""
-    text = report.text.casefold()
-    reasons: list[TriageReason] = []
-    severity = Severity.INFO
-    for rule in rule_set.rules:
-        evidence = [keyword for keyword in rule.keywords if keyword.casefold() in text]
-        if not evidence:
+def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> SeverityDecision:
+    """The severity the rules give `report`, with one reason per rule that applied."""
+    kinds = place_kinds(report.place, rules)
+    local_time = report.captured_at.astimezone(ZoneInfo(rules.spec.timezone))
+    floor = Severity.INFO
+    floor_reasons: list[TriageReason] = []
+    raise_reasons: list[tuple[int, TriageReason]] = []
+    for rule in rules.spec.rules:
+        evidence = _evidence(rule, report, kinds, local_time.hour, local_time.strftime("%H:%M"))
+        if evidence is None:
             continue
-        reasons.append(TriageReason(rule_id=rule.rule_id, summary=rule.summary, evidence=evidence))
-        if SEVERITY_RANK[rule.severity] > SEVERITY_RANK[severity]:
-            severity = rule.severity
-    return SeverityDecision(severity=severity, reasons=tuple(reasons))
+        reason = TriageReason(rule_id=rule.id, summary=rule.summary, evidence=evidence)
+        if rule.severity is not None:
+            floor_reasons.append(reason)
+            floor = max(floor, rule.severity, key=SCALE.index)
+        else:
+            raise_reasons.append((rule.raise_by or 0, reason))
+    if not floor_reasons:
+        return SeverityDecision(Severity.INFO, ())
+    steps = sum(step for step, _ in raise_reasons)
+    severity = SCALE[min(SCALE.index(floor) + steps, len(SCALE) - 1)]
+    return SeverityDecision(severity, (*floor_reasons, *(reason for _, reason in raise_reasons)))
+
+
+def _evidence(
+    rule: Rule, report: ReportSubmittedPayload, kinds: list[str], hour: int, clock: str
+) -> list[str] | None:
+    """What in the report satisfies every condition of `rule`, or None if one fails."""
+    evidence: list[str] = []
+    if rule.keywords:
+        text = report.text.casefold()
+        hits = [keyword for keyword in rule.keywords if keyword.casefold() in text]
+        if not hits:
+            return None
+        evidence += hits
+    if rule.categories:
+        if report.category not in rule.categories:
+            return None
+        evidence.append(f"category {report.category}")
+    if rule.place_kinds:
+        matched = [kind for kind in kinds if kind in rule.place_kinds]
+        if not matched:
+            return None
+        evidence.append(f"place {report.place} is {', '.join(matched)}")
+    if rule.has_photos is not None:
+        if bool(report.photos) != rule.has_photos:
+            return None
+        evidence.append(f"{len(report.photos)} photo(s) attached")
+    if rule.hours is not None:
+        if not _within(rule.hours, hour):
+            return None
+        evidence.append(f"captured at {clock} local time")
+    return evidence
+
+
+def _within(hours: str, hour: int) -> bool:
+    match = HOURS.match(hours)
+    assert match is not None  # checked when the file was loaded
+    start, end = (int(h) % 24 for h in match.groups())
+    return start <= hour < end if start <= end else hour >= start or hour < end

@@ -1,0 +1,180 @@
+"""The severity rule file: parsed, checked, and refused with the line of the mistake.
+
+Ops edit the rules as YAML. A file that does not parse or does not make sense is
+refused whole with a message naming its line, so the service keeps the last good set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qianliyan.shared.events import Severity
+
+HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlaceKind(_Strict):
+    """A kind of place (main line, yard, station hall) and the patterns that name it."""
+
+    kind: str = Field(min_length=1)
+    patterns: list[str] = Field(min_length=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regex: {exc}") from None
+        return patterns
+
+
+class Rule(_Strict):
+    """Conditions that must all hold, and the severity they give (or how far they raise)."""
+
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    summary: str = Field(min_length=1)
+    keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    place_kinds: list[str] = Field(default_factory=list)
+    has_photos: bool | None = None
+    hours: str | None = Field(default=None, description='local hours, e.g. "22-6" for nights')
+    severity: Severity | None = None
+    raise_by: int | None = Field(default=None, ge=0, le=3)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_are_a_window(cls, hours: str | None) -> str | None:
+        if hours is not None:
+            match = HOURS.match(hours)
+            if not match or not all(0 <= int(h) <= 24 for h in match.groups()):
+                raise ValueError('hours must look like "22-6" (from 22:00 to 06:00)')
+        return hours
+
+    @model_validator(mode="after")
+    def _one_effect_and_some_condition(self) -> Rule:
+        if (self.severity is None) == (self.raise_by is None):
+            raise ValueError("a rule needs exactly one of 'severity' or 'raise_by'")
+        conditions = (self.keywords, self.categories, self.place_kinds)
+        if not any(conditions) and self.has_photos is None and self.hours is None:
+            raise ValueError("a rule needs at least one condition")
+        return self
+
+
+class RuleFile(_Strict):
+    """The whole file: a version stamped on every decision, places, and rules in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    version: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+    places: list[PlaceKind] = Field(default_factory=list)
+    rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleFile:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} is used twice")
+            seen.add(rule.id)
+        known_kinds = {place.kind for place in self.places}
+        for rule in self.rules:
+            unknown = set(rule.place_kinds) - known_kinds
+            if unknown:
+                raise ValueError(
+                    f"rule {rule.id!r} names place kinds {sorted(unknown)} "
+                    "that 'places' does not define"
+                )
+        return self
+
+
+class RuleFileError(ValueError):
+    """A rule file that was refused, with the line (1-based) of its first mistake."""
+
+    def __init__(self, line: int | None, message: str, *, source: str | None = None) -> None:
+        where = ", ".join(
+            part for part in (source, f"line {line}" if line is not None else None) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRules:
+    """A checked rule file, with its place patterns compiled once."""
+
+    spec: RuleFile
+    place_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+
+    @property
+    def version(self) -> str:
+        """The version stamped on every decision made with these rules."""
+        return self.spec.version
+
+
+def parse_rules(text: str) -> LoadedRules:
+    """Parse and check a rule file, or raise `RuleFileError` naming the line at fault."""
+    try:
+        root = yaml.compose(text)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise RuleFileError(line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(document, dict):
+        raise RuleFileError(1, "the rule file must be a mapping with 'version' and 'rules'")
+    try:
+        spec = RuleFile.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "file"
+        message = first["msg"].removeprefix("Value error, ")
+        raise RuleFileError(_line_of(root, first["loc"]), f"{location}: {message}") from None
+    places = tuple(
+        (place.kind, tuple(re.compile(pattern, re.IGNORECASE) for pattern in place.patterns))
+        for place in spec.places
+    )
+    return LoadedRules(spec=spec, place_patterns=places)
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of the nearest parent that exists."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((value for key, value in node.value if key.value == part), None)
+            if child is None:
+                # A missing key: the mapping that lacks it is the place to look.
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            return line
+        node = child
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,100 @@
+"""A rule file that does not parse or does not make sense is refused, naming the line."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from qianliyan.triage.domain.rules import RuleFileError, parse_rules
+from qianliyan.triage.rulebook import RuleBook
+
+GOOD = """\
+version: "1"
+places:
+  - kind: yard
+    patterns: ['站场']
+rules:
+  - id: fire
+    summary: Fire
+    keywords: [火灾]
+    severity: critical
+"""
+
+
+def refused(text: str) -> RuleFileError:
+    with pytest.raises(RuleFileError) as caught:
+        parse_rules(textwrap.dedent(text))
+    return caught.value
+
+
+def test_a_good_file_loads() -> None:
+    assert parse_rules(GOOD).version == "1"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (GOOD.replace("severity: critical", "severity: catastrophic"), 9, "rules.0.severity"),
+        (GOOD.replace("    keywords: [火灾]\n", "    keywords: [火灾\n"), 9, "not valid YAML"),
+        (GOOD.replace("['站场']", "['站场(']"), 4, "not a valid regex"),
+        (
+            GOOD + "  - id: fire\n    summary: again\n    keywords: [x]\n    severity: minor\n",
+            1,
+            "used twice",
+        ),
+        (
+            GOOD.replace("    severity: critical", "    severity: critical\n    raise_by: 1"),
+            6,
+            "exactly one of 'severity' or 'raise_by'",
+        ),
+        (
+            GOOD.replace("    keywords: [火灾]\n", "    place_kinds: [tunnel]\n"),
+            1,
+            "place kinds ['tunnel']",
+        ),
+        (GOOD.replace("    keywords: [火灾]\n", ""), 6, "at least one condition"),
+        (
+            GOOD.replace("    keywords: [火灾]\n", "    hours: 'nights'\n"),
+            8,
+            "hours must look like",
+        ),
+        (
+            GOOD.replace('version: "1"', 'version: "1"\ntimezone: Mars/Olympus'),
+            2,
+            "unknown time zone",
+        ),
+        ("- just a list\n", 1, "must be a mapping"),
+    ],
+)
+def test_mistakes_are_refused_with_their_line(text: str, line: int, message: str) -> None:
+    error = refused(text)
+    assert error.line == line, str(error)
+    assert message in str(error)
+    assert str(error).startswith(f"line {line}: ")
+
+
+def test_a_bad_edit_keeps_the_last_good_rules(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    book = RuleBook(path)
+    assert book.current().version == "1"
+
+    path.write_text(GOOD.replace("severity: critical", "severity: nope"), encoding="utf-8")
+    os.utime(path, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    assert book.current().version == "1"
+    assert book.last_error is not None and "rules.yaml, line 9: rules.0.severity" in book.last_error
+
+    path.write_text(GOOD.replace('version: "1"', 'version: "2"'), encoding="utf-8")
+    os.utime(path, ns=(2, 2))
+    assert book.current().version == "2"
+    assert book.last_error is None
+
+
+def test_a_bad_file_at_start_up_is_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nrules: []\n", encoding="utf-8")
+    with pytest.raises(RuleFileError, match=r"rules\.yaml, line 2: rules: List should have"):
+        RuleBook(path)
