@@ -347,3 +347,40 @@ async def kafka_reachable(settings: KafkaSettings, *, timeout_s: float = 3.0) ->
     finally:
         await admin.close()
     return True
+
+
+async def read_to_end(
+    bootstrap_servers: str, topic: str, *, timeout_s: float = 60.0
+) -> list[Record]:
+    """Every committed record of `topic`, from the start to its end as of now.
+
+    For tools that look at history (re-triage, checks); it joins no consumer group and
+    commits nothing.
+    """
+    # Without a group id the consumer is assigned every partition of the topic itself.
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = list(consumer.assignment())
+        if not partitions:
+            raise RuntimeError(f"topic {topic} does not exist or has no partitions")
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[Record] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while [p for p in partitions if await consumer.position(p) < end[p]]:
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()

@@ -1,16 +1,58 @@
-"""`qianliyan-triage`: run the triage pipeline and its health endpoint."""
+"""`qianliyan-triage`: run the triage pipeline (no command), or re-triage history."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from qianliyan.shared.http import serve
 from qianliyan.triage.app import create_app
+from qianliyan.triage.domain.rules import RuleFileError, parse_rules
+from qianliyan.triage.retriage import apply_plan, build_plan, describe
 from qianliyan.triage.settings import TriageSettings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=False)
+
+
+@cli.callback(invoke_without_command=True)
+def run(context: typer.Context) -> None:
+    """Serve triage with settings from the environment."""
+    if context.invoked_subcommand is None:
+        settings = TriageSettings()
+        serve(
+            create_app(settings), service="triage", host=settings.http_host, port=settings.http_port
+        )
+
+
+@cli.command()
+def retriage(
+    rules_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    apply: Annotated[
+        bool, typer.Option(help="Produce the new decisions (default: dry run)")
+    ] = False,
+) -> None:
+    """Run RULES_FILE over every report in the log; show what changes, then optionally apply."""
+    try:
+        rules = parse_rules(rules_file.read_text(encoding="utf-8"))
+    except RuleFileError as exc:
+        typer.echo(f"{rules_file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = TriageSettings()
+    plan = asyncio.run(build_plan(settings, rules))
+    typer.echo(describe(plan))
+    if apply:
+        asyncio.run(apply_plan(settings, plan))
+        typer.echo(f"applied: {len(plan.events)} ReportTriaged events with rules {rules.version}")
+    else:
+        typer.echo("dry run: nothing was produced (add --apply to produce)")
 
 
 def main() -> None:
-    """Serve triage with settings from the environment."""
-    settings = TriageSettings()
-    serve(create_app(settings), service="triage", host=settings.http_host, port=settings.http_port)
+    """Console entry point."""
+    cli()
 
 
 if __name__ == "__main__":

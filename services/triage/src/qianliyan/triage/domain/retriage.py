@@ -1,0 +1,83 @@
+"""Running a new rule set over history: what would change, report by report and in total."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from qianliyan.shared.events import ReportSubmitted, ReportTriaged, Severity
+from qianliyan.triage.domain.rules import LoadedRules
+from qianliyan.triage.domain.severity import SCALE
+from qianliyan.triage.domain.triage import triage_report
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityChange:
+    """One report whose severity the new rules would change."""
+
+    report_id: UUID
+    before: Severity | None
+    before_version: str | None
+    after: Severity
+    reasons: tuple[str, ...]
+
+    @property
+    def direction(self) -> str:
+        """'up', 'down' or 'new' (never triaged before)."""
+        if self.before is None:
+            return "new"
+        return "up" if SCALE.index(self.after) > SCALE.index(self.before) else "down"
+
+
+@dataclass(slots=True)
+class RetriagePlan:
+    """Every event the new rules would produce, and how they differ from the current ones."""
+
+    rules_version: str
+    events: list[ReportTriaged] = field(default_factory=list)
+    changes: list[SeverityChange] = field(default_factory=list)
+    unchanged: int = 0
+
+    def totals(self) -> dict[str, int]:
+        """Counts by direction, plus the unchanged ones."""
+        counts = {"up": 0, "down": 0, "new": 0, "unchanged": self.unchanged}
+        for change in self.changes:
+            counts[change.direction] += 1
+        return counts
+
+
+def latest_triage(events: Iterable[ReportTriaged]) -> dict[UUID, ReportTriaged]:
+    """The most recent triage decision per report (a later re-triage supersedes)."""
+    latest: dict[UUID, ReportTriaged] = {}
+    for event in events:
+        known = latest.get(event.payload.report_id)
+        if known is None or event.occurred_at >= known.occurred_at:
+            latest[event.payload.report_id] = event
+    return latest
+
+
+def plan_retriage(
+    submissions: Iterable[ReportSubmitted],
+    current: Mapping[UUID, ReportTriaged],
+    rules: LoadedRules,
+) -> RetriagePlan:
+    """Triage every submission with `rules` and compare with the current decisions."""
+    plan = RetriagePlan(rules_version=rules.version)
+    for submitted in submissions:
+        new = triage_report(submitted, rules)
+        plan.events.append(new)
+        old = current.get(submitted.payload.report_id)
+        if old is not None and old.payload.severity == new.payload.severity:
+            plan.unchanged += 1
+            continue
+        plan.changes.append(
+            SeverityChange(
+                report_id=submitted.payload.report_id,
+                before=old.payload.severity if old else None,
+                before_version=old.payload.rule_set_version if old else None,
+                after=new.payload.severity,
+                reasons=tuple(reason.rule_id for reason in new.payload.reasons),
+            )
+        )
+    return plan

@@ -1,0 +1,73 @@
+"""`qianliyan-triage retriage RULES`: run a rule file over all of history.
+
+A dry run (the default) prints what would change and produces nothing. `--apply`
+produces a new ReportTriaged per report, tagged with the new rule version, in one Kafka
+transaction, and the read models follow. Update the running service's rule file too,
+or new reports keep being triaged with the old rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from qianliyan.shared.events import EventDecodeError, ReportSubmitted, ReportTriaged, decode, encode
+from qianliyan.shared.events.codec import headers_for
+from qianliyan.shared.kafka import Record, create_producer, read_to_end
+from qianliyan.triage.domain.retriage import RetriagePlan, latest_triage, plan_retriage
+from qianliyan.triage.domain.rules import LoadedRules
+from qianliyan.triage.settings import TriageSettings
+
+
+def _decoded(records: Iterable[Record]) -> Iterable[object]:
+    for record in records:
+        try:
+            yield decode(record.value)
+        except EventDecodeError:
+            continue  # already dead-lettered when it was live
+
+
+async def build_plan(settings: TriageSettings, rules: LoadedRules) -> RetriagePlan:
+    """Read both topics and compare the rules' decisions with the current ones."""
+    kafka = settings.kafka
+    reports, triaged = await asyncio.gather(
+        read_to_end(kafka.bootstrap_servers, kafka.reports_topic),
+        read_to_end(kafka.bootstrap_servers, kafka.triage_topic),
+    )
+    submissions = [e for e in _decoded(reports) if isinstance(e, ReportSubmitted)]
+    current = latest_triage(e for e in _decoded(triaged) if isinstance(e, ReportTriaged))
+    return plan_retriage(submissions, current, rules)
+
+
+async def apply_plan(settings: TriageSettings, plan: RetriagePlan) -> None:
+    """Produce the plan's events in one transaction: all of them become visible, or none."""
+    kafka = settings.kafka
+    producer = create_producer(
+        kafka, client_id="triage-retriage", transactional_id=f"{settings.transactional_id}-retriage"
+    )
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for event in plan.events:
+                await producer.send(
+                    kafka.triage_topic,
+                    encode(event),
+                    key=event.key.encode(),
+                    headers=headers_for(event),
+                )
+    finally:
+        await producer.stop()
+
+
+def describe(plan: RetriagePlan) -> str:
+    """The plan as a person reads it: one line per change, then the totals."""
+    lines = [f"rules {plan.rules_version} over {len(plan.events)} reports"]
+    for change in plan.changes:
+        before = f"{change.before} ({change.before_version})" if change.before else "untriaged"
+        lines.append(
+            f"  {change.direction:>4}  {change.report_id}  {before} -> {change.after}"
+            f"  [{', '.join(change.reasons) or 'no rule matched'}]"
+        )
+    totals = plan.totals()
+    lines.append("totals: " + ", ".join(f"{name} {count}" for name, count in totals.items()))
+    return "\n".join(lines)

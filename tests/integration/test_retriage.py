@@ -1,0 +1,63 @@
+"""Re-triage against the real log: the dry run produces nothing, --apply moves the read model."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from qianliyan.shared.settings import KafkaSettings
+from qianliyan.stack.config import StackConfig
+from qianliyan.triage.domain.rules import parse_rules
+from qianliyan.triage.retriage import apply_plan, build_plan
+from qianliyan.triage.rulebook import DEFAULT_RULES
+from qianliyan.triage.settings import TriageSettings
+from tests.integration.clients import submit
+from tests.integration.topic_reader import read_topic, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def report_view(config: StackConfig, report_id: str) -> dict[str, object]:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}")
+    return answer.json() if answer.status_code == 200 else {}
+
+
+async def test_a_stricter_crowding_rule_over_history(running_stack: StackConfig) -> None:
+    config = running_stack
+    accepted = await submit(config, {"text": "候车室拥挤，需要疏导"}, [])
+    report_id = accepted.json()["report_id"]
+    view = await wait_for(lambda: _triaged(config, report_id))
+    assert view["severity"] == "minor"
+
+    stricter = parse_rules(
+        DEFAULT_RULES.read_text(encoding="utf-8")
+        .replace('version: "2026-11-25.1"', 'version: "crowding-major"')
+        .replace(
+            "    keywords: [拥挤, 踩踏, crowd]\n    severity: minor",
+            "    keywords: [拥挤, 踩踏, crowd]\n    severity: major",
+        )
+    )
+    settings = TriageSettings(kafka=KafkaSettings(bootstrap_servers=config.kafka_bootstrap))
+    triaged_before = len(await read_topic(config.kafka_bootstrap, "incidents.triage"))
+
+    plan = await build_plan(settings, stricter)
+    [change] = [c for c in plan.changes if str(c.report_id) == report_id]
+    assert (change.before, change.after, change.direction) == ("minor", "major", "up")
+    assert len(await read_topic(config.kafka_bootstrap, "incidents.triage")) == triaged_before
+
+    await apply_plan(settings, plan)
+    after = await wait_for(lambda: _at_version(config, report_id, "crowding-major"))
+    assert after["severity"] == "major"
+
+
+async def _triaged(config: StackConfig, report_id: str) -> dict[str, object] | None:
+    view = await report_view(config, report_id)
+    return view if view.get("status") == "triaged" else None
+
+
+async def _at_version(
+    config: StackConfig, report_id: str, version: str
+) -> dict[str, object] | None:
+    view = await report_view(config, report_id)
+    return view if view.get("rule_set_version") == version else None
