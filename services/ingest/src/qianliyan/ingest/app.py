@@ -13,6 +13,7 @@ from qianliyan.ingest.api import photos, reports
 from qianliyan.ingest.api.dependencies import IngestResources
 from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
+from qianliyan.ingest.web import mount_web
 from qianliyan.shared import db
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import EventPublisher, create_producer, kafka_reachable
@@ -56,4 +57,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(health_router(readiness))
     app.include_router(reports.router)
     app.include_router(photos.router)
+    mount_web(app)
     return app

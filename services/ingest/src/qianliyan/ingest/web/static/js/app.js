@@ -90,6 +90,7 @@ async function submit(event) {
   submitEl.disabled = true;
   submitEl.textContent = t("preparing");
   const occurredAt = new Date().toISOString(); // when the reporter sent it, not when it got through
+  localStorage.setItem(STAFF_ID_KEY, staffIdEl.value.trim()); // even if it never lost focus
   try {
     const report = {
       text: textEl.value,
@@ -104,6 +105,8 @@ async function submit(event) {
     const prepared = await Promise.all(photos.map((photo) => photo.prepared));
     await createReport(report, prepared);
     clearForm();
+    // Show the reporter their report, at the top of the list, with its state.
+    $("list-heading").scrollIntoView({ behavior: "smooth" });
     navigator.storage?.persist?.(); // ask the browser not to evict reports still waiting
     kick();
   } catch (error) {

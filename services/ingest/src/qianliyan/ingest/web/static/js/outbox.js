@@ -25,7 +25,7 @@ const dbPromise = openDB(DB_NAME, 1, {
  * never again: it is the `Idempotency-Key` header and `client_report_id` of every attempt.
  */
 export async function createReport(report, photos) {
-  const id = crypto.randomUUID();
+  const id = newId();
   const record = {
     id,
     createdAt: report.occurred_at,
@@ -43,6 +43,16 @@ export async function createReport(report, photos) {
   await (await dbPromise).put(STORE, record);
   changed();
   return record;
+}
+
+/** A random UUID; randomUUID exists only on HTTPS, getRandomValues everywhere. */
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40; // version 4
+  b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 /** Every report, newest first. */

@@ -8,7 +8,7 @@ import imageCompression from "../vendor/browser-image-compression/browser-image-
 export const MAX_PHOTOS = 5;
 
 const OPTIONS = {
-  maxWidthOrHeight: 4096,
+  maxWidthOrHeight: 2048,
   initialQuality: 0.85,
   fileType: "image/jpeg",
   preserveExif: false, // the report carries its own location; EXIF would leak more

@@ -1,0 +1,218 @@
+"""The reporter's page in a real browser: Debian's Chromium, driven by Playwright, as a phone.
+
+The page talks to the suite's real stack (ingest, Kafka, MinIO, triage, notify), so what
+is asserted is what a reporter would see, and then what reached the event log.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    async_playwright,
+    expect,
+)
+
+from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
+from qianliyan.stack.config import StackConfig
+from tests.integration.topic_reader import read_topic
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    # Under CI the test must run: there a missing Chromium fails the launch, loudly.
+    pytest.skip(
+        f"{CHROMIUM} is missing; install it with deploy/local/bin/ensure-chromium",
+        allow_module_level=True,
+    )
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SEVERITY_ZH = {"info": "提示", "minor": "一般", "major": "严重", "critical": "紧急"}
+# Long enough for a poll of notify plus triage's consume-produce round trip.
+TRIAGE_WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+async def playwright() -> AsyncIterator[Playwright]:
+    async with async_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
+    # Playwright's own browser download cannot work here: this is Debian's Chromium.
+    browser = await playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    await browser.close()
+
+
+@pytest.fixture
+async def phone(playwright: Playwright, browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh phone (its own storage) that prefers Chinese."""
+    context = await browser.new_context(**playwright.devices["Pixel 7"], locale="zh-CN")
+    yield context
+    await context.close()
+
+
+def page_url(config: StackConfig) -> str:
+    return f"http://127.0.0.1:{config.ingest_port}/"
+
+
+def camera_photo(path: Path) -> Path:
+    """A photo larger than the page's 2048 px limit, with a random colour (a new sha256)."""
+    colour = tuple(random.randrange(256) for _ in range(3))
+    Image.new("RGB", (3000, 2000), colour).save(path, format="JPEG", quality=90)
+    return path
+
+
+async def open_page(page: Page, config: StackConfig) -> None:
+    response = await page.goto(page_url(config))
+    assert response is not None, "no answer for the page"
+    assert response.ok, f"GET / answered {response.status}: does ingest call mount_web(app)?"
+    # Once the service worker controls the page it has cached the shell: the page opens
+    # offline from now on.
+    await page.wait_for_function(
+        "() => navigator.serviceWorker.controller !== null", timeout=10_000
+    )
+
+
+async def submitted_for(config: StackConfig, client_report_id: str) -> list[ReportSubmitted]:
+    """Every ReportSubmitted in the log that carries `client_report_id`."""
+    found = []
+    for record in await read_topic(config.kafka_bootstrap, "incidents.reports"):
+        try:
+            event = decode(record.value)
+        except EventDecodeError:
+            continue
+        if (
+            isinstance(event, ReportSubmitted)
+            and event.payload.client_report_id == client_report_id
+        ):
+            found.append(event)
+    return found
+
+
+async def test_a_report_made_offline_is_sent_once_when_the_network_returns(
+    running_stack: StackConfig, phone: BrowserContext, tmp_path: Path
+) -> None:
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await expect(page.get_by_role("heading", name="千里眼 · 现场报告")).to_be_visible()
+
+    text = f"K123+400 附近线路有异物，影响行车。编号 {uuid.uuid4().hex[:8]}"
+    await page.get_by_label("工号").fill("J2024-017")
+    await page.get_by_label("情况描述（必填）").fill(text)
+    await page.get_by_label("类别（可选）").select_option(label="线路 / 轨道")
+    await page.get_by_label("地点（可选）").fill("K123+400")
+    await page.locator("#photo-pick").set_input_files(camera_photo(tmp_path / "track.jpg"))
+    await expect(page.locator("#photo-previews img")).to_have_count(1)
+
+    await phone.set_offline(True)
+    # Two taps in quick succession, as a thumb on a shaking train does.
+    await page.get_by_role("button", name="发送报告").dblclick()
+
+    reports = page.locator("#reports > li")
+    await expect(reports).to_have_count(1)
+    report = reports.first
+    await expect(report.locator(".badge")).to_have_text("等待网络")
+    await expect(report).to_have_attribute("data-state", "waiting")
+    client_report_id = await report.get_attribute("data-id")
+    assert client_report_id
+
+    # A reload with no network: the shell comes from the service worker, the report from
+    # IndexedDB, still waiting.
+    await page.reload()
+    await expect(page.get_by_role("heading", name="千里眼 · 现场报告")).to_be_visible()
+    await expect(reports).to_have_count(1)
+    await expect(report).to_have_attribute("data-state", "waiting")
+
+    await phone.set_offline(False)
+    await expect(report.locator(".badge")).to_have_text("已接收", timeout=20_000)
+    await expect(report.locator(".badge")).to_have_text("已分级", timeout=TRIAGE_WAIT_MS)
+    await expect(reports).to_have_count(1)
+
+    events = await submitted_for(running_stack, client_report_id)
+    assert len(events) == 1, f"expected one ReportSubmitted, got {len(events)}"
+    event = events[0]
+    # The severity shown is the one triage gave, in the reporter's language.
+    async with httpx.AsyncClient(base_url=page_url(running_stack)) as client:
+        status = (await client.get(f"/v1/reports/{event.payload.report_id}")).json()
+    assert status["status"] == "triaged", status
+    shown = f"严重程度：{SEVERITY_ZH[status['severity']]}"
+    await expect(report.locator(".severity")).to_have_text(shown)
+    assert event.payload.text == text
+    assert event.payload.category == "track"
+    assert event.payload.place == "K123+400"
+    assert event.actor.id == "J2024-017"
+    assert len(event.payload.photos) == 1
+    photo = event.payload.photos[0]
+    # Downscaled on the phone: 3000x2000 became 2048x1365 before it was sent.
+    assert (photo.width, photo.height) == (2048, 1365)
+    assert photo.content_type == "image/jpeg"
+
+
+async def test_english_and_a_refusal_shown_with_the_servers_reason_and_not_retried(
+    running_stack: StackConfig, phone: BrowserContext
+) -> None:
+    page = await phone.new_page()
+    posts: list[Request] = []
+    page.on(
+        "request",
+        lambda r: posts.append(r) if r.method == "POST" and "/v1/reports" in r.url else None,
+    )
+    await open_page(page, running_stack)
+
+    await page.get_by_role("button", name="English").click()
+    await expect(page.get_by_role("heading", name="Qianliyan · Field report")).to_be_visible()
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await page.reload()  # the choice is remembered on the phone
+    await expect(page.get_by_role("heading", name="Qianliyan · Field report")).to_be_visible()
+
+    # Only spaces: the page lets the server judge it, and the server refuses it.
+    await page.get_by_label("What happened (required)").fill("     ")
+    async with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith("/v1/reports")
+    ) as answer:
+        await page.get_by_role("button", name="Send report").click()
+    response = await answer.value
+    assert response.status == 422
+    problem = await response.json()
+    assert problem["errors"], problem
+
+    report = page.locator("#reports > li").first
+    await expect(report).to_have_attribute("data-state", "failed")
+    await expect(report.locator(".badge")).to_have_text("not accepted")
+    await expect(report.locator(".problem")).to_have_text(problem["detail"])
+    shown = report.locator(".problem-errors li")
+    await expect(shown).to_have_count(len(problem["errors"]))
+    for position, error in enumerate(problem["errors"]):
+        await expect(shown.nth(position)).to_have_text(f"{error['field']}: {error['message']}")
+
+    # Nothing is retried: not on the network coming back, not after the first backoff.
+    await page.evaluate("dispatchEvent(new Event('online'))")
+    await page.wait_for_timeout(3_000)
+    assert len(posts) == 1
+    await expect(report).to_have_attribute("data-state", "failed")
