@@ -7,13 +7,16 @@ ports, `.stack/`) is never touched. Everything is stopped when the session ends.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra, Services
 from qianliyan.stack.init import init_stack
+from qianliyan.triage.rulebook import DEFAULT_RULES
 
 # Offsets from the defaults that keep the suite clear of a dev stack on the same machine.
 TEST_PORTS = {
@@ -35,7 +38,10 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     # Two suites on one machine (two checkouts, say) each set their own offset.
     offset = int(os.environ.get("QLY_TEST_PORT_OFFSET", "0"))
     ports = {name: port + offset for name, port in TEST_PORTS.items()}
-    return StackConfig(data_dir=data_dir, **ports)  # type: ignore[arg-type]
+    # Triage reads an editable copy of the rules, so tests can change them while it runs.
+    rules = Path(data_dir) / "triage-rules.yaml"
+    shutil.copyfile(DEFAULT_RULES, rules)
+    return StackConfig(data_dir=data_dir, triage_rules_file=rules, **ports)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 
@@ -61,3 +63,45 @@ async def _at_version(
 ) -> dict[str, object] | None:
     view = await report_view(config, report_id)
     return view if view.get("rule_set_version") == version else None
+
+
+async def test_triage_says_which_rules_it_applies(running_stack: StackConfig) -> None:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{running_stack.triage_port}/v1/rules")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["version"] == "2026-11-25.1"
+    assert body["file"] == str(running_stack.triage_rules_file)
+    assert "fire-smoke" in body["rules"]
+    assert body["refused_edit"] is None
+
+
+async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    assert config.triage_rules_file is not None
+    rules_file = config.triage_rules_file
+    original = rules_file.read_text(encoding="utf-8")
+    url = f"http://127.0.0.1:{config.triage_port}/v1/rules"
+    try:
+        rules_file.write_text(original.replace("severity: minor", "severity: tiny"), "utf-8")
+        os.utime(rules_file, ns=(1, 1))
+        async with httpx.AsyncClient() as client:
+            refused = (await client.get(url)).json()
+        assert refused["version"] == "2026-11-25.1"
+        assert "line 48: rules.7.severity" in refused["refused_edit"]
+
+        # Reports keep being triaged with the last good rules meanwhile.
+        during = await submit(config, {"text": "站台拥挤"}, [])
+        view = await wait_for(lambda: _triaged(config, during.json()["report_id"]))
+        assert view["rule_set_version"] == "2026-11-25.1"
+
+        rules_file.write_text(original.replace('"2026-11-25.1"', '"2026-11-25.2"'), "utf-8")
+        os.utime(rules_file, ns=(2, 2))
+        after = await submit(config, {"text": "站台拥挤"}, [])
+        view = await wait_for(lambda: _triaged(config, after.json()["report_id"]))
+        assert view["rule_set_version"] == "2026-11-25.2"
+    finally:
+        rules_file.write_text(original, "utf-8")
+        os.utime(rules_file, ns=(3, 3))

@@ -59,6 +59,10 @@ class StackConfig(BaseSettings):
     postgres_user: str = "qianliyan"
     postgres_password: SecretStr = SecretStr("qianliyan")
 
+    triage_rules_file: Path | None = Field(
+        default=None, description="Severity rule file for triage; its packaged default if unset"
+    )
+
     ingest_port: Port = 8081
     triage_port: Port = 8082
     notify_port: Port = 8083
@@ -109,6 +113,8 @@ class StackConfig(BaseSettings):
             env[f"{prefix}_NOTIFY_URL"] = f"http://{self.host}:{self.notify_port}"
         if service in ("ingest", "notify"):
             env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
+        if service == "triage" and self.triage_rules_file is not None:
+            env[f"{prefix}_RULES_FILE"] = str(self.triage_rules_file)
         if service in ("ingest", "notify"):
             env |= {
                 f"{prefix}_STORAGE__ENDPOINT": self.minio_endpoint,

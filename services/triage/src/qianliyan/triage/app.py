@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from qianliyan.shared.events import Event
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
@@ -72,4 +73,25 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health_router(readiness, liveness))
+
+    @app.get("/v1/rules", tags=["rules"])
+    async def rules_in_force() -> RulesInForce:
+        """Which rule version triage applies, from which file, and why an edit was refused."""
+        current = rule_book.current()
+        return RulesInForce(
+            version=current.version,
+            file=str(rule_book.path),
+            rules=[rule.id for rule in current.spec.rules],
+            refused_edit=rule_book.last_error,
+        )
+
     return app
+
+
+class RulesInForce(BaseModel):
+    """What ops see of the rule file: a refused edit is shown, not silently ignored."""
+
+    version: str
+    file: str
+    rules: list[str]
+    refused_edit: str | None
