@@ -20,6 +20,7 @@ from qianliyan.shared.events import (
     encode,
 )
 from qianliyan.shared.events.envelope import derived_event_id
+from qianliyan.shared.events.reports import GeoPoint, correlation_key
 from qianliyan.shared.events.schemas import SCHEMA_DIR, generated_schemas
 
 REPORTER = Actor(kind=ActorKind.REPORTER, id="worker-7")
@@ -123,3 +124,21 @@ def test_derived_ids_are_deterministic_time_ordered_v7() -> None:
     assert first != derived_event_id(source, "triage:v2")
     assert first.version == 7
     assert first.bytes[:6] == source.bytes[:6]  # same millisecond timestamp
+
+
+def test_reports_are_keyed_by_the_area_they_concern() -> None:
+    report_id = uuid4()
+    assert correlation_key(
+        report_id=report_id, unit=" 北京南站 ", place="3号站台", location=None
+    ) == ("unit:北京南站")
+    assert correlation_key(report_id=report_id, unit=None, place="3号 站台", location=None) == (
+        "place:3号站台"
+    )
+    near = GeoPoint(lat=39.901, lon=116.401)
+    nearer = GeoPoint(lat=39.902, lon=116.402)
+    assert correlation_key(report_id=report_id, unit=None, place=None, location=near) == (
+        correlation_key(report_id=uuid4(), unit=None, place=None, location=nearer)
+    )
+    assert correlation_key(report_id=report_id, unit="", place=None, location=None) == (
+        f"report:{report_id}"
+    )

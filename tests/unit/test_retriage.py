@@ -36,7 +36,7 @@ def submitted(text: str) -> ReportSubmitted:
 def test_the_plan_lists_each_change_and_counts_them() -> None:
     smoke, water, lamp, quiet = (submitted(t) for t in ("冒烟", "积水", "灯坏了", "一切正常"))
     current = latest_triage(triage_report(s, OLD) for s in (smoke, water, quiet))
-    plan = plan_retriage([smoke, water, lamp, quiet], current, NEW)
+    plan = plan_retriage([(0, s) for s in (smoke, water, lamp, quiet)], current, NEW)
 
     changes = {change.report_id: change for change in plan.changes}
     assert changes[smoke.payload.report_id].direction == "down"

@@ -19,7 +19,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.triage.domain.rules import LoadedRules, parse_rules
 from qianliyan.triage.domain.severity import decide_severity
-from qianliyan.triage.domain.triage import transform
+from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES
 
 RULES = parse_rules(DEFAULT_RULES.read_text(encoding="utf-8"))
@@ -120,13 +120,14 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
         actor=Actor(kind=ActorKind.REPORTER, id="w1"),
         payload=payload,
     )
-    [(topic, triaged)] = transform(submitted, rules=RULES, output_topic="out")
+    pipeline = TriagePipeline(lambda: RULES, output_topic="out")
+    [(topic, triaged)] = pipeline.transform(submitted, 0)
     assert topic == "out"
     assert isinstance(triaged, ReportTriaged)
     assert triaged.correlation_id == submitted.correlation_id
     assert triaged.causation_id == submitted.event_id
     assert triaged.payload.rule_set_version == RULES.version == "2026-11-25.1"
-    assert transform(triaged, rules=RULES, output_topic="out") == []
+    assert pipeline.transform(triaged, 0) == []
     # The same submission seen twice yields the same event, which readers drop as a copy.
-    [(_, again)] = transform(submitted, rules=RULES, output_topic="out")
+    [(_, again)] = pipeline.transform(submitted, 0)
     assert again.event_id == triaged.event_id

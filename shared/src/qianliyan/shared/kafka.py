@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from qianliyan.shared.errors import is_transient
@@ -34,8 +40,9 @@ log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord  # aiokafka ships no type information
 ProjectionHandler = Callable[[Sequence[Event]], Awaitable[None]]
-# A pure function: one input event to the (topic, event) pairs it produces.
-Transform = Callable[[Event], Sequence[tuple[str, Event]]]
+# One input event, and the partition it came from, to the (topic, event) pairs it
+# produces. Partition-aware so a transform may keep state per partition (a fold).
+Transform = Callable[[Event, int], Sequence[tuple[str, Event]]]
 
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -56,11 +63,17 @@ def create_producer(
 
 
 def create_consumer(
-    settings: KafkaSettings, *topics: str, group_id: str, client_id: str
+    settings: KafkaSettings,
+    *topics: str,
+    group_id: str,
+    client_id: str,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> AIOKafkaConsumer:
-    """A group member that sees only committed transactions and commits by hand."""
-    return AIOKafkaConsumer(
-        *topics,
+    """A group member that sees only committed transactions and commits by hand.
+
+    `listener` hears of partitions assigned and revoked, for consumers with state.
+    """
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=group_id,
         client_id=client_id,
@@ -69,6 +82,8 @@ def create_consumer(
         auto_offset_reset="earliest",
         request_timeout_ms=max(settings.request_timeout_ms, 40_000),
     )
+    consumer.subscribe(list(topics), listener=listener)
+    return consumer
 
 
 class EventPublisher:
@@ -274,7 +289,7 @@ async def _transact_batch(
             events, dead = decode_records(records)
             for record, event in events:
                 try:
-                    outputs = transform(event)
+                    outputs = transform(event, partition.partition)
                 except Exception as exc:
                     dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
                     continue
@@ -381,6 +396,33 @@ async def read_to_end(
             batch = await consumer.getmany(timeout_ms=500)
             for partition_records in batch.values():
                 records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_partition(
+    bootstrap_servers: str, partition: TopicPartition, *, until_offset: int
+) -> list[Record]:
+    """The committed records of one partition before `until_offset` (a group's position).
+
+    A consumer with state per partition folds these again when it is assigned one.
+    """
+    if until_offset <= 0:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        records: list[Record] = []
+        while await consumer.position(partition) < until_offset:
+            batch = await consumer.getmany(partition, timeout_ms=500)
+            records.extend(r for r in batch.get(partition, []) if r.offset < until_offset)
         return records
     finally:
         await consumer.stop()

@@ -3,24 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from qianliyan.shared.events import Event
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import (
     create_consumer,
     create_producer,
+    decode_records,
     kafka_reachable,
+    read_partition,
     run_transactional,
 )
 from qianliyan.shared.worker import BackgroundLoop
-from qianliyan.triage.domain.triage import transform
+from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES, RuleBook
 from qianliyan.triage.settings import TriageSettings
+
+log = logging.getLogger(__name__)
+
+
+class RulesInForce(BaseModel):
+    """What ops see of the rule file: a refused edit is shown, not silently ignored."""
+
+    version: str
+    file: str
+    rules: list[str]
+    refused_edit: str | None
+
+
+class _RebuildGrouping(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On each assigned partition, fold its already-triaged history again before going on."""
+
+    def __init__(self, pipeline: TriagePipeline, bootstrap_servers: str) -> None:
+        self.consumer: AIOKafkaConsumer | None = None
+        self._pipeline = pipeline
+        self._bootstrap = bootstrap_servers
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Nothing to hand over: the state is rebuilt from the log by the next owner."""
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        for partition in assigned:
+            committed = await self.consumer.committed(partition) or 0
+            records = await read_partition(self._bootstrap, partition, until_offset=committed)
+            events, _ = decode_records(records)  # dead letters were parked when live
+            self._pipeline.replay(partition.partition, (event for _, event in events))
+            log.info("grouping of %s rebuilt from %d records", partition, len(records))
 
 
 def create_app(settings: TriageSettings | None = None) -> FastAPI:
@@ -28,14 +63,18 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     settings = settings or TriageSettings()
     kafka = settings.kafka
     rule_book = RuleBook(settings.rules_file or DEFAULT_RULES)
+    pipeline = TriagePipeline(rule_book.current, output_topic=kafka.triage_topic)
 
-    def triage(event: Event) -> Sequence[tuple[str, Event]]:
-        return transform(event, rules=rule_book.current(), output_topic=kafka.triage_topic)
-
-    async def pipeline(stop: asyncio.Event) -> None:
+    async def run_pipeline(stop: asyncio.Event) -> None:
+        rebuild = _RebuildGrouping(pipeline, kafka.bootstrap_servers)
         consumer = create_consumer(
-            kafka, kafka.reports_topic, group_id=settings.consumer_group, client_id="triage"
+            kafka,
+            kafka.reports_topic,
+            group_id=settings.consumer_group,
+            client_id="triage",
+            listener=rebuild,
         )
+        rebuild.consumer = consumer
         producer = create_producer(
             kafka, client_id="triage", transactional_id=settings.transactional_id
         )
@@ -45,7 +84,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
             await run_transactional(
                 consumer,
                 producer,
-                triage,
+                pipeline.transform,
                 group_id=settings.consumer_group,
                 stop=stop,
                 max_records=settings.max_batch,
@@ -54,7 +93,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
             await consumer.stop()
             await producer.stop()
 
-    loop = BackgroundLoop("triage-pipeline", pipeline)
+    loop = BackgroundLoop("triage-pipeline", run_pipeline)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,12 +125,3 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
         )
 
     return app
-
-
-class RulesInForce(BaseModel):
-    """What ops see of the rule file: a refused edit is shown, not silently ignored."""
-
-    version: str
-    file: str
-    rules: list[str]
-    refused_edit: str | None

@@ -9,22 +9,13 @@ or new reports keep being triaged with the old rules.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 
-from qianliyan.shared.events import EventDecodeError, ReportSubmitted, ReportTriaged, decode, encode
+from qianliyan.shared.events import ReportSubmitted, ReportTriaged, encode
 from qianliyan.shared.events.codec import headers_for
-from qianliyan.shared.kafka import Record, create_producer, read_to_end
+from qianliyan.shared.kafka import create_producer, decode_records, read_to_end
 from qianliyan.triage.domain.retriage import RetriagePlan, latest_triage, plan_retriage
 from qianliyan.triage.domain.rules import LoadedRules
 from qianliyan.triage.settings import TriageSettings
-
-
-def _decoded(records: Iterable[Record]) -> Iterable[object]:
-    for record in records:
-        try:
-            yield decode(record.value)
-        except EventDecodeError:
-            continue  # already dead-lettered when it was live
 
 
 async def build_plan(settings: TriageSettings, rules: LoadedRules) -> RetriagePlan:
@@ -34,8 +25,17 @@ async def build_plan(settings: TriageSettings, rules: LoadedRules) -> RetriagePl
         read_to_end(kafka.bootstrap_servers, kafka.reports_topic),
         read_to_end(kafka.bootstrap_servers, kafka.triage_topic),
     )
-    submissions = [e for e in _decoded(reports) if isinstance(e, ReportSubmitted)]
-    current = latest_triage(e for e in _decoded(triaged) if isinstance(e, ReportTriaged))
+    # Grouping is a fold per partition in log order, exactly as live triage saw it.
+    submissions = [
+        (record.partition, event)
+        for record, event in decode_records(sorted(reports, key=lambda r: (r.partition, r.offset)))[
+            0
+        ]
+        if isinstance(event, ReportSubmitted)
+    ]
+    current = latest_triage(
+        event for _, event in decode_records(triaged)[0] if isinstance(event, ReportTriaged)
+    )
     return plan_retriage(submissions, current, rules)
 
 

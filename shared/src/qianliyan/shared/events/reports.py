@@ -56,6 +56,32 @@ class ReportSubmittedPayload(Payload):
     client_report_id: str | None = Field(default=None, max_length=100)
 
 
+# About 5 km: reports without a unit or place name share a partition with neighbours.
+GEO_CELL_DEGREES = 0.05
+
+
+def correlation_key(
+    *, report_id: UUID, unit: str | None, place: str | None, location: GeoPoint | None
+) -> str:
+    """The Kafka key of a ReportSubmitted: the area it concerns, not the report itself.
+
+    Reports that could be about the same incident then share a partition, so triage
+    groups them by folding one partition in log order, deterministically.
+    """
+
+    def compact(name: str) -> str:
+        return "".join(name.casefold().split())
+
+    if unit and compact(unit):
+        return f"unit:{compact(unit)}"
+    if place and compact(place):
+        return f"place:{compact(place)}"
+    if location is not None:
+        cell = (round(location.lat / GEO_CELL_DEGREES), round(location.lon / GEO_CELL_DEGREES))
+        return f"geo:{cell[0]},{cell[1]}"
+    return f"report:{report_id}"
+
+
 class ReportSubmitted(Event):
     """A report from the field was accepted: its photos are stored, it is in the log."""
 

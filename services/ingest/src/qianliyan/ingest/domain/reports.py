@@ -24,7 +24,7 @@ from qianliyan.shared.events import (
     ReportSubmitted,
     ReportSubmittedPayload,
 )
-from qianliyan.shared.events.reports import SHA256_HEX
+from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
 from qianliyan.shared.storage import photo_key, preview_key
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
@@ -121,6 +121,7 @@ def build_report_submitted(
         client_report_id=form.client_report_id,
     )
     reporter = Actor(kind=ActorKind.REPORTER, id=form.reporter_id)
-    return ReportSubmitted.first(
-        key=str(report_id), actor=reporter, payload=payload, event_id=event_id
+    key = correlation_key(
+        report_id=report_id, unit=form.unit, place=form.place, location=form.location
     )
+    return ReportSubmitted.first(key=key, actor=reporter, payload=payload, event_id=event_id)

@@ -9,7 +9,7 @@ from uuid import UUID
 from qianliyan.shared.events import ReportSubmitted, ReportTriaged, Severity
 from qianliyan.triage.domain.rules import LoadedRules
 from qianliyan.triage.domain.severity import SCALE
-from qianliyan.triage.domain.triage import triage_report
+from qianliyan.triage.domain.triage import TriagePipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +58,17 @@ def latest_triage(events: Iterable[ReportTriaged]) -> dict[UUID, ReportTriaged]:
 
 
 def plan_retriage(
-    submissions: Iterable[ReportSubmitted],
+    submissions: Iterable[tuple[int, ReportSubmitted]],
     current: Mapping[UUID, ReportTriaged],
     rules: LoadedRules,
 ) -> RetriagePlan:
-    """Triage every submission with `rules` and compare with the current decisions."""
+    """Triage every (partition, submission) in log order with `rules`, incidents included,
+    and compare with the current decisions."""
     plan = RetriagePlan(rules_version=rules.version)
-    for submitted in submissions:
-        new = triage_report(submitted, rules)
+    pipeline = TriagePipeline(lambda: rules, output_topic="")
+    for partition, submitted in submissions:
+        [(_, new)] = pipeline.transform(submitted, partition)
+        assert isinstance(new, ReportTriaged)
         plan.events.append(new)
         old = current.get(submitted.payload.report_id)
         if old is not None and old.payload.severity == new.payload.severity:

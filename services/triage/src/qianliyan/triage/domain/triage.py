@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from qianliyan.shared.events import (
     Actor,
@@ -11,40 +11,91 @@ from qianliyan.shared.events import (
     ReportSubmitted,
     ReportTriaged,
     ReportTriagedPayload,
+    TriageReason,
 )
 from qianliyan.shared.events.envelope import derived_event_id
+from qianliyan.triage.domain.incidents import GroupingPolicy, IncidentAssignment, IncidentGrouper
 from qianliyan.triage.domain.rules import LoadedRules
-from qianliyan.triage.domain.severity import decide_severity
+from qianliyan.triage.domain.severity import SCALE, decide_severity
 
 TRIAGE_ACTOR = Actor(kind=ActorKind.SERVICE, id="triage")
 
 
-def triage_report(submitted: ReportSubmitted, rules: LoadedRules) -> ReportTriaged:
-    """Decide a submitted report's severity; each report is its own incident for now."""
+# This many different people reporting one incident make it more severe.
+INDEPENDENT_REPORTERS = 3
+
+
+def triage_report(
+    submitted: ReportSubmitted, rules: LoadedRules, incident: IncidentAssignment | None = None
+) -> ReportTriaged:
+    """Decide a report's severity and incident; alone, a report is its own incident."""
     report = submitted.payload
     decision = decide_severity(report, rules)
+    severity, reasons = decision.severity, list(decision.reasons)
+    incident_id = incident.incident_id if incident else report.report_id
+    if incident and incident.evidence:
+        reasons.append(
+            TriageReason(
+                rule_id="same-incident", summary="Reported before", evidence=[incident.evidence]
+            )
+        )
+    if incident and len(incident.reporters) >= INDEPENDENT_REPORTERS:
+        severity = SCALE[min(SCALE.index(severity) + 1, len(SCALE) - 1)]
+        reasons.append(
+            TriageReason(
+                rule_id="independent-reporters",
+                summary="Several people reported it / 多人报告",
+                evidence=[
+                    f"{len(incident.reporters)} reporters: {', '.join(sorted(incident.reporters))}"
+                ],
+            )
+        )
     return ReportTriaged.caused_by(
         submitted,
         # Seeing the same submission twice (a producer retry after a timeout) yields the
         # same event id, so readers drop the copy; a new rule set yields a new event.
         event_id=derived_event_id(submitted.event_id, f"triage:{rules.version}"),
-        key=str(report.report_id),
+        key=str(incident_id),
         actor=TRIAGE_ACTOR,
         payload=ReportTriagedPayload(
             report_id=report.report_id,
-            incident_id=report.report_id,
-            severity=decision.severity,
+            incident_id=incident_id,
+            severity=severity,
             rule_set_version=rules.version,
-            reasons=list(decision.reasons),
+            reasons=reasons,
             captured_at=report.captured_at,
         ),
     )
 
 
-def transform(
-    event: Event, *, rules: LoadedRules, output_topic: str
-) -> Sequence[tuple[str, Event]]:
-    """What triage produces for one consumed event; other event types produce nothing."""
-    if isinstance(event, ReportSubmitted):
-        return [(output_topic, triage_report(event, rules))]
-    return []
+class TriagePipeline:
+    """Triage of one consumer: severity by the rules, incidents by a fold per partition."""
+
+    def __init__(
+        self,
+        rules: Callable[[], LoadedRules],
+        *,
+        output_topic: str,
+        policy: GroupingPolicy | None = None,
+    ) -> None:
+        self._rules = rules
+        self._output_topic = output_topic
+        self._policy = policy or GroupingPolicy()
+        self._groupers: dict[int, IncidentGrouper] = {}
+
+    def transform(self, event: Event, partition: int) -> Sequence[tuple[str, Event]]:
+        """What triage produces for one consumed event; other event types produce nothing."""
+        if not isinstance(event, ReportSubmitted):
+            return []
+        incident = self._grouper(partition).assign(event)
+        return [(self._output_topic, triage_report(event, self._rules(), incident))]
+
+    def replay(self, partition: int, history: Iterable[Event]) -> None:
+        """Rebuild a partition's grouping from its already-triaged history, producing nothing."""
+        grouper = self._groupers[partition] = IncidentGrouper(self._policy)
+        for event in history:
+            if isinstance(event, ReportSubmitted):
+                grouper.assign(event)
+
+    def _grouper(self, partition: int) -> IncidentGrouper:
+        return self._groupers.setdefault(partition, IncidentGrouper(self._policy))

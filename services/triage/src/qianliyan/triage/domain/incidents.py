@@ -1,0 +1,148 @@
+"""Grouping reports about the same thing into one incident, deterministically.
+
+Two reports belong together when they were captured close in time and either name the
+same place with similar text, or were taken close to each other. Times are the phone's
+capture times, so a report that arrives hours late joins the incident it belongs to.
+
+The grouper is a fold over the reports of one partition in log order: the same log
+gives the same incidents whatever the batches were, and a restarted triage rebuilds
+its state by folding the partition's history again. Reports that could belong together
+share a partition because ingest keys them by their correlation area.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from qianliyan.shared.events import GeoPoint, ReportSubmitted
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingPolicy:
+    """How close in time, space and wording two reports must be to share an incident."""
+
+    window: timedelta = timedelta(minutes=60)
+    distance_m: float = 500.0
+    text_similarity: float = 0.2
+    # Reports captured this long before the newest one seen are forgotten.
+    memory: timedelta = timedelta(hours=48)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What grouping remembers of one report."""
+
+    report_id: UUID
+    incident_id: UUID
+    captured_at: datetime
+    place: str | None
+    location: GeoPoint | None
+    bigrams: frozenset[str]
+    reporter_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentAssignment:
+    """The incident a report joined, and who has reported it so far."""
+
+    incident_id: UUID
+    opened_by: UUID
+    reporters: frozenset[str]
+    evidence: str | None
+
+
+def normalise_place(place: str | None) -> str | None:
+    """A place name as compared: case and spacing do not matter."""
+    if not place:
+        return None
+    return "".join(place.casefold().split()) or None
+
+
+def text_bigrams(text: str) -> frozenset[str]:
+    """Character pairs of the text without spaces: a similarity that needs no word breaks."""
+    compact = "".join(text.casefold().split())
+    return frozenset(compact[i : i + 2] for i in range(len(compact) - 1)) or frozenset([compact])
+
+
+def similarity(left: frozenset[str], right: frozenset[str]) -> float:
+    """Jaccard similarity of two bigram sets."""
+    if not left or not right:
+        return 0.0
+    return len(left & right) / len(left | right)
+
+
+def distance_m(a: GeoPoint, b: GeoPoint) -> float:
+    """Great-circle distance in metres (haversine)."""
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(slots=True)
+class IncidentGrouper:
+    """The grouping state of one partition; `assign` is the step of the fold."""
+
+    policy: GroupingPolicy = field(default_factory=GroupingPolicy)
+    _traces: list[Trace] = field(default_factory=list)
+    _by_report: dict[UUID, Trace] = field(default_factory=dict)
+    _newest: datetime | None = None
+
+    def assign(self, submitted: ReportSubmitted) -> IncidentAssignment:
+        """The incident `submitted` belongs to; seeing a report again gives the same answer."""
+        report = submitted.payload
+        known = self._by_report.get(report.report_id)
+        if known is None:
+            known = self._remember(submitted)
+        members = [t for t in self._traces if t.incident_id == known.incident_id]
+        reporters = frozenset(t.reporter_id for t in members if t.reporter_id != ANONYMOUS)
+        evidence = None
+        if known.incident_id != report.report_id:
+            evidence = f"joins incident {known.incident_id} ({len(members)} reports)"
+        return IncidentAssignment(known.incident_id, members[0].report_id, reporters, evidence)
+
+    def _remember(self, submitted: ReportSubmitted) -> Trace:
+        report = submitted.payload
+        candidate = Trace(
+            report_id=report.report_id,
+            incident_id=report.report_id,
+            captured_at=report.captured_at,
+            place=normalise_place(report.place),
+            location=report.location,
+            bigrams=text_bigrams(report.text),
+            reporter_id=submitted.actor.id,
+        )
+        match = next((t for t in self._traces if self._related(t, candidate)), None)
+        trace = candidate if match is None else replace(candidate, incident_id=match.incident_id)
+        self._traces.append(trace)
+        self._by_report[trace.report_id] = trace
+        self._forget_old(trace.captured_at)
+        return trace
+
+    def _related(self, known: Trace, new: Trace) -> bool:
+        if abs(known.captured_at - new.captured_at) > self.policy.window:
+            return False
+        if (
+            known.location is not None
+            and new.location is not None
+            and distance_m(known.location, new.location) <= self.policy.distance_m
+        ):
+            return True
+        same_place = known.place is not None and known.place == new.place
+        return same_place and similarity(known.bigrams, new.bigrams) >= self.policy.text_similarity
+
+    def _forget_old(self, captured_at: datetime) -> None:
+        if self._newest is None or captured_at > self._newest:
+            self._newest = captured_at
+        horizon = self._newest - self.policy.memory
+        # Late reports arrive out of capture order, so every trace is checked, not a prefix.
+        gone = [t for t in self._traces if t.captured_at < horizon]
+        if gone:
+            self._traces = [t for t in self._traces if t.captured_at >= horizon]
+            for trace in gone:
+                self._by_report.pop(trace.report_id, None)

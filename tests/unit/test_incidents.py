@@ -1,0 +1,158 @@
+"""Grouping reports into incidents: by time, place, wording and distance; deterministic."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    GeoPoint,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+    Severity,
+)
+from qianliyan.triage.domain.incidents import IncidentGrouper, distance_m
+from qianliyan.triage.domain.rules import parse_rules
+from qianliyan.triage.domain.triage import TriagePipeline
+from qianliyan.triage.rulebook import DEFAULT_RULES
+
+RULES = parse_rules(DEFAULT_RULES.read_text(encoding="utf-8"))
+T0 = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def report(
+    text: str,
+    *,
+    minutes: float = 0,
+    place: str | None = None,
+    at: tuple[float, float] | None = None,
+    reporter: str = "w1",
+    received_late_by: timedelta = timedelta(0),
+) -> ReportSubmitted:
+    captured = T0 + timedelta(minutes=minutes)
+    payload = ReportSubmittedPayload(
+        report_id=uuid4(),
+        text=text,
+        place=place,
+        location=GeoPoint(lat=at[0], lon=at[1]) if at else None,
+        captured_at=captured,
+        received_at=captured + received_late_by,
+    )
+    return ReportSubmitted.first(
+        key=str(payload.report_id),
+        actor=Actor(kind=ActorKind.REPORTER, id=reporter),
+        payload=payload,
+    )
+
+
+def incidents(reports: list[ReportSubmitted]) -> list[UUID]:
+    grouper = IncidentGrouper()
+    return [grouper.assign(r).incident_id for r in reports]
+
+
+def test_same_place_similar_text_close_in_time_is_one_incident() -> None:
+    a = report("3号站台配电箱冒烟", place="3号站台")
+    b = report("3号站台 配电箱在冒烟", place="3号 站台", minutes=12, reporter="w2")
+    assert incidents([a, b]) == [a.payload.report_id] * 2
+
+
+def test_same_place_different_matter_is_another_incident() -> None:
+    a = report("3号站台配电箱冒烟", place="3号站台")
+    b = report("有旅客遗失行李箱", place="3号站台", minutes=5)
+    assert len(set(incidents([a, b]))) == 2
+
+
+def test_close_positions_group_even_with_different_words() -> None:
+    a = report("线路上有异物", at=(39.9000, 116.4000))
+    b = report("a tree fell on the track", at=(39.9020, 116.4010), minutes=20)
+    assert distance_m(a.payload.location, b.payload.location) < 500  # type: ignore[arg-type]
+    assert len(set(incidents([a, b]))) == 1
+
+
+def test_far_apart_in_time_is_another_incident() -> None:
+    a = report("3号站台冒烟", place="3号站台")
+    b = report("3号站台冒烟", place="3号站台", minutes=180)
+    assert len(set(incidents([a, b]))) == 2
+
+
+def test_a_report_arriving_hours_late_joins_by_its_capture_time() -> None:
+    a = report("K123+400 落石", place="K123+400", minutes=0)
+    later = report("K123+400 发现异物", place="K123+400", minutes=300)
+    offline = report(
+        "K123+400 有落石", place="K123+400", minutes=10, received_late_by=timedelta(hours=6)
+    )
+    ids = incidents([a, later, offline])
+    assert ids[2] == ids[0] != ids[1]
+
+
+def test_seeing_a_report_again_gives_the_same_answer() -> None:
+    grouper = IncidentGrouper()
+    a, b = report("冒烟", place="p"), report("冒烟了", place="p", minutes=1)
+    first = [grouper.assign(r).incident_id for r in (a, b)]
+    assert [grouper.assign(r).incident_id for r in (a, b)] == first
+
+
+def test_three_independent_reporters_raise_the_severity() -> None:
+    pipeline = TriagePipeline(lambda: RULES, output_topic="t")
+    severities = []
+    for i, reporter in enumerate(("w1", "w2", "w3")):
+        [(_, triaged)] = pipeline.transform(
+            report("候车室拥挤", place="候车室", minutes=i, reporter=reporter), 0
+        )
+        assert isinstance(triaged, ReportTriaged)
+        severities.append(triaged.payload.severity)
+    assert severities == [Severity.MINOR, Severity.MINOR, Severity.MAJOR]
+    assert isinstance(triaged, ReportTriaged)
+    assert "independent-reporters" in {reason.rule_id for reason in triaged.payload.reasons}
+    assert triaged.key == str(triaged.payload.incident_id)
+
+
+def test_one_person_reporting_three_times_is_not_three_reporters() -> None:
+    pipeline = TriagePipeline(lambda: RULES, output_topic="t")
+    for i in range(3):
+        [(_, triaged)] = pipeline.transform(report("候车室拥挤", place="候车室", minutes=i), 0)
+    assert isinstance(triaged, ReportTriaged)
+    assert triaged.payload.severity is Severity.MINOR
+
+
+texts = st.sampled_from(["站台冒烟", "站台在冒烟", "线路异物", "行李遗失", "信号故障"])
+places = st.sampled_from([None, "1号站台", "2号站台", "K10+100"])
+streams = st.lists(
+    st.tuples(texts, places, st.integers(0, 300), st.sampled_from(["a", "b", "c"])),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams, st.lists(st.integers(1, 6), min_size=1, max_size=10))
+def test_grouping_does_not_depend_on_batch_boundaries(
+    stream: list[tuple[str, str | None, int, str]], cuts: list[int]
+) -> None:
+    reports = [report(t, place=p, minutes=m, reporter=r) for t, p, m, r in stream]
+    whole = incidents(reports)
+
+    # The same log, processed in batches of arbitrary sizes by one pipeline.
+    pipeline = TriagePipeline(lambda: RULES, output_topic="t")
+    batched: list[UUID] = []
+    position, sizes = 0, iter(cuts * (len(reports) + 1))
+    while position < len(reports):
+        size = next(sizes)
+        for submitted in reports[position : position + size]:
+            [(_, triaged)] = pipeline.transform(submitted, 0)
+            batched.append(triaged.payload.incident_id)  # type: ignore[attr-defined]
+        position += size
+    assert batched == whole
+
+    # A restarted triage folds the first part of the log again, then carries on.
+    half = len(reports) // 2
+    restarted = TriagePipeline(lambda: RULES, output_topic="t")
+    restarted.replay(0, reports[:half])
+    rest = [restarted.transform(r, 0)[0][1].payload.incident_id for r in reports[half:]]  # type: ignore[attr-defined]
+    assert rest == whole[half:]
