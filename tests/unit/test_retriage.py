@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
-from qianliyan.shared.events import Actor, ActorKind, ReportSubmitted, ReportSubmittedPayload
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+)
 from qianliyan.triage.domain.retriage import latest_triage, plan_retriage
 from qianliyan.triage.domain.rules import parse_rules
 from qianliyan.triage.domain.triage import triage_report
@@ -25,9 +31,11 @@ rules:
 """)
 
 
-def submitted(text: str) -> ReportSubmitted:
+def submitted(text: str, place: str | None = None) -> ReportSubmitted:
     now = datetime.now(UTC)
-    payload = ReportSubmittedPayload(report_id=uuid4(), text=text, captured_at=now, received_at=now)
+    payload = ReportSubmittedPayload(
+        report_id=uuid4(), text=text, place=place, captured_at=now, received_at=now
+    )
     return ReportSubmitted.first(
         key=str(payload.report_id), actor=Actor(kind=ActorKind.REPORTER, id="w"), payload=payload
     )
@@ -43,7 +51,14 @@ def test_the_plan_lists_each_change_and_counts_them() -> None:
     assert changes[water.payload.report_id].direction == "up"
     assert changes[water.payload.report_id].before_version == "old"
     assert changes[lamp.payload.report_id].direction == "new"
-    assert plan.totals() == {"up": 1, "down": 1, "new": 1, "unchanged": 1}
+    assert plan.totals() == {
+        "up": 1,
+        "down": 1,
+        "new": 1,
+        "unchanged": 1,
+        "incidents_split": 0,
+        "incidents_merged": 0,
+    }
     assert {event.payload.rule_set_version for event in plan.events} == {"new"}
     assert len(plan.events) == 4
 
@@ -52,3 +67,38 @@ def test_a_later_retriage_supersedes_an_earlier_one() -> None:
     smoke = submitted("冒烟")
     first, second = triage_report(smoke, OLD), triage_report(smoke, NEW)
     assert latest_triage([second, first])[smoke.payload.report_id] == second
+
+
+def test_incidents_merged_and_split_are_counted() -> None:
+    # Before: a and b were one incident, c another. After: a alone, b joins c.
+    a, b, c = submitted("冒烟"), submitted("冒烟"), submitted("积水")
+    triaged = {s.payload.report_id: triage_report(s, OLD) for s in (a, b, c)}
+    before = {
+        a.payload.report_id: _in_incident(triaged[a.payload.report_id], a.payload.report_id),
+        b.payload.report_id: _in_incident(triaged[b.payload.report_id], a.payload.report_id),
+        c.payload.report_id: _in_incident(triaged[c.payload.report_id], c.payload.report_id),
+    }
+    after_rules = parse_rules("""
+version: regrouped
+rules:
+  - {id: any, summary: Any, keywords: [冒, 积], severity: minor}
+""")
+    plan = plan_retriage([(0, a), (1, b), (1, c)], before, after_rules)
+    # b and c share partition 1 but differ in wording and place: the fold keeps them apart,
+    # so b leaves a's incident (a split) without joining c's.
+    assert plan.totals()["incidents_split"] == 1
+    assert [move.report_id for move in plan.moves] == [b.payload.report_id]
+
+
+def _in_incident(event: ReportTriaged, incident_id: UUID) -> ReportTriaged:
+    payload = event.payload.model_copy(update={"incident_id": incident_id})
+    return event.model_copy(update={"payload": payload})
+
+
+def test_reports_the_fold_now_groups_count_as_a_merge() -> None:
+    a, b = submitted("3号站台冒烟", place="3号站台"), submitted("3号站台在冒烟", place="3号站台")
+    apart = {s.payload.report_id: triage_report(s, OLD) for s in (a, b)}  # each its own
+    plan = plan_retriage([(0, a), (0, b)], apart, NEW)
+    assert plan.totals()["incidents_merged"] == 1
+    [move] = plan.moves
+    assert (move.report_id, move.after) == (b.payload.report_id, a.payload.report_id)

@@ -46,7 +46,9 @@ class _RebuildGrouping(ConsumerRebalanceListener):  # type: ignore[misc]
         self._bootstrap = bootstrap_servers
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Nothing to hand over: the state is rebuilt from the log by the next owner."""
+        # Nothing to hand over: the next owner folds the log itself.
+        for partition in revoked:
+            self._pipeline.forget(partition.partition)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None

@@ -68,6 +68,8 @@ def describe(plan: RetriagePlan) -> str:
             f"  {change.direction:>4}  {change.report_id}  {before} -> {change.after}"
             f"  [{', '.join(change.reasons) or 'no rule matched'}]"
         )
+    for move in plan.moves:
+        lines.append(f"  moved {move.report_id}  incident {move.before} -> {move.after}")
     totals = plan.totals()
     lines.append("totals: " + ", ".join(f"{name} {count}" for name, count in totals.items()))
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -20,8 +21,11 @@ class TriageSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     consumer_group: str = "qianliyan-triage"
     transactional_id: str = Field(
-        default="qianliyan-triage-1",
-        description="Unique per running instance: a restarted instance fences its zombie",
+        default_factory=lambda: f"qianliyan-triage-{socket.gethostname()}",
+        description=(
+            "Unique per running instance and stable across its restarts, so a restarted "
+            "instance fences its zombie; the host name suits one instance per host or pod"
+        ),
     )
     max_batch: int = Field(default=500, ge=1)
     rules_file: Path | None = Field(

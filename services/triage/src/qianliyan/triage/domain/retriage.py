@@ -30,6 +30,15 @@ class SeverityChange:
         return "up" if SCALE.index(self.after) > SCALE.index(self.before) else "down"
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentMove:
+    """One report the new grouping would put in another incident."""
+
+    report_id: UUID
+    before: UUID
+    after: UUID
+
+
 @dataclass(slots=True)
 class RetriagePlan:
     """Every event the new rules would produce, and how they differ from the current ones."""
@@ -37,13 +46,23 @@ class RetriagePlan:
     rules_version: str
     events: list[ReportTriaged] = field(default_factory=list)
     changes: list[SeverityChange] = field(default_factory=list)
+    moves: list[IncidentMove] = field(default_factory=list)
     unchanged: int = 0
+    # (incident before, incident after) of every report that had a decision before.
+    _pairs: list[tuple[UUID, UUID]] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        """Counts by direction, plus the unchanged ones."""
+        """Severity changes by direction, unchanged ones, and incidents merged or split."""
         counts = {"up": 0, "down": 0, "new": 0, "unchanged": self.unchanged}
         for change in self.changes:
             counts[change.direction] += 1
+        after_by_before: dict[UUID, set[UUID]] = {}
+        before_by_after: dict[UUID, set[UUID]] = {}
+        for before, after in self._pairs:
+            after_by_before.setdefault(before, set()).add(after)
+            before_by_after.setdefault(after, set()).add(before)
+        counts["incidents_split"] = sum(len(a) > 1 for a in after_by_before.values())
+        counts["incidents_merged"] = sum(len(b) > 1 for b in before_by_after.values())
         return counts
 
 
@@ -71,6 +90,16 @@ def plan_retriage(
         assert isinstance(new, ReportTriaged)
         plan.events.append(new)
         old = current.get(submitted.payload.report_id)
+        if old is not None:
+            plan._pairs.append((old.payload.incident_id, new.payload.incident_id))
+            if old.payload.incident_id != new.payload.incident_id:
+                plan.moves.append(
+                    IncidentMove(
+                        submitted.payload.report_id,
+                        old.payload.incident_id,
+                        new.payload.incident_id,
+                    )
+                )
         if old is not None and old.payload.severity == new.payload.severity:
             plan.unchanged += 1
             continue

@@ -97,5 +97,9 @@ class TriagePipeline:
             if isinstance(event, ReportSubmitted):
                 grouper.assign(event)
 
+    def forget(self, partition: int) -> None:
+        """Drop a partition's state once another consumer owns it."""
+        self._groupers.pop(partition, None)
+
     def _grouper(self, partition: int) -> IncidentGrouper:
         return self._groupers.setdefault(partition, IncidentGrouper(self._policy))
