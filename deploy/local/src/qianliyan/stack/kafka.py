@@ -98,7 +98,7 @@ class Kafka:
                         "kafka.tools.StorageTool",
                         "format",
                         "--cluster-id",
-                        _new_cluster_id(),
+                        new_cluster_id(),
                         "--config",
                         properties,
                         "--standalone",
@@ -183,8 +183,16 @@ async def _has_live_broker(bootstrap: str) -> bool:
     return bool(cluster.get("brokers"))
 
 
-def _new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def new_cluster_id() -> str:
+    """A random cluster id, as Kafka's own tools make them.
+
+    An id starting with '-' would be read as an option by the storage tool's argument
+    parser (1 in 64 of them), so, like Kafka's Uuid.randomUuid, such ids are redrawn.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _pom_digest() -> str:
