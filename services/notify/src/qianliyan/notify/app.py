@@ -9,12 +9,13 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from qianliyan.notify.api import reports
+from qianliyan.notify.api import incidents, reports
 from qianliyan.notify.projections.reports import project_batch
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared import db
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import (
+    EventPublisher,
     create_consumer,
     create_producer,
     kafka_reachable,
@@ -34,6 +35,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             kafka,
             kafka.reports_topic,
             kafka.triage_topic,
+            kafka.alerts_topic,
             group_id=settings.consumer_group,
             client_id="notify",
         )
@@ -59,11 +61,16 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await db.create_pool(settings.postgres)
         app.state.photos = PhotoStore(settings.storage)
+        producer = create_producer(kafka, client_id="notify")
+        await producer.start()
+        app.state.publisher = EventPublisher(producer, timeout_s=kafka.publish_timeout_s)
+        app.state.alerts_topic = kafka.alerts_topic
         loop.start()
         try:
             yield
         finally:
             await loop.stop()
+            await producer.stop()
             await app.state.pool.close()
 
     def liveness() -> dict[str, ReadinessCheck]:
@@ -80,4 +87,5 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router(readiness, liveness))
     app.include_router(reports.router)
+    app.include_router(incidents.router)
     return app

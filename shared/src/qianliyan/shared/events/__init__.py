@@ -2,6 +2,7 @@
 
 from qianliyan.shared.events.codec import EventDecodeError, UnknownEvent, decode, encode
 from qianliyan.shared.events.envelope import Actor, ActorKind, Event, Payload, new_event_id
+from qianliyan.shared.events.incidents import SeverityOverridden, SeverityOverriddenPayload
 from qianliyan.shared.events.reports import (
     GeoPoint,
     PhotoRef,
@@ -26,6 +27,8 @@ __all__ = [
     "ReportTriaged",
     "ReportTriagedPayload",
     "Severity",
+    "SeverityOverridden",
+    "SeverityOverriddenPayload",
     "TriageReason",
     "UnknownEvent",
     "decode",

@@ -9,8 +9,9 @@ from uuid import UUID
 
 import asyncpg
 
+from qianliyan.notify.projections import incidents
 from qianliyan.shared.db import Connection
-from qianliyan.shared.events import Event, ReportSubmitted, ReportTriaged
+from qianliyan.shared.events import Event, ReportSubmitted, ReportTriaged, SeverityOverridden
 
 
 async def project_batch(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
@@ -37,6 +38,9 @@ async def _apply(connection: Connection, event: Event) -> None:
         await _apply_submitted(connection, event)
     elif isinstance(event, ReportTriaged):
         await _apply_triaged(connection, event)
+        await incidents.apply_triaged(connection, event)
+    elif isinstance(event, SeverityOverridden):
+        await incidents.apply_overridden(connection, event)
 
 
 async def _apply_submitted(connection: Connection, event: ReportSubmitted) -> None:

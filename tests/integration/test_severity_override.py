@@ -1,0 +1,92 @@
+"""A dispatcher's severity override: one winner among concurrent ones, kept by a re-triage."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from qianliyan.shared.settings import KafkaSettings
+from qianliyan.stack.config import StackConfig
+from qianliyan.triage.domain.rules import parse_rules
+from qianliyan.triage.retriage import apply_plan, build_plan
+from qianliyan.triage.rulebook import DEFAULT_RULES
+from qianliyan.triage.settings import TriageSettings
+from tests.integration.clients import submit
+from tests.integration.topic_reader import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def incident(config: StackConfig, incident_id: str) -> dict[str, object] | None:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(
+            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}"
+        )
+    return answer.json() if answer.status_code == 200 else None
+
+
+async def override(
+    config: StackConfig, incident_id: str, version: int, severity: str, who: str
+) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/severity",
+            json={
+                "severity": severity,
+                "reason": "现场确认",
+                "expected_version": version,
+                "dispatcher_id": who,
+            },
+        )
+
+
+async def test_an_override_wins_once_and_survives_a_retriage(running_stack: StackConfig) -> None:
+    config = running_stack
+    accepted = await submit(
+        config, {"text": "道岔信号故障", "place": f"咽喉区{uuid4().hex[:6]}"}, []
+    )
+    incident_id = accepted.json()["report_id"]  # a lone report opens its own incident
+    before = await wait_for(lambda: incident(config, incident_id))
+    assert before["severity"] == before["rule_severity"] == "major"
+
+    first, second = await asyncio.gather(
+        override(config, incident_id, before["version"], "critical", "dispatcher-a"),
+        override(config, incident_id, before["version"], "minor", "dispatcher-b"),
+    )
+    assert sorted([first.status_code, second.status_code]) == [202, 409]
+    winner, loser = (first, second) if first.status_code == 202 else (second, first)
+    assert "reload it and decide again" in loser.json()["detail"]
+    expected = "critical" if winner is first else "minor"
+
+    async def overridden() -> dict[str, object] | None:
+        found = await incident(config, incident_id)
+        return found if found and found["override_severity"] else None
+
+    after = await wait_for(overridden)
+    assert after["severity"] == expected
+    assert after["version"] == winner.json()["incident_version"]
+
+    stale = await override(config, incident_id, before["version"], "info", "dispatcher-c")
+    assert stale.status_code == 409
+
+    # Rules that make signal failures minor, run over history: the override still wins.
+    softer = parse_rules(
+        DEFAULT_RULES.read_text(encoding="utf-8")
+        .replace('version: "2026-11-25.1"', 'version: "soft-signals"')
+        .replace(
+            "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: major",
+            "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: minor",
+        )
+    )
+    settings = TriageSettings(kafka=KafkaSettings(bootstrap_servers=config.kafka_bootstrap))
+    await apply_plan(settings, await build_plan(settings, softer))
+
+    async def retriaged() -> dict[str, object] | None:
+        found = await incident(config, incident_id)
+        return found if found and found["rule_severity"] == "minor" else None
+
+    final = await wait_for(retriaged)
+    assert final["severity"] == expected
