@@ -33,8 +33,9 @@ async def override(
 ) -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.post(
-            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/severity",
+            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
             json={
+                "action": "override_severity",
                 "severity": severity,
                 "reason": "现场确认",
                 "expected_version": version,

@@ -2,7 +2,21 @@
 
 from qianliyan.shared.events.codec import EventDecodeError, UnknownEvent, decode, encode
 from qianliyan.shared.events.envelope import Actor, ActorKind, Event, Payload, new_event_id
-from qianliyan.shared.events.incidents import SeverityOverridden, SeverityOverriddenPayload
+from qianliyan.shared.events.incidents import (
+    AlertAcknowledged,
+    AlertAssigned,
+    AlertAssignedPayload,
+    AlertNoteAdded,
+    AlertNoteAddedPayload,
+    AlertReopened,
+    AlertReopenedPayload,
+    AlertResolved,
+    AlertResolvedPayload,
+    IncidentAction,
+    IncidentActionPayload,
+    SeverityOverridden,
+    SeverityOverriddenPayload,
+)
 from qianliyan.shared.events.reports import (
     GeoPoint,
     PhotoRef,
@@ -17,9 +31,20 @@ from qianliyan.shared.events.reports import (
 __all__ = [
     "Actor",
     "ActorKind",
+    "AlertAcknowledged",
+    "AlertAssigned",
+    "AlertAssignedPayload",
+    "AlertNoteAdded",
+    "AlertNoteAddedPayload",
+    "AlertReopened",
+    "AlertReopenedPayload",
+    "AlertResolved",
+    "AlertResolvedPayload",
     "Event",
     "EventDecodeError",
     "GeoPoint",
+    "IncidentAction",
+    "IncidentActionPayload",
     "Payload",
     "PhotoRef",
     "ReportSubmitted",

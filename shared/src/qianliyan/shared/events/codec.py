@@ -15,13 +15,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from qianliyan.shared.events.envelope import Event
-from qianliyan.shared.events.incidents import SeverityOverridden
+from qianliyan.shared.events.incidents import INCIDENT_ACTION_CLASSES
 from qianliyan.shared.events.reports import ReportSubmitted, ReportTriaged
 
 JsonObject = dict[str, Any]
 Upcaster = Callable[[JsonObject], JsonObject]
 
-EVENT_CLASSES: tuple[type[Event], ...] = (ReportSubmitted, ReportTriaged, SeverityOverridden)
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    ReportSubmitted,
+    ReportTriaged,
+    *INCIDENT_ACTION_CLASSES,
+)
 
 _CLASS_BY_TYPE: dict[str, type[Event]] = {cls.type_name(): cls for cls in EVENT_CLASSES}
 

@@ -8,19 +8,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends
+from pydantic import BaseModel
 
 from qianliyan.notify.api.dependencies import alerts_topic, db_pool, event_publisher
+from qianliyan.notify.domain.actions import ActionRefused, ActionRequest, check_allowed, to_event
 from qianliyan.notify.projections.incidents import claim_action, fetch_incident, release_claim
-from qianliyan.shared.events import (
-    Actor,
-    ActorKind,
-    Severity,
-    SeverityOverridden,
-    SeverityOverriddenPayload,
-    new_event_id,
-)
+from qianliyan.shared.events import new_event_id
 from qianliyan.shared.http import Problem, unavailable
 from qianliyan.shared.kafka import EventPublisher
 
@@ -34,24 +28,20 @@ class IncidentView(BaseModel):
 
     incident_id: UUID
     version: int
+    status: str
     severity: str | None
     rule_severity: str | None
     override_severity: str | None
     override_reason: str | None
     overridden_by: str | None
-    overridden_at: datetime | None
+    assignee: str | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
     report_ids: list[UUID]
-
-
-class SeverityOverride(BaseModel):
-    """What a dispatcher decides, and which version of the incident they saw."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    severity: Severity
-    reason: str = Field(min_length=1, max_length=500)
-    expected_version: int = Field(ge=0)
-    dispatcher_id: str = Field(min_length=1, max_length=200)
+    timeline: list[dict[str, Any]]
 
 
 class ActionAccepted(BaseModel):
@@ -72,45 +62,43 @@ async def _incident_or_404(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, A
 async def get_incident(
     incident_id: UUID, pool: Annotated[asyncpg.Pool, Depends(db_pool)]
 ) -> dict[str, Any]:
-    """The incident's severity (a dispatcher's override wins), version and reports."""
+    """The incident's status, severity (an override wins), version, reports and timeline."""
     return await _incident_or_404(pool, incident_id)
 
 
-@router.post("/{incident_id}/severity", status_code=202, response_model=ActionAccepted)
-async def override_severity(
+@router.post("/{incident_id}/actions", status_code=202, response_model=ActionAccepted)
+async def act_on_incident(
     incident_id: UUID,
-    override: SeverityOverride,
+    request: Annotated[ActionRequest, Body()],
     pool: Annotated[asyncpg.Pool, Depends(db_pool)],
     publisher: Annotated[EventPublisher, Depends(event_publisher)],
     topic: Annotated[str, Depends(alerts_topic)],
 ) -> ActionAccepted:
-    """Set the incident's severity; acting on a stale version is a 409, not an overwrite."""
+    """Acknowledge, assign, note, override severity, resolve or reopen.
+
+    Each action is appended as an event, then projected. Acting on a version other than
+    the current one is a 409, so nobody silently overwrites what they did not see.
+    """
     incident = await _incident_or_404(pool, incident_id)
+    try:
+        check_allowed(request, incident["status"])
+    except ActionRefused as refused:
+        raise Problem(409, "Action not possible now", f"{refused}.") from None
     event_id = new_event_id()
     if not await claim_action(
-        pool, incident_id=incident_id, version=override.expected_version, event_id=event_id
+        pool, incident_id=incident_id, version=request.expected_version, event_id=event_id
     ):
         raise Problem(
             409,
             "Incident changed",
             f"The incident is at version {incident['version']}, not "
-            f"{override.expected_version}; reload it and decide again.",
+            f"{request.expected_version}; reload it and decide again.",
         )
-    event = SeverityOverridden.first(
-        key=str(incident_id),
-        actor=Actor(kind=ActorKind.DISPATCHER, id=override.dispatcher_id),
-        payload=SeverityOverriddenPayload(
-            incident_id=incident_id,
-            severity=override.severity,
-            reason=override.reason,
-            acted_on_version=override.expected_version,
-        ),
-        event_id=event_id,
-    )
+    event = to_event(request, incident_id=incident_id, event_id=event_id)
     try:
         await publisher.publish(topic, event)
     except Exception as exc:
-        log.warning("publishing an override failed: %s", exc)
-        await release_claim(pool, incident_id=incident_id, version=override.expected_version)
+        log.warning("publishing a dispatcher action failed: %s", exc)
+        await release_claim(pool, incident_id=incident_id, version=request.expected_version)
         raise unavailable("The event log is unavailable; retry shortly.") from None
-    return ActionAccepted(event_id=event_id, incident_version=override.expected_version + 1)
+    return ActionAccepted(event_id=event_id, incident_version=request.expected_version + 1)

@@ -22,7 +22,7 @@ class ReportView(BaseModel):
     """A report's read model."""
 
     report_id: UUID
-    status: Literal["received", "triaged"]
+    status: Literal["received", "triaged", "acknowledged", "resolved"]
     correlation_id: UUID | None
     reporter_id: str | None
     text: str | None

@@ -11,7 +11,7 @@ import asyncpg
 
 from qianliyan.notify.projections import incidents
 from qianliyan.shared.db import Connection
-from qianliyan.shared.events import Event, ReportSubmitted, ReportTriaged, SeverityOverridden
+from qianliyan.shared.events import Event, IncidentAction, ReportSubmitted, ReportTriaged
 
 
 async def project_batch(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
@@ -39,8 +39,8 @@ async def _apply(connection: Connection, event: Event) -> None:
     elif isinstance(event, ReportTriaged):
         await _apply_triaged(connection, event)
         await incidents.apply_triaged(connection, event)
-    elif isinstance(event, SeverityOverridden):
-        await incidents.apply_overridden(connection, event)
+    elif isinstance(event, IncidentAction):
+        await incidents.apply_action(connection, event)
 
 
 async def _apply_submitted(connection: Connection, event: ReportSubmitted) -> None:
@@ -124,5 +124,11 @@ async def fetch_report(pool: asyncpg.Pool, report_id: UUID) -> dict[str, Any] | 
     for column in ("location", "photos", "reasons"):
         if report[column] is not None:
             report[column] = json.loads(report[column])
-    report["status"] = "triaged" if report["severity"] is not None else "received"
+    incident_status = await pool.fetchval(
+        "SELECT status FROM incidents WHERE incident_id = $1", report["incident_id"]
+    )
+    if incident_status in ("acknowledged", "resolved"):
+        report["status"] = incident_status
+    else:
+        report["status"] = "triaged" if report["severity"] is not None else "received"
     return report

@@ -1,0 +1,143 @@
+"""Dispatcher actions on an incident: which are allowed when, and the event each one is."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    AlertAcknowledged,
+    AlertAssigned,
+    AlertAssignedPayload,
+    AlertNoteAdded,
+    AlertNoteAddedPayload,
+    AlertReopened,
+    AlertReopenedPayload,
+    AlertResolved,
+    AlertResolvedPayload,
+    IncidentAction,
+    IncidentActionPayload,
+    Severity,
+    SeverityOverridden,
+    SeverityOverriddenPayload,
+)
+
+IncidentStatus = Literal["open", "acknowledged", "resolved"]
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expected_version: int = Field(ge=0, description="The incident version the dispatcher saw")
+    dispatcher_id: str = Field(min_length=1, max_length=200)
+
+
+class Acknowledge(_Action):
+    """Take the alert in hand."""
+
+    action: Literal["acknowledge"]
+
+
+class Assign(_Action):
+    """Give the incident to someone."""
+
+    action: Literal["assign"]
+    assignee: str = Field(min_length=1, max_length=200)
+
+
+class Note(_Action):
+    """Write on the incident's timeline."""
+
+    action: Literal["note"]
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class OverrideSeverity(_Action):
+    """Set the severity; it wins over the rules."""
+
+    action: Literal["override_severity"]
+    severity: Severity
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Resolve(_Action):
+    """Close the incident."""
+
+    action: Literal["resolve"]
+    resolution: str = Field(min_length=1, max_length=2000)
+
+
+class Reopen(_Action):
+    """Open a resolved incident again."""
+
+    action: Literal["reopen"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+ActionRequest = Annotated[
+    Acknowledge | Assign | Note | OverrideSeverity | Resolve | Reopen,
+    Field(discriminator="action"),
+]
+
+
+class ActionRefused(ValueError):
+    """The action makes no sense in the incident's current status."""
+
+
+def check_allowed(request: ActionRequest, status: IncidentStatus) -> None:
+    """Raise `ActionRefused` saying why, when `request` cannot apply in `status`."""
+    if isinstance(request, Note):
+        return
+    if isinstance(request, Reopen):
+        if status != "resolved":
+            raise ActionRefused("only a resolved incident can be reopened")
+        return
+    if status == "resolved":
+        raise ActionRefused("the incident is resolved; reopen it first")
+    if isinstance(request, Acknowledge) and status == "acknowledged":
+        raise ActionRefused("the incident is already acknowledged")
+
+
+def status_after(event: IncidentAction, status: IncidentStatus) -> IncidentStatus:
+    """The incident's status once `event` is applied."""
+    if isinstance(event, AlertAcknowledged):
+        return "acknowledged"
+    if isinstance(event, AlertResolved):
+        return "resolved"
+    if isinstance(event, AlertReopened):
+        return "open"
+    return status
+
+
+def to_event(request: ActionRequest, *, incident_id: UUID, event_id: UUID) -> IncidentAction:
+    """The event recording `request`, attributed to its dispatcher."""
+    actor = Actor(kind=ActorKind.DISPATCHER, id=request.dispatcher_id)
+    common = {"incident_id": incident_id, "acted_on_version": request.expected_version}
+    key = str(incident_id)
+    event: IncidentAction
+    if isinstance(request, Acknowledge):
+        event = AlertAcknowledged.first(
+            key=key, actor=actor, payload=IncidentActionPayload(**common), event_id=event_id
+        )
+    elif isinstance(request, Assign):
+        payload = AlertAssignedPayload(**common, assignee=request.assignee)
+        event = AlertAssigned.first(key=key, actor=actor, payload=payload, event_id=event_id)
+    elif isinstance(request, Note):
+        note = AlertNoteAddedPayload(**common, note=request.note)
+        event = AlertNoteAdded.first(key=key, actor=actor, payload=note, event_id=event_id)
+    elif isinstance(request, OverrideSeverity):
+        override = SeverityOverriddenPayload(
+            **common, severity=request.severity, reason=request.reason
+        )
+        event = SeverityOverridden.first(key=key, actor=actor, payload=override, event_id=event_id)
+    elif isinstance(request, Resolve):
+        resolved = AlertResolvedPayload(**common, resolution=request.resolution)
+        event = AlertResolved.first(key=key, actor=actor, payload=resolved, event_id=event_id)
+    else:
+        reopened = AlertReopenedPayload(**common, reason=request.reason)
+        event = AlertReopened.first(key=key, actor=actor, payload=reopened, event_id=event_id)
+    return event

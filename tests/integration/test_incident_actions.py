@@ -1,0 +1,111 @@
+"""Dispatcher actions on an incident: each an event, projected, on the timeline, with who."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from qianliyan.stack.config import StackConfig
+from tests.integration.clients import submit
+from tests.integration.topic_reader import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Dispatcher:
+    """Acts as a dispatcher would: reads the incident, then acts on the version it saw."""
+
+    def __init__(self, config: StackConfig, incident_id: str, name: str) -> None:
+        self.base = f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}"
+        self.name = name
+
+    async def read(self) -> dict[str, Any]:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(self.base)
+        body: dict[str, Any] = answer.json()
+        return body
+
+    async def act(self, action: str, **fields: object) -> httpx.Response:
+        incident = await self.read()
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{self.base}/actions",
+                json={
+                    "action": action,
+                    "expected_version": incident["version"],
+                    "dispatcher_id": self.name,
+                    **fields,
+                },
+            )
+        if answer.status_code == 202:
+            await wait_for(lambda: self._at_least(answer.json()["incident_version"]))
+        return answer
+
+    async def _at_least(self, version: int) -> bool:
+        return bool((await self.read())["version"] >= version)
+
+
+async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: StackConfig) -> None:
+    config = running_stack
+    accepted = await submit(config, {"text": "接触网异物", "place": f"区间{uuid4().hex[:6]}"}, [])
+    report_id = accepted.json()["report_id"]
+
+    async def known() -> bool:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(
+                f"http://127.0.0.1:{config.notify_port}/v1/incidents/{report_id}"
+            )
+        return answer.status_code == 200
+
+    await wait_for(known)
+    zhang = Dispatcher(config, report_id, "调度员张")
+
+    assert (await zhang.act("acknowledge")).status_code == 202
+    again = await zhang.act("acknowledge")
+    assert again.status_code == 409
+    assert "already acknowledged" in again.json()["detail"]
+    assert (await zhang.act("assign", assignee="工务段李")).status_code == 202
+    assert (await zhang.act("resolve", resolution="异物已清除")).status_code == 202
+
+    async with httpx.AsyncClient() as client:
+        status = await client.get(f"http://127.0.0.1:{config.ingest_port}/v1/reports/{report_id}")
+    assert status.json()["status"] == "resolved"  # the reporter sees what became of it
+
+    refused = await zhang.act("assign", assignee="someone")
+    assert refused.status_code == 409
+    assert "reopen it first" in refused.json()["detail"]
+    assert (await zhang.act("note", note="复查无异常")).status_code == 202
+    assert (await zhang.act("reopen", reason="又发现异物")).status_code == 202
+
+    incident = await zhang.read()
+    assert incident["status"] == "open"
+    assert incident["assignee"] == "工务段李"
+    assert incident["acknowledged_by"] == "调度员张"
+    assert incident["resolution"] == "异物已清除"
+    events = [(entry["event_type"], entry["actor"]) for entry in incident["timeline"]]
+    assert events == [
+        ("ReportTriaged", "triage"),
+        ("AlertAcknowledged", "调度员张"),
+        ("AlertAssigned", "调度员张"),
+        ("AlertResolved", "调度员张"),
+        ("AlertNoteAdded", "调度员张"),
+        ("AlertReopened", "调度员张"),
+    ]
+
+
+async def test_an_unknown_action_or_incident_is_a_clear_4xx(running_stack: StackConfig) -> None:
+    base = f"http://127.0.0.1:{running_stack.notify_port}/v1/incidents"
+    async with httpx.AsyncClient() as client:
+        unknown = await client.post(
+            f"{base}/{uuid4()}/actions",
+            json={"action": "acknowledge", "expected_version": 1, "dispatcher_id": "d"},
+        )
+        bad = await client.post(
+            f"{base}/{uuid4()}/actions",
+            json={"action": "teleport", "expected_version": 1, "dispatcher_id": "d"},
+        )
+    assert unknown.status_code == 404
+    assert bad.status_code == 422

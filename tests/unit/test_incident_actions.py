@@ -1,0 +1,72 @@
+"""Which dispatcher actions apply in which incident status, and the events they become."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from pydantic import TypeAdapter
+
+from qianliyan.notify.domain.actions import (
+    ActionRefused,
+    ActionRequest,
+    IncidentStatus,
+    check_allowed,
+    status_after,
+    to_event,
+)
+from qianliyan.shared.events import AlertResolved, SeverityOverridden
+
+PARSE: TypeAdapter[ActionRequest] = TypeAdapter(ActionRequest)
+
+
+def request(action: str, **fields: object) -> ActionRequest:
+    return PARSE.validate_python(
+        {"action": action, "expected_version": 3, "dispatcher_id": "d1", **fields}
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "fields", "status", "refusal"),
+    [
+        ("acknowledge", {}, "acknowledged", "already acknowledged"),
+        ("acknowledge", {}, "resolved", "reopen it first"),
+        ("assign", {"assignee": "x"}, "resolved", "reopen it first"),
+        ("resolve", {"resolution": "done"}, "resolved", "reopen it first"),
+        ("reopen", {"reason": "again"}, "open", "only a resolved incident"),
+        ("override_severity", {"severity": "major", "reason": "r"}, "resolved", "reopen it first"),
+    ],
+)
+def test_actions_that_make_no_sense_now_are_refused(
+    action: str, fields: dict[str, object], status: IncidentStatus, refusal: str
+) -> None:
+    with pytest.raises(ActionRefused, match=refusal):
+        check_allowed(request(action, **fields), status)
+
+
+@pytest.mark.parametrize("status", ["open", "acknowledged", "resolved"])
+def test_a_note_is_always_allowed(status: IncidentStatus) -> None:
+    check_allowed(request("note", note="n"), status)
+
+
+def test_actions_become_events_of_their_dispatcher() -> None:
+    incident_id, event_id = uuid4(), uuid4()
+    event = to_event(
+        request("resolve", resolution="清除"), incident_id=incident_id, event_id=event_id
+    )
+    assert isinstance(event, AlertResolved)
+    assert (event.event_id, event.key, event.actor.id) == (event_id, str(incident_id), "d1")
+    assert event.payload.acted_on_version == 3
+    assert status_after(event, "acknowledged") == "resolved"
+    override = to_event(
+        request("override_severity", severity="critical", reason="现场确认"),
+        incident_id=incident_id,
+        event_id=uuid4(),
+    )
+    assert isinstance(override, SeverityOverridden)
+    assert status_after(override, "acknowledged") == "acknowledged"
+
+
+def test_an_unknown_action_is_refused_by_the_parser() -> None:
+    with pytest.raises(ValueError, match="action"):
+        request("teleport")
