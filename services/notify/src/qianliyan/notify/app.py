@@ -10,7 +10,8 @@ from functools import partial
 from fastapi import FastAPI
 
 from qianliyan.notify.api import incidents, reports
-from qianliyan.notify.projections.reports import project_batch
+from qianliyan.notify.api.dependencies import NotifyResources
+from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared import db
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
@@ -46,7 +47,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             await run_projection(
                 consumer,
                 dead_letters,
-                partial(project_batch, app.state.pool),
+                partial(project_batch, app.state.resources.pool),
                 group_id=settings.consumer_group,
                 stop=stop,
                 max_records=settings.max_batch,
@@ -59,19 +60,22 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await db.create_pool(settings.postgres)
-        app.state.photos = PhotoStore(settings.storage)
+        pool = await db.create_pool(settings.postgres)
         producer = create_producer(kafka, client_id="notify")
-        await producer.start()
-        app.state.publisher = EventPublisher(producer, timeout_s=kafka.publish_timeout_s)
-        app.state.alerts_topic = kafka.alerts_topic
-        loop.start()
         try:
+            await producer.start()
+            app.state.resources = NotifyResources(
+                settings=settings,
+                pool=pool,
+                photos=PhotoStore(settings.storage),
+                publisher=EventPublisher(producer, timeout_s=kafka.publish_timeout_s),
+            )
+            loop.start()
             yield
         finally:
             await loop.stop()
             await producer.stop()
-            await app.state.pool.close()
+            await pool.close()
 
     def liveness() -> dict[str, ReadinessCheck]:
         return {"projection": loop.is_alive}
@@ -80,7 +84,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         return {
             "projection": loop.is_alive,
             "kafka": lambda: kafka_reachable(kafka),
-            "postgres": lambda: db.is_reachable(app.state.pool),
+            "postgres": lambda: db.is_reachable(app.state.resources.pool),
         }
 
     app = FastAPI(title="Qianliyan notify", version="0.1.0", lifespan=lifespan)

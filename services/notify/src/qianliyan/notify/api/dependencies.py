@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 from fastapi import Request
 
+from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
 
 
-def db_pool(request: Request) -> asyncpg.Pool:
-    """The read-model connection pool of the running app."""
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
+@dataclass(frozen=True, slots=True)
+class NotifyResources:
+    """What a request handler may use; nothing is imported as a global."""
+
+    settings: NotifySettings
+    pool: asyncpg.Pool
+    photos: PhotoStore
+    publisher: EventPublisher
 
 
-def photo_store(request: Request) -> PhotoStore:
-    """The photo store, for signing links to photos."""
-    store: PhotoStore = request.app.state.photos
-    return store
-
-
-def event_publisher(request: Request) -> EventPublisher:
-    """Where dispatcher actions are appended as events."""
-    found: EventPublisher = request.app.state.publisher
+def resources(request: Request) -> NotifyResources:
+    """The resources of the running app."""
+    found: NotifyResources = request.app.state.resources
     return found
-
-
-def alerts_topic(request: Request) -> str:
-    """The topic of alert and incident events."""
-    topic: str = request.app.state.alerts_topic
-    return topic

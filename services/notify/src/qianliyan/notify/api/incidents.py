@@ -11,12 +11,11 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel
 
-from qianliyan.notify.api.dependencies import alerts_topic, db_pool, event_publisher
+from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.domain.actions import ActionRefused, ActionRequest, check_allowed, to_event
 from qianliyan.notify.projections.incidents import claim_action, fetch_incident, release_claim
 from qianliyan.shared.events import new_event_id
 from qianliyan.shared.http import Problem, unavailable
-from qianliyan.shared.kafka import EventPublisher
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +59,24 @@ async def _incident_or_404(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, A
 
 @router.get("/{incident_id}", response_model=IncidentView)
 async def get_incident(
-    incident_id: UUID, pool: Annotated[asyncpg.Pool, Depends(db_pool)]
+    incident_id: UUID, res: Annotated[NotifyResources, Depends(resources)]
 ) -> dict[str, Any]:
     """The incident's status, severity (an override wins), version, reports and timeline."""
-    return await _incident_or_404(pool, incident_id)
+    return await _incident_or_404(res.pool, incident_id)
 
 
 @router.post("/{incident_id}/actions", status_code=202, response_model=ActionAccepted)
 async def act_on_incident(
     incident_id: UUID,
     request: Annotated[ActionRequest, Body()],
-    pool: Annotated[asyncpg.Pool, Depends(db_pool)],
-    publisher: Annotated[EventPublisher, Depends(event_publisher)],
-    topic: Annotated[str, Depends(alerts_topic)],
+    res: Annotated[NotifyResources, Depends(resources)],
 ) -> ActionAccepted:
     """Acknowledge, assign, note, override severity, resolve or reopen.
 
     Each action is appended as an event, then projected. Acting on a version other than
     the current one is a 409, so nobody silently overwrites what they did not see.
     """
+    pool = res.pool
     incident = await _incident_or_404(pool, incident_id)
     try:
         check_allowed(request, incident["status"])
@@ -96,7 +94,7 @@ async def act_on_incident(
         )
     event = to_event(request, incident_id=incident_id, event_id=event_id)
     try:
-        await publisher.publish(topic, event)
+        await res.publisher.publish(res.settings.kafka.alerts_topic, event)
     except Exception as exc:
         log.warning("publishing a dispatcher action failed: %s", exc)
         await release_claim(pool, incident_id=incident_id, version=request.expected_version)

@@ -6,14 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from qianliyan.notify.api.dependencies import db_pool, photo_store
+from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.reports import fetch_report
 from qianliyan.shared.http import Problem
-from qianliyan.shared.storage import PhotoStore
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -43,11 +41,10 @@ class ReportView(BaseModel):
 @router.get("/{report_id}", response_model=ReportView)
 async def get_report(
     report_id: UUID,
-    pool: Annotated[asyncpg.Pool, Depends(db_pool)],
-    photos: Annotated[PhotoStore, Depends(photo_store)],
+    res: Annotated[NotifyResources, Depends(resources)],
 ) -> dict[str, Any]:
     """The report's current state, with time-limited photo links; 404 until it is known."""
-    report = await fetch_report(pool, report_id)
+    report = await fetch_report(res.pool, report_id)
     if report is None:
         raise Problem(
             404,
@@ -55,7 +52,7 @@ async def get_report(
             f"No report {report_id} is known yet; a report just sent may take a moment.",
         )
     for photo in report["photos"]:
-        photo["url"] = photos.signed_url(photo["object_key"])
+        photo["url"] = res.photos.signed_url(photo["object_key"])
         if photo.get("preview_key"):
-            photo["preview_url"] = photos.signed_url(photo["preview_key"])
+            photo["preview_url"] = res.photos.signed_url(photo["preview_key"])
     return report

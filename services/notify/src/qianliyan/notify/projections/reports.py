@@ -3,47 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from qianliyan.notify.projections import incidents
 from qianliyan.shared.db import Connection
-from qianliyan.shared.events import Event, IncidentAction, ReportSubmitted, ReportTriaged
+from qianliyan.shared.events import ReportSubmitted, ReportTriaged
 
 
-async def project_batch(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
-    """Apply `events` in one transaction; events already projected are skipped."""
-    async with pool.acquire() as connection, connection.transaction():
-        for event in events:
-            if await _claim(connection, event):
-                await _apply(connection, event)
-
-
-async def _claim(connection: Connection, event: Event) -> bool:
-    """Record the event as projected; False when an earlier delivery already did."""
-    claimed = await connection.fetchval(
-        "INSERT INTO projected_events (event_id, event_type) VALUES ($1, $2) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING true",
-        event.event_id,
-        event.type,
-    )
-    return bool(claimed)
-
-
-async def _apply(connection: Connection, event: Event) -> None:
-    if isinstance(event, ReportSubmitted):
-        await _apply_submitted(connection, event)
-    elif isinstance(event, ReportTriaged):
-        await _apply_triaged(connection, event)
-        await incidents.apply_triaged(connection, event)
-    elif isinstance(event, IncidentAction):
-        await incidents.apply_action(connection, event)
-
-
-async def _apply_submitted(connection: Connection, event: ReportSubmitted) -> None:
+async def apply_submitted(connection: Connection, event: ReportSubmitted) -> None:
     report = event.payload
     await connection.execute(
         """
@@ -83,7 +52,7 @@ async def _apply_submitted(connection: Connection, event: ReportSubmitted) -> No
     )
 
 
-async def _apply_triaged(connection: Connection, event: ReportTriaged) -> None:
+async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
     triage = event.payload
     # A re-triage produces a newer ReportTriaged; an older one arriving late never wins.
     await connection.execute(

@@ -1,0 +1,40 @@
+"""Projecting a batch of events into the read models, in one transaction, once per event id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from qianliyan.notify.projections import incidents, reports
+from qianliyan.shared.db import Connection
+from qianliyan.shared.events import Event, IncidentAction, ReportSubmitted, ReportTriaged
+
+
+async def project_batch(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
+    """Apply `events` in one transaction; events already projected are skipped."""
+    async with pool.acquire() as connection, connection.transaction():
+        for event in events:
+            if await _claim(connection, event):
+                await _apply(connection, event)
+
+
+async def _claim(connection: Connection, event: Event) -> bool:
+    """Record the event as projected; False when an earlier delivery already did."""
+    claimed = await connection.fetchval(
+        "INSERT INTO projected_events (event_id, event_type) VALUES ($1, $2) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING true",
+        event.event_id,
+        event.type,
+    )
+    return bool(claimed)
+
+
+async def _apply(connection: Connection, event: Event) -> None:
+    if isinstance(event, ReportSubmitted):
+        await reports.apply_submitted(connection, event)
+    elif isinstance(event, ReportTriaged):
+        await reports.apply_triaged(connection, event)
+        await incidents.apply_triaged(connection, event)
+    elif isinstance(event, IncidentAction):
+        await incidents.apply_action(connection, event)
