@@ -9,7 +9,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from qianliyan.notify.api import incidents, reports
+from qianliyan.notify.api import alerts, incidents, reports
 from qianliyan.notify.api.dependencies import NotifyResources
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.settings import NotifySettings
@@ -92,4 +92,5 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     app.include_router(health_router(readiness, liveness))
     app.include_router(reports.router)
     app.include_router(incidents.router)
+    app.include_router(alerts.router)
     return app

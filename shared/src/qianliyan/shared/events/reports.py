@@ -99,6 +99,15 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+# The scale in order, least severe first: comparisons and "at least" filters use it.
+SEVERITY_SCALE: tuple[Severity, ...] = (
+    Severity.INFO,
+    Severity.MINOR,
+    Severity.MAJOR,
+    Severity.CRITICAL,
+)
+
+
 class TriageReason(Payload):
     """One rule that matched, and the evidence it matched on."""
 

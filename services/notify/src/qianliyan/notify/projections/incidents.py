@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,27 +31,57 @@ _RULE_SEVERITY = """
 """
 
 
+# What the feed shows of an incident, from its reports: when, where, how many.
+_SUMMARY = """
+    SELECT min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
+           count(*) AS report_count,
+           (array_agg(place ORDER BY captured_at) FILTER (WHERE place IS NOT NULL))[1] AS place,
+           (array_agg(unit ORDER BY captured_at) FILTER (WHERE unit IS NOT NULL))[1] AS unit
+      FROM reports WHERE incident_id = $1
+"""
+
+
 async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
-    """Recompute the incident's rule severity after one of its reports was (re)triaged."""
-    incident_id = event.payload.incident_id
-    rule_severity = await connection.fetchval(_RULE_SEVERITY, incident_id)
-    await connection.execute(
-        """
-        INSERT INTO incidents (incident_id, version, rule_severity) VALUES ($1, 1, $2)
-        ON CONFLICT (incident_id) DO UPDATE SET
-            rule_severity = EXCLUDED.rule_severity,
-            version = incidents.version + 1,
-            updated_at = now()
-        """,
-        incident_id,
-        rule_severity,
-    )
+    """Recompute the incident after one of its reports was (re)triaged; note it."""
+    await refresh(connection, event.payload.incident_id)
     detail = {
         "report_id": str(event.payload.report_id),
         "severity": event.payload.severity.value,
         "rule_set_version": event.payload.rule_set_version,
     }
-    await _timeline(connection, event, incident_id, detail)
+    await _timeline(connection, event, event.payload.incident_id, detail)
+
+
+async def refresh(connection: Connection, incident_id: UUID) -> None:
+    """Recompute the incident's rule severity and summary from its reports."""
+    rule_severity = await connection.fetchval(_RULE_SEVERITY, incident_id)
+    summary = await connection.fetchrow(_SUMMARY, incident_id)
+    assert summary is not None  # an aggregate always returns a row
+    await connection.execute(
+        """
+        INSERT INTO incidents (
+            incident_id, version, rule_severity, opened_at, last_report_at, report_count,
+            place, unit
+        )
+        VALUES ($1, 1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (incident_id) DO UPDATE SET
+            rule_severity = EXCLUDED.rule_severity,
+            opened_at = EXCLUDED.opened_at,
+            last_report_at = EXCLUDED.last_report_at,
+            report_count = EXCLUDED.report_count,
+            place = EXCLUDED.place,
+            unit = EXCLUDED.unit,
+            version = incidents.version + 1,
+            updated_at = now()
+        """,
+        incident_id,
+        rule_severity,
+        summary["opened_at"],
+        summary["last_report_at"],
+        summary["report_count"],
+        summary["place"],
+        summary["unit"],
+    )
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
@@ -154,3 +186,71 @@ async def release_claim(pool: asyncpg.Pool, *, incident_id: UUID, version: int) 
         incident_id,
         version,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """Where a page of the feed ended: the sort key of its last alert."""
+
+    severity_rank: int | None
+    opened_at: datetime | None
+    incident_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFilter:
+    """Which alerts a feed shows."""
+
+    statuses: tuple[str, ...] = ()
+    min_severity_rank: int | None = None
+    unit: str | None = None
+    opened_from: datetime | None = None
+    opened_until: datetime | None = None
+
+
+# The feed's sort key; the incidents_feed index is on exactly these expressions.
+_FEED_KEY = "COALESCE(severity_rank, 0), COALESCE(opened_at, '-infinity'::timestamptz), incident_id"
+_FEED_ORDER = (
+    "COALESCE(severity_rank, 0) DESC, COALESCE(opened_at, '-infinity'::timestamptz) DESC, "
+    "incident_id DESC"
+)
+_FEED_COLUMNS = (
+    "incident_id, version, status, severity, severity_rank, opened_at, last_report_at, "
+    "report_count, place, unit, assignee"
+)
+
+
+async def list_alerts(
+    pool: asyncpg.Pool, *, where: FeedFilter, after: FeedPosition | None, limit: int
+) -> list[dict[str, Any]]:
+    """One page of the feed, most severe first, then newest; keyset-paged after `after`."""
+    conditions = ["true"]
+    values: list[Any] = []
+
+    def value(item: Any) -> str:
+        values.append(item)
+        return f"${len(values)}"
+
+    if where.statuses:
+        conditions.append(f"status = ANY({value(list(where.statuses))}::text[])")
+    if where.min_severity_rank is not None:
+        conditions.append(f"severity_rank >= {value(where.min_severity_rank)}")
+    if where.unit:
+        conditions.append(f"unit = {value(where.unit)}")
+    if where.opened_from:
+        conditions.append(f"opened_at >= {value(where.opened_from)}")
+    if where.opened_until:
+        conditions.append(f"opened_at < {value(where.opened_until)}")
+    if after is not None:
+        # Rows strictly after the cursor in (rank DESC NULLS LAST, opened DESC, id DESC).
+        rank, opened, ident = (
+            value(after.severity_rank if after.severity_rank is not None else 0),
+            value(after.opened_at or datetime.min.replace(tzinfo=UTC)),
+            value(after.incident_id),
+        )
+        conditions.append(f"({_FEED_KEY}) < ({rank}, {opened}, {ident})")
+    query = (
+        f"SELECT {_FEED_COLUMNS} FROM incidents WHERE {' AND '.join(conditions)} "  # noqa: S608
+        f"ORDER BY {_FEED_ORDER} LIMIT {value(limit)}"
+    )
+    return [dict(row) for row in await pool.fetch(query, *values)]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from qianliyan.shared.events import ReportSubmittedPayload, Severity, TriageReason
+from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.triage.domain.rules import HOURS, LoadedRules, Rule
 
-SCALE = (Severity.INFO, Severity.MINOR, Severity.MAJOR, Severity.CRITICAL)
+SCALE = SEVERITY_SCALE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,103 @@
+"""`GET /v1/alerts`: the dispatch centre's feed, most severe first, light and paged.
+
+One alert per incident. The list carries only what a row on the screen shows; the
+incident's reports, photos and timeline are in `GET /v1/incidents/{id}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel
+
+from qianliyan.notify.api.dependencies import NotifyResources, resources
+from qianliyan.notify.projections.incidents import FeedFilter, FeedPosition, list_alerts
+from qianliyan.shared.events import Severity
+from qianliyan.shared.events.reports import SEVERITY_SCALE
+from qianliyan.shared.http import Problem
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+# The same ranks as the severity_rank column (array_position in SQL counts from 1).
+_RANK = {severity.value: rank for rank, severity in enumerate(SEVERITY_SCALE, start=1)}
+
+
+class AlertSummary(BaseModel):
+    """One row of the feed."""
+
+    incident_id: UUID
+    version: int
+    status: str
+    severity: str | None
+    opened_at: datetime | None
+    last_report_at: datetime | None
+    report_count: int
+    place: str | None
+    unit: str | None
+    assignee: str | None
+
+
+class AlertPage(BaseModel):
+    """A page of the feed, and where the next one starts (None at the end)."""
+
+    alerts: list[AlertSummary]
+    next_cursor: str | None
+
+
+def _encode(row: dict[str, Any]) -> str:
+    position = [
+        row["severity_rank"],
+        row["opened_at"].isoformat() if row["opened_at"] else None,
+        str(row["incident_id"]),
+    ]
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> FeedPosition:
+    try:
+        rank, opened, incident = json.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        )
+        return FeedPosition(
+            severity_rank=None if rank is None else int(rank),
+            opened_at=datetime.fromisoformat(opened) if opened else None,
+            incident_id=UUID(incident),
+        )
+    except (ValueError, TypeError) as exc:
+        raise Problem(
+            422, "Invalid cursor", f"The cursor is not one this feed gave out ({exc})."
+        ) from None
+
+
+@router.get("", response_model=AlertPage)
+async def feed(
+    res: Annotated[NotifyResources, Depends(resources)],
+    status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
+    min_severity: Severity | None = None,
+    unit: Annotated[str | None, Query(max_length=100)] = None,
+    opened_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    opened_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> AlertPage:
+    """Alerts filtered by status, minimum severity, unit and time opened; cursor-paged."""
+    where = FeedFilter(
+        statuses=tuple(status or ()),
+        min_severity_rank=_RANK[min_severity.value] if min_severity else None,
+        unit=unit,
+        opened_from=opened_from,
+        opened_until=opened_until,
+    )
+    rows = await list_alerts(
+        res.pool, where=where, after=_decode(cursor) if cursor else None, limit=limit + 1
+    )
+    page, more = rows[:limit], len(rows) > limit
+    return AlertPage(
+        alerts=[AlertSummary.model_validate(row) for row in page],
+        next_cursor=_encode(page[-1]) if more else None,
+    )

@@ -1,0 +1,60 @@
+"""The dispatch feed: most severe first, filtered, paged by cursor without gaps or repeats."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from qianliyan.stack.config import StackConfig
+from tests.integration.clients import submit
+from tests.integration.topic_reader import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def feed(config: StackConfig, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{config.notify_port}/v1/alerts", params=params)
+
+
+async def test_the_feed_orders_filters_and_pages(running_stack: StackConfig) -> None:
+    config = running_stack
+    unit = f"测试站{uuid4().hex[:8]}"  # this test's alerts only
+    texts = ["配电箱冒烟", "信号故障", "站台拥挤", "灯泡坏了", "座椅松动"]
+    for i, text in enumerate(texts):
+        answer = await submit(config, {"text": text, "unit": unit, "place": f"点{i}"}, [])
+        assert answer.status_code == 202
+
+    async def all_listed() -> list[dict[str, Any]] | None:
+        alerts = (await feed(config, unit=unit, limit=50)).json()["alerts"]
+        complete = len(alerts) == 5 and all(a["severity"] for a in alerts)
+        return alerts if complete else None
+
+    everything = await wait_for(all_listed)
+    assert [a["severity"] for a in everything] == ["critical", "major", "minor", "info", "info"]
+    assert everything[3]["opened_at"] >= everything[4]["opened_at"]  # newest first within a rank
+    assert everything[0]["place"] == "点0" and everything[0]["report_count"] == 1
+
+    pages, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"unit": unit, "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await feed(config, **params)).json()
+        pages.append([a["incident_id"] for a in page["alerts"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [i for p in pages for i in p] == [a["incident_id"] for a in everything]
+
+    serious = (await feed(config, unit=unit, min_severity="major")).json()["alerts"]
+    assert [a["severity"] for a in serious] == ["critical", "major"]
+    assert (await feed(config, unit=unit, status="resolved")).json()["alerts"] == []
+
+    bad = await feed(config, cursor="not-a-cursor")
+    assert bad.status_code == 422
+    assert "cursor" in bad.json()["detail"]
