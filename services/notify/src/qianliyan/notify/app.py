@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from qianliyan.notify.api import alerts, incidents, reports
 from qianliyan.notify.api.dependencies import NotifyResources
+from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared import db
@@ -62,18 +63,22 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.postgres)
         producer = create_producer(kafka, client_id="notify")
+        feed_signal = FeedSignal()
         try:
             await producer.start()
+            await feed_signal.start(settings.postgres.dsn.get_secret_value())
             app.state.resources = NotifyResources(
                 settings=settings,
                 pool=pool,
                 photos=PhotoStore(settings.storage),
                 publisher=EventPublisher(producer, timeout_s=kafka.publish_timeout_s),
+                feed_signal=feed_signal,
             )
             loop.start()
             yield
         finally:
             await loop.stop()
+            await feed_signal.stop()
             await producer.stop()
             await pool.close()
 

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import AwareDatetime, BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
-from qianliyan.notify.projections.incidents import FeedFilter, FeedPosition, list_alerts
+from qianliyan.notify.projections.incidents import (
+    FeedFilter,
+    FeedPosition,
+    changes_after,
+    last_change_id,
+    list_alerts,
+)
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.shared.http import Problem
@@ -101,3 +109,37 @@ async def feed(
         alerts=[AlertSummary.model_validate(row) for row in page],
         next_cursor=_encode(page[-1]) if more else None,
     )
+
+
+# A stream re-checks the change log this often even without a notification.
+STREAM_RECHECK_S = 5.0
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    res: Annotated[NotifyResources, Depends(resources)],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> EventSourceResponse:
+    """Live changes to the feed as Server-Sent Events, one per change, each with its id.
+
+    A client that reconnects with Last-Event-ID gets every change after it, once. A new
+    client starts from now: it reads GET /v1/alerts first, then follows the stream.
+    """
+    if last_event_id is not None and not last_event_id.isdigit():
+        raise Problem(422, "Invalid Last-Event-ID", "Last-Event-ID must be an id this stream sent.")
+    position = int(last_event_id) if last_event_id else await last_change_id(res.pool)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        nonlocal position
+        while not await request.is_disconnected():
+            for change in await changes_after(res.pool, position):
+                position = change.pop("change_id")
+                yield ServerSentEvent(
+                    data=AlertSummary.model_validate(change).model_dump_json(),
+                    event="alert",
+                    id=str(position),
+                )
+            await res.feed_signal.wait(STREAM_RECHECK_S)
+
+    return EventSourceResponse(events(), ping=15)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from fastapi import Request
 
+from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
@@ -20,6 +21,7 @@ class NotifyResources:
     pool: asyncpg.Pool
     photos: PhotoStore
     publisher: EventPublisher
+    feed_signal: FeedSignal
 
 
 def resources(request: Request) -> NotifyResources:

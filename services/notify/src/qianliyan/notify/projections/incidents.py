@@ -52,6 +52,24 @@ async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
     await _timeline(connection, event, event.payload.incident_id, detail)
 
 
+FEED_CHANNEL = "feed_changes"
+# Any constant: it names the lock that orders feed changes.
+_FEED_LOCK = 7_306_551
+
+
+async def _record_change(connection: Connection, incident_id: UUID) -> None:
+    """Append to the feed's change log and wake the live streams.
+
+    The lock is held until the transaction commits, so change ids become visible in id
+    order even with several notify instances: a stream never skips an id committed late.
+    """
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", _FEED_LOCK)
+    change_id = await connection.fetchval(
+        "INSERT INTO feed_changes (incident_id) VALUES ($1) RETURNING change_id", incident_id
+    )
+    await connection.execute("SELECT pg_notify($1, $2)", FEED_CHANNEL, str(change_id))
+
+
 async def refresh(connection: Connection, incident_id: UUID) -> None:
     """Recompute the incident's rule severity and summary from its reports."""
     rule_severity = await connection.fetchval(_RULE_SEVERITY, incident_id)
@@ -82,6 +100,7 @@ async def refresh(connection: Connection, incident_id: UUID) -> None:
         summary["place"],
         summary["unit"],
     )
+    await _record_change(connection, incident_id)
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
@@ -121,6 +140,7 @@ async def apply_action(connection: Connection, event: IncidentAction) -> None:
         payload.incident_id,
         *changes.values(),
     )
+    await _record_change(connection, payload.incident_id)
     detail = payload.model_dump(mode="json", exclude={"incident_id"})
     await _timeline(connection, event, payload.incident_id, detail)
 
@@ -254,3 +274,22 @@ async def list_alerts(
         f"ORDER BY {_FEED_ORDER} LIMIT {value(limit)}"
     )
     return [dict(row) for row in await pool.fetch(query, *values)]
+
+
+async def changes_after(
+    pool: asyncpg.Pool, change_id: int, *, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Feed changes after `change_id`, each with its incident's current feed row."""
+    rows = await pool.fetch(
+        f"SELECT c.change_id, {_FEED_COLUMNS} "  # noqa: S608 - fixed column list
+        "FROM feed_changes c JOIN incidents USING (incident_id) "
+        "WHERE c.change_id > $1 ORDER BY c.change_id LIMIT $2",
+        change_id,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def last_change_id(pool: asyncpg.Pool) -> int:
+    """The newest change id (0 when there is none)."""
+    return int(await pool.fetchval("SELECT COALESCE(max(change_id), 0) FROM feed_changes"))
