@@ -29,6 +29,7 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import Event, EventDecodeError, UnknownEvent, decode, encode
@@ -341,9 +342,21 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
                     for topic in missing
                 ]
             )
-            still_missing = set(missing) - set(await admin.list_topics())
-            if still_missing:
-                raise RuntimeError(f"Kafka did not create {sorted(still_missing)}: {response}")
+            refused = [
+                (topic, code, message)
+                for topic, code, message in response.topic_errors
+                if code not in (0, TopicAlreadyExistsError.errno)
+            ]
+            if refused:
+                raise RuntimeError(f"Kafka refused to create topics: {refused}")
+            # Created topics reach the metadata a moment later; the services that start
+            # next must find them, so wait until they are listed.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + settings.request_timeout_ms / 1000
+            while still_missing := set(missing) - set(await admin.list_topics()):
+                if loop.time() > deadline:
+                    raise RuntimeError(f"created topics not yet visible: {sorted(still_missing)}")
+                await asyncio.sleep(0.2)
         return missing
     finally:
         await admin.close()
