@@ -13,7 +13,11 @@ from minio import Minio
 from PIL import Image
 
 from qianliyan.shared.events import Event, EventDecodeError, ReportSubmitted, ReportTriaged, decode
+from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
+from qianliyan.triage.domain.rules import LoadedRules, parse_rules
+from qianliyan.triage.rulebook import DEFAULT_RULES
+from qianliyan.triage.settings import TriageSettings
 from tests.integration.topic_reader import read_topic
 
 
@@ -84,3 +88,17 @@ def events_about(records: list[ConsumerRecord], report_id: str) -> list[Event]:
         ):
             found.append(event)
     return found
+
+
+def default_rules_with(version: str, old: str, new: str) -> LoadedRules:
+    """The packaged rules under another version, with one passage of the file replaced."""
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    assert old in text, f"the default rules no longer contain {old!r}"
+    return parse_rules(
+        text.replace('version: "2026-11-25.1"', f'version: "{version}"').replace(old, new)
+    )
+
+
+def triage_settings(config: StackConfig) -> TriageSettings:
+    """Triage's settings pointed at the suite's Kafka, for running re-triage from a test."""
+    return TriageSettings(kafka=KafkaSettings(bootstrap_servers=config.kafka_bootstrap))

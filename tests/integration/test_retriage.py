@@ -7,13 +7,9 @@ import os
 import httpx
 import pytest
 
-from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
-from qianliyan.triage.domain.rules import parse_rules
 from qianliyan.triage.retriage import apply_plan, build_plan
-from qianliyan.triage.rulebook import DEFAULT_RULES
-from qianliyan.triage.settings import TriageSettings
-from tests.integration.clients import submit
+from tests.integration.clients import default_rules_with, submit, triage_settings
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,15 +28,12 @@ async def test_a_stricter_crowding_rule_over_history(running_stack: StackConfig)
     view = await wait_for(lambda: _triaged(config, report_id))
     assert view["severity"] == "minor"
 
-    stricter = parse_rules(
-        DEFAULT_RULES.read_text(encoding="utf-8")
-        .replace('version: "2026-11-25.1"', 'version: "crowding-major"')
-        .replace(
-            "    keywords: [拥挤, 踩踏, crowd]\n    severity: minor",
-            "    keywords: [拥挤, 踩踏, crowd]\n    severity: major",
-        )
+    stricter = default_rules_with(
+        "crowding-major",
+        "[拥挤, 踩踏, crowd]\n    severity: minor",
+        "[拥挤, 踩踏, crowd]\n    severity: major",
     )
-    settings = TriageSettings(kafka=KafkaSettings(bootstrap_servers=config.kafka_bootstrap))
+    settings = triage_settings(config)
     triaged_before = len(await read_topic(config.kafka_bootstrap, "incidents.triage"))
 
     plan = await build_plan(settings, stricter)

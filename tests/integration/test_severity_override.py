@@ -8,13 +8,9 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
-from qianliyan.triage.domain.rules import parse_rules
 from qianliyan.triage.retriage import apply_plan, build_plan
-from qianliyan.triage.rulebook import DEFAULT_RULES
-from qianliyan.triage.settings import TriageSettings
-from tests.integration.clients import submit
+from tests.integration.clients import default_rules_with, submit, triage_settings
 from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.integration
@@ -74,15 +70,12 @@ async def test_an_override_wins_once_and_survives_a_retriage(running_stack: Stac
     assert stale.status_code == 409
 
     # Rules that make signal failures minor, run over history: the override still wins.
-    softer = parse_rules(
-        DEFAULT_RULES.read_text(encoding="utf-8")
-        .replace('version: "2026-11-25.1"', 'version: "soft-signals"')
-        .replace(
-            "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: major",
-            "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: minor",
-        )
+    softer = default_rules_with(
+        "soft-signals",
+        "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: major",
+        "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: minor",
     )
-    settings = TriageSettings(kafka=KafkaSettings(bootstrap_servers=config.kafka_bootstrap))
+    settings = triage_settings(config)
     await apply_plan(settings, await build_plan(settings, softer))
 
     async def retriaged() -> dict[str, object] | None:
