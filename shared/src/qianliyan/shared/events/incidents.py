@@ -5,7 +5,7 @@ There is one alert per incident, so an alert is addressed by its incident's id.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import Field
@@ -108,11 +108,4 @@ IncidentAction = (
     | AlertResolved
     | AlertReopened
 )
-INCIDENT_ACTION_CLASSES: tuple[type[Event], ...] = (
-    SeverityOverridden,
-    AlertAcknowledged,
-    AlertAssigned,
-    AlertNoteAdded,
-    AlertResolved,
-    AlertReopened,
-)
+INCIDENT_ACTION_CLASSES: tuple[type[Event], ...] = get_args(IncidentAction)

@@ -34,7 +34,7 @@ from qianliyan.ingest.domain.reports import (
     photo_ref,
 )
 from qianliyan.shared.errors import is_transient
-from qianliyan.shared.events import PhotoRef, new_event_id
+from qianliyan.shared.events import PhotoRef, ReportSubmitted, new_event_id
 from qianliyan.shared.http import Problem, unavailable
 from qianliyan.shared.storage import (
     photo_key,
@@ -227,7 +227,7 @@ async def _store_photos(
         raise unavailable("The photo store is unavailable; retry shortly.") from None
 
 
-async def _publish(res: IngestResources, event: Any) -> None:
+async def _publish(res: IngestResources, event: ReportSubmitted) -> None:
     try:
         await res.publisher.publish(res.settings.kafka.reports_topic, event)
     except Exception as exc:

@@ -86,16 +86,18 @@ async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
 
 async def fetch_report(pool: asyncpg.Pool, report_id: UUID) -> dict[str, Any] | None:
     """One report as its reporter or a dispatcher sees it, or None when unknown."""
-    row = await pool.fetchrow("SELECT * FROM reports WHERE report_id = $1", report_id)
+    row = await pool.fetchrow(
+        "SELECT r.*, i.status AS incident_status FROM reports r "
+        "LEFT JOIN incidents i ON i.incident_id = r.incident_id WHERE r.report_id = $1",
+        report_id,
+    )
     if row is None:
         return None
     report = dict(row)
     for column in ("location", "photos", "reasons"):
         if report[column] is not None:
             report[column] = json.loads(report[column])
-    incident_status = await pool.fetchval(
-        "SELECT status FROM incidents WHERE incident_id = $1", report["incident_id"]
-    )
+    incident_status = report.pop("incident_status")
     if incident_status in ("acknowledged", "resolved"):
         report["status"] = incident_status
     else:
