@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import submit
+from tests.integration.clients import jpeg_photo, submit
 from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.integration
@@ -58,3 +58,37 @@ async def test_the_feed_orders_filters_and_pages(running_stack: StackConfig) -> 
     bad = await feed(config, cursor="not-a-cursor")
     assert bad.status_code == 422
     assert "cursor" in bad.json()["detail"]
+
+
+async def test_an_alert_shows_its_reports_photos_reasons_and_timeline(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    unit = f"测试站{uuid4().hex[:8]}"
+    answer = await submit(
+        config, {"text": "接触网断线冒烟", "unit": unit, "place": "K12+300"}, [jpeg_photo()]
+    )
+    assert answer.status_code == 202
+    report_id = answer.json()["report_id"]
+
+    async def triaged_alert() -> dict[str, Any] | None:
+        alerts = (await feed(config, unit=unit)).json()["alerts"]
+        return alerts[0] if alerts and alerts[0]["severity"] else None
+
+    alert = await wait_for(triaged_alert)
+    async with httpx.AsyncClient() as client:
+        base = f"http://127.0.0.1:{config.notify_port}/v1/alerts"
+        detail = (await client.get(f"{base}/{alert['incident_id']}")).json()
+        [report] = detail["reports"]
+        assert report["report_id"] == report_id and report["text"] == "接触网断线冒烟"
+        assert report["reasons"] and all(r["rule_id"] for r in report["reasons"])
+        [photo] = report["photos"]
+        # The links are signed and work without credentials, for a while.
+        assert "X-Amz-Signature" in photo["url"] and "X-Amz-Signature" in photo["preview_url"]
+        preview = await client.get(photo["preview_url"])
+        assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
+        assert [t["event_type"] for t in detail["timeline"]] == ["ReportTriaged"]
+        assert detail["place"] == "K12+300" and detail["report_count"] == 1
+
+        unknown = await client.get(f"{base}/{uuid4()}")
+        assert unknown.status_code == 404

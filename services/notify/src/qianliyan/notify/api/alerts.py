@@ -18,10 +18,13 @@ from pydantic import AwareDatetime, BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
+from qianliyan.notify.api.incidents import IncidentView, incident_or_404
+from qianliyan.notify.api.reports import sign_photo_links
 from qianliyan.notify.projections.incidents import (
     FeedFilter,
     FeedPosition,
     changes_after,
+    fetch_alert_reports,
     last_change_id,
     list_alerts,
 )
@@ -143,3 +146,44 @@ async def stream(
             await res.feed_signal.wait(STREAM_RECHECK_S)
 
     return EventSourceResponse(events(), ping=15)
+
+
+class AlertReport(BaseModel):
+    """A report of the alert's incident, with why the rules judged it as they did."""
+
+    report_id: UUID
+    reporter_id: str | None
+    text: str | None
+    category: str | None
+    place: str | None
+    unit: str | None
+    location: dict[str, Any] | None
+    photos: list[dict[str, Any]]
+    captured_at: datetime | None
+    received_at: datetime | None
+    severity: str | None
+    reasons: list[dict[str, Any]]
+    rule_set_version: str | None
+
+
+class AlertDetail(IncidentView):
+    """Everything the detail view shows: the incident, its reports with photos, its timeline."""
+
+    opened_at: datetime | None
+    last_report_at: datetime | None
+    report_count: int
+    place: str | None
+    unit: str | None
+    reports: list[AlertReport]
+
+
+@router.get("/{incident_id}", response_model=AlertDetail)
+async def alert_detail(
+    incident_id: UUID, res: Annotated[NotifyResources, Depends(resources)]
+) -> dict[str, Any]:
+    """One alert: its incident's reports, time-limited photo links, reasons and timeline."""
+    alert = await incident_or_404(res.pool, incident_id)
+    alert["reports"] = await fetch_alert_reports(res.pool, incident_id)
+    for report in alert["reports"]:
+        sign_photo_links(report["photos"], res.photos)
+    return alert

@@ -50,7 +50,7 @@ class ActionAccepted(BaseModel):
     incident_version: int
 
 
-async def _incident_or_404(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, Any]:
+async def incident_or_404(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, Any]:
     incident = await fetch_incident(pool, incident_id)
     if incident is None:
         raise Problem(404, "Incident not found", f"No incident {incident_id} is known.")
@@ -62,7 +62,7 @@ async def get_incident(
     incident_id: UUID, res: Annotated[NotifyResources, Depends(resources)]
 ) -> dict[str, Any]:
     """The incident's status, severity (an override wins), version, reports and timeline."""
-    return await _incident_or_404(res.pool, incident_id)
+    return await incident_or_404(res.pool, incident_id)
 
 
 @router.post("/{incident_id}/actions", status_code=202, response_model=ActionAccepted)
@@ -77,7 +77,7 @@ async def act_on_incident(
     the current one is a 409, so nobody silently overwrites what they did not see.
     """
     pool = res.pool
-    incident = await _incident_or_404(pool, incident_id)
+    incident = await incident_or_404(pool, incident_id)
     try:
         check_allowed(request, incident["status"])
     except ActionRefused as refused:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.reports import fetch_report
 from qianliyan.shared.http import Problem
+from qianliyan.shared.storage import PhotoStore
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -51,8 +52,13 @@ async def get_report(
             "Report not found",
             f"No report {report_id} is known yet; a report just sent may take a moment.",
         )
-    for photo in report["photos"]:
-        photo["url"] = res.photos.signed_url(photo["object_key"])
-        if photo.get("preview_key"):
-            photo["preview_url"] = res.photos.signed_url(photo["preview_key"])
+    sign_photo_links(report["photos"], res.photos)
     return report
+
+
+def sign_photo_links(photos: list[dict[str, Any]], store: PhotoStore) -> None:
+    """Give each photo (and its preview) a time-limited link; the bucket itself is private."""
+    for photo in photos:
+        photo["url"] = store.signed_url(photo["object_key"])
+        if photo.get("preview_key"):
+            photo["preview_url"] = store.signed_url(photo["preview_key"])

@@ -179,6 +179,25 @@ async def fetch_incident(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, Any
     return incident
 
 
+async def fetch_alert_reports(pool: asyncpg.Pool, incident_id: UUID) -> list[dict[str, Any]]:
+    """The incident's reports as the detail view shows them, oldest capture first."""
+    rows = await pool.fetch(
+        "SELECT report_id, reporter_id, text, category, place, unit, location, photos, "
+        "captured_at, received_at, severity, reasons, rule_set_version FROM reports "
+        "WHERE incident_id = $1 ORDER BY captured_at, report_id",
+        incident_id,
+    )
+    found = []
+    for row in rows:
+        report = dict(row)
+        for column in ("location", "photos", "reasons"):
+            report[column] = json.loads(report[column]) if report[column] is not None else None
+        report["photos"] = report["photos"] or []
+        report["reasons"] = report["reasons"] or []
+        found.append(report)
+    return found
+
+
 async def claim_action(
     pool: asyncpg.Pool, *, incident_id: UUID, version: int, event_id: UUID
 ) -> bool:
