@@ -1,5 +1,16 @@
 """Event contracts: the envelope, each event family, and the wire codec."""
 
+from qianliyan.shared.events.alerts import (
+    AlertDelivered,
+    AlertDeliveryFailed,
+    AlertDeliveryFailedPayload,
+    AlertEscalated,
+    AlertEscalatedPayload,
+    AlertingEvent,
+    AlertRaised,
+    AlertRaisedPayload,
+    DeliveryPayload,
+)
 from qianliyan.shared.events.codec import EventDecodeError, UnknownEvent, decode, encode
 from qianliyan.shared.events.envelope import Actor, ActorKind, Event, Payload, new_event_id
 from qianliyan.shared.events.incidents import (
@@ -34,12 +45,21 @@ __all__ = [
     "AlertAcknowledged",
     "AlertAssigned",
     "AlertAssignedPayload",
+    "AlertDelivered",
+    "AlertDeliveryFailed",
+    "AlertDeliveryFailedPayload",
+    "AlertEscalated",
+    "AlertEscalatedPayload",
     "AlertNoteAdded",
     "AlertNoteAddedPayload",
+    "AlertRaised",
+    "AlertRaisedPayload",
     "AlertReopened",
     "AlertReopenedPayload",
     "AlertResolved",
     "AlertResolvedPayload",
+    "AlertingEvent",
+    "DeliveryPayload",
     "Event",
     "EventDecodeError",
     "GeoPoint",

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from qianliyan.shared.events.alerts import ALERTING_EVENT_CLASSES
 from qianliyan.shared.events.envelope import Event
 from qianliyan.shared.events.incidents import INCIDENT_ACTION_CLASSES
 from qianliyan.shared.events.reports import ReportSubmitted, ReportTriaged
@@ -25,6 +26,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ReportSubmitted,
     ReportTriaged,
     *INCIDENT_ACTION_CLASSES,
+    *ALERTING_EVENT_CLASSES,
 )
 
 _CLASS_BY_TYPE: dict[str, type[Event]] = {cls.type_name(): cls for cls in EVENT_CLASSES}

@@ -121,13 +121,34 @@ class Event(BaseModel):
         event_id: UUID | None = None,
     ) -> Self:
         """An event caused by `cause`: same correlation, causation pointing at it."""
+        return cls.in_chain(
+            correlation_id=cause.correlation_id,
+            causation_id=cause.event_id,
+            key=key,
+            actor=actor,
+            payload=payload,
+            event_id=event_id,
+        )
+
+    @classmethod
+    def in_chain(
+        cls,
+        *,
+        correlation_id: UUID,
+        causation_id: UUID | None,
+        key: str,
+        actor: Actor,
+        payload: Payload,
+        event_id: UUID | None = None,
+    ) -> Self:
+        """An event continuing a chain known by its ids (read from a read model, say)."""
         return cls(
             event_id=event_id or new_event_id(),
             type=cls.type_name(),
             version=cls.type_version(),
             key=key,
             actor=actor,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.event_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
             payload=payload,
         )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from qianliyan.shared.config_files import ConfigFileError, validate_yaml
 from qianliyan.shared.events import Severity
 
 HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
@@ -109,16 +109,8 @@ class RuleFile(_Strict):
         return self
 
 
-class RuleFileError(ValueError):
-    """A rule file that was refused, with the line (1-based) of its first mistake."""
-
-    def __init__(self, line: int | None, message: str, *, source: str | None = None) -> None:
-        where = ", ".join(
-            part for part in (source, f"line {line}" if line is not None else None) if part
-        )
-        super().__init__(f"{where}: {message}" if where else message)
-        self.line = line
-        self.message = message
+# The rule file is refused the way every edited file is: whole, naming its line.
+RuleFileError = ConfigFileError
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,45 +128,9 @@ class LoadedRules:
 
 def parse_rules(text: str) -> LoadedRules:
     """Parse and check a rule file, or raise `RuleFileError` naming the line at fault."""
-    try:
-        root = yaml.compose(text)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise RuleFileError(line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(document, dict):
-        raise RuleFileError(1, "the rule file must be a mapping with 'version' and 'rules'")
-    try:
-        spec = RuleFile.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "file"
-        message = first["msg"].removeprefix("Value error, ")
-        raise RuleFileError(_line_of(root, first["loc"]), f"{location}: {message}") from None
+    spec = validate_yaml(text, RuleFile, shape="'version' and 'rules'")
     places = tuple(
         (place.kind, tuple(re.compile(pattern, re.IGNORECASE) for pattern in place.patterns))
         for place in spec.places
     )
     return LoadedRules(spec=spec, place_patterns=places)
-
-
-def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc`, or of the nearest parent that exists."""
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((value for key, value in node.value if key.value == part), None)
-            if child is None:
-                # A missing key: the mapping that lacks it is the place to look.
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        if child is None:
-            return line
-        node = child
-        line = node.start_mark.line + 1
-    return line

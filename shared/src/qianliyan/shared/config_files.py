@@ -1,0 +1,123 @@
+"""Files that ops edit (rules, routing): checked whole, refused with the line at fault,
+re-read when they change, and never replaced by a bad edit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigFileError(ValueError):
+    """A file that was refused, with the line (1-based) of its first mistake."""
+
+    def __init__(self, line: int | None, message: str, *, source: str | None = None) -> None:
+        where = ", ".join(
+            part for part in (source, f"line {line}" if line is not None else None) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+        self.message = message
+
+
+def validate_yaml(text: str, model: type[M], *, shape: str) -> M:
+    """Parse YAML and validate it as `model`, or raise `ConfigFileError` naming the line.
+
+    `shape` says in words what the top level must be, for a file that is not a mapping.
+    """
+    try:
+        root = yaml.compose(text)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigFileError(line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(document, dict):
+        raise ConfigFileError(1, f"the file must be a mapping with {shape}")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "file"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigFileError(_line_of(root, first["loc"]), f"{location}: {message}") from None
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of the nearest parent that exists."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((value for key, value in node.value if key.value == part), None)
+            if child is None:
+                # A missing key: the mapping that lacks it is the place to look.
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            return line
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+class Versioned(Protocol):
+    """A loaded file that names its version."""
+
+    @property
+    def version(self) -> str: ...
+
+
+T = TypeVar("T", bound=Versioned)
+
+
+class WatchedFile(Generic[T]):
+    """Holds the last good parse of a file; `current()` picks up a changed file, if good."""
+
+    def __init__(self, path: Path, parse: Callable[[str], T], *, what: str) -> None:
+        self.path = path
+        self.what = what
+        self.last_error: str | None = None
+        self._parse = parse
+        # A bad file at start-up is fatal: there is no last good version to fall back on.
+        self._loaded = self._read()
+        self._mtime_ns = path.stat().st_mtime_ns
+
+    def current(self) -> T:
+        """The version to apply now."""
+        try:
+            mtime_ns = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            self._refuse(f"cannot read {self.path}: {exc}")
+            return self._loaded
+        if mtime_ns != self._mtime_ns:
+            self._mtime_ns = mtime_ns
+            try:
+                loaded = self._read()
+            except ConfigFileError as exc:
+                self._refuse(str(exc))
+            else:
+                log.info("%s %s loaded from %s", self.what, loaded.version, self.path)
+                self._loaded, self.last_error = loaded, None
+        return self._loaded
+
+    def _read(self) -> T:
+        try:
+            return self._parse(self.path.read_text(encoding="utf-8"))
+        except ConfigFileError as exc:
+            raise ConfigFileError(exc.line, exc.message, source=str(self.path)) from None
+
+    def _refuse(self, message: str) -> None:
+        self.last_error = message
+        log.error("%s file refused, still using %s: %s", self.what, self._loaded.version, message)
