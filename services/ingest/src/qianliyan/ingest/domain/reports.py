@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
@@ -51,6 +52,16 @@ class ReportForm(BaseModel):
         description="Photos uploaded one by one beforehand (POST /v1/photos)",
     )
     reporter_id: str = Field(default="anonymous", min_length=1, max_length=200)
+
+    @field_validator("text", "category", "place", "unit", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # Pasted text carries stray control characters; a text of nothing else is blank.
+        if isinstance(value, str):
+            return "".join(
+                ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc"
+            ).strip()
+        return value
 
     @field_validator("occurred_at")
     @classmethod
