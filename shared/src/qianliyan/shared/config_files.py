@@ -28,6 +28,18 @@ class ConfigFileError(ValueError):
         self.message = message
 
 
+class MistakeAt(ValueError):
+    """Raised by a model's own check to point at the part of the file at fault.
+
+    A check across the whole file (an id used twice, a name nobody defined) would
+    otherwise be reported at the top of the file.
+    """
+
+    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def validate_yaml(text: str, model: type[M], *, shape: str) -> M:
     """Parse YAML and validate it as `model`, or raise `ConfigFileError` naming the line.
 
@@ -46,9 +58,11 @@ def validate_yaml(text: str, model: type[M], *, shape: str) -> M:
         return model.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "file"
+        cause = first.get("ctx", {}).get("error")
+        loc = first["loc"] + cause.loc if isinstance(cause, MistakeAt) else first["loc"]
+        location = ".".join(str(part) for part in loc) or "file"
         message = first["msg"].removeprefix("Value error, ")
-        raise ConfigFileError(_line_of(root, first["loc"]), f"{location}: {message}") from None
+        raise ConfigFileError(_line_of(root, loc), f"{location}: {message}") from None
 
 
 def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,3 +22,11 @@ class NotifySettings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     consumer_group: str = "qianliyan-notify"
     max_batch: int = Field(default=500, ge=1)
+    routing_file: Path | None = Field(
+        default=None, description="the alert routing YAML; the packaged default when unset"
+    )
+    alerter_interval_s: float = Field(default=1.0, gt=0, le=60)
+    max_parallel_deliveries: int = Field(default=20, ge=1, le=500)
+    public_url: str | None = Field(
+        default=None, description="where people open the dispatch page, for links in messages"
+    )

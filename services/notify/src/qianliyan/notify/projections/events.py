@@ -6,9 +6,15 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from qianliyan.notify.projections import incidents, reports
+from qianliyan.notify.projections import alerts, incidents, reports
 from qianliyan.shared.db import Connection
-from qianliyan.shared.events import Event, IncidentAction, ReportSubmitted, ReportTriaged
+from qianliyan.shared.events import (
+    AlertingEvent,
+    Event,
+    IncidentAction,
+    ReportSubmitted,
+    ReportTriaged,
+)
 
 
 async def project_batch(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
@@ -44,3 +50,5 @@ async def _apply(connection: Connection, event: Event) -> None:
         await incidents.apply_triaged(connection, event)
     elif isinstance(event, IncidentAction):
         await incidents.apply_action(connection, event)
+    elif isinstance(event, AlertingEvent):
+        await alerts.apply(connection, event)

@@ -15,6 +15,7 @@ from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertAcknowledged,
     AlertAssigned,
+    AlertReopened,
     AlertResolved,
     Event,
     IncidentAction,
@@ -49,7 +50,7 @@ async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
         "severity": event.payload.severity.value,
         "rule_set_version": event.payload.rule_set_version,
     }
-    await _timeline(connection, event, event.payload.incident_id, detail)
+    await timeline(connection, event, event.payload.incident_id, detail)
 
 
 FEED_CHANNEL = "feed_changes"
@@ -57,7 +58,7 @@ FEED_CHANNEL = "feed_changes"
 _FEED_LOCK = 7_306_551
 
 
-async def _record_change(connection: Connection, incident_id: UUID) -> None:
+async def record_change(connection: Connection, incident_id: UUID) -> None:
     """Append to the feed's change log and wake the live streams.
 
     The lock is held until the transaction commits, so change ids become visible in id
@@ -100,7 +101,7 @@ async def refresh(connection: Connection, incident_id: UUID) -> None:
         summary["place"],
         summary["unit"],
     )
-    await _record_change(connection, incident_id)
+    await record_change(connection, incident_id)
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
@@ -140,12 +141,19 @@ async def apply_action(connection: Connection, event: IncidentAction) -> None:
         payload.incident_id,
         *changes.values(),
     )
-    await _record_change(connection, payload.incident_id)
+    if isinstance(event, AlertReopened):
+        # A new round: the incident is alerted and escalated afresh.
+        await connection.execute(
+            "UPDATE incidents SET alert_round = alert_round + 1, alert_step = NULL "
+            "WHERE incident_id = $1",
+            payload.incident_id,
+        )
+    await record_change(connection, payload.incident_id)
     detail = payload.model_dump(mode="json", exclude={"incident_id"})
-    await _timeline(connection, event, payload.incident_id, detail)
+    await timeline(connection, event, payload.incident_id, detail)
 
 
-async def _timeline(
+async def timeline(
     connection: Connection, event: Event, incident_id: UUID, detail: dict[str, Any]
 ) -> None:
     await connection.execute(

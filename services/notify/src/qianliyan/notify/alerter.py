@@ -1,0 +1,365 @@
+"""The alerter: raises, escalates and delivers alerts, recording each step as an event.
+
+Every second it reads the open incidents and their alerts from the read models, asks the
+domain what is due, and acts. Decisions are written to an outbox in the same transaction
+as the claims that make them happen once (even with several notify instances), then
+published to the alerts topic, from where the projection records them. Timers are the
+alert's raise time plus the route's steps, so a restart loses none.
+
+A delivery is claimed for a lease before it is sent. A crash after sending and before
+recording lets the lease run out and the message go again: at least once, with the same
+webhook-id, so a receiver can drop the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import httpx
+
+from qianliyan.notify.channels import DeliveryFailed, send
+from qianliyan.notify.domain.alerting import (
+    AlertPlan,
+    DeliveryKey,
+    OpenIncident,
+    RaisedAlert,
+    plan_alert,
+)
+from qianliyan.notify.domain.messages import AlertFacts, compose
+from qianliyan.notify.domain.routing import Routing, retry_delay
+from qianliyan.shared.config_files import WatchedFile
+from qianliyan.shared.db import Connection
+from qianliyan.shared.errors import is_transient
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    AlertDelivered,
+    AlertDeliveryFailed,
+    AlertDeliveryFailedPayload,
+    AlertEscalated,
+    AlertEscalatedPayload,
+    AlertRaised,
+    AlertRaisedPayload,
+    DeliveryPayload,
+    Event,
+    Severity,
+    decode,
+    encode,
+)
+from qianliyan.shared.events.envelope import derived_event_id
+from qianliyan.shared.kafka import EventPublisher
+
+log = logging.getLogger(__name__)
+
+NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
+
+_OPEN_INCIDENTS = """
+    SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_report_at,
+           a.raised_at, a.step,
+           (SELECT r.correlation_id FROM reports r WHERE r.incident_id = i.incident_id
+             ORDER BY r.captured_at LIMIT 1) AS correlation_id
+      FROM incidents i
+      LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round
+     WHERE i.status = 'open' AND i.severity IS NOT NULL
+       AND (a.incident_id IS NOT NULL OR i.last_report_at > $1)
+"""
+
+# Deliveries that need nothing now: settled, held by a live claim, or settled in the log.
+_BUSY = """
+    SELECT incident_id, round, step, recipient, channel FROM delivery_claims
+     WHERE incident_id = ANY($1::uuid[]) AND (settled OR claimed_until > now())
+    UNION
+    SELECT incident_id, round, step, recipient, channel FROM alert_deliveries
+     WHERE incident_id = ANY($1::uuid[]) AND outcome IN ('delivered', 'failed')
+"""
+
+_CLAIM = """
+    INSERT INTO delivery_claims (incident_id, round, step, recipient, channel, attempts,
+                                 claimed_until)
+    VALUES ($1, $2, $3, $4, $5, 1, now() + $6::interval)
+    ON CONFLICT (incident_id, round, step, recipient, channel) DO UPDATE SET
+        attempts = delivery_claims.attempts + 1,
+        claimed_until = EXCLUDED.claimed_until
+    WHERE NOT delivery_claims.settled AND delivery_claims.claimed_until <= now()
+    RETURNING attempts
+"""
+
+_FACTS = """
+    SELECT i.severity, i.place, i.unit, i.report_count, i.opened_at,
+           (SELECT r.text FROM reports r WHERE r.incident_id = i.incident_id
+             ORDER BY r.captured_at LIMIT 1) AS first_text,
+           (SELECT array_agg(DISTINCT reason->>'summary') FROM reports r,
+                   jsonb_array_elements(COALESCE(r.reasons, '[]'::jsonb)) reason
+             WHERE r.incident_id = i.incident_id) AS reasons
+      FROM incidents i WHERE i.incident_id = $1
+"""
+
+
+class Alerter:
+    """Carries out the routing for every open incident, one moment at a time."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        publisher: EventPublisher,
+        topic: str,
+        routing: WatchedFile[Routing],
+        public_url: str | None,
+        max_parallel: int = 20,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._topic = topic
+        self._routing = routing
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._slots = asyncio.Semaphore(max_parallel)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._http = httpx.AsyncClient(follow_redirects=False)
+
+    async def run(self, stop: asyncio.Event, *, interval_s: float) -> None:
+        """Act every `interval_s` until `stop` is set; outages are waited out, not fatal."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick(datetime.now(UTC))
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.warning("alerter waits for its parts to come back: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        finally:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=30)
+            await self._http.aclose()
+
+    async def tick(self, now: datetime) -> None:
+        """Raise, escalate and start the deliveries due at `now`; publish what was decided."""
+        routing = self._routing.current()
+        rows = await self._pool.fetch(_OPEN_INCIDENTS, now - routing.spec.max_age)
+        # The first report's chain is the alert's; an incident is never without reports.
+        incidents = [
+            (_open_incident(row), row["correlation_id"] or row["incident_id"]) for row in rows
+        ]
+        busy = {
+            DeliveryKey(r["incident_id"], r["round"], r["step"], r["recipient"], r["channel"])
+            for r in await self._pool.fetch(_BUSY, [i.incident_id for i, _ in incidents])
+        }
+        for incident, correlation_id in incidents:
+            plan = plan_alert(incident, routing, now)
+            await self._record_decisions(incident, plan, routing, correlation_id)
+            for key in plan.deliveries:
+                if key not in busy:
+                    await self._start_delivery(key, incident, routing, correlation_id)
+        await self.publish_outbox()
+
+    async def _record_decisions(
+        self, incident: OpenIncident, plan: AlertPlan, routing: Routing, correlation_id: UUID
+    ) -> None:
+        chain = _Chain(incident.incident_id, incident.round, correlation_id)
+        if plan.raise_route is not None:
+            payload = AlertRaisedPayload(
+                incident_id=incident.incident_id,
+                round=incident.round,
+                severity=incident.severity,
+                unit=incident.unit,
+                place=incident.place,
+                route=plan.raise_route,
+                routing_version=routing.version,
+            )
+            await _to_outbox(self._pool, chain.event(AlertRaised, payload, "raised"))
+        if plan.escalate_to is not None:
+            payload_escalated = AlertEscalatedPayload(
+                incident_id=incident.incident_id,
+                round=incident.round,
+                step=plan.escalate_to,
+                routing_version=routing.version,
+            )
+            event = chain.event(AlertEscalated, payload_escalated, f"escalated/{plan.escalate_to}")
+            await _to_outbox(self._pool, event)
+
+    async def _start_delivery(
+        self, key: DeliveryKey, incident: OpenIncident, routing: Routing, correlation_id: UUID
+    ) -> None:
+        timeout = routing.spec.delivery.timeout
+        # The lease outlives one attempt with room to record it.
+        lease = timedelta(seconds=timeout.total_seconds() * 2 + 30)
+        attempt = await self._pool.fetchval(
+            _CLAIM, key.incident_id, key.round, key.step, key.recipient, key.channel, lease
+        )
+        if attempt is None:
+            return  # another instance has it, or it is settled
+        task = asyncio.create_task(self._deliver(key, attempt, routing, correlation_id))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver(
+        self, key: DeliveryKey, attempt: int, routing: Routing, correlation_id: UUID
+    ) -> None:
+        async with self._slots:
+            try:
+                await self._attempt(key, attempt, routing, correlation_id)
+            except Exception:
+                # The claim's lease runs out and a later moment tries again.
+                log.exception("delivery %s attempt %d could not be recorded", key, attempt)
+
+    async def _attempt(
+        self, key: DeliveryKey, attempt: int, routing: Routing, correlation_id: UUID
+    ) -> None:
+        recipient = routing.recipient(key.recipient)
+        channel = dict(recipient.labelled_channels())[key.channel]
+        facts = await self._facts(key.incident_id)
+        link = f"{self._public_url}/?alert={key.incident_id}" if self._public_url else None
+        message = compose(
+            facts,
+            step=key.step,
+            language=recipient.language,
+            timezone=routing.spec.timezone,
+            link=link,
+        )
+        document = {
+            "type": "qianliyan.alert",
+            "delivery_id": str(key),
+            "incident_id": str(key.incident_id),
+            "round": key.round,
+            "step": key.step,
+            "attempt": attempt,
+            "severity": facts.severity.value,
+            "unit": facts.unit,
+            "place": facts.place,
+            "report_count": facts.report_count,
+            "title": message.title,
+            "body": message.body,
+            "link": link,
+        }
+        common = {
+            "incident_id": key.incident_id,
+            "round": key.round,
+            "step": key.step,
+            "recipient": key.recipient,
+            "channel": key.channel,
+            "attempt": attempt,
+        }
+        chain = _Chain(key.incident_id, key.round, correlation_id)
+        purpose = f"delivery/{key}/{attempt}"
+        settled = True
+        event: Event
+        try:
+            await send(
+                channel,
+                message,
+                document,
+                delivery_id=str(key),
+                timeout_s=routing.spec.delivery.timeout.total_seconds(),
+                http=self._http,
+            )
+        except DeliveryFailed as failed:
+            delay = retry_delay(routing.spec.delivery, attempt, jitter=random.random())  # noqa: S311
+            next_at = datetime.now(UTC) + delay if delay is not None else None
+            settled = next_at is None
+            log.warning("delivery %s attempt %d failed: %s", key, attempt, failed)
+            payload = AlertDeliveryFailedPayload(
+                **common, error=str(failed), next_attempt_at=next_at
+            )
+            event = chain.event(AlertDeliveryFailed, payload, purpose)
+        else:
+            event = chain.event(AlertDelivered, DeliveryPayload(**common), purpose)
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE delivery_claims SET settled = $6, claimed_until = COALESCE($7, now()) "
+                "WHERE incident_id = $1 AND round = $2 AND step = $3 AND recipient = $4 "
+                "AND channel = $5",
+                key.incident_id,
+                key.round,
+                key.step,
+                key.recipient,
+                key.channel,
+                settled,
+                getattr(event.payload, "next_attempt_at", None),
+            )
+            await _to_outbox(connection, event)
+        await self.publish_outbox()
+
+    async def _facts(self, incident_id: UUID) -> AlertFacts:
+        row = await self._pool.fetchrow(_FACTS, incident_id)
+        assert row is not None  # the incident was read a moment ago; rows are never deleted
+        return AlertFacts(
+            incident_id=incident_id,
+            severity=Severity(row["severity"]),
+            place=row["place"],
+            unit=row["unit"],
+            report_count=row["report_count"],
+            opened_at=row["opened_at"],
+            first_text=row["first_text"],
+            reasons=tuple(sorted(row["reasons"] or ())),
+        )
+
+    async def publish_outbox(self) -> None:
+        """Publish decided events, oldest first; what Kafka does not take stays for later."""
+        rows = await self._pool.fetch(
+            "SELECT event_id, event FROM alert_outbox ORDER BY created_at, event_id LIMIT 200"
+        )
+        for row in rows:
+            event = decode(row["event"].encode())
+            assert isinstance(event, Event)  # written by this module from a known class
+            await self._publisher.publish(self._topic, event)
+            await self._pool.execute(
+                "DELETE FROM alert_outbox WHERE event_id = $1", row["event_id"]
+            )
+
+
+class _Chain:
+    """Alerting events of one alert: keyed by the incident, ids derived from their purpose.
+
+    A decision taken twice (two instances, or a moment repeated after a crash) makes the
+    same event id, which the projection drops.
+    """
+
+    def __init__(self, incident_id: UUID, round_: int, correlation_id: UUID) -> None:
+        self.incident_id = incident_id
+        self.round = round_
+        self.correlation_id = correlation_id
+        self.raised_id = derived_event_id(incident_id, f"alert/{round_}/raised")
+
+    def event(self, cls: type[Event], payload: Any, purpose: str) -> Event:
+        event_id = derived_event_id(self.incident_id, f"alert/{self.round}/{purpose}")
+        return cls.in_chain(
+            correlation_id=self.correlation_id,
+            causation_id=None if event_id == self.raised_id else self.raised_id,
+            key=str(self.incident_id),
+            actor=NOTIFY,
+            payload=payload,
+            event_id=event_id,
+        )
+
+
+async def _to_outbox(connection: Connection | asyncpg.Pool, event: Event) -> None:
+    await connection.execute(
+        "INSERT INTO alert_outbox (event_id, event) VALUES ($1, $2::jsonb) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        event.event_id,
+        encode(event).decode(),
+    )
+
+
+def _open_incident(row: Any) -> OpenIncident:
+    alert = None
+    if row["raised_at"] is not None:
+        alert = RaisedAlert(raised_at=row["raised_at"], step=row["step"])
+    return OpenIncident(
+        incident_id=row["incident_id"],
+        round=row["alert_round"],
+        severity=Severity(row["severity"]),
+        unit=row["unit"],
+        place=row["place"],
+        last_report_at=row["last_report_at"],
+        alert=alert,
+    )

@@ -1,0 +1,90 @@
+"""What an open incident's alert needs at a given moment: raising, escalating, deliveries.
+
+The alerter reads the incident and its alert from the read models, asks `plan_alert`,
+and carries out the answer. Nothing is held in memory between moments, so a restart
+picks up exactly where the log and the read models say things stand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from qianliyan.notify.domain.routing import Routing
+from qianliyan.shared.events import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedAlert:
+    """The current round's alert, as projected."""
+
+    raised_at: datetime
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """An unacknowledged, unresolved incident with a severity."""
+
+    incident_id: UUID
+    round: int
+    severity: Severity
+    unit: str | None
+    place: str | None
+    last_report_at: datetime | None
+    alert: RaisedAlert | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryKey:
+    """One message for one step to one channel of one recipient: sent at most once."""
+
+    incident_id: UUID
+    round: int
+    step: int
+    recipient: str
+    channel: str
+
+    def __str__(self) -> str:
+        return f"{self.incident_id}:{self.round}:{self.step}:{self.recipient}:{self.channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPlan:
+    """What to do now: raise via `raise_route`, record `escalate_to`, send `deliveries`."""
+
+    raise_route: str | None = None
+    escalate_to: int | None = None
+    deliveries: tuple[DeliveryKey, ...] = ()
+    next_due_at: datetime | None = None
+
+
+NOTHING = AlertPlan()
+
+
+def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> AlertPlan:
+    """The plan for `incident` at `now` under `routing`."""
+    route = routing.route_for(incident.severity, incident.unit, incident.place)
+    if route is None:
+        return NOTHING
+    if incident.alert is None:
+        quiet_for = now - incident.last_report_at if incident.last_report_at else None
+        if quiet_for is not None and quiet_for > routing.spec.max_age:
+            return NOTHING  # history re-triaged: nobody is paged about the past
+        return AlertPlan(raise_route=route.id)
+    # Route and steps follow the severity as it is now, so an incident that grew worse
+    # reaches the people its new route names; the raise time keeps the clock.
+    escalation = routing.escalation_at(route, incident.severity, incident.alert.raised_at, now)
+    deliveries = tuple(
+        DeliveryKey(incident.incident_id, incident.round, due.step, recipient_id, label)
+        for due in escalation.due
+        for recipient_id in due.recipients
+        for label, _ in routing.recipient(recipient_id).labelled_channels()
+    )
+    highest = max((due.step for due in escalation.due), default=0)
+    return AlertPlan(
+        escalate_to=highest if highest > incident.alert.step else None,
+        deliveries=deliveries,
+        next_due_at=escalation.next_due_at,
+    )

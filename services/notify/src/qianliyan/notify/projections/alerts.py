@@ -1,0 +1,95 @@
+"""The alerting read models: alerts in rounds, their escalation step, each delivery's outcome."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from qianliyan.notify.projections.incidents import record_change, timeline
+from qianliyan.shared.db import Connection
+from qianliyan.shared.events import (
+    AlertDelivered,
+    AlertDeliveryFailed,
+    AlertEscalated,
+    AlertingEvent,
+    AlertRaised,
+)
+
+
+async def apply(connection: Connection, event: AlertingEvent) -> None:
+    """Project one alerting event and put it on its incident's timeline."""
+    payload = event.payload
+    if isinstance(event, AlertRaised):
+        await connection.execute(
+            "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (incident_id, round) DO NOTHING",
+            payload.incident_id,
+            payload.round,
+            event.occurred_at,
+            event.payload.severity.value,
+            event.payload.route,
+            event.payload.routing_version,
+        )
+        await _show_step(connection, payload.incident_id, payload.round)
+    elif isinstance(event, AlertEscalated):
+        await connection.execute(
+            "UPDATE alerts SET step = $3, escalated_at = $4 "
+            "WHERE incident_id = $1 AND round = $2 AND step < $3",
+            payload.incident_id,
+            payload.round,
+            event.payload.step,
+            event.occurred_at,
+        )
+        await _show_step(connection, payload.incident_id, payload.round)
+    else:
+        await _delivery(connection, event)
+    detail = payload.model_dump(mode="json", exclude={"incident_id"})
+    await timeline(connection, event, payload.incident_id, detail)
+
+
+async def _show_step(connection: Connection, incident_id: UUID, round_: int) -> None:
+    """Mirror the current round's step on the incident, for the feed, and tell the streams."""
+    updated = await connection.fetchval(
+        "UPDATE incidents SET alert_step = a.step, version = incidents.version + 1, "
+        "updated_at = now() FROM alerts a WHERE incidents.incident_id = $1 "
+        "AND a.incident_id = $1 AND a.round = $2 AND incidents.alert_round = $2 RETURNING true",
+        incident_id,
+        round_,
+    )
+    if updated:
+        await record_change(connection, incident_id)
+
+
+async def _delivery(connection: Connection, event: AlertDelivered | AlertDeliveryFailed) -> None:
+    payload = event.payload
+    if isinstance(event, AlertDelivered):
+        outcome, error, next_at = "delivered", None, None
+    else:
+        error, next_at = event.payload.error, event.payload.next_attempt_at
+        outcome = "retrying" if next_at is not None else "failed"
+    # Attempts may be projected out of order in a rebuild; the latest attempt wins.
+    await connection.execute(
+        """
+        INSERT INTO alert_deliveries (
+            incident_id, round, step, recipient, channel, outcome, attempts, last_error,
+            next_attempt_at, updated_at
+        )
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (incident_id, round, step, recipient, channel) DO UPDATE SET
+            outcome = EXCLUDED.outcome,
+            attempts = EXCLUDED.attempts,
+            last_error = COALESCE(EXCLUDED.last_error, alert_deliveries.last_error),
+            next_attempt_at = EXCLUDED.next_attempt_at,
+            updated_at = EXCLUDED.updated_at
+        WHERE alert_deliveries.attempts <= EXCLUDED.attempts
+        """,
+        payload.incident_id,
+        payload.round,
+        payload.step,
+        payload.recipient,
+        payload.channel,
+        outcome,
+        payload.attempt,
+        error,
+        next_at,
+        event.occurred_at,
+    )

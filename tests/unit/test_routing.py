@@ -1,0 +1,233 @@
+"""Alert routing: the file is checked naming its line, and escalation is decided purely."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from qianliyan.notify.app import DEFAULT_ROUTING
+from qianliyan.notify.domain.alerting import OpenIncident, RaisedAlert, plan_alert
+from qianliyan.notify.domain.messages import AlertFacts, compose
+from qianliyan.notify.domain.routing import Delivery, Routing, parse_routing, retry_delay
+from qianliyan.shared.config_files import ConfigFileError, WatchedFile
+from qianliyan.shared.events import Severity
+
+ROUTING = """\
+version: "r1"
+timezone: Asia/Shanghai
+quiet_hours:
+  hours: "22-7"
+  applies_below: major
+recipients:
+  - id: duty
+    name: 值班台
+    channels:
+      - apprise: "mailto://127.0.0.1:2525?to=duty@example.org"
+  - id: chief
+    name: Chief
+    language: en
+    channels:
+      - id: hook
+        webhook: "https://hooks.example.org/q"
+        secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"
+      - apprise: "mailto://127.0.0.1:2525?to=chief@example.org"
+routes:
+  - id: station-a
+    min_severity: minor
+    units: [A站]
+    escalation:
+      - after: 0m
+        notify: [duty]
+      - after: 10m
+        notify: [chief]
+    repeat_every: 30m
+  - id: anywhere-critical
+    min_severity: critical
+    escalation:
+      - after: 0s
+        notify: [chief]
+"""
+
+# 10:00 in Shanghai, well outside quiet hours.
+MORNING = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+def routing() -> Routing:
+    return parse_routing(ROUTING)
+
+
+def refused(text: str) -> ConfigFileError:
+    with pytest.raises(ConfigFileError) as caught:
+        parse_routing(textwrap.dedent(text))
+    return caught.value
+
+
+def test_the_packaged_default_loads() -> None:
+    loaded = parse_routing(DEFAULT_ROUTING.read_text(encoding="utf-8"))
+    assert loaded.route_for(Severity.CRITICAL, None, None) is not None
+    assert loaded.route_for(Severity.MINOR, None, None) is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "message"),
+    [
+        (("min_severity: minor", "min_severity: dire"), 21, "routes.0.min_severity"),
+        (("notify: [chief]\n    repeat", "notify: [boss]\n    repeat"), 27, "'boss' is not one"),
+        (("after: 10m", "after: soon"), 26, "duration"),
+        (("id: chief", "id: duty"), 11, "recipients.1.id: id 'duty' is used twice"),
+        (('hours: "22-7"', 'hours: "late"'), 4, "22-7"),
+        (('secret: "whsec_', 'secret: "plain_'), 15, "whsec_"),
+        (('webhook: "https://hooks', 'webhook: "ftp://hooks'), 15, "http(s)"),
+        (("after: 10m", "after: 0m"), 20, "later and later"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_its_line(
+    edit: tuple[str, str], line: int, message: str
+) -> None:
+    error = refused(ROUTING.replace(*edit, 1))
+    assert error.line == line, str(error)
+    assert message in str(error)
+
+
+def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ROUTING.replace("whsec_c2VjcmV0c2VjcmV0c2VjcmV0", "${TEST_HOOK_SECRET}")
+    monkeypatch.delenv("TEST_HOOK_SECRET", raising=False)
+    error = refused(text)
+    assert error.line == 17 and "TEST_HOOK_SECRET is not set" in str(error)
+    monkeypatch.setenv("TEST_HOOK_SECRET", "whsec_ZnJvbWVudg==")
+    channel = parse_routing(text).recipient("chief").channels[0]
+    assert channel.secret is not None and channel.secret.get_secret_value() == "whsec_ZnJvbWVudg=="
+    assert "ZnJvbWVudg" not in repr(channel)  # secrets never show in logs
+
+
+def test_the_first_matching_route_wins() -> None:
+    loaded = routing()
+    assert loaded.route_for(Severity.MINOR, "A站", None).id == "station-a"  # type: ignore[union-attr]
+    assert loaded.route_for(Severity.CRITICAL, "A站", None).id == "station-a"  # type: ignore[union-attr]
+    assert loaded.route_for(Severity.CRITICAL, "B站", None).id == "anywhere-critical"  # type: ignore[union-attr]
+    assert loaded.route_for(Severity.MAJOR, "B站", None) is None
+    assert loaded.route_for(Severity.INFO, "A站", None) is None
+
+
+def incident(
+    severity: Severity = Severity.MAJOR,
+    *,
+    raised_at: datetime | None = None,
+    step: int = 0,
+    last_report_at: datetime = MORNING,
+) -> OpenIncident:
+    alert = RaisedAlert(raised_at=raised_at, step=step) if raised_at else None
+    return OpenIncident(
+        incident_id=uuid4(),
+        round=0,
+        severity=severity,
+        unit="A站",
+        place="站台",
+        last_report_at=last_report_at,
+        alert=alert,
+    )
+
+
+def test_an_unalerted_incident_is_raised_once_it_matches_a_route() -> None:
+    plan = plan_alert(incident(), routing(), MORNING)
+    assert plan.raise_route == "station-a" and plan.deliveries == ()
+    assert plan_alert(incident(Severity.INFO), routing(), MORNING).raise_route is None
+
+
+def test_history_re_triaged_pages_nobody() -> None:
+    old = incident(last_report_at=MORNING - timedelta(days=3))
+    assert plan_alert(old, routing(), MORNING).raise_route is None
+
+
+def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:
+    loaded = routing()
+    at_raise = plan_alert(incident(raised_at=MORNING), loaded, MORNING)
+    assert [(d.step, d.recipient, d.channel) for d in at_raise.deliveries] == [
+        (0, "duty", "mailto-0")
+    ]
+    assert at_raise.escalate_to is None
+    assert at_raise.next_due_at == MORNING + timedelta(minutes=10)
+
+    later = plan_alert(incident(raised_at=MORNING), loaded, MORNING + timedelta(minutes=10))
+    assert later.escalate_to == 1
+    assert {(d.step, d.recipient, d.channel) for d in later.deliveries} == {
+        (0, "duty", "mailto-0"),
+        (1, "chief", "hook"),
+        (1, "chief", "mailto-1"),
+    }
+    # Already projected at step 1: no second escalation event.
+    same = plan_alert(incident(raised_at=MORNING, step=1), loaded, MORNING + timedelta(minutes=11))
+    assert same.escalate_to is None
+
+    repeated = plan_alert(
+        incident(raised_at=MORNING, step=1), loaded, MORNING + timedelta(minutes=41)
+    )
+    assert repeated.escalate_to == 2
+    assert {d.step for d in repeated.deliveries if d.recipient == "chief"} == {1, 2}
+    assert repeated.next_due_at == MORNING + timedelta(minutes=70)
+
+
+def test_low_severities_wait_out_quiet_hours_and_severe_ones_do_not() -> None:
+    loaded = routing()
+    # 23:30 in Shanghai.
+    night = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+    minor = plan_alert(incident(Severity.MINOR, raised_at=night), loaded, night)
+    assert minor.deliveries == ()
+    # Quiet hours end at 07:00 Shanghai, which is 23:00 UTC.
+    assert minor.next_due_at == datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
+    morning = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
+    assert plan_alert(incident(Severity.MINOR, raised_at=night), loaded, morning).deliveries
+
+    major = plan_alert(incident(Severity.MAJOR, raised_at=night), loaded, night)
+    assert [d.recipient for d in major.deliveries] == ["duty"]
+
+
+def test_retries_back_off_exponentially_up_to_a_cap_then_stop() -> None:
+    policy = Delivery(
+        max_attempts=5, first_retry=timedelta(seconds=10), max_retry=timedelta(seconds=60)
+    )
+    delays = [retry_delay(policy, attempt, jitter=0.0) for attempt in range(1, 6)]
+    assert delays == [
+        timedelta(seconds=10),
+        timedelta(seconds=20),
+        timedelta(seconds=40),
+        timedelta(seconds=60),
+        None,
+    ]
+    jittered = retry_delay(policy, 1, jitter=0.99)
+    assert jittered is not None and timedelta(seconds=8) <= jittered < timedelta(seconds=10)
+
+
+def test_messages_speak_the_recipients_language() -> None:
+    facts = AlertFacts(
+        incident_id=uuid4(),
+        severity=Severity.CRITICAL,
+        place="K12+300",
+        unit="A站",
+        report_count=3,
+        opened_at=MORNING,
+        first_text="接触网断线冒烟" * 30,
+        reasons=("Fire or smoke reported / 火灾或冒烟",),
+    )
+    zh = compose(facts, step=0, language="zh", timezone="Asia/Shanghai", link="http://x/?a=1")
+    assert zh.title == "[紧急] A站 · K12+300"
+    assert "3 份报告" in zh.body and "首报 11-25 10:00" in zh.body and "http://x/?a=1" in zh.body
+    assert len(zh.body.splitlines()[0]) == 140  # a long text is cut, not the whole report
+    en = compose(facts, step=2, language="en", timezone="Asia/Shanghai", link=None)
+    assert en.title == "[Escalation 2] [Critical] A站 · K12+300"
+    assert "3 report(s)" in en.body
+
+
+def test_a_bad_edit_keeps_the_last_good_routing(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING, encoding="utf-8")
+    watched = WatchedFile(path, parse_routing, what="routing")
+    path.write_text(ROUTING.replace('version: "r1"', "version: [oops"), encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    assert watched.current().version == "r1"
+    assert watched.last_error is not None and "routing.yaml, line 2" in watched.last_error
