@@ -1,0 +1,322 @@
+"""The dispatcher's page in a real browser: Debian's Chromium at a desk, driven by Playwright.
+
+Reports go in through ingest's API as a phone sends them; the page on notify must show
+them live (no reload), act on them, ride out a network blip, and say so when someone
+else changed an incident first. Each test uses a unit of its own and filters the page by
+it, so alerts made by other tests never matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Route,
+    expect,
+)
+
+from qianliyan.stack.config import StackConfig
+from tests.integration.clients import jpeg_photo, submit
+
+pytestmark = pytest.mark.browser
+
+DISPATCHER = "调度员 王芳"
+# A report's way through ingest, Kafka, triage and notify's projection, then the stream.
+LIVE_WAIT_MS = 30_000
+
+
+@pytest.fixture
+async def desk(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A dispatch centre's desk screen (its own storage) whose browser prefers Chinese."""
+    context = await browser.new_context(viewport={"width": 1600, "height": 1000}, locale="zh-CN")
+    yield context
+    await context.close()
+
+
+def notify_url(config: StackConfig) -> str:
+    return f"http://127.0.0.1:{config.notify_port}"
+
+
+def new_unit() -> str:
+    return f"测试站{uuid.uuid4().hex[:8]}"
+
+
+async def open_page(desk: BrowserContext, config: StackConfig, unit: str) -> tuple[Page, list[str]]:
+    """The page filtered to `unit`, the dispatcher named, the stream live; and what the
+    browser will have complained of (refused loads, uncaught errors)."""
+    page = await desk.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: _note_problem(m, problems))
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    response = await page.goto(f"{notify_url(config)}/dispatch?unit={quote(unit)}")
+    assert response is not None, "no answer for the page"
+    assert response.ok, f"GET /dispatch answered {response.status}: does notify mount_web(app)?"
+    # Asked once, then kept in this browser: every action is recorded under this name.
+    await expect(page.get_by_role("dialog")).to_be_visible()
+    await page.get_by_label("姓名或工号").fill(DISPATCHER)
+    await page.get_by_role("button", name="确定").click()
+    await expect(page.locator("#dispatcher")).to_have_text(f"调度员：{DISPATCHER}")
+    await expect(page.locator("#connection")).to_have_text("实时")
+    await expect(page.locator("#feed-empty")).to_be_visible()
+    # Anything set here is gone if the page reloads: the alerts must come without one.
+    await page.evaluate("window.sameDocument = true")
+    return page, problems
+
+
+def _note_problem(message: ConsoleMessage, problems: list[str]) -> None:
+    # The browser logs a refused load (a CSP violation, a photo that failed) as an error.
+    # So it does an API answer that is not 2xx, or a stream cut while offline: the tests
+    # assert those outcomes themselves.
+    if message.type == "error" and "/v1/" not in message.location.get("url", ""):
+        problems.append(f"{message.text} ({message.location.get('url')})")
+
+
+async def report(
+    config: StackConfig, *, unit: str, place: str, text: str, photo: bool = True
+) -> str:
+    """Send a report as a phone does; its report id."""
+    answer = await submit(
+        config, {"text": text, "place": place, "unit": unit}, [jpeg_photo()] if photo else []
+    )
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["report_id"])
+
+
+async def alert(config: StackConfig, incident_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=notify_url(config)) as client:
+        answer = await client.get(f"/v1/alerts/{incident_id}")
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+async def act_elsewhere(
+    config: StackConfig, incident_id: str, version: int, *, action: str, **fields: str
+) -> None:
+    """Another dispatcher's action, straight through the API."""
+    async with httpx.AsyncClient(base_url=notify_url(config)) as client:
+        answer = await client.post(
+            f"/v1/incidents/{incident_id}/actions",
+            json={
+                "action": action,
+                "expected_version": version,
+                "dispatcher_id": "值班主任",
+                **fields,
+            },
+        )
+    assert answer.status_code == 202, answer.text
+
+
+async def settled_version(config: StackConfig, incident_id: str) -> int:
+    """The incident's version once nothing is happening to it any more: notify's alerter
+    raises an alert a moment after triage, and that is a change too (a new version)."""
+    last = None
+    for _ in range(15):
+        version = int((await alert(config, incident_id))["version"])
+        if version == last:
+            return version
+        last = version
+        await asyncio.sleep(2)
+    raise AssertionError(f"incident {incident_id} kept changing")
+
+
+def row(page: Page, place: str) -> Locator:
+    return page.locator("#alerts > li", has_text=place)
+
+
+async def still_same_document(page: Page, problems: list[str]) -> None:
+    assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
+    assert problems == [], problems
+
+
+async def test_a_new_critical_alert_appears_live_and_is_acknowledged(
+    running_stack: StackConfig, desk: BrowserContext
+) -> None:
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit)
+    await expect(page.get_by_role("heading", name="千里眼 · 调度台")).to_be_visible()
+
+    place = f"3号站台 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=place, text="3号站台配电箱冒烟，有焦糊味")
+
+    # It arrives by itself, and stands out: critical, new, counted in the title.
+    new_row = row(page, place)
+    await expect(new_row).to_have_count(1, timeout=LIVE_WAIT_MS)
+    await expect(new_row).to_have_attribute("data-severity", "critical")
+    await expect(new_row).to_have_attribute("data-status", "open")
+    await expect(new_row).to_have_attribute("data-new", "true")
+    await expect(new_row.locator(".sev")).to_have_text("紧急")
+    await expect(new_row.locator(".new-badge")).to_have_text("新")
+    await expect(page).to_have_title("(1) 新紧急 · 千里眼 · 调度台")
+    await expect(page.locator("#new-alerts")).to_contain_text(place)
+    incident_id = await new_row.get_attribute("data-incident-id")
+    assert incident_id
+
+    # Opened: the photo preview, the place, the unit, the text and why it is critical.
+    await new_row.get_by_role("button").click()
+    detail = page.locator("#detail-body")
+    await expect(detail.get_by_role("heading", name=place)).to_be_visible()
+    await expect(new_row).to_have_attribute("data-new", "false")
+    await expect(page).to_have_title("千里眼 · 调度台")
+    await expect(page.locator("#new-alerts")).to_be_hidden()
+    await expect(detail.locator(".report-text")).to_have_text("3号站台配电箱冒烟，有焦糊味")
+    await expect(detail.locator(".report-meta")).to_contain_text(unit)
+    await expect(detail.locator(".reason-summary").first).to_contain_text("火灾或冒烟")
+    await expect(detail.locator(".evidence").first).to_have_text("冒烟")
+    preview = detail.locator(".photo img")
+    await expect(preview).to_have_count(1)
+    # Loaded from the photo store (the page's policy allows its origin), not just placed.
+    await expect(preview).to_have_js_property("complete", True)
+    assert await preview.evaluate("img => img.naturalWidth") > 0
+    full_photo = await detail.locator("a.photo").get_attribute("href")
+    assert full_photo and "X-Amz-Signature" in full_photo
+    assert await detail.locator("a.photo").get_attribute("target") == "_blank"
+
+    # The open alert follows what happens to it, so the version acted on is the latest.
+    version = await settled_version(config, incident_id)
+    await expect(detail).to_have_attribute("data-version", str(version))
+
+    await detail.get_by_role("button", name="确认接警").click()
+    await expect(detail.locator("#detail-status")).to_have_text("已确认")
+    await expect(detail.locator("#detail-message")).to_have_text("已完成：确认接警")
+    await expect(new_row).to_have_attribute("data-status", "acknowledged")
+    await expect(new_row.locator(".status")).to_have_text("已确认")
+    acknowledged_entry = detail.locator('.timeline li[data-event-type="AlertAcknowledged"]')
+    await expect(acknowledged_entry).to_contain_text(DISPATCHER)
+    await expect(detail.get_by_role("button", name="确认接警")).to_have_count(0)
+
+    acknowledged = await alert(config, incident_id)
+    assert acknowledged["status"] == "acknowledged"
+    assert acknowledged["acknowledged_by"] == DISPATCHER
+
+    # The same screen in English, the choice kept.
+    await page.get_by_role("button", name="English").click()
+    await expect(page.get_by_role("heading", name="Qianliyan · Dispatch")).to_be_visible()
+    await expect(detail.locator("#detail-status")).to_have_text("acknowledged")
+    await expect(new_row.locator(".sev")).to_have_text("critical")
+    await still_same_document(page, problems)
+
+    # A link to the alert (as a message sent about it carries) opens it, in English now.
+    linked = await desk.new_page()
+    await linked.goto(f"{notify_url(config)}/?alert={incident_id}")
+    assert linked.url.endswith(f"/dispatch?alert={incident_id}")
+    await expect(linked.locator("#detail-body").get_by_role("heading", name=place)).to_be_visible()
+    await expect(linked.locator("#detail-status")).to_have_text("acknowledged")
+
+
+async def test_alerts_made_during_a_network_blip_arrive_when_it_ends(
+    running_stack: StackConfig, desk: BrowserContext
+) -> None:
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit)
+    first = f"K88+100 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=first, text="K88+100 接触网冒烟", photo=False)
+    await expect(row(page, first)).to_have_count(1, timeout=LIVE_WAIT_MS)
+
+    await desk.set_offline(True)
+    await expect(page.locator("#connection")).to_have_text("网络中断，正在重连…")
+    await expect(page.locator("#feed-stale")).to_be_visible()
+
+    second = f"货场 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=second, text="货场仓库起火，火势较大")
+    async with httpx.AsyncClient(base_url=notify_url(config)) as client:
+        for _ in range(60):
+            listed = (await client.get("/v1/alerts", params={"unit": unit})).json()["alerts"]
+            if len(listed) == 2:
+                break
+            await page.wait_for_timeout(500)
+    assert len(listed) == 2, f"notify never listed the second alert: {listed}"
+    await expect(row(page, second)).to_have_count(0)  # still offline: nothing can arrive
+
+    # The first stream after the blip meets a proxy that is not ready yet: a 502, on which
+    # the browser gives up that stream for good. The page must open another by itself.
+    refused: list[str] = []
+
+    async def refuse_once(route: Route) -> None:
+        if refused:
+            await route.continue_()
+        else:
+            refused.append(route.request.url)
+            await route.fulfill(status=502, body="Bad Gateway")
+
+    await page.route("**/v1/alerts/stream", refuse_once)
+    await desk.set_offline(False)
+    await expect(page.locator("#connection")).to_have_text("实时", timeout=20_000)
+    assert len(refused) == 1
+    arrived = row(page, second)
+    await expect(arrived).to_have_count(1, timeout=20_000)
+    await expect(arrived).to_have_attribute("data-new", "true")
+    await expect(page.locator("#alerts > li")).to_have_count(2)
+    await expect(page.locator("#feed-stale")).to_be_hidden()
+    # Still live after the blip: a change made now shows too.
+    third = f"道口 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=third, text="道口栏杆被撞断，有人受伤", photo=False)
+    await expect(row(page, third)).to_have_count(1, timeout=LIVE_WAIT_MS)
+    await still_same_document(page, problems)
+
+
+async def test_an_action_on_a_version_someone_else_changed_is_refused_and_reloaded(
+    running_stack: StackConfig, desk: BrowserContext
+) -> None:
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit)
+    place = f"2号道岔 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=place, text="2号道岔附近冒烟", photo=False)
+    shown = row(page, place)
+    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+    incident_id = await shown.get_attribute("data-incident-id")
+    assert incident_id
+    seen_version = await settled_version(config, incident_id)
+    await shown.get_by_role("button").click()
+    detail = page.locator("#detail-body")
+    await expect(detail.get_by_role("heading", name=place)).to_be_visible()
+    await expect(detail).to_have_attribute("data-version", str(seen_version))
+
+    # The dispatcher starts writing a note; meanwhile another dispatcher assigns the
+    # incident. The page hears of it but does not change what the dispatcher is looking at.
+    await detail.get_by_role("button", name="添加备注").click()
+    await detail.get_by_label("备注", exact=True).fill("已通知车站值班员")
+    await act_elsewhere(config, incident_id, seen_version, action="assign", assignee="工务段 李工")
+    await expect(detail.locator("#detail-notice")).to_be_visible(timeout=LIVE_WAIT_MS)
+    await expect(shown.locator(".cell-assignee")).to_have_text("工务段 李工")
+    await expect(detail).to_have_attribute("data-version", str(seen_version))
+
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    message = detail.locator("#detail-message")
+    await expect(message).to_contain_text("此事件已被他人更改，已重新载入")
+    await expect(message).to_contain_text("值班主任：指派给 工务段 李工")  # what changed
+    await expect(message).to_have_class("message message-conflict")
+    await expect(detail).to_have_attribute("data-version", str(seen_version + 1))
+    await expect(detail.locator(".facts")).to_contain_text("工务段 李工")
+    await expect(detail.locator("#detail-notice")).to_be_hidden()
+    # The note is still there; sent again on what the dispatcher now sees, it goes through.
+    await expect(detail.get_by_label("备注", exact=True)).to_have_value("已通知车站值班员")
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    await expect(message).to_have_text("已完成：添加备注")
+    await expect(detail.locator(".timeline li", has_text="已通知车站值班员")).to_have_count(1)
+
+    # With nothing being written, a change made elsewhere just shows up in the open alert.
+    version = int(await detail.get_attribute("data-version") or "0")
+    await act_elsewhere(config, incident_id, version, action="note", note="车站已派人查看")
+    await expect(detail.locator(".timeline li", has_text="车站已派人查看")).to_have_count(1)
+    await expect(detail).to_have_attribute("data-version", str(version + 1))
+    await expect(detail.locator("#detail-notice")).to_be_hidden()
+
+    now = await alert(config, incident_id)
+    notes = [e for e in now["timeline"] if e["event_type"] == "AlertNoteAdded"]
+    assert [(n["actor"], n["detail"]["note"]) for n in notes] == [
+        (DISPATCHER, "已通知车站值班员"),
+        ("值班主任", "车站已派人查看"),
+    ]
+    await still_same_document(page, problems)
