@@ -21,7 +21,7 @@ class ReportView(BaseModel):
     """A report's read model."""
 
     report_id: UUID
-    status: Literal["received", "triaged", "acknowledged", "resolved"]
+    status: Literal["received", "triaged", "alerted", "acknowledged", "resolved"]
     correlation_id: UUID | None
     reporter_id: str | None
     text: str | None

@@ -87,8 +87,9 @@ async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
 async def fetch_report(pool: asyncpg.Pool, report_id: UUID) -> dict[str, Any] | None:
     """One report as its reporter or a dispatcher sees it, or None when unknown."""
     row = await pool.fetchrow(
-        "SELECT r.*, i.status AS incident_status FROM reports r "
-        "LEFT JOIN incidents i ON i.incident_id = r.incident_id WHERE r.report_id = $1",
+        "SELECT r.*, i.status AS incident_status, i.alert_step IS NOT NULL AS alerted "
+        "FROM reports r LEFT JOIN incidents i ON i.incident_id = r.incident_id "
+        "WHERE r.report_id = $1",
         report_id,
     )
     if row is None:
@@ -97,9 +98,11 @@ async def fetch_report(pool: asyncpg.Pool, report_id: UUID) -> dict[str, Any] | 
     for column in ("location", "photos", "reasons"):
         if report[column] is not None:
             report[column] = json.loads(report[column])
-    incident_status = report.pop("incident_status")
+    incident_status, alerted = report.pop("incident_status"), report.pop("alerted")
     if incident_status in ("acknowledged", "resolved"):
         report["status"] = incident_status
+    elif alerted:
+        report["status"] = "alerted"  # the people its routing names are being told
     else:
         report["status"] = "triaged" if report["severity"] is not None else "received"
     return report

@@ -251,6 +251,7 @@ function reportItem(r) {
 function triageDetails(status) {
   const severity = status.severity ?? "info";
   const parts = [
+    element("p", { className: `stage stage-${status.status}` }, t(`stage.${status.status}`)),
     element(
       "p",
       { className: `severity sev-${severity}` },

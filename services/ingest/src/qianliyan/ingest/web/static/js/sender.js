@@ -73,9 +73,9 @@ async function pass() {
       if (r.nextAttemptAt <= Date.now() && navigator.onLine !== false) r = await send(r);
       if (r.state === "waiting") nextDue = Math.min(nextDue, r.nextAttemptAt);
     }
-    if (r.state === "received" && Date.now() < r.pollUntil) {
+    if (stillMoving(r) && Date.now() < r.pollUntil) {
       if (r.nextPollAt <= Date.now()) r = await poll(r);
-      if (r.state === "received") nextDue = Math.min(nextDue, r.nextPollAt);
+      if (stillMoving(r)) nextDue = Math.min(nextDue, r.nextPollAt);
     }
   }
   return nextDue;
@@ -142,6 +142,14 @@ function retryLater(record, note, retryAfterS) {
   }));
 }
 
+// Once triaged, a report goes on to be alerted, acknowledged and resolved: the page keeps
+// following it (ever more slowly) until it is resolved or POLL_FOR_MS has passed.
+const TRIAGED_OR_LATER = new Set(["triaged", "alerted", "acknowledged", "resolved"]);
+
+function stillMoving(r) {
+  return r.state === "received" || (r.state === "triaged" && r.status?.status !== "resolved");
+}
+
 async function poll(record) {
   let body = null;
   try {
@@ -155,11 +163,9 @@ async function poll(record) {
   } catch {
     // No network: ask again later.
   }
-  if (body?.status === "triaged") {
-    return updateReport(record.id, () => ({ state: "triaged", status: body }));
-  }
   const pollDelay = Math.min(MAX_POLL_MS, record.pollDelay * 1.5);
   return updateReport(record.id, () => ({
+    state: TRIAGED_OR_LATER.has(body?.status) ? "triaged" : record.state,
     status: body ?? record.status,
     pollDelay,
     nextPollAt: Date.now() + pollDelay,
