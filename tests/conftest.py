@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from qianliyan.notify.app import DEFAULT_ROUTING
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra, Services
 from qianliyan.stack.init import init_stack
@@ -41,7 +42,11 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     # Triage reads an editable copy of the rules, so tests can change them while it runs.
     rules = Path(data_dir) / "triage-rules.yaml"
     shutil.copyfile(DEFAULT_RULES, rules)
-    return StackConfig(data_dir=data_dir, triage_rules_file=rules, **ports)  # type: ignore[arg-type]
+    # Notify reads an editable copy of the routing, for the same reason.
+    routing = Path(data_dir) / "notify-routing.yaml"
+    shutil.copyfile(DEFAULT_ROUTING, routing)
+    files = {"triage_rules_file": rules, "notify_routing_file": routing}
+    return StackConfig(data_dir=data_dir, **files, **ports)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

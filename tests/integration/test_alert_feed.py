@@ -87,7 +87,8 @@ async def test_an_alert_shows_its_reports_photos_reasons_and_timeline(
         assert "X-Amz-Signature" in photo["url"] and "X-Amz-Signature" in photo["preview_url"]
         preview = await client.get(photo["preview_url"])
         assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
-        assert [t["event_type"] for t in detail["timeline"]] == ["ReportTriaged"]
+        # Triaged first; raising the alert (critical routes to the duty desk) may follow.
+        assert detail["timeline"][0]["event_type"] == "ReportTriaged"
         assert detail["place"] == "K12+300" and detail["report_count"] == 1
 
         unknown = await client.get(f"{base}/{uuid4()}")

@@ -18,15 +18,27 @@ pytestmark = pytest.mark.integration
 
 
 async def read_until(
-    config: StackConfig, last_event_id: int, incident_id: str, *, timeout_s: float = 30
+    config: StackConfig,
+    last_event_id: int,
+    incident_id: str,
+    *,
+    timeout_s: float = 30,
+    in_query: bool = False,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Events from the stream after `last_event_id`, until one about `incident_id` arrives."""
+    """Events from the stream after `last_event_id`, until one about `incident_id` arrives.
+
+    The id goes in the Last-Event-ID header, as EventSource sends it, or `in_query`, as a
+    page that opens a new EventSource itself passes it.
+    """
     url = f"http://127.0.0.1:{config.notify_port}/v1/alerts/stream"
     received: list[tuple[int, dict[str, Any]]] = []
     event: dict[str, str] = {}
     async with asyncio.timeout(timeout_s), httpx.AsyncClient(timeout=None) as client:
-        headers = {"Last-Event-ID": str(last_event_id)}
-        async with client.stream("GET", url, headers=headers) as response:
+        if in_query:
+            headers, params = {}, {"last_event_id": str(last_event_id)}
+        else:
+            headers, params = {"Last-Event-ID": str(last_event_id)}, {}
+        async with client.stream("GET", url, headers=headers, params=params) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             async for line in response.aiter_lines():
@@ -55,7 +67,9 @@ async def test_a_client_resumes_without_gaps_or_repeats(running_stack: StackConf
         # Disconnected: meanwhile another alert arrives.
         second = await submit(config, {"text": "信号故障", "place": f"B{uuid4().hex[:6]}"}, [])
         resumed_from = before_disconnect[-1][0]
-        after_reconnect = await read_until(config, resumed_from, second.json()["report_id"])
+        after_reconnect = await read_until(
+            config, resumed_from, second.json()["report_id"], in_query=True
+        )
 
         ids = [change_id for change_id, _ in before_disconnect + after_reconnect]
         assert ids == sorted(set(ids)), "a change was repeated or out of order"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import quote
@@ -34,6 +35,11 @@ def _default_data_dir() -> Path:
     return _xdg_dir("XDG_STATE_HOME", ".local/state") / "qianliyan"
 
 
+# Extra instances of a service (a consumer group of several on one machine) listen this
+# many ports above the first.
+INSTANCE_PORT_STEP = 1000
+
+
 class StackConfig(BaseSettings):
     """Everything the stack needs to know, overridable through `QLY_STACK_*` variables."""
 
@@ -61,6 +67,9 @@ class StackConfig(BaseSettings):
 
     triage_rules_file: Path | None = Field(
         default=None, description="Severity rule file for triage; its packaged default if unset"
+    )
+    notify_routing_file: Path | None = Field(
+        default=None, description="Alert routing file for notify; its packaged default if unset"
     )
 
     ingest_port: Port = 8081
@@ -93,28 +102,38 @@ class StackConfig(BaseSettings):
         database = quote(self.postgres_db, safe="")
         return f"postgresql://{user}:{password}@{self.host}:{self.postgres_port}/{database}"
 
-    def service_port(self, service: str) -> int:
-        """HTTP port a service listens on."""
+    def service_port(self, service: str, instance: int = 0) -> int:
+        """HTTP port a service listens on; extra instances are 1000 ports further each."""
         ports = {"ingest": self.ingest_port, "triage": self.triage_port, "notify": self.notify_port}
         if service not in ports:
             raise ValueError(f"unknown service {service!r}; expected one of {SERVICE_NAMES}")
-        return ports[service]
+        return ports[service] + INSTANCE_PORT_STEP * instance
 
-    def service_env(self, service: str) -> dict[str, str]:
-        """Environment variables that point one service at this stack."""
-        port = self.service_port(service)
+    def service_env(self, service: str, instance: int = 0) -> dict[str, str]:
+        """Environment variables that point one instance of a service at this stack."""
+        port = self.service_port(service, instance)
         prefix = service.upper()
         env = {
             f"{prefix}_HTTP_HOST": self.host,
             f"{prefix}_HTTP_PORT": str(port),
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
         }
+        if service == "triage" and instance:
+            # Each member of the group needs its own transactional id (the default is the
+            # host name, the same for every instance on one machine).
+            env[f"{prefix}_TRANSACTIONAL_ID"] = (
+                f"qianliyan-triage-{socket.gethostname()}-{instance}"
+            )
         if service == "ingest":
             env[f"{prefix}_NOTIFY_URL"] = f"http://{self.host}:{self.notify_port}"
         if service in ("ingest", "notify"):
             env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
         if service == "triage" and self.triage_rules_file is not None:
             env[f"{prefix}_RULES_FILE"] = str(self.triage_rules_file)
+        if service == "notify":
+            env[f"{prefix}_PUBLIC_URL"] = f"http://{self.host}:{self.notify_port}"
+            if self.notify_routing_file is not None:
+                env[f"{prefix}_ROUTING_FILE"] = str(self.notify_routing_file)
         if service in ("ingest", "notify"):
             env |= {
                 f"{prefix}_STORAGE__ENDPOINT": self.minio_endpoint,

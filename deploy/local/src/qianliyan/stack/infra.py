@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -74,23 +74,36 @@ class Service:
     """One of the project's FastAPI services, run as `python -m qianliyan.<name>`."""
 
     def __init__(
-        self, config: StackConfig, name: str, readiness_path: str = DEFAULT_READINESS_PATH
+        self,
+        config: StackConfig,
+        name: str,
+        readiness_path: str = DEFAULT_READINESS_PATH,
+        *,
+        instance: int = 0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.instance = instance
+        self._env = dict(env or {})  # settings of this instance only, over the stack's
         self._config = config
-        self._port = config.service_port(name)
+        self._port = config.service_port(name, instance)
         self._readiness_url = f"http://{config.host}:{self._port}{readiness_path}"
-        self._process = ManagedProcess(name, config.data_dir)
+        # Instance 0 keeps the plain name (its pid and log files), others are numbered.
+        self._process = ManagedProcess(f"{name}-{instance}" if instance else name, config.data_dir)
 
     def start(self, timeout: float = 60.0) -> bool:
         """Start the service against this stack and wait until its readiness check passes."""
         with self._process.lock():
             if self._process.pid() is not None:
                 return False
-            ensure_port_free(self._config.host, self._port, self.name)
+            ensure_port_free(self._config.host, self._port, self._process.name)
             self._process.start(
                 [sys.executable, "-m", f"qianliyan.{self.name}"],
-                env={**os.environ, **self._config.service_env(self.name)},
+                env={
+                    **os.environ,
+                    **self._config.service_env(self.name, self.instance),
+                    **self._env,
+                },
             )
             self._process.wait_until_ready(self._serves, timeout=timeout)
             return True

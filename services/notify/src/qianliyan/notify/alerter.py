@@ -217,7 +217,7 @@ class Alerter:
         recipient = routing.recipient(key.recipient)
         channel = dict(recipient.labelled_channels())[key.channel]
         facts = await self._facts(key.incident_id)
-        link = f"{self._public_url}/?alert={key.incident_id}" if self._public_url else None
+        link = f"{self._public_url}/dispatch?alert={key.incident_id}" if self._public_url else None
         message = compose(
             facts,
             step=key.step,

@@ -6,15 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 from fastapi import FastAPI
 
+from qianliyan.notify.alerter import Alerter
 from qianliyan.notify.api import alerts, incidents, reports
+from qianliyan.notify.api import routing as routing_api
 from qianliyan.notify.api.dependencies import NotifyResources
+from qianliyan.notify.domain.routing import Routing, parse_routing
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.settings import NotifySettings
+from qianliyan.notify.web import mount_web
 from qianliyan.shared import db
+from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import (
     EventPublisher,
@@ -25,6 +31,8 @@ from qianliyan.shared.kafka import (
 )
 from qianliyan.shared.storage import PhotoStore
 from qianliyan.shared.worker import BackgroundLoop
+
+DEFAULT_ROUTING = Path(__file__).parent / "routing" / "default.yaml"
 
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
@@ -58,6 +66,24 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             await dead_letters.stop()
 
     loop = BackgroundLoop("notify-projection", projection)
+    # A bad routing file at start is fatal, named with its line; later bad edits are not.
+    routing = WatchedFile[Routing](
+        settings.routing_file or DEFAULT_ROUTING, parse_routing, what="routing"
+    )
+
+    async def alerting(stop: asyncio.Event) -> None:
+        resources: NotifyResources = app.state.resources
+        alerter = Alerter(
+            pool=resources.pool,
+            publisher=resources.publisher,
+            topic=kafka.alerts_topic,
+            routing=resources.routing,
+            public_url=settings.public_url,
+            max_parallel=settings.max_parallel_deliveries,
+        )
+        await alerter.run(stop, interval_s=settings.alerter_interval_s)
+
+    alerter_loop = BackgroundLoop("notify-alerter", alerting)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,21 +99,25 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 photos=PhotoStore(settings.storage),
                 publisher=EventPublisher(producer, timeout_s=kafka.publish_timeout_s),
                 feed_signal=feed_signal,
+                routing=routing,
             )
             loop.start()
+            alerter_loop.start()
             yield
         finally:
+            await alerter_loop.stop(timeout_s=30)
             await loop.stop()
             await feed_signal.stop()
             await producer.stop()
             await pool.close()
 
     def liveness() -> dict[str, ReadinessCheck]:
-        return {"projection": loop.is_alive}
+        return {"projection": loop.is_alive, "alerter": alerter_loop.is_alive}
 
     def readiness() -> dict[str, ReadinessCheck]:
         return {
             "projection": loop.is_alive,
+            "alerter": alerter_loop.is_alive,
             "kafka": lambda: kafka_reachable(kafka),
             "postgres": lambda: db.is_reachable(app.state.resources.pool),
         }
@@ -98,4 +128,6 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(incidents.router)
     app.include_router(alerts.router)
+    app.include_router(routing_api.router)
+    mount_web(app)
     return app

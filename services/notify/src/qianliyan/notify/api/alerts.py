@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.api.incidents import IncidentView, incident_or_404
 from qianliyan.notify.api.reports import sign_photo_links
+from qianliyan.notify.projections.alerts import fetch_alerting
 from qianliyan.notify.projections.incidents import (
     FeedFilter,
     FeedPosition,
@@ -51,6 +52,11 @@ class AlertSummary(BaseModel):
     place: str | None
     unit: str | None
     assignee: str | None
+    alert_step: int | None = Field(
+        description="How far the alert has escalated (0: first people told); None: not sent"
+    )
+    headline: str | None = Field(description="The first report's text, cut to 140 characters")
+    photo_count: int
 
 
 class AlertPage(BaseModel):
@@ -123,12 +129,18 @@ async def stream(
     request: Request,
     res: Annotated[NotifyResources, Depends(resources)],
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    resume_after: Annotated[
+        str | None, Query(alias="last_event_id", max_length=20, description="as the header")
+    ] = None,
 ) -> EventSourceResponse:
     """Live changes to the feed as Server-Sent Events, one per change, each with its id.
 
     A client that reconnects with Last-Event-ID gets every change after it, once. A new
-    client starts from now: it reads GET /v1/alerts first, then follows the stream.
+    client starts from now: it reads GET /v1/alerts first, then follows the stream. A page
+    that opens a new EventSource itself (which cannot set the header) passes the id as the
+    `last_event_id` query parameter instead.
     """
+    last_event_id = last_event_id or resume_after
     if last_event_id is not None and not last_event_id.isdigit():
         raise Problem(422, "Invalid Last-Event-ID", "Last-Event-ID must be an id this stream sent.")
     position = int(last_event_id) if last_event_id else await last_change_id(res.pool)
@@ -166,8 +178,35 @@ class AlertReport(BaseModel):
     rule_set_version: str | None
 
 
+class AlertRound(BaseModel):
+    """The alert of one round: when it was raised, by which route, how far it escalated."""
+
+    round: int
+    raised_at: datetime
+    severity: str
+    route: str
+    routing_version: str
+    step: int
+    escalated_at: datetime | None
+
+
+class DeliveryOutcome(BaseModel):
+    """How telling one recipient through one channel went."""
+
+    round: int
+    step: int
+    recipient: str
+    channel: str
+    outcome: Literal["delivered", "retrying", "failed"]
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    updated_at: datetime
+
+
 class AlertDetail(IncidentView):
-    """Everything the detail view shows: the incident, its reports with photos, its timeline."""
+    """Everything the detail view shows: the incident, its reports with photos, its timeline,
+    and whom it was sent to."""
 
     opened_at: datetime | None
     last_report_at: datetime | None
@@ -175,6 +214,10 @@ class AlertDetail(IncidentView):
     place: str | None
     unit: str | None
     reports: list[AlertReport]
+    alert_round: int
+    alert_step: int | None
+    alerts: list[AlertRound]
+    deliveries: list[DeliveryOutcome]
 
 
 @router.get("/{incident_id}", response_model=AlertDetail)
@@ -184,6 +227,7 @@ async def alert_detail(
     """One alert: its incident's reports, time-limited photo links, reasons and timeline."""
     alert = await incident_or_404(res.pool, incident_id)
     alert["reports"] = await fetch_alert_reports(res.pool, incident_id)
+    alert |= await fetch_alerting(res.pool, incident_id)
     for report in alert["reports"]:
         sign_photo_links(report["photos"], res.photos)
     return alert

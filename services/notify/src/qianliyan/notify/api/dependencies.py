@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import asyncpg
 from fastapi import Request
 
+from qianliyan.notify.domain.routing import Routing
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.settings import NotifySettings
+from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
 
@@ -22,6 +24,7 @@ class NotifyResources:
     photos: PhotoStore
     publisher: EventPublisher
     feed_signal: FeedSignal
+    routing: WatchedFile[Routing]
 
 
 def resources(request: Request) -> NotifyResources:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from qianliyan.notify.projections.incidents import record_change, timeline
 from qianliyan.shared.db import Connection
@@ -47,9 +50,13 @@ async def apply(connection: Connection, event: AlertingEvent) -> None:
 
 
 async def _show_step(connection: Connection, incident_id: UUID, round_: int) -> None:
-    """Mirror the current round's step on the incident, for the feed, and tell the streams."""
+    """Mirror the current round's step on the incident, for the feed, and tell the streams.
+
+    The version stays: it marks what a dispatcher decides on, and an alert being sent
+    out must not turn a dispatcher's acknowledgement into a conflict.
+    """
     updated = await connection.fetchval(
-        "UPDATE incidents SET alert_step = a.step, version = incidents.version + 1, "
+        "UPDATE incidents SET alert_step = a.step, "
         "updated_at = now() FROM alerts a WHERE incidents.incident_id = $1 "
         "AND a.incident_id = $1 AND a.round = $2 AND incidents.alert_round = $2 RETURNING true",
         incident_id,
@@ -93,3 +100,19 @@ async def _delivery(connection: Connection, event: AlertDelivered | AlertDeliver
         next_at,
         event.occurred_at,
     )
+
+
+async def fetch_alerting(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, Any]:
+    """The incident's alerts (one per round, newest first) and every delivery's outcome."""
+    rounds = await pool.fetch(
+        "SELECT round, raised_at, severity, route, routing_version, step, escalated_at "
+        "FROM alerts WHERE incident_id = $1 ORDER BY round DESC",
+        incident_id,
+    )
+    deliveries = await pool.fetch(
+        "SELECT round, step, recipient, channel, outcome, attempts, last_error, "
+        "next_attempt_at, updated_at FROM alert_deliveries WHERE incident_id = $1 "
+        "ORDER BY round, step, recipient, channel",
+        incident_id,
+    )
+    return {"alerts": [dict(r) for r in rounds], "deliveries": [dict(d) for d in deliveries]}

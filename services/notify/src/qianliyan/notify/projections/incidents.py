@@ -37,7 +37,10 @@ _SUMMARY = """
     SELECT min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
            count(*) AS report_count,
            (array_agg(place ORDER BY captured_at) FILTER (WHERE place IS NOT NULL))[1] AS place,
-           (array_agg(unit ORDER BY captured_at) FILTER (WHERE unit IS NOT NULL))[1] AS unit
+           (array_agg(unit ORDER BY captured_at) FILTER (WHERE unit IS NOT NULL))[1] AS unit,
+           left((array_agg(text ORDER BY captured_at) FILTER (WHERE text IS NOT NULL))[1],
+                140) AS headline,
+           COALESCE(sum(jsonb_array_length(photos)), 0) AS photo_count
       FROM reports WHERE incident_id = $1
 """
 
@@ -80,9 +83,9 @@ async def refresh(connection: Connection, incident_id: UUID) -> None:
         """
         INSERT INTO incidents (
             incident_id, version, rule_severity, opened_at, last_report_at, report_count,
-            place, unit
+            place, unit, headline, photo_count
         )
-        VALUES ($1, 1, $2, $3, $4, $5, $6, $7)
+        VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (incident_id) DO UPDATE SET
             rule_severity = EXCLUDED.rule_severity,
             opened_at = EXCLUDED.opened_at,
@@ -90,6 +93,8 @@ async def refresh(connection: Connection, incident_id: UUID) -> None:
             report_count = EXCLUDED.report_count,
             place = EXCLUDED.place,
             unit = EXCLUDED.unit,
+            headline = EXCLUDED.headline,
+            photo_count = EXCLUDED.photo_count,
             version = incidents.version + 1,
             updated_at = now()
         """,
@@ -100,6 +105,8 @@ async def refresh(connection: Connection, incident_id: UUID) -> None:
         summary["report_count"],
         summary["place"],
         summary["unit"],
+        summary["headline"],
+        summary["photo_count"],
     )
     await record_change(connection, incident_id)
 
@@ -263,7 +270,7 @@ _FEED_ORDER = (
 )
 _FEED_COLUMNS = (
     "incident_id, version, status, severity, severity_rank, opened_at, last_report_at, "
-    "report_count, place, unit, assignee"
+    "report_count, place, unit, assignee, alert_step, headline, photo_count"
 )
 
 

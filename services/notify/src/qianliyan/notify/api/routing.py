@@ -1,0 +1,50 @@
+"""`GET /v1/routing`: which alert routing is in force, and why an edit was refused."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from qianliyan.notify.api.dependencies import NotifyResources, resources
+
+router = APIRouter(prefix="/v1/routing", tags=["routing"])
+
+
+class RecipientInForce(BaseModel):
+    """A recipient and how it is reached (channel labels and kinds, never URLs or secrets)."""
+
+    id: str
+    name: str
+    channels: dict[str, str]
+
+
+class RoutingInForce(BaseModel):
+    """The routing version notify applies, from which file, and the last refused edit."""
+
+    version: str
+    file: str
+    routes: list[str]
+    recipients: list[RecipientInForce]
+    refused_edit: str | None
+
+
+@router.get("", response_model=RoutingInForce)
+async def routing_in_force(res: Annotated[NotifyResources, Depends(resources)]) -> RoutingInForce:
+    """The routing in force; an edit that was refused is named with its line."""
+    current = res.routing.current()
+    return RoutingInForce(
+        version=current.version,
+        file=str(res.routing.path),
+        routes=[route.id for route in current.spec.routes],
+        recipients=[
+            RecipientInForce(
+                id=recipient.id,
+                name=recipient.name,
+                channels={label: ch.kind for label, ch in recipient.labelled_channels()},
+            )
+            for recipient in current.spec.recipients
+        ],
+        refused_edit=res.routing.last_error,
+    )

@@ -1,0 +1,250 @@
+"""Managers are told where they already are: signed webhooks and e-mail, retried with
+backoff, one alert per incident, escalated until someone acknowledges, across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Service
+from tests.integration.alert_receivers import (
+    MailBox,
+    WebhookReceiver,
+    alert_detail,
+    alert_known,
+    free_port,
+    new_secret,
+    use_routing,
+)
+from tests.integration.clients import submit
+from tests.integration.topic_reader import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def routing_for(unit: str, *, recipients: str, escalation: str, delivery: str = "") -> str:
+    """A routing file whose one route concerns only this test's unit."""
+    return f"""\
+version: "test-{uuid4().hex[:8]}"
+timezone: Asia/Shanghai
+{delivery}
+recipients:
+{recipients}
+routes:
+  - id: test-route
+    min_severity: major
+    units: ["{unit}"]
+    escalation:
+{escalation}
+"""
+
+
+def version_of(text: str) -> str:
+    return text.split('"')[1]
+
+
+async def report(config: StackConfig, unit: str, text: str) -> str:
+    answer = await submit(config, {"text": text, "unit": unit, "place": "3站台"}, [])
+    assert answer.status_code == 202, answer.text
+    report_id: str = answer.json()["report_id"]
+    return report_id
+
+
+async def first_report(config: StackConfig, unit: str, text: str) -> str:
+    """Report, and wait for the incident it opens (its id is the first report's)."""
+    incident_id = await report(config, unit, text)
+    await alert_known(config, incident_id)
+    return incident_id
+
+
+async def test_an_alert_reaches_webhook_and_email_once_retried_and_recorded(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    unit = f"报警站{uuid4().hex[:6]}"
+    secret = new_secret()
+    dead_port = free_port()  # nothing listens there: this channel keeps failing
+    async with WebhookReceiver(secret, fail_first=2) as hooks:
+        with MailBox() as mail:
+            text = routing_for(
+                unit,
+                delivery="delivery: {max_attempts: 3, first_retry: 1s, max_retry: 2s, timeout: 5s}",
+                recipients=f"""\
+  - id: station-duty
+    name: 站值班员
+    channels:
+      - id: wecom
+        webhook: "{hooks.url("duty")}"
+        secret: "{secret}"
+      - id: email
+        apprise: "{mail.apprise_url("duty@example.org")}"
+      - id: broken
+        webhook: "http://127.0.0.1:{dead_port}/hook"
+        secret: "{secret}"
+""",
+                escalation="""\
+      - after: 0s
+        notify: [station-duty]
+""",
+            )
+            await use_routing(config, text, version_of(text))
+            incident_id = await first_report(config, unit, "3站台冒烟，有焦味")
+
+            def outcomes(detail: dict[str, Any]) -> dict[str, tuple[str, int]]:
+                return {d["channel"]: (d["outcome"], d["attempts"]) for d in detail["deliveries"]}
+
+            async def settled() -> dict[str, Any] | None:
+                detail = await alert_detail(config, incident_id)
+                done = {"delivered", "failed"}
+                found = outcomes(detail)
+                ok = len(found) == 3 and all(o in done for o, _ in found.values())
+                return detail if ok else None
+
+            detail = await wait_for(settled, timeout_s=60)
+            assert outcomes(detail) == {
+                "wecom": ("delivered", 3),  # two 503s, then accepted
+                "email": ("delivered", 1),
+                "broken": ("failed", 3),  # gave up after max_attempts, and said why
+            }
+            by_channel = {d["channel"]: d for d in detail["deliveries"]}
+            assert "ConnectError" in by_channel["broken"]["last_error"]
+            # The failing channel did not hold the others back.
+            assert by_channel["email"]["updated_at"] < by_channel["broken"]["updated_at"]
+
+            # Every attempt carried the same webhook-id and a valid signature.
+            assert [h.answered for h in hooks.hits] == [503, 503, 200]
+            assert len({h.webhook_id for h in hooks.hits}) == 1
+            [delivered] = hooks.accepted("duty")
+            assert delivered.document is not None
+            assert delivered.document["incident_id"] == incident_id
+            assert delivered.document["severity"] == "critical"
+            assert delivered.document["title"] == f"[紧急] {unit} · 3站台"
+            assert delivered.document["link"].endswith(f"/dispatch?alert={incident_id}")
+            # Backoff: the retries waited, first about 1s then about 2s (less a fifth).
+            gaps = [b.at - a.at for a, b in zip(hooks.hits, hooks.hits[1:], strict=False)]
+            assert gaps[0] >= 0.8 and gaps[1] >= 1.6, gaps
+
+            [email] = mail.messages
+            assert email["To"] == "duty@example.org"
+            assert email["Subject"] == f"[紧急] {unit} · 3站台"
+            body = email.get_body(preferencelist=("plain",))
+            assert body is not None and "3站台冒烟" in body.get_content()
+
+            kinds = [t["event_type"] for t in detail["timeline"]]
+            assert kinds.count("AlertRaised") == 1
+            assert kinds.count("AlertDelivered") == 2
+            assert kinds.count("AlertDeliveryFailed") == 5  # two for wecom, three for broken
+            [alert] = detail["alerts"]
+            assert alert["route"] == "test-route" and alert["step"] == 0
+
+            async with httpx.AsyncClient() as client:
+                status = await client.get(
+                    f"http://127.0.0.1:{config.ingest_port}/v1/reports/{incident_id}"
+                )
+            assert status.json()["status"] == "alerted"  # the reporter sees it was passed on
+
+            # A second report joins the incident: the alert is updated, nobody is paged again.
+            second = await report(config, unit, "3站台冒烟越来越大")
+
+            async def joined() -> bool:
+                grown = await alert_detail(config, incident_id)
+                return second in {r["report_id"] for r in grown["reports"]}
+
+            await wait_for(joined)
+            await asyncio.sleep(3)  # a few alerter moments
+            assert len(hooks.hits) == 3 and len(mail.messages) == 1
+            again = await alert_detail(config, incident_id)
+            assert len(again["alerts"]) == 1 and again["report_count"] == 2
+
+
+async def test_escalation_fires_on_time_survives_a_restart_and_stops_on_acknowledgement(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    unit = f"升级站{uuid4().hex[:6]}"
+    secret = new_secret()
+
+    def hook(recipient: str) -> str:
+        return f"""\
+  - id: {recipient}
+    name: {recipient}
+    channels:
+      - webhook: "{hooks.url(recipient)}"
+        secret: "{secret}"
+"""
+
+    async with WebhookReceiver(secret) as hooks:
+        text = routing_for(
+            unit,
+            recipients=hook("duty") + hook("chief") + hook("director"),
+            escalation="""\
+      - after: 0s
+        notify: [duty]
+      - after: 8s
+        notify: [chief]
+      - after: 25s
+        notify: [director]
+""",
+        )
+        await use_routing(config, text, version_of(text))
+        incident_id = await first_report(config, unit, "3站台火灾")
+        await wait_for(lambda: _some(hooks.accepted("duty")), timeout_s=30)
+        raised_at = datetime.fromisoformat(
+            (await alert_detail(config, incident_id))["alerts"][0]["raised_at"]
+        ).timestamp()
+
+        # Notify goes down before the next step is due, and comes back after it.
+        notify = Service(config, "notify")
+        notify.stop()
+        await asyncio.sleep(max(0.0, raised_at + 9 - time.time()))
+        notify.start()
+        [chief] = await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
+        assert chief.at >= raised_at + 8  # not before its time
+        assert chief.document is not None and chief.document["step"] == 1
+        assert chief.document["title"].startswith("【升级1】")
+
+        # Two dispatchers acknowledge at once: one wins, the other is told it changed.
+        async def escalated() -> dict[str, Any] | None:
+            detail = await alert_detail(config, incident_id)
+            return detail if detail["alert_step"] == 1 else None
+
+        detail = await wait_for(escalated)
+        answers = await asyncio.gather(
+            *(_act(config, incident_id, detail["version"], who) for who in ("调度员甲", "调度员乙"))
+        )
+        assert sorted(a.status_code for a in answers) == [202, 409]
+
+        # The director's step would be due at +25s; acknowledged, it never comes.
+        await asyncio.sleep(max(0.0, raised_at + 28 - time.time()))
+        assert hooks.accepted("director") == []
+        assert len(hooks.accepted("duty")) == 1 and len(hooks.accepted("chief")) == 1
+        final = await alert_detail(config, incident_id)
+        assert final["status"] == "acknowledged"
+        assert final["alerts"][0]["step"] == 1
+        escalations = [t for t in final["timeline"] if t["event_type"] == "AlertEscalated"]
+        assert [t["detail"]["step"] for t in escalations] == [1]
+
+
+async def _some(items: list[Any]) -> list[Any] | None:
+    return items or None
+
+
+async def _act(
+    config: StackConfig, incident_id: str, version: int, dispatcher: str
+) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
+            json={
+                "action": "acknowledge",
+                "expected_version": version,
+                "dispatcher_id": dispatcher,
+            },
+        )
