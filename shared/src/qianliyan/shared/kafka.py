@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
@@ -200,6 +200,15 @@ async def run_projection(
     max_records: int = 500,
 ) -> None:
     """Feed batches to `handle` and commit each partition's offsets after it succeeded."""
+    committed: dict[TopicPartition, int] = {}
+
+    async def commit(partition: TopicPartition, offset: int) -> bool:
+        done = await _until_done(
+            lambda: consumer.commit({partition: offset}), stop, "offset commit"
+        )
+        committed[partition] = offset
+        return done
+
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
         for partition, records in batches.items():
@@ -208,12 +217,13 @@ async def run_projection(
                 events, dead, dead_letter_producer, handle, group_id, stop
             ):
                 return
-            next_offset = records[-1].offset + 1
-            await _until_done(
-                lambda p=partition, o=next_offset: consumer.commit({p: o}),  # type: ignore[misc]
-                stop,
-                "offset commit",
-            )
+            await commit(partition, records[-1].offset + 1)
+        # A transaction's commit marker follows its last record: an idle partition's
+        # position has moved past it, and committing that lets the group show no lag.
+        for partition in consumer.assignment() - batches.keys():
+            position = await consumer.position(partition)
+            if committed.get(partition, position) < position:
+                await commit(partition, position)
 
 
 async def _project_partition(
@@ -385,9 +395,33 @@ async def read_to_end(
     For tools that look at history (re-triage, checks); it joins no consumer group and
     commits nothing.
     """
-    # Without a group id the consumer is assigned every partition of the topic itself.
+    records: list[Record] = []
+    async with asyncio.timeout(timeout_s):
+        async for batch in history(bootstrap_servers, topic):
+            records.extend(batch.records)
+    return records
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryBatch:
+    """Records read from history, and how far the reading has come."""
+
+    records: list[Record]
+    done: int
+    total: int
+
+
+async def history(
+    bootstrap_servers: str, *topics: str, max_records: int = 2000
+) -> AsyncIterator[HistoryBatch]:
+    """The committed records of `topics` from their start to their end as of now, in batches.
+
+    Partitions are read side by side, each in order. Joins no consumer group and commits
+    nothing, so it never disturbs the services.
+    """
+    # Without a group id the consumer is assigned every partition of its topics itself.
     consumer = AIOKafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap_servers,
         isolation_level="read_committed",
         enable_auto_commit=False,
@@ -397,19 +431,24 @@ async def read_to_end(
     try:
         partitions = list(consumer.assignment())
         if not partitions:
-            raise RuntimeError(f"topic {topic} does not exist or has no partitions")
+            raise RuntimeError(f"topics {', '.join(topics)} do not exist or have no partitions")
         await consumer.seek_to_beginning(*partitions)
+        start = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
-        records: list[Record] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while [p for p in partitions if await consumer.position(p) < end[p]]:
-            if loop.time() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
-            batch = await consumer.getmany(timeout_ms=500)
-            for partition_records in batch.values():
-                records.extend(partition_records)
-        return records
+        total = sum(end[p] - start[p] for p in partitions)
+        while True:
+            positions = {p: await consumer.position(p) for p in partitions}
+            done = sum(min(positions[p], end[p]) - start[p] for p in partitions)
+            if all(positions[p] >= end[p] for p in partitions):
+                return
+            fetched = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            records = [
+                record
+                for partition, batch in fetched.items()
+                for record in batch
+                if record.offset < end[partition]
+            ]
+            yield HistoryBatch(records, done + len(records), total)
     finally:
         await consumer.stop()
 
@@ -439,3 +478,40 @@ async def read_partition(
         return records
     finally:
         await consumer.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """Where a consumer group stands on one partition."""
+
+    partition: TopicPartition
+    committed: int
+    end: int
+
+    @property
+    def behind(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+async def group_lag(bootstrap_servers: str, group: str, *topics: str) -> list[PartitionLag]:
+    """Per partition of `topics`: the group's committed offset and the end of the log."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+        partitions = [
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in described
+            for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
+        ]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group)
+        return [
+            PartitionLag(p, committed[p].offset if p in committed else 0, ends[p])
+            for p in partitions
+        ]
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -1,16 +1,75 @@
-"""`qianliyan-notify`: run the read models, feed and alerts."""
+"""`qianliyan-notify`: run the read models, feed and alerts (no command), or check them."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
 from qianliyan.notify.app import create_app
+from qianliyan.notify.rebuild import check as check_read_models
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.http import serve
 
+cli = typer.Typer(add_completion=False, no_args_is_help=False)
+
+
+@cli.callback(invoke_without_command=True)
+def run(context: typer.Context) -> None:
+    """Serve notify with settings from the environment."""
+    if context.invoked_subcommand is None:
+        settings = NotifySettings()
+        serve(
+            create_app(settings), service="notify", host=settings.http_host, port=settings.http_port
+        )
+
+
+@cli.command()
+def check(
+    keep: Annotated[
+        bool, typer.Option(help="Keep the scratch schema to look into afterwards")
+    ] = False,
+) -> None:
+    """Rebuild the read models from Kafka into a scratch schema and compare with live."""
+    settings = NotifySettings()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "events",
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("rebuilding", total=None)
+        result = asyncio.run(
+            check_read_models(
+                settings.kafka,
+                settings.postgres.dsn.get_secret_value(),
+                lambda done, total: bar.update(task, completed=done, total=total),
+                keep=keep,
+            )
+        )
+    counts = ", ".join(f"{table} {n}" for table, n in result.rows.items())
+    typer.echo(f"projected {result.events} events; live rows: {counts}")
+    if result.identical:
+        typer.echo("the rebuild equals the live read models")
+        return
+    for table, difference in result.differences.items():
+        typer.echo(
+            f"{table}: {len(difference.only_live)} rows only live, "
+            f"{len(difference.only_rebuilt)} only in the rebuild"
+        )
+        for row in difference.only_live[:5]:
+            typer.echo(f"  live only:    {row}")
+        for row in difference.only_rebuilt[:5]:
+            typer.echo(f"  rebuild only: {row}")
+    raise typer.Exit(1)
+
 
 def main() -> None:
-    """Serve notify with settings from the environment."""
-    settings = NotifySettings()
-    serve(create_app(settings), service="notify", host=settings.http_host, port=settings.http_port)
+    """Console entry point."""
+    cli()
 
 
 if __name__ == "__main__":
