@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from qianliyan.notify.projections.incidents import record_change, timeline
+from qianliyan.notify.projections.incidents import sync_alert_step, timeline
 from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertDelivered,
@@ -32,7 +32,7 @@ async def apply(connection: Connection, event: AlertingEvent) -> None:
             event.payload.route,
             event.payload.routing_version,
         )
-        await _show_step(connection, payload.incident_id, payload.round)
+        await sync_alert_step(connection, payload.incident_id)
     elif isinstance(event, AlertEscalated):
         await connection.execute(
             "UPDATE alerts SET step = $3, escalated_at = $4 "
@@ -42,28 +42,11 @@ async def apply(connection: Connection, event: AlertingEvent) -> None:
             event.payload.step,
             event.occurred_at,
         )
-        await _show_step(connection, payload.incident_id, payload.round)
+        await sync_alert_step(connection, payload.incident_id)
     else:
         await _delivery(connection, event)
     detail = payload.model_dump(mode="json", exclude={"incident_id"})
     await timeline(connection, event, payload.incident_id, detail)
-
-
-async def _show_step(connection: Connection, incident_id: UUID, round_: int) -> None:
-    """Mirror the current round's step on the incident, for the feed, and tell the streams.
-
-    The version stays: it marks what a dispatcher decides on, and an alert being sent
-    out must not turn a dispatcher's acknowledgement into a conflict.
-    """
-    updated = await connection.fetchval(
-        "UPDATE incidents SET alert_step = a.step, "
-        "updated_at = now() FROM alerts a WHERE incidents.incident_id = $1 "
-        "AND a.incident_id = $1 AND a.round = $2 AND incidents.alert_round = $2 RETURNING true",
-        incident_id,
-        round_,
-    )
-    if updated:
-        await record_change(connection, incident_id)
 
 
 async def _delivery(connection: Connection, event: AlertDelivered | AlertDeliveryFailed) -> None:

@@ -74,6 +74,32 @@ async def record_change(connection: Connection, incident_id: UUID) -> None:
     await connection.execute("SELECT pg_notify($1, $2)", FEED_CHANNEL, str(change_id))
 
 
+async def sync_alert_step(
+    connection: Connection, incident_id: UUID, *, changed: bool = False
+) -> None:
+    """Show the current round's escalation step on the incident, and tell the streams.
+
+    The topics are projected side by side, so an alert may be projected before its
+    incident exists: whichever comes second brings the step over. The version stays: it
+    marks what a dispatcher decides on, and an alert being sent out must not turn a
+    dispatcher's acknowledgement into a conflict.
+    """
+    moved = await connection.fetchval(
+        """
+        UPDATE incidents i SET alert_step = a.step
+          FROM (SELECT (SELECT step FROM alerts a
+                         WHERE a.incident_id = i2.incident_id AND a.round = i2.alert_round)
+                       AS step
+                  FROM incidents i2 WHERE i2.incident_id = $1) a
+         WHERE i.incident_id = $1 AND i.alert_step IS DISTINCT FROM a.step
+        RETURNING true
+        """,
+        incident_id,
+    )
+    if moved or changed:
+        await record_change(connection, incident_id)
+
+
 async def refresh(connection: Connection, incident_id: UUID) -> None:
     """Recompute the incident's rule severity and summary from its reports."""
     rule_severity = await connection.fetchval(_RULE_SEVERITY, incident_id)
@@ -108,7 +134,7 @@ async def refresh(connection: Connection, incident_id: UUID) -> None:
         summary["headline"],
         summary["photo_count"],
     )
-    await record_change(connection, incident_id)
+    await sync_alert_step(connection, incident_id, changed=True)
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
@@ -151,11 +177,10 @@ async def apply_action(connection: Connection, event: IncidentAction) -> None:
     if isinstance(event, AlertReopened):
         # A new round: the incident is alerted and escalated afresh.
         await connection.execute(
-            "UPDATE incidents SET alert_round = alert_round + 1, alert_step = NULL "
-            "WHERE incident_id = $1",
+            "UPDATE incidents SET alert_round = alert_round + 1 WHERE incident_id = $1",
             payload.incident_id,
         )
-    await record_change(connection, payload.incident_id)
+    await sync_alert_step(connection, payload.incident_id, changed=True)
     detail = payload.model_dump(mode="json", exclude={"incident_id"})
     await timeline(connection, event, payload.incident_id, detail)
 
