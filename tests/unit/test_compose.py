@@ -8,25 +8,18 @@ renamed setting or a changed default fails here instead of in someone's `docker 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.settings import KafkaSettings, PostgresSettings, StorageSettings
 from qianliyan.triage.settings import TriageSettings
-
-ROOT = Path(__file__).resolve().parents[2]
-SERVICES: dict[str, dict[str, Any]] = yaml.safe_load(
-    (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-)["services"]
+from tests.unit.settings_fields import COMPOSE_SERVICES as SERVICES
+from tests.unit.settings_fields import ROOT, environment, field_of
 
 APPS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
@@ -40,14 +33,6 @@ PREFIX = {"ingest": "INGEST_", "triage": "TRIAGE_", "notify": "NOTIFY_", "init":
 KAFKA_PORT = urlsplit(f"//{KafkaSettings().bootstrap_servers}").port
 MINIO_PORT = urlsplit(f"//{StorageSettings().endpoint}").port
 POSTGRES_PORT = urlsplit(PostgresSettings().dsn.get_secret_value()).port
-
-
-def environment(service: str) -> dict[str, str]:
-    """The service's variables as strings, whichever form the file uses."""
-    env = SERVICES[service].get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {key: str(value) for key, value in env.items()}
 
 
 def settings_env(service: str) -> dict[str, str]:
@@ -67,18 +52,6 @@ def published(service: str) -> dict[int, int]:
         *_, host, container = str(entry).split(":")
         ports[int(container)] = int(host)
     return ports
-
-
-def field_of(model: type[BaseModel], name: str) -> FieldInfo | None:
-    """The field a variable sets (`kafka__bootstrap_servers`), walking nested models."""
-    *parents, leaf = name.split("__")
-    for part in parents:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model.model_fields.get(leaf)
 
 
 def default_http_port(settings: type[BaseSettings]) -> int:
