@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
 import pytest
+from aiokafka import TopicPartition
 
+from qianliyan.shared.kafka import read_partition
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.clients import submit
-from tests.integration.topic_reader import wait_for
+from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +55,36 @@ async def test_three_reporters_of_one_crowding_make_one_more_severe_incident(
     assert [first["severity"], second["severity"], third["severity"]] == ["minor", "minor", "major"]
     reasons = {reason["rule_id"] for reason in third["reasons"]}  # type: ignore[attr-defined]
     assert {"crowding", "same-incident", "independent-reporters"} <= reasons
+
+
+async def test_a_partition_is_re_read_only_as_far_back_as_the_grouping_needs(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    answer = await submit(config, {"text": "站台积水", "place": f"回读{uuid4().hex[:6]}"}, [])
+    assert answer.status_code == 202
+    records = await read_topic(config.kafka_bootstrap, "incidents.reports")
+    mine = next(r for r in records if answer.json()["report_id"].encode() in r.value)
+    partition = TopicPartition("incidents.reports", mine.partition)
+    end = mine.offset + 1
+
+    everything = await read_partition(config.kafka_bootstrap, partition, until_offset=end)
+    recent = await read_partition(
+        config.kafka_bootstrap,
+        partition,
+        until_offset=end,
+        since=datetime.now(UTC) - timedelta(seconds=60),
+    )
+    future = await read_partition(
+        config.kafka_bootstrap,
+        partition,
+        until_offset=end,
+        since=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert everything[-1].offset == recent[-1].offset == mine.offset
+    assert 1 <= len(recent) <= len(everything)
+    assert all(
+        r.timestamp >= (datetime.now(UTC) - timedelta(seconds=90)).timestamp() * 1000
+        for r in recent
+    )
+    assert future == []

@@ -454,9 +454,14 @@ async def history(
 
 
 async def read_partition(
-    bootstrap_servers: str, partition: TopicPartition, *, until_offset: int
+    bootstrap_servers: str,
+    partition: TopicPartition,
+    *,
+    until_offset: int,
+    since: datetime | None = None,
 ) -> list[Record]:
-    """The committed records of one partition before `until_offset` (a group's position).
+    """The committed records of one partition before `until_offset` (a group's position),
+    from the first one appended at or after `since` (from the start when None).
 
     A consumer with state per partition folds these again when it is assigned one.
     """
@@ -471,6 +476,11 @@ async def read_partition(
     try:
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
+        if since is not None:
+            found = await consumer.offsets_for_times({partition: int(since.timestamp() * 1000)})
+            if found.get(partition) is None:
+                return []  # nothing was appended since then
+            consumer.seek(partition, found[partition].offset)
         records: list[Record] = []
         while await consumer.position(partition) < until_offset:
             batch = await consumer.getmany(partition, timeout_ms=500)

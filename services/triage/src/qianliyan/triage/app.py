@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from fastapi import FastAPI
@@ -40,10 +41,13 @@ class RulesInForce(BaseModel):
 class _RebuildGrouping(ConsumerRebalanceListener):  # type: ignore[misc]
     """On each assigned partition, fold its already-triaged history again before going on."""
 
-    def __init__(self, pipeline: TriagePipeline, bootstrap_servers: str) -> None:
+    def __init__(
+        self, pipeline: TriagePipeline, bootstrap_servers: str, *, window: timedelta
+    ) -> None:
         self.consumer: AIOKafkaConsumer | None = None
         self._pipeline = pipeline
         self._bootstrap = bootstrap_servers
+        self._window = window
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Nothing to hand over: the next owner folds the log itself.
@@ -54,7 +58,12 @@ class _RebuildGrouping(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self.consumer is not None
         for partition in assigned:
             committed = await self.consumer.committed(partition) or 0
-            records = await read_partition(self._bootstrap, partition, until_offset=committed)
+            records = await read_partition(
+                self._bootstrap,
+                partition,
+                until_offset=committed,
+                since=datetime.now(UTC) - self._window,
+            )
             events, _ = decode_records(records)  # dead letters were parked when live
             self._pipeline.replay(partition.partition, (event for _, event in events))
             log.info("grouping of %s rebuilt from %d records", partition, len(records))
@@ -68,7 +77,9 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     pipeline = TriagePipeline(rule_book.current, output_topic=kafka.triage_topic)
 
     async def run_pipeline(stop: asyncio.Event) -> None:
-        rebuild = _RebuildGrouping(pipeline, kafka.bootstrap_servers)
+        rebuild = _RebuildGrouping(
+            pipeline, kafka.bootstrap_servers, window=timedelta(hours=settings.regroup_window_h)
+        )
         consumer = create_consumer(
             kafka,
             kafka.reports_topic,

@@ -28,6 +28,15 @@ class TriageSettings(BaseSettings):
         ),
     )
     max_batch: int = Field(default=500, ge=1)
+    regroup_window_h: float = Field(
+        default=24 * 9,
+        gt=0,
+        description=(
+            "How far back (by time appended) a member re-reads a partition it is given, to "
+            "rebuild its grouping: the grouping's 48 h memory plus a week for phones that "
+            "were offline. The topics keep everything; this only bounds the re-read."
+        ),
+    )
     rules_file: Path | None = Field(
         default=None, description="The severity rule file; the packaged default when unset"
     )
