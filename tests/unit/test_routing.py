@@ -231,3 +231,8 @@ def test_a_bad_edit_keeps_the_last_good_routing(tmp_path: Path) -> None:
     os.utime(path, ns=(1, 1))
     assert watched.current().version == "r1"
     assert watched.last_error is not None and "routing.yaml, line 2" in watched.last_error
+
+
+def test_an_unknown_time_zone_is_refused_naming_its_line() -> None:
+    error = refused(ROUTING.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus"))
+    assert error.line == 2 and "unknown time zone 'Mars/Olympus'" in str(error)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from qianliyan.shared.config_files import MistakeAt, validate_yaml
+from qianliyan.shared.config_files import MistakeAt, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 
@@ -207,7 +207,7 @@ class RoutingFile(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
     version: str = Field(min_length=1)
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     max_age: Duration = Field(
         default=timedelta(hours=24),
         description="an incident quiet for longer is not alerted (a re-triage of history)",
@@ -216,15 +216,6 @@ class RoutingFile(_Strict):
     delivery: Delivery = Delivery()
     recipients: list[Recipient] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
-        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingFile:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from qianliyan.shared.config_files import ConfigFileError, validate_yaml
+from qianliyan.shared.config_files import ConfigFileError, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
 
 HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
@@ -78,18 +77,9 @@ class RuleFile(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
     version: str = Field(min_length=1)
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     places: list[PlaceKind] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
-        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleFile:
