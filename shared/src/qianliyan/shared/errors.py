@@ -15,6 +15,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # A table was swapped under a prepared statement (a rebuild's switch-over) or a lock
+    # wait lost a deadlock: the same work succeeds when tried again.
+    asyncpg.InvalidCachedStatementError,
+    asyncpg.DeadlockDetectedError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,

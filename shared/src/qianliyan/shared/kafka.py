@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -404,17 +404,22 @@ async def read_to_end(
 
 @dataclass(frozen=True, slots=True)
 class HistoryBatch:
-    """Records read from history, and how far the reading has come."""
+    """Records read from history, how far the reading has come, and where it will stop."""
 
     records: list[Record]
     done: int
     total: int
+    ends: dict[TopicPartition, int]
 
 
 async def history(
-    bootstrap_servers: str, *topics: str, max_records: int = 2000
+    bootstrap_servers: str,
+    *topics: str,
+    max_records: int = 2000,
+    after: Mapping[TopicPartition, int] | None = None,
 ) -> AsyncIterator[HistoryBatch]:
-    """The committed records of `topics` from their start to their end as of now, in batches.
+    """The committed records of `topics` from their start (or from the offsets `after`
+    gives) to their end as of now, in batches.
 
     Partitions are read side by side, each in order. Joins no consumer group and commits
     nothing, so it never disturbs the services.
@@ -434,6 +439,10 @@ async def history(
             raise RuntimeError(f"topics {', '.join(topics)} do not exist or have no partitions")
         await consumer.seek_to_beginning(*partitions)
         start = await consumer.beginning_offsets(partitions)
+        for partition, offset in (after or {}).items():
+            if partition in start and offset > start[partition]:
+                consumer.seek(partition, offset)
+                start[partition] = offset
         end = await consumer.end_offsets(partitions)
         total = sum(end[p] - start[p] for p in partitions)
         while True:
@@ -448,7 +457,7 @@ async def history(
                 for record in batch
                 if record.offset < end[partition]
             ]
-            yield HistoryBatch(records, done + len(records), total)
+            yield HistoryBatch(records, done + len(records), total, dict(end))
     finally:
         await consumer.stop()
 
@@ -510,12 +519,7 @@ async def group_lag(bootstrap_servers: str, group: str, *topics: str) -> list[Pa
     await admin.start()
     await consumer.start()
     try:
-        described = await admin.describe_topics(list(topics))
-        partitions = [
-            TopicPartition(topic["topic"], partition["partition"])
-            for topic in described
-            for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
-        ]
+        partitions = await _partitions_of(admin, topics)
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group)
         return [
@@ -525,3 +529,54 @@ async def group_lag(bootstrap_servers: str, group: str, *topics: str) -> list[Pa
     finally:
         await consumer.stop()
         await admin.close()
+
+
+ResetPoint: TypeAlias = Literal["beginning", "end"] | int | datetime
+
+
+async def reset_group(
+    bootstrap_servers: str, group: str, topics: Sequence[str], to: ResetPoint
+) -> dict[TopicPartition, int]:
+    """Move a consumer group on `topics` to the beginning, the end, an offset (on every
+    partition) or the first record appended at or after a moment; the offsets set.
+
+    Kafka takes this only while the group has no running member: stop its service first.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = await _partitions_of(admin, topics)
+        first = await consumer.beginning_offsets(partitions)
+        last = await consumer.end_offsets(partitions)
+        if to == "beginning":
+            target = dict(first)
+        elif to == "end":
+            target = dict(last)
+        elif isinstance(to, datetime):
+            found = await consumer.offsets_for_times(
+                {p: int(to.timestamp() * 1000) for p in partitions}
+            )
+            target = {p: found[p].offset if found.get(p) else last[p] for p in partitions}
+        else:
+            target = {p: min(max(int(to), first[p]), last[p]) for p in partitions}
+        # Without subscribing, this consumer commits as a simple consumer of the group:
+        # accepted only while no member is in it.
+        consumer.assign(partitions)
+        await consumer.commit(target)
+        return target
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def _partitions_of(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[TopicPartition]:
+    described = await admin.describe_topics(list(topics))
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
+    ]

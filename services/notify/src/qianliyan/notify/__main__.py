@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from qianliyan.notify.app import create_app
 from qianliyan.notify.rebuild import check as check_read_models
+from qianliyan.notify.rebuild import rebuild as rebuild_read_models
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.http import serve
 
@@ -26,6 +36,20 @@ def run(context: typer.Context) -> None:
         )
 
 
+@contextmanager
+def _progress() -> Iterator[tuple[Progress, TaskID]]:
+    """A bar of events done out of the total, with the rate and the time left."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "events",
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        yield bar, bar.add_task("rebuilding", total=None)
+
+
 @cli.command()
 def check(
     keep: Annotated[
@@ -34,14 +58,7 @@ def check(
 ) -> None:
     """Rebuild the read models from Kafka into a scratch schema and compare with live."""
     settings = NotifySettings()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "events",
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task("rebuilding", total=None)
+    with _progress() as (bar, task):
         result = asyncio.run(
             check_read_models(
                 settings.kafka,
@@ -65,6 +82,37 @@ def check(
         for row in difference.only_rebuilt[:5]:
             typer.echo(f"  rebuild only: {row}")
     raise typer.Exit(1)
+
+
+@cli.command()
+def rebuild(
+    drop_retired: Annotated[
+        bool, typer.Option(help="Drop the old read models after the switch (default: keep)")
+    ] = False,
+) -> None:
+    """Rebuild the read models from Kafka into a fresh schema, then switch over atomically.
+
+    The live read models serve until the switch; a failed rebuild leaves them untouched.
+    """
+    settings = NotifySettings()
+    with _progress() as (bar, task):
+        result = asyncio.run(
+            rebuild_read_models(
+                settings.kafka,
+                settings.postgres.dsn.get_secret_value(),
+                lambda done, total: bar.update(task, completed=done, total=total),
+                keep_retired=not drop_retired,
+            )
+        )
+    typer.echo(
+        f"rebuilt from {result.events} events and switched over; {result.caught_up} events "
+        "that arrived meanwhile were projected after the switch"
+    )
+    if result.retired_schema:
+        typer.echo(
+            f"the old read models are in schema {result.retired_schema} "
+            f"(DROP SCHEMA {result.retired_schema} CASCADE when no longer wanted)"
+        )
 
 
 def main() -> None:

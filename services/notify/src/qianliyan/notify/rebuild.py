@@ -12,15 +12,20 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
+from uuid import UUID
 
 import asyncpg
+from aiokafka import TopicPartition
 
 from qianliyan.notify import migrations
 from qianliyan.notify.projections.events import project_batch
+from qianliyan.notify.projections.incidents import FeedFilter, fetch_incident, list_alerts
 from qianliyan.shared.kafka import decode_records, history
 from qianliyan.shared.settings import KafkaSettings
 
@@ -38,21 +43,36 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
 Progress = Callable[[int, int], None]
 
 
-async def project_history(kafka: KafkaSettings, pool: asyncpg.Pool, progress: Progress) -> int:
-    """Project every event of the notify topics into `pool`'s database; the number projected.
+async def project_history(
+    kafka: KafkaSettings,
+    pool: asyncpg.Pool,
+    progress: Progress,
+    *,
+    after: dict[TopicPartition, int] | None = None,
+    until: datetime | None = None,
+) -> tuple[int, dict[TopicPartition, int]]:
+    """Project the events of the notify topics (all, or those past `after`, or those in
+    the log by `until`) into `pool`'s schema; the number projected, and the offsets where
+    the reading stopped.
 
     Records that cannot be read were dead-lettered when they were live; here they are
     skipped, as the live projection skipped them.
     """
     projected = 0
+    ends: dict[TopicPartition, int] = dict(after or {})
     topics = (kafka.reports_topic, kafka.triage_topic, kafka.alerts_topic)
-    async for batch in history(kafka.bootstrap_servers, *topics):
-        events, _dead = decode_records(batch.records)
+    cutoff_ms = int(until.timestamp() * 1000) if until is not None else None
+    async for batch in history(kafka.bootstrap_servers, *topics, after=after):
+        records = batch.records
+        if cutoff_ms is not None:
+            records = [r for r in records if r.timestamp <= cutoff_ms]
+        events, _dead = decode_records(records)
         if events:
             await project_batch(pool, [event for _, event in events])
             projected += len(events)
+        ends = batch.ends
         progress(batch.done, batch.total)
-    return projected
+    return projected, ends
 
 
 @dataclass
@@ -108,6 +128,50 @@ def in_schema(dsn: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{option}" if parts.query else option))
 
 
+@asynccontextmanager
+async def scratch_schema(live_dsn: str, prefix: str, *, keep: bool = False) -> AsyncIterator[str]:
+    """A fresh schema with notify's tables, dropped afterwards; yields its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(live_dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {name}")
+        try:
+            dsn = in_schema(live_dsn, name)
+            await asyncio.to_thread(migrations.upgrade, dsn)
+            yield dsn
+        finally:
+            if not keep:
+                await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    finally:
+        await admin.close()
+
+
+async def state_as_of(
+    kafka: KafkaSettings,
+    live_dsn: str,
+    moment: datetime,
+    progress: Progress,
+    *,
+    incident_id: UUID | None = None,
+    limit: int = 20,
+) -> dict[str, Any]:
+    """An incident, or the top of the feed, as it stood at `moment`, answered from the log.
+
+    The events in the log by then are projected into a scratch schema and read back.
+    """
+    async with scratch_schema(live_dsn, "asof") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        assert pool is not None
+        try:
+            events, _ = await project_history(kafka, pool, progress, until=moment)
+            if incident_id is not None:
+                return {"events": events, "incident": await fetch_incident(pool, incident_id)}
+            feed = await list_alerts(pool, where=FeedFilter(), after=None, limit=limit)
+            return {"events": events, "alerts": feed}
+        finally:
+            await pool.close()
+
+
 async def check(
     kafka: KafkaSettings, live_dsn: str, progress: Progress, *, keep: bool = False
 ) -> CheckResult:
@@ -116,29 +180,110 @@ async def check(
     Events that arrive during the check are not in the rebuild: run it on a quiet system,
     or read a difference in the newest rows with that in mind.
     """
-    scratch = f"check_{uuid.uuid4().hex[:12]}"
+    async with scratch_schema(live_dsn, "check", keep=keep) as scratch_dsn:
+        live = await asyncpg.create_pool(live_dsn, min_size=1, max_size=2)
+        rebuilt = await asyncpg.create_pool(scratch_dsn, min_size=1, max_size=2)
+        assert live is not None and rebuilt is not None
+        try:
+            events, _ = await project_history(kafka, rebuilt, progress)
+            differences = await compare(live, rebuilt)
+            rows = {
+                table: int(await live.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+                for table in READ_MODELS
+            }
+        finally:
+            await live.close()
+            await rebuilt.close()
+    return CheckResult(events=events, rows=rows, differences=differences)
+
+
+# Held for a whole rebuild: one at a time, and a killed one's leftovers are safe to drop.
+_REBUILD_LOCK = 7_306_552
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild did: events projected before and after the switch, and where the old
+    read models went."""
+
+    events: int
+    caught_up: int
+    retired_schema: str | None
+
+
+async def rebuild(
+    kafka: KafkaSettings,
+    live_dsn: str,
+    progress: Progress,
+    *,
+    keep_retired: bool = True,
+    before_switch: Callable[[], None] | None = None,
+) -> RebuildResult:
+    """Rebuild every read model from the topics into a fresh schema, then switch over.
+
+    The live read models keep serving meanwhile. The switch moves the live tables out to
+    a `retired_…` schema and the rebuilt ones in, in one transaction: readers see the old
+    or the new, never a mix. Events the live projection handled after the rebuild's
+    snapshot are projected again into the new tables (idempotent by event id). A rebuild
+    that fails or is killed before the switch leaves the live schema untouched; its
+    scratch schema is dropped then, or by the next rebuild.
+    """
     admin = await asyncpg.connect(live_dsn)
     try:
+        if not await admin.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
+            raise RuntimeError("another rebuild is running")
+        for (leftover,) in await admin.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rebuild\\_%'"
+        ):
+            await admin.execute(f"DROP SCHEMA {leftover} CASCADE")  # a killed rebuild's
+        scratch = f"rebuild_{uuid.uuid4().hex[:12]}"
         await admin.execute(f"CREATE SCHEMA {scratch}")
         try:
             scratch_dsn = in_schema(live_dsn, scratch)
             await asyncio.to_thread(migrations.upgrade, scratch_dsn)
-            live = await asyncpg.create_pool(live_dsn, min_size=1, max_size=2)
+            await _same_schema_version(admin, scratch)
             rebuilt = await asyncpg.create_pool(scratch_dsn, min_size=1, max_size=2)
-            assert live is not None and rebuilt is not None
+            assert rebuilt is not None
             try:
-                events = await project_history(kafka, rebuilt, progress)
-                differences = await compare(live, rebuilt)
-                rows = {
-                    table: int(await live.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
-                    for table in READ_MODELS
-                }
+                events, snapshot = await project_history(kafka, rebuilt, progress)
             finally:
-                await live.close()
                 await rebuilt.close()
+            if before_switch is not None:
+                before_switch()
+            retired = f"retired_{scratch.removeprefix('rebuild_')}"
+            await _switch(admin, scratch, retired)
         finally:
-            if not keep:
-                await admin.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
+            await admin.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
+        live = await asyncpg.create_pool(live_dsn, min_size=1, max_size=2)
+        assert live is not None
+        try:
+            caught_up, _ = await project_history(kafka, live, progress, after=snapshot)
+        finally:
+            await live.close()
+        if not keep_retired:
+            await admin.execute(f"DROP SCHEMA {retired} CASCADE")
+        return RebuildResult(events, caught_up, retired if keep_retired else None)
     finally:
-        await admin.close()
-    return CheckResult(events=events, rows=rows, differences=differences)
+        await admin.close()  # the session lock goes with it
+
+
+async def _same_schema_version(admin: asyncpg.Connection, scratch: str) -> None:
+    table = migrations.VERSION_TABLE
+    live = await admin.fetchval(f"SELECT version_num FROM public.{table}")  # noqa: S608
+    new = await admin.fetchval(f"SELECT version_num FROM {scratch}.{table}")  # noqa: S608
+    if live != new:
+        raise RuntimeError(
+            f"the live schema is at migration {live}, the code at {new}: migrate first"
+        )
+
+
+async def _switch(admin: asyncpg.Connection, scratch: str, retired: str) -> None:
+    """Move the live read models out and the rebuilt ones in, atomically."""
+    tables = ", ".join(f"public.{t}" for t in READ_MODELS)
+    async with admin.transaction():
+        # The live projection waits here for a moment, then carries on in the new tables.
+        await admin.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        await admin.execute(f"CREATE SCHEMA {retired}")
+        for table in READ_MODELS:
+            await admin.execute(f"ALTER TABLE public.{table} SET SCHEMA {retired}")
+            await admin.execute(f"ALTER TABLE {scratch}.{table} SET SCHEMA public")

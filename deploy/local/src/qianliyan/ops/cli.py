@@ -1,0 +1,310 @@
+"""`qianliyan`: the one command for the people who run the system.
+
+    qianliyan stack up|down|status|init|logs|provision   the native stack
+    qianliyan lag [--watch 5]                             consumer lag and catch-up rate
+    qianliyan dlq list|redrive|discard                    dead letters
+    qianliyan check                                       rebuild into a scratch schema, compare
+    qianliyan rebuild [--drop-retired]                    rebuild, then switch over atomically
+    qianliyan replay triage|notify|all --from POINT       beginning, end, offset or time
+    qianliyan as-of TIME [--incident ID]                  the feed or an incident back then
+    qianliyan retriage RULES.yaml [--apply]               new rules over all history
+    qianliyan demo [--reports 12]                         realistic reports through ingest
+
+Kafka, ingest and the rest are found where the stack's settings (QLY_STACK_*) put them;
+`check` and `retriage` read the services' own settings (NOTIFY_*, TRIAGE_*).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import time
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import typer
+
+from qianliyan.notify.__main__ import check as notify_check
+from qianliyan.notify.__main__ import rebuild as notify_rebuild
+from qianliyan.notify.rebuild import state_as_of
+from qianliyan.notify.settings import NotifySettings
+from qianliyan.ops.demo import send_demo_reports
+from qianliyan.shared.dead_letters import LetterState, discard, read_letters, redrive
+from qianliyan.shared.kafka import (
+    PartitionLag,
+    ResetPoint,
+    create_producer,
+    group_lag,
+    reset_group,
+)
+from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.topics import ALERTS, REPORTS, TRIAGE
+from qianliyan.stack.cli import app as stack_app
+from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Service
+from qianliyan.triage.__main__ import retriage as triage_retriage
+
+app = typer.Typer(
+    help="Run and inspect Qianliyan: the stack, lag, dead letters, checks, re-triage, a demo.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(stack_app, name="stack", help="Provision, start, inspect and stop the stack.")
+app.command("check")(notify_check)
+app.command("rebuild")(notify_rebuild)
+app.command("retriage")(triage_retriage)
+
+dlq_app = typer.Typer(help="Dead letters: list, re-drive, discard.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+# Each consumer group of the system and the topics it reads.
+GROUPS = {
+    "qianliyan-triage": (REPORTS,),
+    "qianliyan-notify": (REPORTS, TRIAGE, ALERTS),
+}
+TOPICS = (REPORTS, TRIAGE, ALERTS)
+
+
+def _bootstrap() -> str:
+    return StackConfig().kafka_bootstrap
+
+
+@app.command()
+def lag(
+    watch: Annotated[
+        float, typer.Option(help="Seconds between the two looks that give the rate")
+    ] = 5.0,
+    group: Annotated[list[str] | None, typer.Option(help="Only these groups")] = None,
+) -> None:
+    """Per consumer group and partition: how far behind, and how fast it is catching up."""
+    groups = {name: topics for name, topics in GROUPS.items() if not group or name in group}
+    bootstrap = _bootstrap()
+
+    async def look() -> dict[str, list[PartitionLag]]:
+        return {name: await group_lag(bootstrap, name, *topics) for name, topics in groups.items()}
+
+    first = asyncio.run(look())
+    started = time.monotonic()
+    time.sleep(watch)
+    second = asyncio.run(look())
+    elapsed = time.monotonic() - started
+    typer.echo(f"{'GROUP':<18} {'PARTITION':<22} {'BEHIND':>8} {'RATE/S':>8}  CATCH-UP")
+    for name, partitions in second.items():
+        before = {p.partition: p for p in first[name]}
+        for now in partitions:
+            done = now.committed - before[now.partition].committed
+            rate = done / elapsed
+            if now.behind == 0:
+                eta = "caught up"
+            elif rate <= 0:
+                eta = "not moving"
+            else:
+                eta = f"{now.behind / rate:.0f}s"
+            where = f"{now.partition.topic}[{now.partition.partition}]"
+            typer.echo(f"{name:<18} {where:<22} {now.behind:>8} {rate:>8.1f}  {eta}")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    all_states: Annotated[
+        bool, typer.Option("--all", help="Also re-driven and discarded letters")
+    ] = False,
+) -> None:
+    """Dead letters with their origin, event type, error and state."""
+    letters = asyncio.run(read_letters(_bootstrap(), TOPICS))
+    shown = [x for x in letters if all_states or x.state is LetterState.PARKED]
+    if not shown:
+        typer.echo("no dead letters" if not letters else "no parked dead letters (see --all)")
+        return
+    for letter in shown:
+        typer.echo(
+            f"{letter.topic}[{letter.partition}]@{letter.offset}  {letter.state.value:<9} "
+            f"from {letter.origin}  type={letter.event_type or '?'}  "
+            f"parked {letter.parked_at:%Y-%m-%d %H:%M:%S}Z\n    error: {letter.error}"
+        )
+        for line in letter.history:
+            typer.echo(f"    {line}")
+
+
+def _select(
+    offsets: list[str] | None, error_contains: str | None, every: bool
+) -> list[tuple[str, int, int]] | str:
+    """Which letters a re-drive or discard names: TOPIC[P]@OFFSET, a phrase, or all."""
+    if sum((bool(offsets), bool(error_contains), every)) != 1:
+        return "name letters by --letter, by --error-contains, or --all (one of them)"
+    if offsets:
+        chosen = []
+        for name in offsets:
+            topic, _, rest = name.partition("[")
+            partition, _, offset = rest.partition("]@")
+            if not (topic and partition.isdigit() and offset.isdigit()):
+                return f"{name!r} is not TOPIC[PARTITION]@OFFSET, as `dlq list` shows it"
+            chosen.append((topic, int(partition), int(offset)))
+        return chosen
+    return []
+
+
+def _act(
+    action: str,
+    letters_named: list[str] | None,
+    error_contains: str | None,
+    every: bool,
+    reason: str | None,
+) -> None:
+    selection = _select(letters_named, error_contains, every)
+    if isinstance(selection, str):
+        typer.secho(selection, fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    bootstrap = _bootstrap()
+    by = getpass.getuser()
+
+    async def run() -> int:
+        letters = [
+            x for x in await read_letters(bootstrap, TOPICS) if x.state is LetterState.PARKED
+        ]
+        if selection:
+            wanted = set(selection)
+            chosen = [x for x in letters if (x.topic, x.partition, x.offset) in wanted]
+            missing = wanted - {(x.topic, x.partition, x.offset) for x in chosen}
+            if missing:
+                raise typer.BadParameter(f"not parked dead letters: {sorted(missing)}")
+        elif error_contains:
+            chosen = [x for x in letters if error_contains in x.error]
+        else:
+            chosen = letters
+        producer = create_producer(KafkaSettings(bootstrap_servers=bootstrap), client_id="ops")
+        await producer.start()
+        try:
+            for letter in chosen:
+                if action == "redrive":
+                    await redrive(producer, letter, by=by)
+                else:
+                    await discard(producer, letter, by=by, reason=reason or "")
+                typer.echo(f"{action}: {letter.topic}[{letter.partition}]@{letter.offset}")
+        finally:
+            await producer.stop()
+        return len(chosen)
+
+    count = asyncio.run(run())
+    typer.echo(f"{count} letter(s) {'re-driven' if action == 'redrive' else 'discarded'}")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    letter: Annotated[
+        list[str] | None, typer.Option(help="TOPIC[PARTITION]@OFFSET, as listed")
+    ] = None,
+    error_contains: Annotated[
+        str | None, typer.Option(help="Letters whose error says this")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every parked letter")] = False,
+) -> None:
+    """Send parked letters back to their topic, once their cause is fixed."""
+    _act("redrive", letter, error_contains, every, None)
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    reason: Annotated[str, typer.Option(help="Why; it is recorded with the letter")],
+    letter: Annotated[
+        list[str] | None, typer.Option(help="TOPIC[PARTITION]@OFFSET, as listed")
+    ] = None,
+    error_contains: Annotated[
+        str | None, typer.Option(help="Letters whose error says this")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every parked letter")] = False,
+) -> None:
+    """Mark parked letters discarded, with a reason; they stay in the topic."""
+    if not reason.strip():
+        typer.secho("a discard needs a reason", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    _act("discard", letter, error_contains, every, reason)
+
+
+def _reset_point(value: str) -> ResetPoint:
+    if value in ("beginning", "end"):
+        return value  # type: ignore[return-value]
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            "give 'beginning', 'end', an offset, or a time such as 2026-11-25T08:00:00+08:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the time with its zone, e.g. +08:00")
+    return moment
+
+
+@app.command()
+def replay(
+    consumer: Annotated[str, typer.Argument(help="triage, notify, or all")],
+    start: Annotated[
+        str, typer.Option("--from", help="beginning, end, an offset, or an ISO time with zone")
+    ],
+) -> None:
+    """Replay a consumer from a point in its topics: it is stopped, moved, and started again.
+
+    Replays are safe: triage derives its decisions' ids from their inputs and notify
+    projects each event id once, so a replayed event changes nothing twice.
+    """
+    point = _reset_point(start)
+    names = ["triage", "notify"] if consumer == "all" else [consumer]
+    if any(name not in ("triage", "notify") for name in names):
+        raise typer.BadParameter("the consumers are triage and notify (or all)")
+    config = StackConfig()
+    for name in names:
+        service = Service(config, name)
+        running = service.status().running
+        if running:
+            service.stop()
+        group = f"qianliyan-{name}"
+        try:
+            moved = asyncio.run(reset_group(config.kafka_bootstrap, group, GROUPS[group], point))
+        finally:
+            if running:
+                service.start()
+        for partition, offset in sorted(moved.items()):
+            typer.echo(f"{group} {partition.topic}[{partition.partition}] -> {offset}")
+
+
+@app.command("as-of")
+def as_of(
+    moment: Annotated[str, typer.Argument(help="An ISO time with zone")],
+    incident: Annotated[str | None, typer.Option(help="One incident's id")] = None,
+) -> None:
+    """The feed (or one incident) as it stood at MOMENT, answered from the log."""
+    when = _reset_point(moment)
+    if not isinstance(when, datetime):
+        raise typer.BadParameter("give a time with its zone, e.g. 2026-11-25T08:00:00+08:00")
+    settings = NotifySettings()
+    state = asyncio.run(
+        state_as_of(
+            settings.kafka,
+            settings.postgres.dsn.get_secret_value(),
+            when,
+            lambda done, total: None,
+            incident_id=UUID(incident) if incident else None,
+        )
+    )
+    typer.echo(json.dumps(state, ensure_ascii=False, indent=2, default=str))
+
+
+@app.command()
+def demo(
+    reports: Annotated[int, typer.Option(min=1, max=200, help="How many reports")] = 12,
+) -> None:
+    """Send realistic sample reports, with photos, through the running ingest."""
+    config = StackConfig()
+    sent = asyncio.run(send_demo_reports(f"http://{config.host}:{config.ingest_port}", reports))
+    for line in sent:
+        typer.echo(line)
+    typer.echo(f"open http://{config.host}:{config.notify_port}/dispatch to see them on the feed")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

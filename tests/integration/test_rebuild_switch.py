@@ -1,0 +1,87 @@
+"""A rebuild into a fresh schema switches over atomically while notify serves; a rebuild
+that fails before the switch leaves the live read models as they were."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import pytest
+
+from qianliyan.notify.rebuild import check, rebuild
+from qianliyan.shared.settings import KafkaSettings
+from qianliyan.stack.config import StackConfig
+from tests.integration.alert_receivers import alert_known
+from tests.integration.clients import submit
+from tests.integration.test_rebuild_equals_live import notify_caught_up
+from tests.integration.topic_reader import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Killed(Exception):
+    """Stands for the rebuild's process dying before the switch."""
+
+
+async def table_oid(config: StackConfig, table: str) -> int:
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        return int(await connection.fetchval("SELECT $1::regclass::oid", f"public.{table}"))
+    finally:
+        await connection.close()
+
+
+async def schemas_like(config: StackConfig, prefix: str) -> list[str]:
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", prefix
+        )
+        return [row["nspname"] for row in rows]
+    finally:
+        await connection.close()
+
+
+async def test_a_failed_rebuild_leaves_live_alone_and_a_good_one_switches_over(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    kafka = KafkaSettings(bootstrap_servers=config.kafka_bootstrap)
+    first = await submit(config, {"text": "站台雨棚漏水", "place": f"换表{uuid4().hex[:6]}"}, [])
+    await alert_known(config, first.json()["report_id"])
+    live_incidents = await table_oid(config, "incidents")
+
+    def die() -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        await rebuild(kafka, config.postgres_dsn, lambda done, total: None, before_switch=die)
+    assert await table_oid(config, "incidents") == live_incidents  # still the live tables
+    assert await schemas_like(config, "rebuild_") == []  # its scratch schema is gone
+
+    result = await rebuild(kafka, config.postgres_dsn, lambda done, total: None)
+    assert result.events > 0 and result.retired_schema is not None
+    assert await table_oid(config, "incidents") != live_incidents  # the rebuilt tables
+    assert result.retired_schema in await schemas_like(config, "retired_")
+
+    # Notify goes on projecting into the new tables, and serves from them.
+    second = await submit(config, {"text": "站台雨棚漏水", "place": f"换表{uuid4().hex[:6]}"}, [])
+    await alert_known(config, second.json()["report_id"])
+    async with httpx.AsyncClient() as client:
+        old = await client.get(
+            f"http://127.0.0.1:{config.notify_port}/v1/reports/{first.json()['report_id']}"
+        )
+    assert old.status_code == 200 and old.json()["severity"] is not None
+
+    await wait_for(lambda: notify_caught_up(config), timeout_s=60)
+    for _ in range(3):
+        compared = await check(kafka, config.postgres_dsn, lambda done, total: None)
+        if compared.identical:
+            break
+    assert compared.differences == {}
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        await connection.execute(f"DROP SCHEMA {result.retired_schema} CASCADE")
+    finally:
+        await connection.close()
