@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias
@@ -30,10 +30,18 @@ from aiokafka import (
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from prometheus_client import Counter
 
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import Event, EventDecodeError, UnknownEvent, decode, encode
 from qianliyan.shared.events.codec import headers_for
+from qianliyan.shared.metrics import (
+    BATCH_SECONDS,
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+    EVENTS_PRODUCED,
+    record_lag,
+)
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import dead_letter_topic
 
@@ -107,6 +115,7 @@ class EventPublisher:
             ),
             timeout=self._timeout_s,
         )
+        EVENTS_PRODUCED.labels(topic, event.type).inc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,7 @@ async def send_dead_letter(
         letter.record.offset,
         letter.error,
     )
+    DEAD_LETTERS.labels(letter.record.topic).inc()
     send = producer.send_and_wait if wait else producer.send
     await send(
         dead_letter_topic(letter.record.topic),
@@ -213,17 +223,25 @@ async def run_projection(
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
         for partition, records in batches.items():
             events, dead = decode_records(records)
-            if not await _project_partition(
-                events, dead, dead_letter_producer, handle, group_id, stop
-            ):
-                return
+            with BATCH_SECONDS.labels(partition.topic).time():
+                if not await _project_partition(
+                    events, dead, dead_letter_producer, handle, group_id, stop
+                ):
+                    return
+            _count(EVENTS_CONSUMED, partition.topic, (event for _, event in events))
             await commit(partition, records[-1].offset + 1)
+        await record_lag(consumer, group_id, list(consumer.assignment()))
         # A transaction's commit marker follows its last record: an idle partition's
         # position has moved past it, and committing that lets the group show no lag.
         for partition in consumer.assignment() - batches.keys():
             position = await consumer.position(partition)
             if committed.get(partition, position) < position:
                 await commit(partition, position)
+
+
+def _count(counter: Counter, topic: str, events: Iterable[Event]) -> None:
+    for event in events:
+        counter.labels(topic, event.type).inc()
 
 
 async def _project_partition(
@@ -275,8 +293,10 @@ async def run_transactional(
         if not batches:
             continue
         try:
-            await _transact_batch(batches, producer, transform, group_id)
+            with BATCH_SECONDS.labels(",".join(sorted({p.topic for p in batches}))).time():
+                await _transact_batch(batches, producer, transform, group_id)
             attempt = 0
+            await record_lag(consumer, group_id, list(consumer.assignment()))
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -294,10 +314,13 @@ async def _transact_batch(
     transform: Transform,
     group_id: str,
 ) -> None:
+    consumed: list[tuple[str, Event]] = []
+    produced: list[tuple[str, Event]] = []
     async with producer.transaction():
         offsets: dict[TopicPartition, int] = {}
         for partition, records in batches.items():
             events, dead = decode_records(records)
+            consumed.extend((partition.topic, event) for _, event in events)
             for record, event in events:
                 try:
                     outputs = transform(event, partition.partition)
@@ -308,10 +331,16 @@ async def _transact_batch(
                     await producer.send(
                         topic, encode(output), key=output.key.encode(), headers=headers_for(output)
                     )
+                    produced.append((topic, output))
             for letter in dead:
                 await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
             offsets[partition] = records[-1].offset + 1
         await producer.send_offsets_to_transaction(offsets, group_id)
+    # Counted once the transaction committed: an aborted one is done again.
+    for topic, event in consumed:
+        EVENTS_CONSUMED.labels(topic, event.type).inc()
+    for topic, event in produced:
+        EVENTS_PRODUCED.labels(topic, event.type).inc()
 
 
 async def _rewind_to_committed(

@@ -17,6 +17,7 @@ from qianliyan.ingest.web import mount_web
 from qianliyan.shared import db
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import EventPublisher, create_producer, kafka_reachable
+from qianliyan.shared.metrics import instrument
 from qianliyan.shared.storage import PhotoStore
 
 
@@ -54,6 +55,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Qianliyan ingest", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    instrument(app)
     app.include_router(health_router(readiness))
     app.include_router(reports.router)
     app.include_router(photos.router)

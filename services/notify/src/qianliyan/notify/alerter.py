@@ -55,6 +55,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.envelope import derived_event_id
 from qianliyan.shared.kafka import EventPublisher
+from qianliyan.shared.metrics import DELIVERIES
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,7 @@ class Alerter:
                 http=self._http,
             )
         except DeliveryFailed as failed:
+            DELIVERIES.labels(channel.kind, "failed").inc()
             delay = retry_delay(routing.spec.delivery, attempt, jitter=random.random())  # noqa: S311
             next_at = datetime.now(UTC) + delay if delay is not None else None
             settled = next_at is None
@@ -271,6 +273,7 @@ class Alerter:
             )
             event = chain.event(AlertDeliveryFailed, payload, purpose)
         else:
+            DELIVERIES.labels(channel.kind, "delivered").inc()
             event = chain.event(AlertDelivered, DeliveryPayload(**common), purpose)
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(

@@ -29,6 +29,7 @@ from qianliyan.shared.kafka import (
     kafka_reachable,
     run_projection,
 )
+from qianliyan.shared.metrics import instrument
 from qianliyan.shared.storage import PhotoStore
 from qianliyan.shared.worker import BackgroundLoop
 
@@ -124,6 +125,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Qianliyan notify", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    instrument(app)
     app.include_router(health_router(readiness, liveness))
     app.include_router(reports.router)
     app.include_router(incidents.router)

@@ -21,6 +21,7 @@ from qianliyan.shared.kafka import (
     read_partition,
     run_transactional,
 )
+from qianliyan.shared.metrics import instrument
 from qianliyan.shared.worker import BackgroundLoop
 from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES, RuleBook
@@ -124,6 +125,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    instrument(app)
     app.include_router(health_router(readiness, liveness))
 
     @app.get("/v1/rules", tags=["rules"])
