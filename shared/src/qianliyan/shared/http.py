@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from qianliyan.shared.logs import configure_logging
+from qianliyan.shared.tracing import configure_tracing
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -117,4 +118,5 @@ def health_router(
 def serve(app: FastAPI, *, service: str, host: str, port: int) -> None:
     """Run `app` until SIGINT/SIGTERM, with uvicorn's graceful shutdown."""
     configure_logging(service)
+    configure_tracing(service)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

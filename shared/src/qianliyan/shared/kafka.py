@@ -44,6 +44,7 @@ from qianliyan.shared.metrics import (
 )
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import dead_letter_topic
+from qianliyan.shared.tracing import continuing, trace_headers
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,10 @@ class EventPublisher:
         """
         await asyncio.wait_for(
             self._producer.send_and_wait(
-                topic, encode(event), key=event.key.encode(), headers=headers_for(event)
+                topic,
+                encode(event),
+                key=event.key.encode(),
+                headers=headers_for(event) + trace_headers(),
             ),
             timeout=self._timeout_s,
         )
@@ -223,7 +227,12 @@ async def run_projection(
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
         for partition, records in batches.items():
             events, dead = decode_records(records)
-            with BATCH_SECONDS.labels(partition.topic).time():
+            first = str(events[0][1].correlation_id) if events else None
+            # One span per batch, continuing the first event's trace, linked to the others'.
+            with (
+                BATCH_SECONDS.labels(partition.topic).time(),
+                continuing("project", [r.headers for r, _ in events], correlation_id=first),
+            ):
                 if not await _project_partition(
                     events, dead, dead_letter_producer, handle, group_id, stop
                 ):
@@ -322,16 +331,23 @@ async def _transact_batch(
             events, dead = decode_records(records)
             consumed.extend((partition.topic, event) for _, event in events)
             for record, event in events:
-                try:
-                    outputs = transform(event, partition.partition)
-                except Exception as exc:
-                    dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
-                    continue
-                for topic, output in outputs:
-                    await producer.send(
-                        topic, encode(output), key=output.key.encode(), headers=headers_for(output)
-                    )
-                    produced.append((topic, output))
+                # Each decision continues the trace of the report it is about.
+                with continuing(
+                    "transform", [record.headers], correlation_id=str(event.correlation_id)
+                ):
+                    try:
+                        outputs = transform(event, partition.partition)
+                    except Exception as exc:
+                        dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
+                        continue
+                    for topic, output in outputs:
+                        await producer.send(
+                            topic,
+                            encode(output),
+                            key=output.key.encode(),
+                            headers=headers_for(output) + trace_headers(),
+                        )
+                        produced.append((topic, output))
             for letter in dead:
                 await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
             offsets[partition] = records[-1].offset + 1

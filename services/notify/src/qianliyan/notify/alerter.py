@@ -56,6 +56,7 @@ from qianliyan.shared.events import (
 from qianliyan.shared.events.envelope import derived_event_id
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.metrics import DELIVERIES
+from qianliyan.shared.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,8 @@ class Alerter:
     ) -> None:
         async with self._slots:
             try:
-                await self._attempt(key, attempt, routing, correlation_id)
+                with span("deliver alert", correlation_id=str(correlation_id)):
+                    await self._attempt(key, attempt, routing, correlation_id)
             except Exception:
                 # The claim's lease runs out and a later moment tries again.
                 log.exception("delivery %s attempt %d could not be recorded", key, attempt)

@@ -43,6 +43,7 @@ from qianliyan.shared.storage import (
     staged_photo_key,
     staged_preview_key,
 )
+from qianliyan.shared.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +229,10 @@ async def _store_photos(
 
 
 async def _publish(res: IngestResources, event: ReportSubmitted) -> None:
+    # The report's trace starts here; triage and notify continue it from the headers.
     try:
-        await res.publisher.publish(res.settings.kafka.reports_topic, event)
+        with span("publish ReportSubmitted", correlation_id=str(event.correlation_id)):
+            await res.publisher.publish(res.settings.kafka.reports_topic, event)
     except Exception as exc:
         if not is_transient(exc):
             log.exception("publishing %s failed", event.event_id)
