@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from qianliyan.notify.alerter import Alerter
-from qianliyan.notify.api import alerts, incidents, reports
+from qianliyan.notify.api import alerts, contributions, incidents, reports
 from qianliyan.notify.api import routing as routing_api
 from qianliyan.notify.api.dependencies import NotifyResources
 from qianliyan.notify.domain.routing import Routing, parse_routing
@@ -131,5 +131,6 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     app.include_router(incidents.router)
     app.include_router(alerts.router)
     app.include_router(routing_api.router)
+    app.include_router(contributions.router)
     mount_web(app)
     return app
