@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from qianliyan.notify.app import create_app
 from qianliyan.notify.rebuild import check as check_read_models
 from qianliyan.notify.rebuild import rebuild as rebuild_read_models
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.http import serve
+from qianliyan.shared.progress import events_progress
 
 cli = typer.Typer(add_completion=False, no_args_is_help=False)
 
@@ -36,20 +27,6 @@ def run(context: typer.Context) -> None:
         )
 
 
-@contextmanager
-def _progress() -> Iterator[tuple[Progress, TaskID]]:
-    """A bar of events done out of the total, with the rate and the time left."""
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "events",
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
-        yield bar, bar.add_task("rebuilding", total=None)
-
-
 @cli.command()
 def check(
     keep: Annotated[
@@ -58,13 +35,10 @@ def check(
 ) -> None:
     """Rebuild the read models from Kafka into a scratch schema and compare with live."""
     settings = NotifySettings()
-    with _progress() as (bar, task):
+    with events_progress("rebuilding to compare") as progress:
         result = asyncio.run(
             check_read_models(
-                settings.kafka,
-                settings.postgres.dsn.get_secret_value(),
-                lambda done, total: bar.update(task, completed=done, total=total),
-                keep=keep,
+                settings.kafka, settings.postgres.dsn.get_secret_value(), progress, keep=keep
             )
         )
     counts = ", ".join(f"{table} {n}" for table, n in result.rows.items())
@@ -95,12 +69,12 @@ def rebuild(
     The live read models serve until the switch; a failed rebuild leaves them untouched.
     """
     settings = NotifySettings()
-    with _progress() as (bar, task):
+    with events_progress("rebuilding") as progress:
         result = asyncio.run(
             rebuild_read_models(
                 settings.kafka,
                 settings.postgres.dsn.get_secret_value(),
-                lambda done, total: bar.update(task, completed=done, total=total),
+                progress,
                 keep_retired=not drop_retired,
             )
         )

@@ -27,6 +27,7 @@ from qianliyan.notify import migrations
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.projections.incidents import FeedFilter, fetch_incident, list_alerts
 from qianliyan.shared.kafka import decode_records, history
+from qianliyan.shared.progress import ProgressCallback
 from qianliyan.shared.settings import KafkaSettings
 
 # Each read model, and the columns that record when or how often a row was written rather
@@ -40,7 +41,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "projected_events": ("projected_at",),
 }
 
-Progress = Callable[[int, int], None]
+Progress = ProgressCallback
 
 
 async def project_history(

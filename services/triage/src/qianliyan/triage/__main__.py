@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from qianliyan.shared.http import serve
+from qianliyan.shared.progress import events_progress
 from qianliyan.triage.app import create_app
 from qianliyan.triage.domain.rules import RuleFileError, parse_rules
 from qianliyan.triage.retriage import apply_plan, build_plan, describe
@@ -41,7 +42,8 @@ def retriage(
         typer.echo(f"{rules_file}: {exc}", err=True)
         raise typer.Exit(2) from None
     settings = TriageSettings()
-    plan = asyncio.run(build_plan(settings, rules))
+    with events_progress("reading the log") as progress:
+        plan = asyncio.run(build_plan(settings, rules, progress))
     typer.echo(describe(plan))
     if apply:
         asyncio.run(apply_plan(settings, plan))

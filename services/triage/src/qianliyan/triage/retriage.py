@@ -8,23 +8,27 @@ or new reports keep being triaged with the old rules.
 
 from __future__ import annotations
 
-import asyncio
-
 from qianliyan.shared.events import ReportSubmitted, ReportTriaged, encode
 from qianliyan.shared.events.codec import headers_for
-from qianliyan.shared.kafka import create_producer, decode_records, read_to_end
+from qianliyan.shared.kafka import Record, create_producer, decode_records, history
+from qianliyan.shared.progress import ProgressCallback
 from qianliyan.triage.domain.retriage import RetriagePlan, latest_triage, plan_retriage
 from qianliyan.triage.domain.rules import LoadedRules
 from qianliyan.triage.settings import TriageSettings
 
 
-async def build_plan(settings: TriageSettings, rules: LoadedRules) -> RetriagePlan:
+async def build_plan(
+    settings: TriageSettings, rules: LoadedRules, progress: ProgressCallback | None = None
+) -> RetriagePlan:
     """Read both topics and compare the rules' decisions with the current ones."""
     kafka = settings.kafka
-    reports, triaged = await asyncio.gather(
-        read_to_end(kafka.bootstrap_servers, kafka.reports_topic),
-        read_to_end(kafka.bootstrap_servers, kafka.triage_topic),
-    )
+    reports: list[Record] = []
+    triaged: list[Record] = []
+    async for batch in history(kafka.bootstrap_servers, kafka.reports_topic, kafka.triage_topic):
+        for record in batch.records:
+            (reports if record.topic == kafka.reports_topic else triaged).append(record)
+        if progress is not None:
+            progress(batch.done, batch.total)
     # Grouping is a fold per partition in log order, exactly as live triage saw it.
     submissions = [
         (record.partition, event)
