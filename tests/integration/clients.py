@@ -20,6 +20,9 @@ from qianliyan.triage.rulebook import DEFAULT_RULES
 from qianliyan.triage.settings import TriageSettings
 from tests.integration.topic_reader import read_topic
 
+# A report's status once triaged: the routing may already have alerted someone about it.
+TRIAGED = ("triaged", "alerted")
+
 
 def jpeg_photo(size: tuple[int, int] = (320, 240)) -> bytes:
     """A real JPEG with a random colour, so its sha256 is new to the store."""

@@ -13,7 +13,7 @@ from minio.error import S3Error
 
 from qianliyan.shared.storage import photo_key
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import jpeg_photo, minio_client, submit
+from tests.integration.clients import TRIAGED, jpeg_photo, minio_client, submit
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ async def report_status(config: StackConfig, report_id: str) -> dict[str, object
     if response.status_code == 404:
         return None
     body: dict[str, object] = response.json()
-    return body if body["status"] == "triaged" else None
+    return body if body["status"] in TRIAGED else None
 
 
 async def test_a_refused_report_leaves_no_event_and_no_photo(running_stack: StackConfig) -> None:

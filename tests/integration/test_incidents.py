@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from qianliyan.shared.kafka import read_partition
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
-from tests.integration.clients import submit
+from tests.integration.clients import TRIAGED, submit
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ async def triaged(config: StackConfig, report_id: str) -> dict[str, object] | No
     async with httpx.AsyncClient() as client:
         answer = await client.get(f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}")
     body: dict[str, object] = answer.json()
-    return body if answer.status_code == 200 and body["status"] == "triaged" else None
+    return body if answer.status_code == 200 and body["status"] in TRIAGED else None
 
 
 async def test_three_reporters_of_one_crowding_make_one_more_severe_incident(

@@ -9,7 +9,7 @@ import pytest
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.triage.retriage import apply_plan, build_plan
-from tests.integration.clients import default_rules_with, submit, triage_settings
+from tests.integration.clients import TRIAGED, default_rules_with, submit, triage_settings
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ async def test_a_stricter_crowding_rule_over_history(running_stack: StackConfig)
 
 async def _triaged(config: StackConfig, report_id: str) -> dict[str, object] | None:
     view = await report_view(config, report_id)
-    return view if view.get("status") == "triaged" else None
+    return view if view.get("status") in TRIAGED else None
 
 
 async def _at_version(

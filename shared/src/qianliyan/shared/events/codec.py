@@ -72,6 +72,9 @@ def decode(raw: bytes | None) -> Event | UnknownEvent:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventDecodeError(f"message is not JSON: {exc}") from exc
+    except RecursionError:
+        # A few KB of brackets nest deeper than the parser's stack: refuse, do not crash.
+        raise EventDecodeError("message is JSON nested too deeply to read") from None
     if not isinstance(document, dict):
         raise EventDecodeError("message is JSON but not an object")
     event_type = document.get("type")

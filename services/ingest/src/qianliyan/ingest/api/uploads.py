@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import UploadFile
 
 from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, PreparedPhoto, prepare_photo
@@ -14,17 +16,27 @@ def photo_limits(settings: IngestSettings) -> PhotoLimits:
     return PhotoLimits(max_bytes=settings.max_photo_bytes, max_pixels=settings.max_photo_pixels)
 
 
+def _prepare(position: int, data: bytes, limits: PhotoLimits) -> PreparedPhoto | PhotoRejected:
+    try:
+        return prepare_photo(position, data, limits)
+    except PhotoRejected as rejection:
+        return rejection
+
+
 async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> list[PreparedPhoto]:
     """Every uploaded photo prepared, or one 422 listing each refused photo and why."""
-    prepared: list[PreparedPhoto] = []
-    rejected: list[PhotoRejected] = []
-    for position, upload in enumerate(uploads, start=1):
-        # Read one byte past the limit: enough to know a photo is too large, never more.
-        data = await upload.read(limits.max_bytes + 1)
-        try:
-            prepared.append(prepare_photo(position, data, limits))
-        except PhotoRejected as rejection:
-            rejected.append(rejection)
+    # Read one byte past the limit: enough to know a photo is too large, never more.
+    contents = [await upload.read(limits.max_bytes + 1) for upload in uploads]
+    # Decoding and re-encoding is CPU work: in threads (Pillow lets go of the GIL), so the
+    # photos of a report use every core and the event loop keeps answering meanwhile.
+    outcomes = await asyncio.gather(
+        *(
+            asyncio.to_thread(_prepare, position, data, limits)
+            for position, data in enumerate(contents, start=1)
+        )
+    )
+    prepared = [o for o in outcomes if isinstance(o, PreparedPhoto)]
+    rejected = [o for o in outcomes if isinstance(o, PhotoRejected)]
     if rejected:
         raise Problem(
             422,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -80,14 +80,45 @@ def _decode(cursor: str) -> FeedPosition:
         rank, opened, incident = json.loads(
             base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         )
+        # The cursor comes back from the client: anything but what _encode wrote is refused
+        # here, before it can reach the query as a rank or time the database cannot hold.
+        if rank is not None and rank not in _RANK.values():
+            raise ValueError(f"no severity rank {rank!r}")
+        if not isinstance(incident, str):
+            raise TypeError("the incident is not a string")
+        opened_at = datetime.fromisoformat(opened) if opened else None
+        if opened_at is not None and opened_at.tzinfo is None:
+            raise ValueError("the time has no timezone")
         return FeedPosition(
             severity_rank=None if rank is None else int(rank),
-            opened_at=datetime.fromisoformat(opened) if opened else None,
+            opened_at=_storable(opened_at),
             incident_id=UUID(incident),
         )
     except (ValueError, TypeError) as exc:
         raise Problem(
             422, "Invalid cursor", f"The cursor is not one this feed gave out ({exc})."
+        ) from None
+
+
+def _storable(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC; ValueError when that falls outside the calendar (years 1 to 9999)."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of range in UTC") from None
+
+
+def _time_filter(moment: datetime | None, name: str) -> datetime | None:
+    try:
+        return _storable(moment)
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            "Some fields are missing or invalid.",
+            errors=[{"field": f"query.{name}", "message": str(exc)}],
         ) from None
 
 
@@ -107,8 +138,8 @@ async def feed(
         statuses=tuple(status or ()),
         min_severity_rank=_RANK[min_severity.value] if min_severity else None,
         unit=unit,
-        opened_from=opened_from,
-        opened_until=opened_until,
+        opened_from=_time_filter(opened_from, "from"),
+        opened_until=_time_filter(opened_until, "until"),
     )
     rows = await list_alerts(
         res.pool, where=where, after=_decode(cursor) if cursor else None, limit=limit + 1
@@ -141,7 +172,11 @@ async def stream(
     `last_event_id` query parameter instead.
     """
     last_event_id = last_event_id or resume_after
-    if last_event_id is not None and not last_event_id.isdigit():
+    # Ids are bigint change ids: ASCII digits only ("²" passes isdigit but not int()), and
+    # below 2**63, or the first query of the stream fails after its 200 has gone out.
+    if last_event_id is not None and not (
+        last_event_id.isascii() and last_event_id.isdigit() and int(last_event_id) < 2**63
+    ):
         raise Problem(422, "Invalid Last-Event-ID", "Last-Event-ID must be an id this stream sent.")
     position = int(last_event_id) if last_event_id else await last_change_id(res.pool)
 

@@ -1,0 +1,355 @@
+"""Every HTTP operation of the three services, fuzzed from its own OpenAPI document.
+
+Schemathesis reads each service's live `/openapi.json` and sends schema-valid and
+schema-violating requests (its examples, coverage and fuzzing phases). Whatever arrives,
+a service answers without a 5xx and with a body its schema allows. Path identifiers are
+sometimes swapped for incidents and reports that exist, and the `report` and `photos`
+parts of an upload for report-shaped JSON and real or damaged images, so the fuzzing
+reaches past "not found" and "not JSON" into the code behind them. Every report accepted
+along the way must be in the log: a 202 is never half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import time
+import zipfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from schemathesis import APIOperation, Case, CheckFunction, GenerationMode
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    status_code_conformance,
+)
+
+from qianliyan.shared.events import ReportSubmitted, decode
+from qianliyan.stack.config import StackConfig
+from tests.integration.clients import jpeg_photo
+from tests.integration.topic_reader import read_topic
+
+pytestmark = pytest.mark.integration
+
+AnyCase = Case[Any]
+Operation = APIOperation[Any, Any, Any, Any]
+
+SERVICES = ("ingest", "triage", "notify")
+EXAMPLES_PER_OPERATION = 100
+REQUEST_TIMEOUT_S = 30  # a request still unanswered by then is a hang, and fails the case
+
+# Checks left out everywhere, each for a reason that is a finding about the documents,
+# not about the behaviour this test guards (reported with the test):
+EXCLUDED_CHECKS: list[CheckFunction] = [
+    # FastAPI documents only 200/201/202 and 422; the services also answer 404 (unknown
+    # incident or report), 409 (stale version), 413 (photos too large) and 503 with
+    # Retry-After, and every error is `application/problem+json`, which no operation lists.
+    status_code_conformance,
+    content_type_conformance,
+    # The schemas cannot say that `report` must be JSON of a report or that `cursor` must
+    # be one the feed gave out: a schema-valid string is rightly refused with a 422.
+    positive_data_acceptance,
+]
+# Per operation: `from`/`until` are documented as date-time strings, but pydantic's lax
+# mode also reads a number as a Unix time (`until=0.5`), so a "wrong type" is accepted.
+EXCLUDED_FOR: dict[str, list[CheckFunction]] = {
+    "GET /v1/alerts": [negative_data_rejection],
+    "GET /v1/contributions": [negative_data_rejection],
+}
+
+
+@dataclass
+class Known:
+    """Things that exist in the stack, to aim generated requests at."""
+
+    incident_ids: list[str]
+    report_ids: list[str]
+    photo_id: str
+    # Reports ingest accepted (202) while fuzzing, checked against the log afterwards.
+    accepted: set[str] = field(default_factory=set)
+    # Requests sent, by operation, printed at the end of each service's run.
+    sent: Counter[str] = field(default_factory=Counter)
+
+
+KNOWN: list[Known] = []  # filled by the `known` fixture, read by the last test
+
+# The live stream never ends, so the usual call (which reads the whole body) can only
+# time out: it gets a check of its own, `_fuzz_stream`. Its framing, resumption and
+# reconnection are tested in test_alert_stream.py.
+STREAM = "GET /v1/alerts/stream"
+STREAM_EXAMPLES = 25
+STREAM_QUIET_S = 1.0  # a healthy stream is still open, and silent, after this long
+
+
+def _image(image_format: str, size: tuple[int, int] = (40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 200)).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def _zip() -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("readme.txt", "not a photo")
+    return archive.getvalue()
+
+
+def _bomb() -> bytes:
+    """A tiny PNG whose header declares 12000x12000 pixels, past the 50-megapixel limit."""
+    data = bytearray(_image("PNG"))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", 12_000, 12_000)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(data[ihdr : ihdr + 17]))
+    return bytes(data)
+
+
+# Upload parts that reach the image checks: good, damaged, disguised and oversized.
+PHOTO_PARTS: list[bytes] = [
+    _image("JPEG"),
+    _image("PNG"),
+    _image("WEBP"),
+    _image("JPEG")[:200],
+    _image("PNG")[:-20],
+    _image("JPEG") + _zip(),
+    _image("PNG") + b"<html><script>alert(1)</script></html>",
+    _image("GIF"),
+    _bomb(),
+    b"",
+]
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+report_documents = st.fixed_dictionaries(
+    {"text": st.text(min_size=1, max_size=80) | json_scalars},
+    optional={
+        "place": st.text(max_size=30) | json_scalars,
+        "unit": st.text(max_size=30) | json_scalars,
+        "category": st.text(max_size=30) | json_scalars,
+        "location": st.fixed_dictionaries(
+            {"lat": st.floats(-95, 95) | json_scalars, "lon": st.floats(-185, 185)}
+        )
+        | json_scalars,
+        "occurred_at": st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+        | json_scalars,
+        "client_report_id": st.text(max_size=120) | json_scalars,
+        "photo_ids": st.lists(st.text(max_size=64), max_size=6) | json_scalars,
+        "reporter_id": st.text(max_size=30) | json_scalars,
+    },
+)
+
+# The feed's cursor is opaque to the schema: base64 of JSON that only the feed writes.
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+cursors = (st.lists(json_values, min_size=3, max_size=3) | json_values).map(
+    lambda position: base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+)
+# Times at the ends of the calendar, in zones that push them past it once in UTC.
+edge_times = st.sampled_from(
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z"]
+) | st.datetimes(timezones=st.timezones()).map(lambda moment: moment.isoformat())
+
+
+@pytest.fixture(scope="module")
+def known(running_stack: StackConfig) -> Known:
+    """Two incidents, one of them with a photo, and a staged photo, as notify sees them."""
+    config = running_stack
+    with httpx.Client(base_url=f"http://127.0.0.1:{config.ingest_port}", timeout=60) as ingest:
+        staged = ingest.post("/v1/photos", files={"photo": ("p.jpg", jpeg_photo(), "image/jpeg")})
+        assert staged.status_code == 201, staged.text
+        report_ids = []
+        for text, photos in (
+            ("模糊测试：站台有积水", [jpeg_photo()]),
+            ("fuzzing: smoke in tunnel", []),
+        ):
+            answer = ingest.post(
+                "/v1/reports",
+                data={"report": json.dumps({"text": text, "unit": "模糊测试站"})},
+                files=[("photos", ("p.jpg", photo, "image/jpeg")) for photo in photos],
+            )
+            assert answer.status_code == 202, answer.text
+            report_ids.append(answer.json()["report_id"])
+    incident_ids = [_incident_of(config, report_id) for report_id in report_ids]
+    found = Known(
+        incident_ids=incident_ids, report_ids=report_ids, photo_id=staged.json()["photo_id"]
+    )
+    KNOWN.append(found)
+    return found
+
+
+def _incident_of(config: StackConfig, report_id: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=f"http://127.0.0.1:{config.notify_port}") as notify:
+        while time.monotonic() < deadline:
+            answer = notify.get(f"/v1/reports/{report_id}")
+            if answer.status_code == 200 and answer.json()["incident_id"]:
+                incident_id: str = answer.json()["incident_id"]
+                return incident_id
+            time.sleep(0.3)
+    raise AssertionError(f"notify did not triage report {report_id} in {timeout_s}s")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_input_makes_a_service_fail_or_break_its_schema(
+    running_stack: StackConfig, known: Known, service: str
+) -> None:
+    port = getattr(running_stack, f"{service}_port")
+    api = schemathesis.openapi.from_url(f"http://127.0.0.1:{port}/openapi.json", timeout=30)
+    failures: dict[str, str] = {}
+    tested = []
+    known.sent.clear()
+    for loaded in api.get_all_operations():
+        if not isinstance(loaded, Ok):
+            failures[f"{service} schema"] = str(loaded.err())
+            continue
+        operation = loaded.ok()
+        tested.append(operation.label)
+        try:
+            if operation.label == STREAM:
+                _fuzz_stream(operation, known)
+            else:
+                _fuzz(operation, known)
+        # One operation's failures must not hide the others'. Schemathesis raises its
+        # check failures as a BaseExceptionGroup subclass, not as an Exception.
+        except (Exception, BaseExceptionGroup) as failure:
+            failures[operation.label] = _describe(failure)
+    assert tested, f"{service} documents no operation"
+    print(f"\n{service}: {sum(known.sent[label] for label in tested)} requests")
+    for label in tested:
+        print(f"  {known.sent[label]:4d} {label}")
+    assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+
+
+def _describe(failure: BaseException) -> str:
+    text = f"{type(failure).__name__}: {failure}"
+    if isinstance(failure, BaseExceptionGroup):
+        for inner in failure.exceptions:
+            text += "\n  - " + _describe(inner).replace("\n", "\n    ")
+    return text
+
+
+def _fuzz(operation: Operation, known: Known) -> None:
+    """Schema-valid and schema-violating requests to one operation, checked as they come."""
+    cases = st.one_of([operation.as_strategy(mode) for mode in GenerationMode])
+
+    @given(case=cases, data=st.data())
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        print_blob=True,
+    )
+    def requests_to_operation(case: AnyCase, data: st.DataObject) -> None:
+        excluded = EXCLUDED_CHECKS + EXCLUDED_FOR.get(operation.label, [])
+        if _aim_at_known_things(case, data, known):
+            # Generated as schema-violating, perhaps, but no longer once aimed.
+            excluded = [*excluded, negative_data_rejection]
+        response = case.call_and_validate(excluded_checks=excluded, timeout=REQUEST_TIMEOUT_S)
+        known.sent[operation.label] += 1
+        if operation.label == "POST /v1/reports" and response.status_code == 202:
+            known.accepted.add(response.json()["report_id"])
+
+    requests_to_operation()
+
+
+def _fuzz_stream(operation: Operation, known: Known) -> None:
+    """Requests to the live stream: refused with a 4xx, or open and staying open."""
+    resume_ids = st.sampled_from(["0", "1", "²", "٣", "-1", "9" * 20, str(2**63), " 1"])
+
+    @given(case=st.one_of([operation.as_strategy(mode) for mode in GenerationMode]), data=st.data())
+    @settings(
+        max_examples=STREAM_EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        print_blob=True,
+    )
+    def opens_stream(case: AnyCase, data: st.DataObject) -> None:
+        known.sent[operation.label] += 1
+        if data.draw(st.booleans(), label="aimed"):
+            resume = data.draw(resume_ids, label="last event id")
+            if data.draw(st.booleans(), label="in the header"):
+                case.headers["Last-Event-ID"] = resume
+            else:
+                case.query = {"last_event_id": resume}
+        request = case.as_transport_kwargs()
+        try:
+            stream = requests.request(**request, stream=True, timeout=(10, STREAM_QUIET_S))
+        except (requests.exceptions.InvalidHeader, UnicodeEncodeError):
+            return  # a header value the client itself refuses to send (not Latin-1, say)
+        with stream:
+            curl = case.as_curl_command()
+            assert stream.status_code < 500, f"{stream.status_code} for {curl}"
+            if stream.status_code != 200:
+                return
+            try:
+                for _ in stream.iter_content(chunk_size=None):
+                    pass
+            except requests.exceptions.ConnectionError:
+                return  # still open and quiet after STREAM_QUIET_S: as it should be
+            raise AssertionError(f"the stream ended by itself, or broke, for {curl}")
+
+    opens_stream()
+
+
+def operation_label(case: AnyCase) -> str:
+    """`GET /v1/alerts`, say."""
+    return str(case.operation.label)
+
+
+def _aim_at_known_things(case: AnyCase, data: st.DataObject, known: Known) -> bool:
+    """Sometimes swap generated identifiers and upload parts for ones that lead somewhere."""
+    if not data.draw(st.booleans(), label="aimed"):
+        return False
+    for name in ("incident_id", "report_id"):
+        if name in (case.path_parameters or {}):
+            pool = known.incident_ids + known.report_ids
+            case.path_parameters[name] = data.draw(st.sampled_from(pool), label=name)
+    if operation_label(case) == "GET /v1/alerts":
+        query = case.query if isinstance(case.query, dict) else {}
+        # One at a time: a refused cursor would hide a time that breaks the query.
+        name = data.draw(st.sampled_from(["cursor", "from", "until"]), label="aimed at")
+        query[name] = data.draw(cursors if name == "cursor" else edge_times, label=name)
+        case.query = query
+    if isinstance(case.body, dict):
+        body: dict[str, Any] = case.body
+        if "report" in body:
+            document = data.draw(report_documents, label="report")
+            if isinstance(document.get("photo_ids"), list) and data.draw(st.booleans()):
+                document["photo_ids"] = [known.photo_id]
+            body["report"] = json.dumps(document)
+        if "photos" in body:
+            body["photos"] = data.draw(st.lists(st.sampled_from(PHOTO_PARTS), max_size=3))
+        if "photo" in body:
+            body["photo"] = data.draw(st.sampled_from(PHOTO_PARTS), label="photo")
+    return True
+
+
+async def test_every_report_accepted_while_fuzzing_is_in_the_log(
+    running_stack: StackConfig,
+) -> None:
+    if not KNOWN or not KNOWN[0].accepted:
+        pytest.skip("no report was accepted while fuzzing (run the fuzz test first)")
+    accepted = KNOWN[0].accepted
+    records = await read_topic(running_stack.kafka_bootstrap, "incidents.reports")
+    logged: set[str] = set()
+    for record in records:
+        try:
+            event = decode(record.value)
+        except ValueError:
+            continue
+        if isinstance(event, ReportSubmitted):
+            logged.add(str(event.payload.report_id))
+    assert accepted <= logged, f"answered 202 but not in the log: {sorted(accepted - logged)}"
