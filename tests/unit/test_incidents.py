@@ -18,7 +18,13 @@ from qianliyan.shared.events import (
     ReportTriaged,
     Severity,
 )
-from qianliyan.triage.domain.incidents import IncidentGrouper, distance_m
+from qianliyan.triage.domain.incidents import (
+    IncidentGrouper,
+    Trace,
+    distance_m,
+    normalise_place,
+    text_bigrams,
+)
 from qianliyan.triage.domain.rules import parse_rules
 from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES
@@ -156,3 +162,81 @@ def test_grouping_does_not_depend_on_batch_boundaries(
     restarted.replay(0, reports[:half])
     rest = [restarted.transform(r, 0)[0][1].payload.incident_id for r in reports[half:]]  # type: ignore[attr-defined]
     assert rest == whole[half:]
+
+
+def test_a_report_captured_before_the_memory_horizon_stands_alone() -> None:
+    grouper = IncidentGrouper()
+    grouper.assign(report("站台积水", minutes=60 * 72, place="1站台"))
+    # Arrives after the phone was offline for three days: older than the 48 h memory.
+    late = report("站台积水严重", minutes=0, place="1站台")
+    assignment = grouper.assign(late)
+    assert assignment.incident_id == late.payload.report_id
+    assert assignment.opened_by == late.payload.report_id
+
+
+class _ReferenceGrouper:
+    """The grouping rule in its plainest form: scan everything remembered, in log order."""
+
+    def __init__(self) -> None:
+        self.grouper = IncidentGrouper()
+        self.traces: list[tuple[UUID, UUID, datetime, str]] = []  # report, incident, at, who
+        self.trace_of: dict[UUID, Trace] = {}
+
+    def assign(self, submitted: ReportSubmitted) -> tuple[UUID, UUID, frozenset[str]]:
+        payload = submitted.payload
+        new = Trace(
+            payload.report_id,
+            payload.report_id,
+            payload.captured_at,
+            normalise_place(payload.place),
+            payload.location,
+            text_bigrams(payload.text),
+            submitted.actor.id,
+        )
+        known = [t for t in self.traces if t[0] == payload.report_id]
+        if known:
+            incident = known[0][1]
+        else:
+            incident = payload.report_id
+            for report_id, incident_id, _, _ in self.traces:
+                if self.grouper._related(self.trace_of[report_id], new):
+                    incident = incident_id
+                    break
+            self.traces.append((payload.report_id, incident, payload.captured_at, new.reporter_id))
+            self.trace_of[payload.report_id] = new
+            newest = max(t[2] for t in self.traces)
+            self.traces = [t for t in self.traces if t[2] >= newest - timedelta(hours=48)]
+        members = [t for t in self.traces if t[1] == incident] or [
+            (payload.report_id, incident, payload.captured_at, new.reporter_id)
+        ]
+        reporters = frozenset(t[3] for t in members if t[3] != "anonymous")
+        return incident, members[0][0], reporters
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["站台积水", "站台积水严重", "信号故障", "信号机故障", "扶梯停运"]),
+            st.sampled_from(["1站台", "2站台", None]),
+            st.integers(min_value=-60 * 60, max_value=60 * 60),  # minutes, up to 60 h apart
+            st.sampled_from(["w1", "w2", "w3", "anonymous"]),
+            st.booleans(),  # seen again (a redelivery) rather than new
+        ),
+        max_size=40,
+    )
+)
+def test_the_indexed_grouper_answers_as_the_plain_scan_does(
+    steps: list[tuple[str, str | None, int, str, bool]],
+) -> None:
+    fast, plain = IncidentGrouper(), _ReferenceGrouper()
+    seen: list[ReportSubmitted] = []
+    for text, place, minutes, reporter, again in steps:
+        submitted = (
+            seen[-1]
+            if again and seen
+            else report(text, minutes=minutes, place=place, reporter=reporter)
+        )
+        seen.append(submitted)
+        got = fast.assign(submitted)
+        assert (got.incident_id, got.opened_by, got.reporters) == plain.assign(submitted)

@@ -12,6 +12,7 @@ share a partition because ingest keys them by their correlation area.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -86,11 +87,18 @@ def distance_m(a: GeoPoint, b: GeoPoint) -> float:
 
 @dataclass(slots=True)
 class IncidentGrouper:
-    """The grouping state of one partition; `assign` is the step of the fold."""
+    """The grouping state of one partition; `assign` is the step of the fold.
+
+    A new report joins the incident of the first remembered report (in log order) it is
+    related to. Memory is indexed by capture time, so only reports inside the time window
+    are compared, and by incident, so an incident's reports are at hand.
+    """
 
     policy: GroupingPolicy = field(default_factory=GroupingPolicy)
-    _traces: list[Trace] = field(default_factory=list)
     _by_report: dict[UUID, Trace] = field(default_factory=dict)
+    _by_time: list[tuple[datetime, int, UUID]] = field(default_factory=list)  # sorted
+    _members: dict[UUID, list[Trace]] = field(default_factory=dict)  # in log order
+    _seen: int = 0
     _newest: datetime | None = None
 
     def assign(self, submitted: ReportSubmitted) -> IncidentAssignment:
@@ -99,7 +107,9 @@ class IncidentGrouper:
         known = self._by_report.get(report.report_id)
         if known is None:
             known = self._remember(submitted)
-        members = [t for t in self._traces if t.incident_id == known.incident_id]
+        # A report captured before the memory's horizon is forgotten as soon as it is seen:
+        # it stands alone.
+        members = self._members.get(known.incident_id) or [known]
         reporters = frozenset(t.reporter_id for t in members if t.reporter_id != ANONYMOUS)
         evidence = None
         if known.incident_id != report.report_id:
@@ -117,12 +127,26 @@ class IncidentGrouper:
             bigrams=text_bigrams(report.text),
             reporter_id=submitted.actor.id,
         )
-        match = next((t for t in self._traces if self._related(t, candidate)), None)
+        match = self._first_related(candidate)
         trace = candidate if match is None else replace(candidate, incident_id=match.incident_id)
-        self._traces.append(trace)
+        order = self._seen
+        self._seen += 1
         self._by_report[trace.report_id] = trace
+        bisect.insort(self._by_time, (trace.captured_at, order, trace.report_id))
+        self._members.setdefault(trace.incident_id, []).append(trace)
         self._forget_old(trace.captured_at)
         return trace
+
+    def _first_related(self, new: Trace) -> Trace | None:
+        """The related trace that came first in the log, among those close enough in time."""
+        window = self.policy.window
+        low = bisect.bisect_left(self._by_time, (new.captured_at - window,))
+        high = bisect.bisect_right(self._by_time, (new.captured_at + window, math.inf))
+        related = (
+            (order, self._by_report[report_id]) for _, order, report_id in self._by_time[low:high]
+        )
+        firsts = sorted((order, t.report_id) for order, t in related if self._related(t, new))
+        return self._by_report[firsts[0][1]] if firsts else None
 
     def _related(self, known: Trace, new: Trace) -> bool:
         if abs(known.captured_at - new.captured_at) > self.policy.window:
@@ -140,9 +164,15 @@ class IncidentGrouper:
         if self._newest is None or captured_at > self._newest:
             self._newest = captured_at
         horizon = self._newest - self.policy.memory
-        # Late reports arrive out of capture order, so every trace is checked, not a prefix.
-        gone = [t for t in self._traces if t.captured_at < horizon]
-        if gone:
-            self._traces = [t for t in self._traces if t.captured_at >= horizon]
-            for trace in gone:
-                self._by_report.pop(trace.report_id, None)
+        # The index is in capture order, so what is past the horizon is a prefix of it.
+        cut = bisect.bisect_left(self._by_time, (horizon,))
+        if not cut:
+            return
+        gone = self._by_time[:cut]
+        del self._by_time[:cut]
+        for _, _, report_id in gone:
+            trace = self._by_report.pop(report_id)
+            members = self._members[trace.incident_id]
+            members.remove(trace)
+            if not members:
+                del self._members[trace.incident_id]
