@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import UploadFile
 
@@ -23,17 +24,25 @@ def _prepare(position: int, data: bytes, limits: PhotoLimits) -> PreparedPhoto |
         return rejection
 
 
+# Decoding and re-encoding is CPU work, done in threads (Pillow lets go of the GIL) so the
+# event loop keeps answering meanwhile; one photo per core at a time, because a decoded
+# photo takes far more memory than its file (a 12-megapixel JPEG is about 36 MB of pixels).
+_PHOTO_WORKERS = asyncio.Semaphore(os.cpu_count() or 1)
+
+
+async def _in_worker(
+    position: int, data: bytes, limits: PhotoLimits
+) -> PreparedPhoto | PhotoRejected:
+    async with _PHOTO_WORKERS:
+        return await asyncio.to_thread(_prepare, position, data, limits)
+
+
 async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> list[PreparedPhoto]:
     """Every uploaded photo prepared, or one 422 listing each refused photo and why."""
     # Read one byte past the limit: enough to know a photo is too large, never more.
     contents = [await upload.read(limits.max_bytes + 1) for upload in uploads]
-    # Decoding and re-encoding is CPU work: in threads (Pillow lets go of the GIL), so the
-    # photos of a report use every core and the event loop keeps answering meanwhile.
     outcomes = await asyncio.gather(
-        *(
-            asyncio.to_thread(_prepare, position, data, limits)
-            for position, data in enumerate(contents, start=1)
-        )
+        *(_in_worker(position, data, limits) for position, data in enumerate(contents, start=1))
     )
     prepared = [o for o in outcomes if isinstance(o, PreparedPhoto)]
     rejected = [o for o in outcomes if isinstance(o, PhotoRejected)]

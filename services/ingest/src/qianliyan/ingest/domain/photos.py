@@ -152,7 +152,9 @@ def _re_encode(
     location: GeoPoint | None,
 ) -> PreparedPhoto:
     stored_format, content_type = STORED_AS[source_format]
-    upright = ImageOps.exif_transpose(image)
+    # In place: the decoded image is ours, and a copy would double the memory it takes.
+    ImageOps.exif_transpose(image, in_place=True)
+    upright = image
     if stored_format == "JPEG" and upright.mode not in ("RGB", "L"):
         upright = upright.convert("RGB")
     buffer = io.BytesIO()
@@ -174,8 +176,14 @@ def _re_encode(
 
 def _preview(image: Image.Image) -> bytes:
     """A small JPEG for the dispatch feed's list, light enough for a busy screen."""
+    if image.mode in ("1", "P"):
+        image = image.convert("RGB")  # palettes resize by nearest neighbour: convert first
+    # Shrink first, then convert the small image: no second full-size copy of the pixels.
+    scale = min(1.0, PREVIEW_LONGEST_SIDE / max(image.width, image.height))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    if scale < 1.0:
+        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     preview = image.convert("RGB")
-    preview.thumbnail((PREVIEW_LONGEST_SIDE, PREVIEW_LONGEST_SIDE))
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()
