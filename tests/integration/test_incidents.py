@@ -64,7 +64,7 @@ async def test_a_partition_is_re_read_only_as_far_back_as_the_grouping_needs(
     answer = await submit(config, {"text": "站台积水", "place": f"回读{uuid4().hex[:6]}"}, [])
     assert answer.status_code == 202
     records = await read_topic(config.kafka_bootstrap, "incidents.reports")
-    mine = next(r for r in records if answer.json()["report_id"].encode() in r.value)
+    mine = next(r for r in records if answer.json()["report_id"].encode() in (r.value or b""))
     partition = TopicPartition("incidents.reports", mine.partition)
     end = mine.offset + 1
 
