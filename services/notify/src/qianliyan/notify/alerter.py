@@ -291,7 +291,11 @@ class Alerter:
                 getattr(event.payload, "next_attempt_at", None),
             )
             await _to_outbox(connection, event)
-        await self.publish_outbox()
+        try:
+            await self.publish_outbox()
+        except Exception as exc:
+            # Recorded in the outbox already: the next moment publishes it.
+            log.info("outcome of %s waits in the outbox: %s", key, exc)
 
     async def _facts(self, incident_id: UUID) -> AlertFacts:
         row = await self._pool.fetchrow(_FACTS, incident_id)

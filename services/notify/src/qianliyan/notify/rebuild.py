@@ -280,7 +280,10 @@ async def _same_schema_version(admin: asyncpg.Connection, scratch: str) -> None:
 
 async def _switch(admin: asyncpg.Connection, scratch: str, retired: str) -> None:
     """Move the live read models out and the rebuilt ones in, atomically."""
-    tables = ", ".join(f"public.{t}" for t in READ_MODELS)
+    # projected_events first: the live projection's first write is there, so it either
+    # finishes before the switch or waits for all of it; neither can deadlock the other.
+    order = sorted(READ_MODELS, key=lambda table: table != "projected_events")
+    tables = ", ".join(f"public.{t}" for t in order)
     async with admin.transaction():
         # The live projection waits here for a moment, then carries on in the new tables.
         await admin.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
