@@ -41,12 +41,14 @@ def report(
     at: tuple[float, float] | None = None,
     reporter: str = "w1",
     received_late_by: timedelta = timedelta(0),
+    unit: str | None = None,
 ) -> ReportSubmitted:
     captured = T0 + timedelta(minutes=minutes)
     payload = ReportSubmittedPayload(
         report_id=uuid4(),
         text=text,
         place=place,
+        unit=unit,
         location=GeoPoint(lat=at[0], lon=at[1]) if at else None,
         captured_at=captured,
         received_at=captured + received_late_by,
@@ -164,6 +166,15 @@ def test_grouping_does_not_depend_on_batch_boundaries(
     assert rest == whole[half:]
 
 
+def test_the_same_place_name_at_two_units_is_two_places() -> None:
+    grouper = IncidentGrouper()
+    here = report("3站台冒烟", place="3站台", unit="北京南站")
+    there = report("3站台冒烟", minutes=5, place="3站台", unit="丰台站")
+    same = report("3站台冒烟很大", minutes=6, place=" 3 站台", unit="北京南站")
+    first, second, third = (grouper.assign(r).incident_id for r in (here, there, same))
+    assert second != first and third == first
+
+
 def test_a_report_captured_before_the_memory_horizon_stands_alone() -> None:
     grouper = IncidentGrouper()
     grouper.assign(report("站台积水", minutes=60 * 72, place="1站台"))
@@ -188,7 +199,7 @@ class _ReferenceGrouper:
             payload.report_id,
             payload.report_id,
             payload.captured_at,
-            normalise_place(payload.place),
+            normalise_place(payload.place, payload.unit),
             payload.location,
             text_bigrams(payload.text),
             submitted.actor.id,

@@ -57,11 +57,15 @@ class IncidentAssignment:
     evidence: str | None
 
 
-def normalise_place(place: str | None) -> str | None:
-    """A place name as compared: case and spacing do not matter."""
+def normalise_place(place: str | None, unit: str | None = None) -> str | None:
+    """A place as compared: within its unit (every station has a "3站台"), and case and
+    spacing do not matter."""
     if not place:
         return None
-    return "".join(place.casefold().split()) or None
+    name = "".join(place.casefold().split())
+    if not name:
+        return None
+    return f"{''.join((unit or '').casefold().split())}/{name}"
 
 
 def text_bigrams(text: str) -> frozenset[str]:
@@ -122,7 +126,7 @@ class IncidentGrouper:
             report_id=report.report_id,
             incident_id=report.report_id,
             captured_at=report.captured_at,
-            place=normalise_place(report.place),
+            place=normalise_place(report.place, report.unit),
             location=report.location,
             bigrams=text_bigrams(report.text),
             reporter_id=submitted.actor.id,
