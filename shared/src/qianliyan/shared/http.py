@@ -21,6 +21,9 @@ PROBLEM_JSON = "application/problem+json"
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
+# A query value to compare with stored text: no control characters (PostgreSQL refuses NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
 
 class Problem(Exception):
     """An error a client caused or must wait out, rendered as problem details."""

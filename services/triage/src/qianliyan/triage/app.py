@@ -57,6 +57,16 @@ class _RebuildGrouping(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
+        # Fetching goes on while this runs: hold the partitions back until every one of
+        # them has its grouping again, or a report arriving now meets an empty memory.
+        self.consumer.pause(*assigned)
+        try:
+            await self._rebuild(assigned)
+        finally:
+            self.consumer.resume(*assigned)
+
+    async def _rebuild(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
         for partition in assigned:
             committed = await self.consumer.committed(partition) or 0
             records = await read_partition(

@@ -31,7 +31,7 @@ from qianliyan.notify.projections.incidents import (
 )
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
-from qianliyan.shared.http import Problem
+from qianliyan.shared.http import PRINTABLE, Problem
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -127,7 +127,7 @@ async def feed(
     res: Annotated[NotifyResources, Depends(resources)],
     status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
     min_severity: Severity | None = None,
-    unit: Annotated[str | None, Query(max_length=100)] = None,
+    unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     opened_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     opened_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.contributions import Scope, contributions
+from qianliyan.shared.http import PRINTABLE
 
 router = APIRouter(prefix="/v1/contributions", tags=["contributions"])
 
@@ -38,7 +39,7 @@ class Contributions(BaseModel):
 @router.get("", response_model=Contributions)
 async def who_reports_what(
     res: Annotated[NotifyResources, Depends(resources)],
-    unit: Annotated[str | None, Query(max_length=100)] = None,
+    unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     captured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     captured_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
