@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
@@ -208,7 +209,21 @@ def test_as_of_answers_how_an_incident_stood_back_then(
 
     then = cli.invoke(app, ["as-of", moment.isoformat(), "--incident", incident_id])
     assert then.exit_code == 0, then.output
-    state = json.loads(then.output)
+    state = json.loads(then.stdout)  # the progress bar goes to stderr
     assert state["incident"]["status"] == "open"
     now = cli.invoke(app, ["as-of", datetime.now(UTC).isoformat(), "--incident", incident_id])
-    assert json.loads(now.output)["incident"]["status"] == "acknowledged"
+    assert json.loads(now.stdout)["incident"]["status"] == "acknowledged"
+
+
+def test_a_second_rebuild_at_once_is_refused_in_one_line(
+    running_stack: StackConfig, cli: CliRunner
+) -> None:
+    from qianliyan.notify.rebuild import _REBUILD_LOCK
+
+    with psycopg.connect(running_stack.postgres_dsn) as other:
+        # Another rebuild holds the lock.
+        other.execute("SELECT pg_advisory_lock(%s)", (_REBUILD_LOCK,))
+        result = cli.invoke(app, ["rebuild"])
+    assert result.exit_code == 1
+    assert "refused: another rebuild is running" in result.output
+    assert "Traceback" not in result.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,6 +37,7 @@ def events_progress(description: str) -> Iterator[ProgressCallback]:
         MofNCompleteColumn(),
         _EventRate(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout is for the command's answer
     ) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -28,6 +28,7 @@ import typer
 
 from qianliyan.notify.__main__ import check as notify_check
 from qianliyan.notify.__main__ import rebuild as notify_rebuild
+from qianliyan.notify.__main__ import refused_as_message
 from qianliyan.notify.rebuild import state_as_of
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.ops.demo import send_demo_reports
@@ -39,6 +40,7 @@ from qianliyan.shared.kafka import (
     group_lag,
     reset_group,
 )
+from qianliyan.shared.progress import events_progress
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import ALERTS, REPORTS, TRIAGE
 from qianliyan.stack.cli import app as stack_app
@@ -281,15 +283,16 @@ def as_of(
     if not isinstance(when, datetime):
         raise typer.BadParameter("give a time with its zone, e.g. 2026-11-25T08:00:00+08:00")
     settings = NotifySettings()
-    state = asyncio.run(
-        state_as_of(
-            settings.kafka,
-            settings.postgres.dsn.get_secret_value(),
-            when,
-            lambda done, total: None,
-            incident_id=UUID(incident) if incident else None,
+    with events_progress("reading the log up to then") as progress:
+        state = refused_as_message(
+            state_as_of(
+                settings.kafka,
+                settings.postgres.dsn.get_secret_value(),
+                when,
+                progress,
+                incident_id=UUID(incident) if incident else None,
+            )
         )
-    )
     typer.echo(json.dumps(state, ensure_ascii=False, indent=2, default=str))
 
 

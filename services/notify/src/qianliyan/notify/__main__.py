@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -13,6 +14,8 @@ from qianliyan.notify.rebuild import rebuild as rebuild_read_models
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
+
+T = TypeVar("T")
 
 cli = typer.Typer(add_completion=False, no_args_is_help=False)
 
@@ -27,6 +30,16 @@ def run(context: typer.Context) -> None:
         )
 
 
+def refused_as_message(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; a refusal (another rebuild running, a schema to migrate first, topics
+    missing) is said in one line, not a traceback."""
+    try:
+        return asyncio.run(work)
+    except RuntimeError as refused:
+        typer.secho(f"refused: {refused}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+
+
 @cli.command()
 def check(
     keep: Annotated[
@@ -36,7 +49,7 @@ def check(
     """Rebuild the read models from Kafka into a scratch schema and compare with live."""
     settings = NotifySettings()
     with events_progress("rebuilding to compare") as progress:
-        result = asyncio.run(
+        result = refused_as_message(
             check_read_models(
                 settings.kafka, settings.postgres.dsn.get_secret_value(), progress, keep=keep
             )
@@ -70,7 +83,7 @@ def rebuild(
     """
     settings = NotifySettings()
     with events_progress("rebuilding") as progress:
-        result = asyncio.run(
+        result = refused_as_message(
             rebuild_read_models(
                 settings.kafka,
                 settings.postgres.dsn.get_secret_value(),

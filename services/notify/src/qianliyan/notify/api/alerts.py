@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.api.incidents import IncidentView, incident_or_404
-from qianliyan.notify.api.reports import sign_photo_links
+from qianliyan.notify.api.reports import ReportContent, sign_photo_links
 from qianliyan.notify.projections.alerts import fetch_alerting
 from qianliyan.notify.projections.incidents import (
     FeedFilter,
@@ -195,22 +195,10 @@ async def stream(
     return EventSourceResponse(events(), ping=15)
 
 
-class AlertReport(BaseModel):
+class AlertReport(ReportContent):
     """A report of the alert's incident, with why the rules judged it as they did."""
 
-    report_id: UUID
-    reporter_id: str | None
-    text: str | None
-    category: str | None
-    place: str | None
-    unit: str | None
-    location: dict[str, Any] | None
-    photos: list[dict[str, Any]]
-    captured_at: datetime | None
-    received_at: datetime | None
-    severity: str | None
     reasons: list[dict[str, Any]]
-    rule_set_version: str | None
 
 
 class AlertRound(BaseModel):

@@ -17,12 +17,10 @@ from qianliyan.shared.storage import PhotoStore
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
-class ReportView(BaseModel):
-    """A report's read model."""
+class ReportContent(BaseModel):
+    """What a report says, where and when, and how the rules judged it."""
 
     report_id: UUID
-    status: Literal["received", "triaged", "alerted", "acknowledged", "resolved"]
-    correlation_id: UUID | None
     reporter_id: str | None
     text: str | None
     category: str | None
@@ -32,9 +30,16 @@ class ReportView(BaseModel):
     photos: list[dict[str, Any]]
     captured_at: datetime | None
     received_at: datetime | None
-    incident_id: UUID | None
     severity: str | None
     rule_set_version: str | None
+
+
+class ReportView(ReportContent):
+    """A report's read model: its content, and where it stands."""
+
+    status: Literal["received", "triaged", "alerted", "acknowledged", "resolved"]
+    correlation_id: UUID | None
+    incident_id: UUID | None
     reasons: list[dict[str, Any]] | None
     triaged_at: datetime | None
 
