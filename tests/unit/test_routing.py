@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
@@ -13,6 +14,7 @@ import pytest
 from qianliyan.notify.app import DEFAULT_ROUTING
 from qianliyan.notify.domain.alerting import OpenIncident, RaisedAlert, plan_alert
 from qianliyan.notify.domain.messages import AlertFacts, compose
+from qianliyan.notify.domain.outbound import OutboundPolicy
 from qianliyan.notify.domain.routing import Delivery, Routing, parse_routing, retry_delay
 from qianliyan.shared.config_files import ConfigFileError, WatchedFile
 from qianliyan.shared.events import Severity
@@ -27,7 +29,7 @@ recipients:
   - id: duty
     name: 值班台
     channels:
-      - apprise: "mailto://127.0.0.1:2525?to=duty@example.org"
+      - apprise: "mailto://smtp.example.org:2525?to=duty@example.org"
   - id: chief
     name: Chief
     language: en
@@ -35,7 +37,7 @@ recipients:
       - id: hook
         webhook: "https://hooks.example.org/q"
         secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"
-      - apprise: "mailto://127.0.0.1:2525?to=chief@example.org"
+      - apprise: "mailto://smtp.example.org:2525?to=chief@example.org"
 routes:
   - id: station-a
     min_severity: minor
@@ -236,3 +238,83 @@ def test_a_bad_edit_keeps_the_last_good_routing(tmp_path: Path) -> None:
 def test_an_unknown_time_zone_is_refused_naming_its_line() -> None:
     error = refused(ROUTING.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus"))
     assert error.line == 2 and "unknown time zone 'Mars/Olympus'" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "message"),
+    [
+        (
+            ("https://hooks.example.org/q", "http://127.0.0.1:9/x"),
+            16,
+            "recipients.1.channels.0.webhook: webhook http://127.0.0.1:9 points at a loopback "
+            "address (127.0.0.1), which is not on NOTIFY_OUTBOUND_ALLOW",
+        ),
+        (
+            ("https://hooks.example.org/q", "http://169.254.169.254/latest/meta-data"),
+            16,
+            "the cloud metadata address (169.254.169.254)",
+        ),
+        (
+            ("https://hooks.example.org/q", "http://localhost:8080/q"),
+            16,
+            "webhook http://localhost:8080 names a loopback host (localhost)",
+        ),
+        (
+            ("https://hooks.example.org/q", "https://[fd12::1]/q"),
+            16,
+            "a private address (fd12::1)",
+        ),
+        (
+            ("mailto://smtp.example.org:2525?to=duty", "mailto://10.2.3.4:2525?to=duty"),
+            10,
+            "recipients.0.channels.0.apprise: apprise mailto://10.2.3.4:2525 points at a private",
+        ),
+        (
+            ("smtp.example.org:2525?to=chief", "user:pw@example.org?smtp=192.168.1.5&to=chief"),
+            18,
+            "points at a private address (192.168.1.5)",
+        ),
+    ],
+)
+def test_a_channel_pointing_inside_is_refused_naming_its_line(
+    edit: tuple[str, str], line: int, message: str
+) -> None:
+    error = refused(ROUTING.replace(*edit, 1))
+    assert error.line == line, str(error)
+    assert message in str(error)
+    assert "/x" not in str(error) and "pw" not in str(error)  # no paths or passwords shown
+
+
+def test_allowed_internal_targets_load_and_the_policy_stays_with_the_routing() -> None:
+    text = ROUTING.replace("https://hooks.example.org/q", "http://127.0.0.1:9/x").replace(
+        "mailto://smtp.example.org:2525", "mailto://localhost:2525"
+    )
+    outbound = OutboundPolicy.from_entries(["127.0.0.1", "localhost"])
+    loaded = parse_routing(text, outbound=outbound)
+    assert loaded.outbound == outbound
+    assert routing().outbound == OutboundPolicy()  # told nothing: public targets only
+    # The same file, held to a policy that lists only the webhook's address.
+    error = refused_with(text, OutboundPolicy.from_entries(["127.0.0.1/32"]))
+    assert error.line == 10 and "names a loopback host (localhost)" in str(error)
+
+
+def test_a_watched_routing_file_is_held_to_the_policy_on_every_edit(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING, encoding="utf-8")
+    outbound = OutboundPolicy.from_entries(["10.0.0.0/8"])
+    watched = WatchedFile(path, partial(parse_routing, outbound=outbound), what="routing")
+    allowed = ROUTING.replace("hooks.example.org", "10.9.9.9").replace('"r1"', '"r2"')
+    path.write_text(allowed, encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    assert watched.current().version == "r2" and watched.current().outbound == outbound
+    inside = ROUTING.replace("hooks.example.org", "192.168.0.9").replace('"r1"', '"r3"')
+    path.write_text(inside, encoding="utf-8")
+    os.utime(path, ns=(2, 2))
+    assert watched.current().version == "r2"
+    assert watched.last_error is not None and "line 16" in watched.last_error
+
+
+def refused_with(text: str, outbound: OutboundPolicy) -> ConfigFileError:
+    with pytest.raises(ConfigFileError) as caught:
+        parse_routing(text, outbound=outbound)
+    return caught.value

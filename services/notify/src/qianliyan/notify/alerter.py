@@ -263,6 +263,7 @@ class Alerter:
                 delivery_id=str(key),
                 timeout_s=routing.spec.delivery.timeout.total_seconds(),
                 http=self._http,
+                outbound=routing.outbound,
             )
         except DeliveryFailed as failed:
             DELIVERIES.labels(channel.kind, "failed").inc()

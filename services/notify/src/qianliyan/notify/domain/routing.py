@@ -3,13 +3,15 @@
 Ops edit the routing as YAML. Routes are tried in order and the first that matches an
 alert's severity, unit and place decides its escalation: a list of steps, each due a time
 after the alert was raised unless someone acknowledged it first. Low severities wait out
-quiet hours. Everything here is pure: the alerter asks it what is due at a given moment.
+quiet hours. Channels may point only where the outbound policy allows (see `outbound`).
+Everything here is pure: the alerter asks it what is due at a given moment.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
@@ -26,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from qianliyan.notify.domain.outbound import PUBLIC_ONLY, OutboundPolicy, written_targets
 from qianliyan.shared.config_files import MistakeAt, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
@@ -35,6 +38,11 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ID = r"^[a-z0-9][a-z0-9._-]*$"
+
+# The outbound policy the file being parsed is held to. Validators take no arguments of
+# ours and `validate_yaml` passes no validation context, so `parse_routing` sets it for
+# the length of one parse; a refused channel is then reported at its line like any mistake.
+_OUTBOUND: ContextVar[OutboundPolicy] = ContextVar("routing_outbound", default=PUBLIC_ONLY)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -105,7 +113,18 @@ class Channel(_Strict):
                 raise ValueError("a webhook secret must look like 'whsec_<base64>'")
         elif self.secret is not None:
             raise ValueError("'secret' belongs to a webhook channel")
+        self._refuse_internal_targets(_OUTBOUND.get())
         return self
+
+    def _refuse_internal_targets(self, outbound: OutboundPolicy) -> None:
+        """Refuse a written host that is internal and not allowed, pointing at its key."""
+        key = "webhook" if self.webhook is not None else "apprise"
+        url = self.webhook or self.apprise
+        assert url is not None
+        for target in written_targets(url.get_secret_value()):
+            refusal = outbound.refusal(target, what=key)
+            if refusal is not None:
+                raise MistakeAt((key,), refusal)
 
     @property
     def kind(self) -> str:
@@ -243,9 +262,14 @@ class RoutingFile(_Strict):
 
 @dataclass(frozen=True, slots=True)
 class Routing:
-    """A checked routing file, ready to answer what is due."""
+    """A checked routing file, ready to answer what is due.
+
+    `outbound` is the policy its channels were checked against; deliveries are held to it
+    again when they resolve their hosts.
+    """
 
     spec: RoutingFile
+    outbound: OutboundPolicy = PUBLIC_ONLY
 
     @property
     def version(self) -> str:
@@ -267,9 +291,17 @@ class Routing:
         return next(r for r in self.spec.recipients if r.id == recipient_id)
 
 
-def parse_routing(text: str) -> Routing:
-    """Parse and check a routing file, or raise `ConfigFileError` naming the line at fault."""
-    return Routing(validate_yaml(text, RoutingFile, shape="'version', 'recipients' and 'routes'"))
+def parse_routing(text: str, *, outbound: OutboundPolicy = PUBLIC_ONLY) -> Routing:
+    """Parse and check a routing file, or raise `ConfigFileError` naming the line at fault.
+
+    A channel whose written host is internal and not allowed by `outbound` is a mistake.
+    """
+    token = _OUTBOUND.set(outbound)
+    try:
+        spec = validate_yaml(text, RoutingFile, shape="'version', 'recipients' and 'routes'")
+    finally:
+        _OUTBOUND.reset(token)
+    return Routing(spec, outbound)
 
 
 @dataclass(frozen=True, slots=True)
