@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,18 @@ TEST_PORTS = {
 }
 
 
+# The suite sends everything from one address, far faster than people do; the rate-limit
+# test starts an instance of its own with the real limits. The alert receivers of the
+# alerting tests listen on loopback, an internal address notify refuses unless allowed.
+SUITE_SERVICE_SETTINGS = {
+    "INGEST_ACCESS__SUBMIT_LIMIT": "100000/minute",
+    "INGEST_ACCESS__SUBMIT_ADDRESS_LIMIT": "100000/minute",
+    "INGEST_ACCESS__SIGN_IN_LIMIT": "100000/minute",
+    "NOTIFY_ACCESS__SIGN_IN_LIMIT": "100000/minute",
+    "NOTIFY_OUTBOUND_ALLOW": "127.0.0.1",
+}
+
+
 @pytest.fixture(scope="session")
 def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     """The suite's stack; QLY_TEST_DATA_DIR keeps its data, QLY_TEST_PORT_OFFSET moves its ports."""
@@ -45,8 +58,14 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     # Notify reads an editable copy of the routing, for the same reason.
     routing = Path(data_dir) / "notify-routing.yaml"
     shutil.copyfile(DEFAULT_ROUTING, routing)
-    files = {"triage_rules_file": rules, "notify_routing_file": routing}
-    return StackConfig(data_dir=data_dir, **files, **ports)  # type: ignore[arg-type]
+    settings: dict[str, Any] = {
+        "data_dir": data_dir,
+        "service_settings": SUITE_SERVICE_SETTINGS,
+        "triage_rules_file": rules,
+        "notify_routing_file": routing,
+        **ports,
+    }
+    return StackConfig(**settings)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.component import Component
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra, Service
-from tests.integration.clients import events_about, jpeg_photo, minio_client, submit
+from tests.integration.clients import as_suite, events_about, jpeg_photo, minio_client, submit
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.faults
@@ -107,7 +107,7 @@ async def count_events(
 
 async def in_read_models(config: StackConfig, report_ids: set[str]) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         for report_id in report_ids:
             answer = await client.get(
                 f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from aiokafka import ConsumerRecord
 from minio import Minio
 from PIL import Image
 
+from qianliyan.shared.access.policy import MACHINE_SCOPES
+from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 from qianliyan.shared.events import Event, EventDecodeError, ReportSubmitted, ReportTriaged, decode
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
@@ -22,6 +27,62 @@ from tests.integration.topic_reader import read_topic
 
 # A report's status once triaged: the routing may already have alerted someone about it.
 TRIAGED = ("triaged", "alerted")
+
+# The suite's own integration token may do everything but hand out access.
+SUITE_TOKEN_NAME = "test-suite"
+
+
+@functools.cache
+def _signer(key_file: Path) -> TokenSigner:
+    return TokenSigner(load_signing_key(key_file))
+
+
+def user_token(
+    config: StackConfig,
+    username: str,
+    roles: Iterable[str],
+    units: Iterable[str] = (),
+    *,
+    ttl: timedelta = timedelta(hours=1),
+) -> str:
+    """A person's token signed with the stack's key, as signing in would give."""
+    return (
+        _signer(config.token_key_file)
+        .for_user(username=username, display_name=username, roles=roles, units=units, ttl=ttl)
+        .token
+    )
+
+
+@functools.cache
+def _suite_token(key_file: Path) -> str:
+    return (
+        _signer(key_file)
+        .for_machine(
+            token_id=new_token_id(),
+            name=SUITE_TOKEN_NAME,
+            scopes=MACHINE_SCOPES,
+            units=(),
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        .token
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that presents `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def as_suite(config: StackConfig) -> dict[str, str]:
+    """Headers of the suite's integration token: submits for any reporter, reads and acts on all."""
+    return bearer(_suite_token(config.token_key_file))
+
+
+def as_user(
+    config: StackConfig, username: str, *roles: str, units: Iterable[str] = ()
+) -> dict[str, str]:
+    """Headers of a person with `roles` (and, for a manager, `units`)."""
+    return bearer(user_token(config, username, roles, units))
 
 
 def jpeg_photo(size: tuple[int, int] = (320, 240)) -> bytes:
@@ -58,10 +119,13 @@ async def submit(
     photos: list[bytes],
     *,
     idempotency_key: str | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """POST a report as the phone does: multipart, a JSON `report` part and `photos` parts."""
     files = [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    headers = as_suite(config) if auth is None else dict(auth)
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.ingest_port}") as client:
         return await client.post(
             "/v1/reports",

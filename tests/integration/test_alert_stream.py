@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, submit
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,10 @@ async def read_until(
     url = f"http://127.0.0.1:{config.notify_port}/v1/alerts/stream"
     received: list[tuple[int, dict[str, Any]]] = []
     event: dict[str, str] = {}
-    async with asyncio.timeout(timeout_s), httpx.AsyncClient(timeout=None) as client:
+    async with (
+        asyncio.timeout(timeout_s),
+        httpx.AsyncClient(headers=as_suite(config), timeout=None) as client,
+    ):
         if in_query:
             headers, params = {}, {"last_event_id": str(last_event_id)}
         else:
@@ -86,7 +89,7 @@ async def test_a_client_resumes_without_gaps_or_repeats(running_stack: StackConf
 
 
 async def test_a_malformed_last_event_id_is_a_422(running_stack: StackConfig) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(running_stack)) as client:
         answer = await client.get(
             f"http://127.0.0.1:{running_stack.notify_port}/v1/alerts/stream",
             headers={"Last-Event-ID": "yesterday"},

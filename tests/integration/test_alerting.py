@@ -23,7 +23,7 @@ from tests.integration.alert_receivers import (
     new_secret,
     use_routing,
 )
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, as_user, submit
 from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ async def test_an_alert_reaches_webhook_and_email_once_retried_and_recorded(
             [alert] = detail["alerts"]
             assert alert["route"] == "test-route" and alert["step"] == 0
 
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(headers=as_suite(config)) as client:
                 status = await client.get(
                     f"http://127.0.0.1:{config.ingest_port}/v1/reports/{incident_id}"
                 )
@@ -239,12 +239,8 @@ async def _some(items: list[Any]) -> list[Any] | None:
 async def _act(
     config: StackConfig, incident_id: str, version: int, dispatcher: str
 ) -> httpx.Response:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_user(config, dispatcher, "dispatcher")) as client:
         return await client.post(
             f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
-            json={
-                "action": "acknowledge",
-                "expected_version": version,
-                "dispatcher_id": dispatcher,
-            },
+            json={"action": "acknowledge", "expected_version": version},
         )

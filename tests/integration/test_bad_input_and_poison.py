@@ -13,14 +13,16 @@ from minio.error import S3Error
 
 from qianliyan.shared.storage import photo_key
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import TRIAGED, jpeg_photo, minio_client, submit
+from tests.integration.clients import TRIAGED, as_suite, jpeg_photo, minio_client, submit
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 async def report_status(config: StackConfig, report_id: str) -> dict[str, object] | None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.notify_port}") as client:
+    async with httpx.AsyncClient(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.notify_port}"
+    ) as client:
         response = await client.get(f"/v1/reports/{report_id}")
     if response.status_code == 404:
         return None
@@ -71,7 +73,7 @@ async def test_malformed_reports_get_a_422_naming_the_field(
     running_stack: StackConfig, form: dict[str, str], field: str
 ) -> None:
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{running_stack.ingest_port}"
+        headers=as_suite(running_stack), base_url=f"http://127.0.0.1:{running_stack.ingest_port}"
     ) as client:
         response = await client.post("/v1/reports", data=form)
     assert response.status_code == 422, response.text
@@ -116,7 +118,7 @@ async def test_poison_and_unknown_messages_never_stop_the_pipeline(
     all_letters = await read_topic(config.kafka_bootstrap, "incidents.reports.dlq")
     assert not [r for r in all_letters if b"ReportTeleported" in (r.value or b"")]
     for port in (config.triage_port, config.notify_port):
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             live = await client.get(f"http://127.0.0.1:{port}/health/live")
         assert live.status_code == 200, live.text
 
@@ -130,7 +132,7 @@ async def test_status_of_an_unknown_report_is_a_404_with_a_reason(
     running_stack: StackConfig,
 ) -> None:
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{running_stack.ingest_port}"
+        headers=as_suite(running_stack), base_url=f"http://127.0.0.1:{running_stack.ingest_port}"
     ) as client:
         unknown = await client.get(f"/v1/reports/{uuid4()}")
         malformed = await client.get("/v1/reports/not-a-uuid")

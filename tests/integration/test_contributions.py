@@ -12,7 +12,7 @@ import pytest
 
 from qianliyan.stack.config import StackConfig
 from tests.integration.alert_receivers import alert_detail, alert_known
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, submit
 from tests.integration.test_incident_actions import Dispatcher
 from tests.integration.topic_reader import wait_for
 
@@ -49,7 +49,7 @@ async def test_reporters_and_units_are_credited_for_what_they_reported(
     assert (await Dispatcher(config, smoke, "调度员").act("acknowledge")).status_code == 202
 
     async def credited() -> dict[str, Any] | None:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             answer = await client.get(
                 f"http://127.0.0.1:{config.notify_port}/v1/contributions", params={"unit": unit}
             )

@@ -43,6 +43,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.topics import dead_letter_topic
 from qianliyan.stack.config import StackConfig
+from tests.integration.clients import as_suite
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -304,7 +305,7 @@ async def test_malformed_messages_are_dead_lettered_and_the_partition_moves_on(
             assert letter["key"] == expected_key, f"{where}: the key was changed"
 
     for port in (config.triage_port, config.notify_port):
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             live = await client.get(f"http://127.0.0.1:{port}/health/live")
         assert live.status_code == 200, live.text
 
@@ -324,7 +325,9 @@ def _valid_report(report_id: UUID, key: str) -> ReportSubmitted:
 
 
 async def _report_view(config: StackConfig, report_id: UUID) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.notify_port}") as client:
+    async with httpx.AsyncClient(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.notify_port}"
+    ) as client:
         answer = await client.get(f"/v1/reports/{report_id}")
     if answer.status_code != 200:
         return None
@@ -333,14 +336,15 @@ async def _report_view(config: StackConfig, report_id: UUID) -> dict[str, Any] |
 
 
 async def _note_arrives(config: StackConfig, incident_id: UUID, *, note: str) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.notify_port}") as client:
+    async with httpx.AsyncClient(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.notify_port}"
+    ) as client:
         incident = (await client.get(f"/v1/incidents/{incident_id}")).json()
         accepted = await client.post(
             f"/v1/incidents/{incident_id}/actions",
             json={
                 "action": "note",
                 "note": note,
-                "dispatcher_id": "fuzz-dispatcher",
                 "expected_version": incident["version"],
             },
         )

@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 
 from qianliyan.shared.events import ReportSubmitted, decode
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import jpeg_photo
+from tests.integration.clients import as_suite, jpeg_photo
 from tests.integration.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -165,7 +165,9 @@ edge_times = st.sampled_from(
 def known(running_stack: StackConfig) -> Known:
     """Two incidents, one of them with a photo, and a staged photo, as notify sees them."""
     config = running_stack
-    with httpx.Client(base_url=f"http://127.0.0.1:{config.ingest_port}", timeout=60) as ingest:
+    with httpx.Client(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.ingest_port}", timeout=60
+    ) as ingest:
         staged = ingest.post("/v1/photos", files={"photo": ("p.jpg", jpeg_photo(), "image/jpeg")})
         assert staged.status_code == 201, staged.text
         report_ids = []
@@ -190,7 +192,9 @@ def known(running_stack: StackConfig) -> Known:
 
 def _incident_of(config: StackConfig, report_id: str, timeout_s: float = 60) -> str:
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=f"http://127.0.0.1:{config.notify_port}") as notify:
+    with httpx.Client(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.notify_port}"
+    ) as notify:
         while time.monotonic() < deadline:
             answer = notify.get(f"/v1/reports/{report_id}")
             if answer.status_code == 200 and answer.json()["incident_id"]:

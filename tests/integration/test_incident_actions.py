@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, as_user, submit
 from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,22 +21,22 @@ class Dispatcher:
     def __init__(self, config: StackConfig, incident_id: str, name: str) -> None:
         self.base = f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}"
         self.name = name
+        self.headers = as_user(config, name, "dispatcher")
 
     async def read(self) -> dict[str, Any]:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=self.headers) as client:
             answer = await client.get(self.base)
         body: dict[str, Any] = answer.json()
         return body
 
     async def act(self, action: str, **fields: object) -> httpx.Response:
         incident = await self.read()
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=self.headers) as client:
             answer = await client.post(
                 f"{self.base}/actions",
                 json={
                     "action": action,
                     "expected_version": incident["version"],
-                    "dispatcher_id": self.name,
                     **fields,
                 },
             )
@@ -54,7 +54,7 @@ async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: Sta
     report_id = accepted.json()["report_id"]
 
     async def known() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             answer = await client.get(
                 f"http://127.0.0.1:{config.notify_port}/v1/incidents/{report_id}"
             )
@@ -70,7 +70,7 @@ async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: Sta
     assert (await zhang.act("assign", assignee="工务段李")).status_code == 202
     assert (await zhang.act("resolve", resolution="异物已清除")).status_code == 202
 
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         status = await client.get(f"http://127.0.0.1:{config.ingest_port}/v1/reports/{report_id}")
     assert status.json()["status"] == "resolved"  # the reporter sees what became of it
 
@@ -98,14 +98,14 @@ async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: Sta
 
 async def test_an_unknown_action_or_incident_is_a_clear_4xx(running_stack: StackConfig) -> None:
     base = f"http://127.0.0.1:{running_stack.notify_port}/v1/incidents"
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(running_stack)) as client:
         unknown = await client.post(
             f"{base}/{uuid4()}/actions",
-            json={"action": "acknowledge", "expected_version": 1, "dispatcher_id": "d"},
+            json={"action": "acknowledge", "expected_version": 1},
         )
         bad = await client.post(
             f"{base}/{uuid4()}/actions",
-            json={"action": "teleport", "expected_version": 1, "dispatcher_id": "d"},
+            json={"action": "teleport", "expected_version": 1},
         )
     assert unknown.status_code == 404
     assert bad.status_code == 422

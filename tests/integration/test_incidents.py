@@ -12,14 +12,14 @@ from aiokafka import TopicPartition
 from qianliyan.shared.kafka import read_partition
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
-from tests.integration.clients import TRIAGED, submit
+from tests.integration.clients import TRIAGED, as_suite, submit
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 async def triaged(config: StackConfig, report_id: str) -> dict[str, object] | None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         answer = await client.get(f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}")
     body: dict[str, object] = answer.json()
     return body if answer.status_code == 200 and body["status"] in TRIAGED else None

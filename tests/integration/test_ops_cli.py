@@ -26,7 +26,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, as_user, submit
 from tests.integration.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,8 @@ def cli(running_stack: StackConfig, monkeypatch: pytest.MonkeyPatch) -> CliRunne
     for name, value in running_stack:
         if value is not None:
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-            monkeypatch.setenv(f"QLY_STACK_{name.upper()}", str(plain))
+            text = json.dumps(plain) if isinstance(plain, dict) else str(plain)
+            monkeypatch.setenv(f"QLY_STACK_{name.upper()}", text)
     for name, value in running_stack.service_env("notify").items():
         monkeypatch.setenv(name, value)
     return CliRunner()
@@ -136,7 +137,9 @@ def test_a_redriven_letter_ends_in_the_read_models(
 
     def projected() -> bool:
         answer = httpx.get(
-            f"http://127.0.0.1:{running_stack.notify_port}/v1/reports/{report_id}", timeout=5
+            f"http://127.0.0.1:{running_stack.notify_port}/v1/reports/{report_id}",
+            headers=as_suite(running_stack),
+            timeout=5,
         )
         return answer.status_code == 200 and answer.json()["severity"] is not None
 
@@ -175,7 +178,9 @@ def test_replay_from_a_time_starts_at_the_first_record_after_it(
     answer = wait_until(
         lambda: (
             httpx.get(
-                f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}", timeout=5
+                f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}",
+                headers=as_suite(config),
+                timeout=5,
             ).status_code
             == 200
         )
@@ -194,18 +199,26 @@ def test_as_of_answers_how_an_incident_stood_back_then(
     )
     incident_id = answer.json()["report_id"]
     base = f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}"
-    wait_until(lambda: httpx.get(base, timeout=5).status_code == 200)
+    wait_until(
+        lambda: httpx.get(base, headers=as_suite(running_stack), timeout=5).status_code == 200
+    )
     time.sleep(1.5)
     moment = datetime.now(UTC)
     time.sleep(1.5)
-    version = httpx.get(base, timeout=5).json()["version"]
+    version = httpx.get(base, headers=as_suite(running_stack), timeout=5).json()["version"]
     acted = httpx.post(
         f"{base}/actions",
-        json={"action": "acknowledge", "expected_version": version, "dispatcher_id": "调度员丁"},
+        json={"action": "acknowledge", "expected_version": version},
+        headers=as_user(config, "调度员丁", "dispatcher"),
         timeout=10,
     )
     assert acted.status_code == 202, acted.text
-    wait_until(lambda: httpx.get(base, timeout=5).json()["status"] == "acknowledged")
+    wait_until(
+        lambda: (
+            httpx.get(base, headers=as_suite(running_stack), timeout=5).json()["status"]
+            == "acknowledged"
+        )
+    )
 
     then = cli.invoke(app, ["as-of", moment.isoformat(), "--incident", incident_id])
     assert then.exit_code == 0, then.output

@@ -10,6 +10,7 @@ import pytest
 from qianliyan.shared.storage import UPLOADS_PREFIX, preview_key
 from qianliyan.stack.config import StackConfig
 from tests.integration.clients import (
+    as_suite,
     jpeg_photo,
     minio_client,
     read_object,
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 async def upload(config: StackConfig, photo: bytes) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.ingest_port}") as client:
+    async with httpx.AsyncClient(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.ingest_port}"
+    ) as client:
         return await client.post(
             "/v1/photos", files={"photo": ("x.jpg", photo, "image/jpeg")}, timeout=30
         )

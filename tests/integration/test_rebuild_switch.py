@@ -13,7 +13,7 @@ from qianliyan.notify.rebuild import check, rebuild
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
 from tests.integration.alert_receivers import alert_known
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, submit
 from tests.integration.test_rebuild_equals_live import notify_caught_up
 from tests.integration.topic_reader import wait_for
 
@@ -68,7 +68,7 @@ async def test_a_failed_rebuild_leaves_live_alone_and_a_good_one_switches_over(
     # Notify goes on projecting into the new tables, and serves from them.
     second = await submit(config, {"text": "站台雨棚漏水", "place": f"换表{uuid4().hex[:6]}"}, [])
     await alert_known(config, second.json()["report_id"])
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         old = await client.get(
             f"http://127.0.0.1:{config.notify_port}/v1/reports/{first.json()['report_id']}"
         )

@@ -9,14 +9,14 @@ import pytest
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.triage.retriage import apply_plan, build_plan
-from tests.integration.clients import TRIAGED, default_rules_with, submit, triage_settings
+from tests.integration.clients import TRIAGED, as_suite, default_rules_with, submit, triage_settings
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 async def report_view(config: StackConfig, report_id: str) -> dict[str, object]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         answer = await client.get(f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}")
     return answer.json() if answer.status_code == 200 else {}
 
@@ -59,7 +59,7 @@ async def _at_version(
 
 
 async def test_triage_says_which_rules_it_applies(running_stack: StackConfig) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(running_stack)) as client:
         answer = await client.get(f"http://127.0.0.1:{running_stack.triage_port}/v1/rules")
     assert answer.status_code == 200
     body = answer.json()
@@ -80,7 +80,7 @@ async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
     try:
         rules_file.write_text(original.replace("severity: minor", "severity: tiny"), "utf-8")
         os.utime(rules_file, ns=(1, 1))
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             refused = (await client.get(url)).json()
         assert refused["version"] == "2026-11-25.1"
         assert "line 48: rules.7.severity" in refused["refused_edit"]

@@ -11,7 +11,7 @@ import pytest
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
-from tests.integration.clients import submit
+from tests.integration.clients import as_suite, submit
 from tests.integration.test_triage_exactly_once import triaged_counts
 from tests.integration.topic_reader import wait_for
 
@@ -70,7 +70,7 @@ async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothin
     assert {r: counts[r] for r in report_ids if counts[r] != 1} == {}
 
     async def all_projected() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             for report_id in report_ids:
                 answer = await client.get(
                     f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}"
@@ -81,7 +81,7 @@ async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothin
 
     await wait_for(all_projected, timeout_s=120)
     # Every instance that stayed answers from the same read models.
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         for notify in three_of_each["notify"][:2]:
             port = config.service_port("notify", notify.instance)
             answer = await client.get(f"http://127.0.0.1:{port}/v1/reports/{report_ids[-1]}")

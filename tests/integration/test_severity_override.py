@@ -10,14 +10,20 @@ import pytest
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.triage.retriage import apply_plan, build_plan
-from tests.integration.clients import default_rules_with, submit, triage_settings
+from tests.integration.clients import (
+    as_suite,
+    as_user,
+    default_rules_with,
+    submit,
+    triage_settings,
+)
 from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 async def incident(config: StackConfig, incident_id: str) -> dict[str, object] | None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         answer = await client.get(
             f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}"
         )
@@ -27,7 +33,7 @@ async def incident(config: StackConfig, incident_id: str) -> dict[str, object] |
 async def override(
     config: StackConfig, incident_id: str, version: int, severity: str, who: str
 ) -> httpx.Response:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_user(config, who, "dispatcher")) as client:
         return await client.post(
             f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
             json={
@@ -35,7 +41,6 @@ async def override(
                 "severity": severity,
                 "reason": "现场确认",
                 "expected_version": version,
-                "dispatcher_id": who,
             },
         )
 

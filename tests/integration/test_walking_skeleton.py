@@ -22,7 +22,14 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.storage import photo_key, preview_key
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import TRIAGED, events_about, jpeg_photo, read_object, submit
+from tests.integration.clients import (
+    TRIAGED,
+    as_suite,
+    events_about,
+    jpeg_photo,
+    read_object,
+    submit,
+)
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -86,7 +93,9 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert row["severity"] == "critical"
 
     # Hop 5: notify's HTTP API answers with the same state.
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.notify_port}") as client:
+    async with httpx.AsyncClient(
+        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.notify_port}"
+    ) as client:
         view = (await client.get(f"/v1/reports/{report_id}")).json()
     assert view["status"] in TRIAGED
     assert view["severity"] == "critical"
@@ -106,7 +115,7 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert unsigned.status_code == 403
 
     # The phone reads the same state from the status URL it was given, on ingest's origin.
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         status = await client.get(accepted["status_url"])
     assert accepted["status_url"].startswith(f"http://127.0.0.1:{config.ingest_port}/")
     assert status.status_code == 200

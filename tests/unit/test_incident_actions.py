@@ -15,15 +15,13 @@ from qianliyan.notify.domain.actions import (
     status_after,
     to_event,
 )
-from qianliyan.shared.events import AlertResolved, SeverityOverridden
+from qianliyan.shared.events import Actor, ActorKind, AlertResolved, SeverityOverridden
 
 PARSE: TypeAdapter[ActionRequest] = TypeAdapter(ActionRequest)
 
 
 def request(action: str, **fields: object) -> ActionRequest:
-    return PARSE.validate_python(
-        {"action": action, "expected_version": 3, "dispatcher_id": "d1", **fields}
-    )
+    return PARSE.validate_python({"action": action, "expected_version": 3, **fields})
 
 
 @pytest.mark.parametrize(
@@ -49,10 +47,16 @@ def test_a_note_is_always_allowed(status: IncidentStatus) -> None:
     check_allowed(request("note", note="n"), status)
 
 
+DISPATCHER = Actor(kind=ActorKind.DISPATCHER, id="d1")
+
+
 def test_actions_become_events_of_their_dispatcher() -> None:
     incident_id, event_id = uuid4(), uuid4()
     event = to_event(
-        request("resolve", resolution="清除"), incident_id=incident_id, event_id=event_id
+        request("resolve", resolution="清除"),
+        actor=DISPATCHER,
+        incident_id=incident_id,
+        event_id=event_id,
     )
     assert isinstance(event, AlertResolved)
     assert (event.event_id, event.key, event.actor.id) == (event_id, str(incident_id), "d1")
@@ -60,6 +64,7 @@ def test_actions_become_events_of_their_dispatcher() -> None:
     assert status_after(event, "acknowledged") == "resolved"
     override = to_event(
         request("override_severity", severity="critical", reason="现场确认"),
+        actor=DISPATCHER,
         incident_id=incident_id,
         event_id=uuid4(),
     )
@@ -70,3 +75,9 @@ def test_actions_become_events_of_their_dispatcher() -> None:
 def test_an_unknown_action_is_refused_by_the_parser() -> None:
     with pytest.raises(ValueError, match="action"):
         request("teleport")
+
+
+def test_who_acted_is_not_the_client_s_to_say() -> None:
+    # The actor comes from the token; a request naming someone is refused, not believed.
+    with pytest.raises(ValueError, match="dispatcher_id"):
+        request("acknowledge", dispatcher_id="someone-else")

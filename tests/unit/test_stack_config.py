@@ -21,6 +21,9 @@ def test_services_get_exactly_the_settings_they_read() -> None:
         "TRIAGE_HTTP_HOST": "127.0.0.1",
         "TRIAGE_HTTP_PORT": "8082",
         "TRIAGE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        # Triage checks tokens itself: the key, and the revocations in PostgreSQL.
+        "TRIAGE_POSTGRES__DSN": config.postgres_dsn,
+        "TRIAGE_ACCESS__TOKEN_KEY_FILE": str(config.token_key_file),
     }
     ingest = config.service_env("ingest")
     assert ingest["INGEST_NOTIFY_URL"] == "http://127.0.0.1:3"

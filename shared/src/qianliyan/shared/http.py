@@ -7,12 +7,15 @@ says what to do, and for input errors one entry per offending field.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from qianliyan.shared.logs import configure_logging
 from qianliyan.shared.tracing import configure_tracing
@@ -64,6 +67,29 @@ def problem_response(problem: Problem) -> JSONResponse:
     )
 
 
+def storable_time(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC; ValueError when that falls outside the calendar (years 1 to 9999)."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of range in UTC") from None
+
+
+def time_filter(moment: datetime | None, name: str) -> datetime | None:
+    """A query's time parameter `name` in UTC, or a 422 naming it when it cannot be stored."""
+    try:
+        return storable_time(moment)
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            "Some fields are missing or invalid.",
+            errors=[{"field": f"query.{name}", "message": str(exc)}],
+        ) from None
+
+
 def unavailable(detail: str, *, retry_after_s: int = 5) -> Problem:
     """A 503 that tells the client when to try again (an outage, never the client's fault)."""
     return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(retry_after_s)})
@@ -86,8 +112,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             Problem(422, "Invalid request", "Some fields are missing or invalid.", errors=errors)
         )
 
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        # The framework's own refusals (no such route, a body over the size limit, a
+        # multipart body that does not parse) in the same shape as ours.
+        assert isinstance(exc, HTTPException)
+        title = HTTPStatus(exc.status_code).phrase
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(Problem(exc.status_code, title, detail, headers=exc.headers))
+
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
+    app.add_exception_handler(HTTPException, on_http_error)
 
 
 def health_router(

@@ -9,6 +9,8 @@
     qianliyan as-of TIME [--incident ID]                  the feed or an incident back then
     qianliyan retriage RULES.yaml [--apply]               new rules over all history
     qianliyan demo [--reports 12]                         realistic reports through ingest
+    qianliyan users add|list|disable                      people who sign in
+    qianliyan tokens issue|list|revoke                    machine tokens for integrations
 
 Kafka, ingest and the rest are found where the stack's settings (QLY_STACK_*) put them;
 `check` and `retriage` read the services' own settings (NOTIFY_*, TRIAGE_*).
@@ -31,6 +33,7 @@ from qianliyan.notify.__main__ import rebuild as notify_rebuild
 from qianliyan.notify.__main__ import refused_as_message
 from qianliyan.notify.rebuild import state_as_of
 from qianliyan.notify.settings import NotifySettings
+from qianliyan.ops.access_cli import demo_token, tokens_app, users_app
 from qianliyan.ops.demo import send_demo_reports
 from qianliyan.shared.dead_letters import LetterState, discard, read_letters, redrive
 from qianliyan.shared.kafka import (
@@ -57,6 +60,8 @@ app.add_typer(stack_app, name="stack", help="Provision, start, inspect and stop 
 app.command("check")(notify_check)
 app.command("rebuild")(notify_rebuild)
 app.command("retriage")(triage_retriage)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 dlq_app = typer.Typer(help="Dead letters: list, re-drive, discard.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
@@ -302,7 +307,9 @@ def demo(
 ) -> None:
     """Send realistic sample reports, with photos, through the running ingest."""
     config = StackConfig()
-    sent = asyncio.run(send_demo_reports(f"http://{config.host}:{config.ingest_port}", reports))
+    token = demo_token(config.token_key_file)
+    ingest_url = f"http://{config.host}:{config.ingest_port}"
+    sent = asyncio.run(send_demo_reports(ingest_url, reports, token=token))
     for line in sent:
         typer.echo(line)
     typer.echo(f"open http://{config.host}:{config.notify_port}/dispatch to see them on the feed")

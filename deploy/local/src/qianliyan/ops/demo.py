@@ -52,10 +52,11 @@ def scene_photo(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-async def send_demo_reports(ingest_url: str, count: int) -> list[str]:
+async def send_demo_reports(ingest_url: str, count: int, *, token: str) -> list[str]:
     """Send `count` sample reports (cycling through the samples); one line per report."""
     lines = []
-    async with httpx.AsyncClient(base_url=ingest_url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=60, headers=headers) as client:
         for number in range(count):
             text, category, place, unit, photos = SAMPLES[number % len(SAMPLES)]
             report = {

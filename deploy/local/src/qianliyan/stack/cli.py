@@ -13,7 +13,7 @@ import typer
 from qianliyan.stack.component import ComponentStatus
 from qianliyan.stack.config import SERVICE_NAMES, StackConfig
 from qianliyan.stack.infra import Infra, Services
-from qianliyan.stack.init import init_stack
+from qianliyan.stack.init import init_stack, sign_in_hint
 from qianliyan.stack.process import StackError, log_tail
 
 app = typer.Typer(
@@ -74,7 +74,8 @@ def up(
             rows += stack_services.status()
     typer.echo(f"up in {time.monotonic() - began:.1f}s; data in {config.data_dir}\n")
     _print_table(rows)
-    typer.echo("\nstop with: make down  (or: uv run qianliyan-stack down)")
+    typer.echo(f"\n{sign_in_hint(config)}")
+    typer.echo("stop with: make down  (or: uv run qianliyan-stack down)")
 
 
 @app.command()

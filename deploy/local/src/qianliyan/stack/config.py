@@ -76,6 +76,11 @@ class StackConfig(BaseSettings):
     triage_port: Port = 8082
     notify_port: Port = 8083
 
+    service_settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="more settings for every service instance, as environment variables",
+    )
+
     @field_validator("minio_root_password")
     @classmethod
     def _minio_accepts_password(cls, password: SecretStr) -> SecretStr:
@@ -102,6 +107,21 @@ class StackConfig(BaseSettings):
         database = quote(self.postgres_db, safe="")
         return f"postgresql://{user}:{password}@{self.host}:{self.postgres_port}/{database}"
 
+    @property
+    def secrets_dir(self) -> Path:
+        """Where the stack keeps the secrets it generated (never in the repository)."""
+        return self.data_dir / "secrets"
+
+    @property
+    def token_key_file(self) -> Path:
+        """The Ed25519 key that signs this stack's tokens (made by `init_stack`)."""
+        return self.secrets_dir / "token-signing-key.pem"
+
+    @property
+    def admin_password_file(self) -> Path:
+        """The first admin's password, generated on the first start."""
+        return self.secrets_dir / "admin-password"
+
     def service_port(self, service: str, instance: int = 0) -> int:
         """HTTP port a service listens on; extra instances are 1000 ports further each."""
         ports = {"ingest": self.ingest_port, "triage": self.triage_port, "notify": self.notify_port}
@@ -126,8 +146,9 @@ class StackConfig(BaseSettings):
             )
         if service == "ingest":
             env[f"{prefix}_NOTIFY_URL"] = f"http://{self.host}:{self.notify_port}"
-        if service in ("ingest", "notify"):
-            env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
+        # Every service checks tokens itself, against the key and the revocations.
+        env[f"{prefix}_POSTGRES__DSN"] = self.postgres_dsn
+        env[f"{prefix}_ACCESS__TOKEN_KEY_FILE"] = str(self.token_key_file)
         if service == "triage" and self.triage_rules_file is not None:
             env[f"{prefix}_RULES_FILE"] = str(self.triage_rules_file)
         if service == "notify":
@@ -141,4 +162,8 @@ class StackConfig(BaseSettings):
                 f"{prefix}_STORAGE__SECRET_KEY": self.minio_root_password.get_secret_value(),
                 f"{prefix}_STORAGE__BUCKET": self.bucket,
             }
-        return env
+        return env | {
+            name: value
+            for name, value in self.service_settings.items()
+            if name.startswith(f"{prefix}_")
+        }

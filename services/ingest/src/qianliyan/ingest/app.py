@@ -15,6 +15,7 @@ from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.ingest.web import mount_web
 from qianliyan.shared import db
+from qianliyan.shared.access.http import build_access, install_access
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import EventPublisher, create_producer, kafka_reachable
 from qianliyan.shared.metrics import instrument
@@ -28,6 +29,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.postgres)
+        app.state.access = build_access(settings.access, pool)
         producer = create_producer(settings.kafka, client_id="ingest")
         notify = httpx.AsyncClient(base_url=settings.notify_url, timeout=5.0, trust_env=False)
         try:
@@ -53,8 +55,15 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             "postgres": lambda: db.is_reachable(res.ledger.pool),
         }
 
-    app = FastAPI(title="Qianliyan ingest", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Qianliyan ingest",
+        version="0.1.0",
+        lifespan=lifespan,
+        # The photos' own limit plus room for the report and the multipart framing.
+        max_body_size=settings.max_report_bytes + 1024 * 1024,
+    )
     install_problem_handlers(app)
+    install_access(app, settings.access)
     instrument(app)
     app.include_router(health_router(readiness))
     app.include_router(reports.router)

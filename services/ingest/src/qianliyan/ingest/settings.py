@@ -5,7 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qianliyan.shared.settings import KafkaSettings, PostgresSettings, StorageSettings
+from qianliyan.shared.settings import (
+    AccessSettings,
+    KafkaSettings,
+    PostgresSettings,
+    StorageSettings,
+)
 
 
 class IngestSettings(BaseSettings):
@@ -18,6 +23,7 @@ class IngestSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
+    access: AccessSettings = AccessSettings()
     notify_url: str = Field(
         default="http://127.0.0.1:8083",
         description="Where ingest reads a report's status for the phone (notify's API)",

@@ -11,15 +11,19 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from qianliyan.notify.alerter import Alerter
-from qianliyan.notify.api import alerts, contributions, incidents, reports
+from qianliyan.notify.api import access as access_api
+from qianliyan.notify.api import alerts, audit, contributions, incidents, reports
 from qianliyan.notify.api import routing as routing_api
 from qianliyan.notify.api.dependencies import NotifyResources
+from qianliyan.notify.domain.outbound import OutboundPolicy
 from qianliyan.notify.domain.routing import Routing, parse_routing
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.notify.web import mount_web
 from qianliyan.shared import db
+from qianliyan.shared.access.http import build_access, install_access
+from qianliyan.shared.access.org import Org, parse_org
 from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import (
@@ -34,6 +38,9 @@ from qianliyan.shared.storage import PhotoStore
 from qianliyan.shared.worker import BackgroundLoop
 
 DEFAULT_ROUTING = Path(__file__).parent / "routing" / "default.yaml"
+DEFAULT_ORG = Path(__file__).parent / "org" / "default.yaml"
+# Notify takes actions, sign-ins and admin changes: small JSON bodies only.
+MAX_BODY_BYTES = 256 * 1024
 
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
@@ -69,8 +76,11 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     loop = BackgroundLoop("notify-projection", projection)
     # A bad routing file at start is fatal, named with its line; later bad edits are not.
     routing = WatchedFile[Routing](
-        settings.routing_file or DEFAULT_ROUTING, parse_routing, what="routing"
+        settings.routing_file or DEFAULT_ROUTING,
+        partial(parse_routing, outbound=OutboundPolicy.from_entries(settings.outbound_allow)),
+        what="routing",
     )
+    org = WatchedFile[Org](settings.org_file or DEFAULT_ORG, parse_org, what="organisation")
 
     async def alerting(stop: asyncio.Event) -> None:
         resources: NotifyResources = app.state.resources
@@ -89,6 +99,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.postgres)
+        app.state.access = build_access(settings.access, pool)
         producer = create_producer(kafka, client_id="notify")
         feed_signal = FeedSignal()
         try:
@@ -101,6 +112,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 publisher=EventPublisher(producer, timeout_s=kafka.publish_timeout_s),
                 feed_signal=feed_signal,
                 routing=routing,
+                org=org,
             )
             loop.start()
             alerter_loop.start()
@@ -123,8 +135,11 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             "postgres": lambda: db.is_reachable(app.state.resources.pool),
         }
 
-    app = FastAPI(title="Qianliyan notify", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Qianliyan notify", version="0.1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES
+    )
     install_problem_handlers(app)
+    install_access(app, settings.access)
     instrument(app)
     app.include_router(health_router(readiness, liveness))
     app.include_router(reports.router)
@@ -132,5 +147,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(routing_api.router)
     app.include_router(contributions.router)
+    app.include_router(audit.router)
+    app.include_router(access_api.router)
     mount_web(app)
     return app

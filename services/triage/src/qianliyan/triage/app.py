@@ -7,11 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
+from qianliyan.shared import db
+from qianliyan.shared.access.http import build_access, install_access, require
+from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
 from qianliyan.shared.kafka import (
     create_consumer,
@@ -120,12 +124,16 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     loop = BackgroundLoop("triage-pipeline", run_pipeline)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Only the revocation list is read from PostgreSQL: triage keeps no read models.
+        pool = await db.create_pool(settings.postgres)
+        app.state.access = build_access(settings.access, pool)
         loop.start()
         try:
             yield
         finally:
             await loop.stop()
+            await pool.close()
 
     def liveness() -> dict[str, ReadinessCheck]:
         return {"pipeline": loop.is_alive}
@@ -133,13 +141,17 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     def readiness() -> dict[str, ReadinessCheck]:
         return {"pipeline": loop.is_alive, "kafka": lambda: kafka_reachable(kafka)}
 
-    app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan)
+    # Triage takes no request bodies at all.
+    app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan, max_body_size=0)
     install_problem_handlers(app)
+    install_access(app, settings.access, sign_in=False)
     instrument(app)
     app.include_router(health_router(readiness, liveness))
 
     @app.get("/v1/rules", tags=["rules"])
-    async def rules_in_force() -> RulesInForce:
+    async def rules_in_force(
+        _: Annotated[Principal, Depends(require(Permission.READ_RULES))],
+    ) -> RulesInForce:
         """Which rule version triage applies, from which file, and why an edit was refused."""
         current = rule_book.current()
         return RulesInForce(

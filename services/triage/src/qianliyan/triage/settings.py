@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.settings import AccessSettings, KafkaSettings, PostgresSettings
 
 
 class TriageSettings(BaseSettings):
@@ -19,6 +19,8 @@ class TriageSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8082, ge=1, le=65535)
     kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings(pool_min_size=0, pool_max_size=2)
+    access: AccessSettings = AccessSettings()
     consumer_group: str = "qianliyan-triage"
     transactional_id: str = Field(
         default_factory=lambda: f"qianliyan-triage-{socket.gethostname()}",

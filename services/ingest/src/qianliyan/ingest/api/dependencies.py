@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import httpx
-from fastapi import Request
+from fastapi import Depends, Request
 
 from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
+from qianliyan.shared.access.http import SignedIn, access_of, client_address, forbidden
+from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
 
@@ -28,3 +31,20 @@ def resources(request: Request) -> IngestResources:
     """The resources of the running app."""
     found: IngestResources = request.app.state.resources
     return found
+
+
+async def submitter(request: Request, principal: SignedIn) -> Principal:
+    """Whoever sends reports or photos: allowed to, and not too often (per person and address)."""
+    if not (
+        principal.may(Permission.SUBMIT_REPORTS) or principal.may(Permission.SUBMIT_FOR_OTHERS)
+    ):
+        raise forbidden(f"{principal.subject} may not send reports.")
+    access = access_of(request)
+    await access.limits.check(access.settings.submit_limit, f"submit:user:{principal.subject}")
+    await access.limits.check(
+        access.settings.submit_address_limit, f"submit:address:{client_address(request)}"
+    )
+    return principal
+
+
+Submitter = Annotated[Principal, Depends(submitter)]

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, UploadFile
 from pydantic import BaseModel
 
-from qianliyan.ingest.api.dependencies import IngestResources, resources
+from qianliyan.ingest.api.dependencies import IngestResources, Submitter, resources
 from qianliyan.ingest.api.uploads import photo_limits, prepare_uploads
 from qianliyan.ingest.domain.reports import photo_ref
 from qianliyan.shared.http import unavailable
@@ -40,6 +40,7 @@ class PhotoStaged(BaseModel):
 async def upload_photo(
     photo: Annotated[UploadFile, File(description="One JPEG, PNG, WebP or HEIC photo")],
     res: Annotated[IngestResources, Depends(resources)],
+    _: Submitter,
 ) -> PhotoStaged:
     """Store one photo; the same photo uploaded again gets the same id."""
     [prepared] = await prepare_uploads([photo], photo_limits(res.settings))

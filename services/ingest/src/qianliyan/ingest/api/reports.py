@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from minio.error import S3Error
 from pydantic import BaseModel
 
-from qianliyan.ingest.api.dependencies import IngestResources, resources
+from qianliyan.ingest.api.dependencies import IngestResources, Submitter, resources
 from qianliyan.ingest.api.uploads import photo_limits, prepare_uploads
 from qianliyan.ingest.domain.idempotency import (
     Decision,
@@ -33,6 +33,8 @@ from qianliyan.ingest.domain.reports import (
     parse_report_form,
     photo_ref,
 )
+from qianliyan.shared.access.http import SignedIn, forbidden, presented
+from qianliyan.shared.access.policy import NotAllowed, reporter_of_submission
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import PhotoRef, ReportSubmitted, new_event_id
 from qianliyan.shared.http import Problem, unavailable
@@ -67,6 +69,7 @@ async def submit_report(
     request: Request,
     report: Annotated[str, Form(description="The report as JSON")],
     res: Annotated[IngestResources, Depends(resources)],
+    submitter: Submitter,
     photos: Annotated[list[UploadFile] | None, File(description="0 to 5 photos")] = None,
     idempotency_key_header: Annotated[
         str | None,
@@ -76,6 +79,10 @@ async def submit_report(
     """Accept a field report: photos go to the store first, then the event to Kafka."""
     settings = res.settings
     form = _parse_form(report)
+    try:
+        reporter_id = reporter_of_submission(submitter, form.reporter_id)
+    except NotAllowed as refused:
+        raise forbidden(f"{str(refused).capitalize()}.") from None
     uploads = photos or []
     if len(uploads) + len(form.photo_ids) > settings.max_photos:
         raise Problem(
@@ -96,7 +103,7 @@ async def submit_report(
     staged = await _staged_photos(res, form.photo_ids)
 
     key = idempotency_key(
-        reporter_id=form.reporter_id,
+        reporter_id=reporter_id,
         header_key=idempotency_key_header,
         client_report_id=form.client_report_id,
     )
@@ -111,6 +118,7 @@ async def submit_report(
 
     event = build_report_submitted(
         form=form,
+        reporter_id=reporter_id,
         photos=[photo_ref(photo) for photo in prepared] + staged,
         report_id=report_id,
         event_id=event_id,
@@ -258,18 +266,24 @@ async def _record_answer(res: IngestResources, key: str, answer: dict[str, Any])
 
 @router.get("/{report_id}", name="get_report_status")
 async def get_report_status(
-    report_id: UUID, res: Annotated[IngestResources, Depends(resources)]
+    report_id: UUID,
+    request: Request,
+    res: Annotated[IngestResources, Depends(resources)],
+    _: SignedIn,
 ) -> JSONResponse:
     """Where a report is now (received, triaged, …), as notify's read model has it.
 
-    Served here so the reporter's page asks the origin it was loaded from.
+    Served here so the reporter's page asks the origin it was loaded from. The caller's
+    own token goes along: notify decides for itself who may read which report.
     """
     try:
-        answer = await res.notify.get(f"/v1/reports/{report_id}")
+        answer = await res.notify.get(
+            f"/v1/reports/{report_id}", headers={"Authorization": f"Bearer {presented(request)}"}
+        )
     except httpx.HTTPError as exc:
         log.warning("notify unavailable for a status read: %s", exc)
         raise unavailable("Report status is unavailable right now; retry shortly.") from None
-    if answer.status_code not in (200, 404):
+    if answer.status_code not in (200, 401, 403, 404):
         raise unavailable("Report status is unavailable right now; retry shortly.")
     return JSONResponse(
         answer.json(), status_code=answer.status_code, media_type=answer.headers["content-type"]

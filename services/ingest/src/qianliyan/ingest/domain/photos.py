@@ -134,7 +134,8 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoRejected(position, "the image expands to too many pixels") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    # pillow-heif says a truncated HEIC with EOFError, where Pillow's decoders use OSError.
+    except (OSError, EOFError, SyntaxError, ValueError) as exc:
         raise PhotoRejected(position, f"the image is damaged or truncated ({exc})") from None
 
 

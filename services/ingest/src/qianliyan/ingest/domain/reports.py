@@ -51,7 +51,12 @@ class ReportForm(BaseModel):
         max_length=5,
         description="Photos uploaded one by one beforehand (POST /v1/photos)",
     )
-    reporter_id: str = Field(default="anonymous", min_length=1, max_length=200)
+    reporter_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Whom the report is from: the signed-in reporter when left out",
+    )
 
     @field_validator("text", "category", "place", "unit", mode="before")
     @classmethod
@@ -113,6 +118,7 @@ def photo_ref(photo: PreparedPhoto) -> PhotoRef:
 def build_report_submitted(
     *,
     form: ReportForm,
+    reporter_id: str,
     photos: list[PhotoRef],
     report_id: UUID,
     event_id: UUID,
@@ -131,7 +137,7 @@ def build_report_submitted(
         photos=photos,
         client_report_id=form.client_report_id,
     )
-    reporter = Actor(kind=ActorKind.REPORTER, id=form.reporter_id)
+    reporter = Actor(kind=ActorKind.REPORTER, id=reporter_id)
     key = correlation_key(
         report_id=report_id, unit=form.unit, place=form.place, location=form.location
     )

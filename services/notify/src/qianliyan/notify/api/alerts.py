@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
-from qianliyan.notify.api.incidents import IncidentView, incident_or_404
+from qianliyan.notify.api.incidents import IncidentView, visible_incident
 from qianliyan.notify.api.reports import ReportContent, sign_photo_links
 from qianliyan.notify.projections.alerts import fetch_alerting
 from qianliyan.notify.projections.incidents import (
@@ -29,9 +29,11 @@ from qianliyan.notify.projections.incidents import (
     last_change_id,
     list_alerts,
 )
+from qianliyan.shared.access.http import require
+from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
-from qianliyan.shared.http import PRINTABLE, Problem
+from qianliyan.shared.http import PRINTABLE, Problem, storable_time, time_filter
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -91,7 +93,7 @@ def _decode(cursor: str) -> FeedPosition:
             raise ValueError("the time has no timezone")
         return FeedPosition(
             severity_rank=None if rank is None else int(rank),
-            opened_at=_storable(opened_at),
+            opened_at=storable_time(opened_at),
             incident_id=UUID(incident),
         )
     except (ValueError, TypeError) as exc:
@@ -100,31 +102,13 @@ def _decode(cursor: str) -> FeedPosition:
         ) from None
 
 
-def _storable(moment: datetime | None) -> datetime | None:
-    """`moment` in UTC; ValueError when that falls outside the calendar (years 1 to 9999)."""
-    if moment is None:
-        return None
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{moment.isoformat()} is out of range in UTC") from None
-
-
-def _time_filter(moment: datetime | None, name: str) -> datetime | None:
-    try:
-        return _storable(moment)
-    except ValueError as exc:
-        raise Problem(
-            422,
-            "Invalid request",
-            "Some fields are missing or invalid.",
-            errors=[{"field": f"query.{name}", "message": str(exc)}],
-        ) from None
+Reader = Annotated[Principal, Depends(require(Permission.READ_ALERTS))]
 
 
 @router.get("", response_model=AlertPage)
 async def feed(
     res: Annotated[NotifyResources, Depends(resources)],
+    principal: Reader,
     status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
     min_severity: Severity | None = None,
     unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
@@ -138,8 +122,9 @@ async def feed(
         statuses=tuple(status or ()),
         min_severity_rank=_RANK[min_severity.value] if min_severity else None,
         unit=unit,
-        opened_from=_time_filter(opened_from, "from"),
-        opened_until=_time_filter(opened_until, "until"),
+        opened_from=time_filter(opened_from, "from"),
+        opened_until=time_filter(opened_until, "until"),
+        within_units=visible_units(principal, Permission.READ_ALERTS, res.org.current()),
     )
     rows = await list_alerts(
         res.pool, where=where, after=_decode(cursor) if cursor else None, limit=limit + 1
@@ -159,6 +144,7 @@ STREAM_RECHECK_S = 5.0
 async def stream(
     request: Request,
     res: Annotated[NotifyResources, Depends(resources)],
+    principal: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
     resume_after: Annotated[
         str | None, Query(alias="last_event_id", max_length=20, description="as the header")
@@ -183,8 +169,12 @@ async def stream(
     async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal position
         while not await request.is_disconnected():
+            # Read per round: a manager's units follow edits of the organisation file.
+            units = visible_units(principal, Permission.READ_ALERTS, res.org.current())
             for change in await changes_after(res.pool, position):
                 position = change.pop("change_id")
+                if units is not None and change["unit"] not in units:
+                    continue
                 yield ServerSentEvent(
                     data=AlertSummary.model_validate(change).model_dump_json(),
                     event="alert",
@@ -245,10 +235,10 @@ class AlertDetail(IncidentView):
 
 @router.get("/{incident_id}", response_model=AlertDetail)
 async def alert_detail(
-    incident_id: UUID, res: Annotated[NotifyResources, Depends(resources)]
+    incident_id: UUID, res: Annotated[NotifyResources, Depends(resources)], principal: Reader
 ) -> dict[str, Any]:
     """One alert: its incident's reports, time-limited photo links, reasons and timeline."""
-    alert = await incident_or_404(res.pool, incident_id)
+    alert = await visible_incident(res, principal, Permission.READ_ALERTS, incident_id)
     alert["reports"] = await fetch_alert_reports(res.pool, incident_id)
     alert |= await fetch_alerting(res.pool, incident_id)
     for report in alert["reports"]:

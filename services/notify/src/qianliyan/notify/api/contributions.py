@@ -1,7 +1,6 @@
 """`GET /v1/contributions`: who reports what, so units can recognise their best reporters.
 
-Who may read it (managers of the unit, admins) is decided by sign-in, which comes with
-the access work; until then it is as open as the rest of notify's API.
+Managers see their own units (and the stations below them); admins see every unit.
 """
 
 from __future__ import annotations
@@ -13,7 +12,9 @@ from pydantic import AwareDatetime, BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.contributions import Scope, contributions
-from qianliyan.shared.http import PRINTABLE
+from qianliyan.shared.access.http import forbidden, require
+from qianliyan.shared.access.policy import Permission, Principal, visible_units
+from qianliyan.shared.http import PRINTABLE, time_filter
 
 router = APIRouter(prefix="/v1/contributions", tags=["contributions"])
 
@@ -39,6 +40,7 @@ class Contributions(BaseModel):
 @router.get("", response_model=Contributions)
 async def who_reports_what(
     res: Annotated[NotifyResources, Depends(resources)],
+    principal: Annotated[Principal, Depends(require(Permission.READ_CONTRIBUTIONS))],
     unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     captured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     captured_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
@@ -46,5 +48,14 @@ async def who_reports_what(
 ) -> Contributions:
     """Reports sent, reports of confirmed incidents, incidents opened first, and the median
     time from capture to arrival, per reporter and per unit."""
-    found = await contributions(res.pool, Scope(unit, captured_from, captured_until), limit=limit)
+    within = visible_units(principal, Permission.READ_CONTRIBUTIONS, res.org.current())
+    if unit is not None and within is not None and unit not in within:
+        raise forbidden(f"{principal.subject} may not see the contributions of {unit}.")
+    scope = Scope(
+        unit,
+        time_filter(captured_from, "from"),
+        time_filter(captured_until, "until"),
+        within_units=within,
+    )
+    found = await contributions(res.pool, scope, limit=limit)
     return Contributions.model_validate(found)

@@ -10,6 +10,7 @@ from fastapi import Request
 from qianliyan.notify.domain.routing import Routing
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.settings import NotifySettings
+from qianliyan.shared.access.org import Org
 from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
@@ -25,6 +26,7 @@ class NotifyResources:
     publisher: EventPublisher
     feed_signal: FeedSignal
     routing: WatchedFile[Routing]
+    org: WatchedFile[Org]
 
 
 def resources(request: Request) -> NotifyResources:

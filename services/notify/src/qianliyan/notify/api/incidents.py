@@ -12,8 +12,16 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
-from qianliyan.notify.domain.actions import ActionRefused, ActionRequest, check_allowed, to_event
+from qianliyan.notify.domain.actions import (
+    ActionRefused,
+    ActionRequest,
+    OverrideSeverity,
+    check_allowed,
+    to_event,
+)
 from qianliyan.notify.projections.incidents import claim_action, fetch_incident, release_claim
+from qianliyan.shared.access.http import forbidden, require
+from qianliyan.shared.access.policy import Permission, Principal, may_reach_unit
 from qianliyan.shared.events import new_event_id
 from qianliyan.shared.http import Problem, unavailable
 
@@ -57,12 +65,26 @@ async def incident_or_404(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, An
     return incident
 
 
+async def visible_incident(
+    res: NotifyResources, principal: Principal, permission: Permission, incident_id: UUID
+) -> dict[str, Any]:
+    """The incident, when `permission` reaches its unit for `principal`; else a 404 or 403."""
+    incident = await incident_or_404(res.pool, incident_id)
+    if not may_reach_unit(principal, permission, incident["unit"], res.org.current()):
+        raise forbidden(
+            f"{principal.subject} may not do this for incidents of {incident['unit'] or 'no unit'}."
+        )
+    return incident
+
+
 @router.get("/{incident_id}", response_model=IncidentView)
 async def get_incident(
-    incident_id: UUID, res: Annotated[NotifyResources, Depends(resources)]
+    incident_id: UUID,
+    res: Annotated[NotifyResources, Depends(resources)],
+    principal: Annotated[Principal, Depends(require(Permission.READ_ALERTS))],
 ) -> dict[str, Any]:
     """The incident's status, severity (an override wins), version, reports and timeline."""
-    return await incident_or_404(res.pool, incident_id)
+    return await visible_incident(res, principal, Permission.READ_ALERTS, incident_id)
 
 
 @router.post("/{incident_id}/actions", status_code=202, response_model=ActionAccepted)
@@ -70,6 +92,7 @@ async def act_on_incident(
     incident_id: UUID,
     request: Annotated[ActionRequest, Body()],
     res: Annotated[NotifyResources, Depends(resources)],
+    principal: Annotated[Principal, Depends(require(Permission.ACT_ON_INCIDENTS))],
 ) -> ActionAccepted:
     """Acknowledge, assign, note, override severity, resolve or reopen.
 
@@ -77,7 +100,9 @@ async def act_on_incident(
     the current one is a 409, so nobody silently overwrites what they did not see.
     """
     pool = res.pool
-    incident = await incident_or_404(pool, incident_id)
+    incident = await visible_incident(res, principal, Permission.ACT_ON_INCIDENTS, incident_id)
+    if isinstance(request, OverrideSeverity) and not principal.may(Permission.OVERRIDE_SEVERITY):
+        raise forbidden(f"{principal.subject} may not override severity; the dispatch centre does.")
     try:
         check_allowed(request, incident["status"])
     except ActionRefused as refused:
@@ -92,7 +117,9 @@ async def act_on_incident(
             f"The incident is at version {incident['version']}, not "
             f"{request.expected_version}; reload it and decide again.",
         )
-    event = to_event(request, incident_id=incident_id, event_id=event_id)
+    event = to_event(
+        request, actor=principal.as_actor(), incident_id=incident_id, event_id=event_id
+    )
     try:
         await res.publisher.publish(res.settings.kafka.alerts_topic, event)
     except Exception as exc:

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.reports import fetch_report
+from qianliyan.shared.access.http import SignedIn, forbidden
+from qianliyan.shared.access.policy import may_read_report
 from qianliyan.shared.http import Problem
 from qianliyan.shared.storage import PhotoStore
 
@@ -48,8 +50,12 @@ class ReportView(ReportContent):
 async def get_report(
     report_id: UUID,
     res: Annotated[NotifyResources, Depends(resources)],
+    principal: SignedIn,
 ) -> dict[str, Any]:
-    """The report's current state, with time-limited photo links; 404 until it is known."""
+    """The report's current state, with time-limited photo links; 404 until it is known.
+
+    Its reporter may read it, and so may the dispatch centre and the managers of its unit.
+    """
     report = await fetch_report(res.pool, report_id)
     if report is None:
         raise Problem(
@@ -57,6 +63,10 @@ async def get_report(
             "Report not found",
             f"No report {report_id} is known yet; a report just sent may take a moment.",
         )
+    if not may_read_report(
+        principal, reporter_id=report["reporter_id"], unit=report["unit"], org=res.org.current()
+    ):
+        raise forbidden(f"{principal.subject} may not read this report.")
     sign_photo_links(report["photos"], res.photos)
     return report
 

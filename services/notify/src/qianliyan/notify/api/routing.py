@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
+from qianliyan.shared.access.http import require
+from qianliyan.shared.access.policy import Permission, Principal
 
 router = APIRouter(prefix="/v1/routing", tags=["routing"])
 
@@ -31,7 +33,10 @@ class RoutingInForce(BaseModel):
 
 
 @router.get("", response_model=RoutingInForce)
-async def routing_in_force(res: Annotated[NotifyResources, Depends(resources)]) -> RoutingInForce:
+async def routing_in_force(
+    res: Annotated[NotifyResources, Depends(resources)],
+    _: Annotated[Principal, Depends(require(Permission.READ_ROUTING))],
+) -> RoutingInForce:
     """The routing in force; an edit that was refused is named with its line."""
     current = res.routing.current()
     return RoutingInForce(

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qianliyan.shared.events import (
     Actor,
-    ActorKind,
     AlertAcknowledged,
     AlertAssigned,
     AlertAssignedPayload,
@@ -33,7 +32,6 @@ class _Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     expected_version: int = Field(ge=0, description="The incident version the dispatcher saw")
-    dispatcher_id: str = Field(min_length=1, max_length=200)
 
 
 class Acknowledge(_Action):
@@ -113,9 +111,10 @@ def status_after(event: IncidentAction, status: IncidentStatus) -> IncidentStatu
     return status
 
 
-def to_event(request: ActionRequest, *, incident_id: UUID, event_id: UUID) -> IncidentAction:
-    """The event recording `request`, attributed to its dispatcher."""
-    actor = Actor(kind=ActorKind.DISPATCHER, id=request.dispatcher_id)
+def to_event(
+    request: ActionRequest, *, actor: Actor, incident_id: UUID, event_id: UUID
+) -> IncidentAction:
+    """The event recording `request`, attributed to whoever signed in and asked."""
     common = {"incident_id": incident_id, "acted_on_version": request.expected_version}
     key = str(incident_id)
     event: IncidentAction

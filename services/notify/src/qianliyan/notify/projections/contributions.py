@@ -34,6 +34,7 @@ _BY_REPORTER = """
      WHERE ($1::text IS NULL OR unit = $1)
        AND ($2::timestamptz IS NULL OR captured_at >= $2)
        AND ($3::timestamptz IS NULL OR captured_at < $3)
+       AND ($5::text[] IS NULL OR unit = ANY($5::text[]))
      GROUP BY {key}
      ORDER BY confirmed_reports DESC, first_reports DESC, reports DESC, name
      LIMIT $4
@@ -42,16 +43,19 @@ _BY_REPORTER = """
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which reports count: of one unit (all when None), captured in a time range."""
+    """Which reports count: of one unit (all when None), captured in a time range, and of
+    the units a manager may see (all when None)."""
 
     unit: str | None = None
     captured_from: datetime | None = None
     captured_until: datetime | None = None
+    within_units: frozenset[str] | None = None
 
 
 async def contributions(pool: asyncpg.Pool, scope: Scope, *, limit: int) -> dict[str, Any]:
     """Per reporter and per unit: reports, confirmed ones, incidents opened, time to report."""
-    values = (scope.unit, scope.captured_from, scope.captured_until, limit)
+    within = sorted(scope.within_units) if scope.within_units is not None else None
+    values = (scope.unit, scope.captured_from, scope.captured_until, limit, within)
     by_reporter = await pool.fetch(_BY_REPORTER.format(key="reporter_id"), *values)
     by_unit = await pool.fetch(_BY_REPORTER.format(key="COALESCE(unit, '')"), *values)
     return {

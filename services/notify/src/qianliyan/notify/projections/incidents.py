@@ -285,6 +285,8 @@ class FeedFilter:
     unit: str | None = None
     opened_from: datetime | None = None
     opened_until: datetime | None = None
+    # The units a manager may see (None: every unit, as for the dispatch centre).
+    within_units: frozenset[str] | None = None
 
 
 # The feed's sort key; the incidents_feed index is on exactly these expressions.
@@ -316,6 +318,8 @@ async def list_alerts(
         conditions.append(f"severity_rank >= {value(where.min_severity_rank)}")
     if where.unit:
         conditions.append(f"unit = {value(where.unit)}")
+    if where.within_units is not None:
+        conditions.append(f"unit = ANY({value(sorted(where.within_units))}::text[])")
     if where.opened_from:
         conditions.append(f"opened_at >= {value(where.opened_from)}")
     if where.opened_until:

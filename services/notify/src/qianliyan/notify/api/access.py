@@ -1,0 +1,211 @@
+"""`/v1/access`: an admin's people and machine tokens.
+
+A change to a person's roles, units or password, or disabling them, voids the tokens
+they hold; a machine token is shown once when issued and can be revoked at any time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qianliyan.shared.access import store
+from qianliyan.shared.access.http import access_of, require
+from qianliyan.shared.access.policy import MACHINE_SCOPES, Permission, Principal, Role
+from qianliyan.shared.access.tokens import new_token_id
+from qianliyan.shared.http import PRINTABLE, Problem
+
+router = APIRouter(prefix="/v1/access", tags=["access"])
+
+Admin = Annotated[Principal, Depends(require(Permission.MANAGE_ACCESS))]
+UserName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w.@-]+$")]
+UnitName = Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
+# Long enough that guessing is hopeless, short enough to type on a phone.
+MIN_PASSWORD = 10
+
+
+class NewUser(BaseModel):
+    """A person to add."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: UserName
+    display_name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
+    password: str = Field(min_length=MIN_PASSWORD, max_length=200)
+    roles: list[Role] = Field(min_length=1)
+    units: list[UnitName] = Field(default_factory=list, max_length=100)
+
+
+class UserChange(BaseModel):
+    """What to change about a person; what is left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200, pattern=PRINTABLE)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=200)
+    roles: list[Role] | None = Field(default=None, min_length=1)
+    units: list[UnitName] | None = Field(default=None, max_length=100)
+    disabled: bool | None = None
+
+
+class UserView(BaseModel):
+    """A person as an admin sees them."""
+
+    username: str
+    display_name: str
+    roles: list[str]
+    units: list[str]
+    disabled: bool
+
+
+class NewMachineToken(BaseModel):
+    """A token for an integration: what it may do, for which units, for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: UserName
+    scopes: list[Permission] = Field(min_length=1)
+    units: list[UnitName] = Field(default_factory=list, max_length=100)
+    expires_in_days: int = Field(default=90, ge=1, le=730)
+
+    @field_validator("scopes")
+    @classmethod
+    def _grantable(cls, scopes: list[Permission]) -> list[Permission]:
+        refused = sorted(set(scopes) - MACHINE_SCOPES)
+        if refused:
+            raise ValueError(f"a machine token cannot be given {', '.join(refused)}")
+        return scopes
+
+
+class MachineTokenView(BaseModel):
+    """A machine token as listed; the token itself is only in the answer that issued it."""
+
+    token_id: str
+    name: str
+    scopes: list[str]
+    units: list[str]
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class MachineTokenIssued(MachineTokenView):
+    """The new token: keep it now, it is not shown again."""
+
+    token: str
+
+
+class Revocation(BaseModel):
+    """Why a token is revoked, for the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, pattern=PRINTABLE)
+
+
+def _user_or_404(user: store.User | None, username: str) -> dict[str, Any]:
+    if user is None:
+        raise Problem(404, "User not found", f"There is no user {username!r}.")
+    return user.public()
+
+
+@router.get("/users", response_model=list[UserView])
+async def list_users(request: Request, _: Admin) -> list[dict[str, Any]]:
+    """Everyone who can sign in, and who is disabled."""
+    return [user.public() for user in await store.list_users(access_of(request).pool)]
+
+
+@router.post("/users", status_code=201, response_model=UserView)
+async def add_user(request: Request, new: NewUser, admin: Admin) -> dict[str, Any]:
+    """Add a person; a taken user name is a 409."""
+    try:
+        user = await store.create_user(
+            access_of(request).pool,
+            username=new.username,
+            display_name=new.display_name,
+            password=new.password,
+            roles=[role.value for role in new.roles],
+            units=new.units,
+            created_by=admin.subject,
+        )
+    except store.AccessConflict as conflict:
+        raise Problem(409, "User exists", f"{str(conflict).capitalize()}.") from None
+    return user.public()
+
+
+@router.patch("/users/{username}", response_model=UserView)
+async def change_user(
+    request: Request,
+    change: UserChange,
+    admin: Admin,
+    username: Annotated[str, Path(max_length=100)],
+) -> dict[str, Any]:
+    """Change roles, units, password or display name, or disable or enable the person."""
+    if username == admin.subject and (change.disabled or change.roles is not None):
+        # An admin who locks themselves out leaves nobody to undo it.
+        raise Problem(
+            409, "Not on yourself", "Ask another admin to change your own roles or access."
+        )
+    access = access_of(request)
+    user = await store.update_user(
+        access.pool,
+        username,
+        display_name=change.display_name,
+        roles=[role.value for role in change.roles] if change.roles is not None else None,
+        units=change.units,
+        password=change.password,
+        disabled=change.disabled,
+    )
+    access.revocations.forget()
+    return _user_or_404(user, username)
+
+
+@router.get("/tokens", response_model=list[MachineTokenView])
+async def list_tokens(request: Request, _: Admin) -> list[dict[str, Any]]:
+    """Every machine token issued, newest first, revoked ones included."""
+    return [token.public() for token in await store.list_machine_tokens(access_of(request).pool)]
+
+
+@router.post("/tokens", status_code=201, response_model=MachineTokenIssued)
+async def issue_token(request: Request, new: NewMachineToken, admin: Admin) -> dict[str, Any]:
+    """Issue a scoped token for an integration; the answer is the only time it is shown."""
+    access = access_of(request)
+    token_id = new_token_id()
+    expires_at = datetime.now(UTC) + timedelta(days=new.expires_in_days)
+    scopes = [scope.value for scope in new.scopes]
+    # The record first: a token that exists without its record could not be listed or revoked.
+    record = await store.record_machine_token(
+        access.pool,
+        token_id=token_id,
+        name=new.name,
+        scopes=scopes,
+        units=new.units,
+        expires_at=expires_at,
+        created_by=admin.subject,
+    )
+    issued = access.signer.for_machine(
+        token_id=token_id, name=new.name, scopes=scopes, units=new.units, expires_at=expires_at
+    )
+    return {**record.public(), "token": issued.token}
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=MachineTokenView)
+async def revoke_token(
+    request: Request,
+    revocation: Revocation,
+    admin: Admin,
+    token_id: Annotated[str, Path(max_length=100)],
+) -> dict[str, Any]:
+    """Revoke a machine token: every service refuses it within seconds."""
+    access = access_of(request)
+    revoked = await store.revoke_machine_token(
+        access.pool, token_id, revoked_by=admin.subject, reason=revocation.reason
+    )
+    if revoked is None:
+        raise Problem(404, "Token not found", f"There is no machine token {token_id!r}.")
+    access.revocations.forget()
+    return revoked.public()

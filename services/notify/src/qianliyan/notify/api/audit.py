@@ -1,0 +1,57 @@
+"""`GET /v1/audit`: who did what, when, to which incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel
+
+from qianliyan.notify.api.dependencies import NotifyResources, resources
+from qianliyan.notify.projections.audit import AuditQuery, audit_entries
+from qianliyan.shared.access.http import require
+from qianliyan.shared.access.policy import Permission, Principal
+from qianliyan.shared.http import PRINTABLE, time_filter
+
+router = APIRouter(prefix="/v1/audit", tags=["access"])
+
+
+class AuditEntry(BaseModel):
+    """One thing done to an incident, by whom and when."""
+
+    occurred_at: datetime
+    actor: str
+    event_type: str
+    incident_id: UUID
+    detail: dict[str, Any]
+
+
+class AuditTrail(BaseModel):
+    """Matching entries, newest first; page back with `until` = the last one's time."""
+
+    entries: list[AuditEntry]
+
+
+@router.get("", response_model=AuditTrail)
+async def audit(
+    res: Annotated[NotifyResources, Depends(resources)],
+    _: Annotated[Principal, Depends(require(Permission.READ_AUDIT))],
+    actor: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
+    incident_id: UUID | None = None,
+    event_type: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
+    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    occurred_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditTrail:
+    """Who did what, when, to which incident: by actor, incident, event type and time."""
+    query = AuditQuery(
+        actor,
+        incident_id,
+        event_type,
+        time_filter(occurred_from, "from"),
+        time_filter(occurred_until, "until"),
+    )
+    entries = await audit_entries(res.pool, query, limit=limit)
+    return AuditTrail(entries=[AuditEntry.model_validate(entry) for entry in entries])

@@ -1,0 +1,319 @@
+"""Access at the door of every service: who is asking, may they, and not too often.
+
+A request carries a token as `Authorization: Bearer …` (API clients, integrations) or
+in the `qly_session` cookie a page got by signing in. Pages' cookie-borne requests that
+change something must also carry the CSRF token (double-submit, starlette-csrf); bearer
+requests need not, as a browser never adds a bearer header on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel, Field
+from starlette_csrf.middleware import CSRFMiddleware
+
+from qianliyan.shared.access import store
+from qianliyan.shared.access.policy import Permission, Principal
+from qianliyan.shared.access.tokens import (
+    RevocationList,
+    TokenRefused,
+    TokenSigner,
+    TokenVerifier,
+    load_signing_key,
+)
+from qianliyan.shared.http import Problem, problem_response
+from qianliyan.shared.settings import AccessSettings
+
+SESSION_COOKIE = "qly_session"
+CSRF_COOKIE = "qly_csrf"
+CSRF_HEADER = "x-csrf-token"
+
+
+class RateLimits:
+    """Moving-window limits kept in this process (each instance counts its own requests)."""
+
+    def __init__(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def check(self, rate: str, *keys: str) -> None:
+        """Count one request against `rate` for each key; a 429 once any key is over."""
+        for item in parse_many(rate):
+            for key in keys:
+                if not await self._limiter.hit(item, key):
+                    raise await self._too_many(item, key)
+
+    async def _too_many(self, item: RateLimitItem, key: str) -> Problem:
+        stats = await self._limiter.get_window_stats(item, key)
+        wait_s = max(1, int(stats.reset_time - datetime.now(UTC).timestamp()) + 1)
+        return Problem(
+            429,
+            "Too many requests",
+            f"At most {item.amount} per {item.get_expiry()} seconds are accepted here; "
+            f"try again in {wait_s} seconds.",
+            headers={"Retry-After": str(wait_s)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the door needs, built once per service by its lifespan."""
+
+    settings: AccessSettings
+    pool: asyncpg.Pool
+    signer: TokenSigner
+    verifier: TokenVerifier
+    revocations: RevocationList
+    limits: RateLimits
+
+
+def build_access(settings: AccessSettings, pool: asyncpg.Pool) -> Access:
+    """The door of a service that signs people in and checks tokens with `settings`."""
+    signer = TokenSigner(load_signing_key(_key_file(settings)))
+    revocations = RevocationList(
+        lambda: store.load_revocations(pool), refresh_s=settings.revocation_refresh_s
+    )
+    verifier = TokenVerifier(signer.public_key, revocations, oidc=settings.oidc)
+    return Access(settings, pool, signer, verifier, revocations, RateLimits())
+
+
+def _key_file(settings: AccessSettings) -> Path:
+    if settings.token_key_file is None:
+        raise ValueError(
+            "ACCESS__TOKEN_KEY_FILE is not set: a service cannot check tokens without the "
+            "site's signing key (`qianliyan stack up` generates one; see docs/access.md)"
+        )
+    return settings.token_key_file
+
+
+def csrf_secret(settings: AccessSettings) -> str:
+    """The CSRF signing secret, derived from the token key so there is no second secret."""
+    digest = hashlib.sha256(b"qianliyan-csrf\0" + _key_file(settings).read_bytes())
+    return digest.hexdigest()
+
+
+def access_of(request: Request) -> Access:
+    """The door of the running app."""
+    found: Access = request.app.state.access
+    return found
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from, for per-address limits."""
+    return request.client.host if request.client else "unknown"
+
+
+def presented(request: Request) -> str | None:
+    """The token a request carries, to pass on to another service on its behalf."""
+    return _presented_token(request)
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Problem(
+                401,
+                "Not signed in",
+                "The Authorization header must be 'Bearer <token>'.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+            )
+        return token.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def signed_in(request: Request) -> Principal:
+    """Whoever the request's token speaks for; a 401 saying why when there is none."""
+    token = _presented_token(request)
+    if token is None:
+        raise Problem(
+            401,
+            "Not signed in",
+            "Sign in first: send 'Authorization: Bearer <token>' or sign in on the page.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        principal = await access_of(request).verifier.verify(token)
+    except TokenRefused as refused:
+        raise Problem(
+            401,
+            "Not signed in",
+            f"{str(refused).capitalize()}.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+    request.state.principal = principal
+    return principal
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+def forbidden(detail: str) -> Problem:
+    """A 403 that says what the principal lacks."""
+    return Problem(403, "Not allowed", detail)
+
+
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the signed-in principal, who must hold `permission` (to some reach)."""
+
+    async def holding(principal: SignedIn) -> Principal:
+        if not principal.may(permission):
+            raise forbidden(f"{principal.subject} may not do this (it needs {permission}).")
+        return principal
+
+    return holding
+
+
+class SignIn(BaseModel):
+    """A user name and password."""
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class SignedInAs(BaseModel):
+    """Who the token speaks for, and until when."""
+
+    username: str
+    display_name: str
+    roles: list[str]
+    units: list[str]
+    expires_at: datetime | None = None
+
+
+class TokenIssued(SignedInAs):
+    """A token for an API client: send it as `Authorization: Bearer <access_token>`."""
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+
+
+def _as_signed_in(principal: Principal) -> SignedInAs:
+    return SignedInAs(
+        username=principal.subject,
+        display_name=principal.display_name,
+        roles=sorted(role.value for role in principal.roles),
+        units=sorted(principal.units),
+    )
+
+
+def auth_router() -> APIRouter:
+    """Sign-in for API clients (a token) and for pages (a session cookie), and sign-out."""
+    router = APIRouter(prefix="/v1/auth", tags=["access"])
+
+    async def sign_in(request: Request, credentials: SignIn) -> TokenIssued:
+        access = access_of(request)
+        await access.limits.check(
+            access.settings.sign_in_limit,
+            f"sign-in:address:{client_address(request)}",
+            f"sign-in:user:{credentials.username}",
+        )
+        user = await store.check_password(access.pool, credentials.username, credentials.password)
+        if user is None:
+            raise Problem(
+                401,
+                "Sign-in failed",
+                "The user name or password is wrong, or the account is disabled.",
+            )
+        issued = access.signer.for_user(
+            username=user.username,
+            display_name=user.display_name,
+            roles=user.roles,
+            units=user.units,
+            ttl=timedelta(seconds=access.settings.session_ttl_s),
+        )
+        return TokenIssued(
+            username=user.username,
+            display_name=user.display_name,
+            roles=list(user.roles),
+            units=list(user.units),
+            expires_at=issued.expires_at,
+            access_token=issued.token,
+        )
+
+    @router.post("/token", response_model=TokenIssued)
+    async def token(request: Request, credentials: SignIn) -> TokenIssued:
+        """Sign in with a user name and password; the answer holds a bearer token."""
+        return await sign_in(request, credentials)
+
+    @router.post("/session", response_model=SignedInAs)
+    async def session(request: Request, credentials: SignIn, response: Response) -> SignedInAs:
+        """Sign a page in: the token goes into an HttpOnly cookie that scripts cannot read."""
+        issued = await sign_in(request, credentials)
+        response.set_cookie(
+            SESSION_COOKIE,
+            issued.access_token,
+            max_age=access_of(request).settings.session_ttl_s,
+            httponly=True,
+            secure=access_of(request).settings.secure_cookies,
+            samesite="strict",
+            path="/",
+        )
+        return SignedInAs.model_validate(issued.model_dump(exclude={"access_token"}))
+
+    @router.delete("/session", status_code=204)
+    async def sign_out(request: Request, principal: SignedIn) -> Response:
+        """Sign out: the token stops working on every service, and the cookie is dropped."""
+        access = access_of(request)
+        if principal.token_id is not None:
+            await store.revoke_token(
+                access.pool,
+                principal.token_id,
+                expires_at=datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
+                revoked_by=principal.subject,
+                reason="signed out",
+            )
+            access.revocations.forget()
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/me", response_model=SignedInAs)
+    async def me(principal: SignedIn) -> SignedInAs:
+        """Who the presented token speaks for."""
+        return _as_signed_in(principal)
+
+    return router
+
+
+class _CsrfProblems(CSRFMiddleware):
+    """starlette-csrf, answering a refusal in the project's problem-details shape."""
+
+    def _get_error_response(self, request: Any) -> Response:
+        return problem_response(
+            Problem(
+                403,
+                "CSRF check failed",
+                f"A signed-in page must send the {CSRF_HEADER} header with the value of the "
+                f"{CSRF_COOKIE} cookie; reload the page and try again.",
+            )
+        )
+
+
+def install_access(app: FastAPI, settings: AccessSettings, *, sign_in: bool = True) -> None:
+    """The door of a service: CSRF checks for cookie-borne requests, and sign-in."""
+    app.add_middleware(
+        _CsrfProblems,
+        secret=csrf_secret(settings),
+        sensitive_cookies={SESSION_COOKIE},
+        # Signing in sets the session cookie; there is nothing to forge before it.
+        exempt_urls=[re.compile(r"^/v1/auth/(session|token)$")],
+        cookie_name=CSRF_COOKIE,
+        cookie_secure=settings.secure_cookies,
+        cookie_samesite="strict",
+        header_name=CSRF_HEADER,
+    )
+    if sign_in:
+        app.include_router(auth_router())

@@ -1,0 +1,303 @@
+"""The access tables in PostgreSQL: people, machine tokens, revocations.
+
+Passwords are kept as Argon2id hashes (pwdlib); hashing runs in a thread, as it is meant
+to be slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from pwdlib import PasswordHash
+
+from qianliyan.shared.access.tokens import Revocations
+
+_HASHER = PasswordHash.recommended()
+# Checked against when the user name is unknown, so a wrong name takes as long as a wrong
+# password and sign-in does not tell which names exist.
+_DECOY_HASH = _HASHER.hash("no such user")
+
+
+class AccessConflict(ValueError):
+    """The change clashes with what exists (a user name taken, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in with a password."""
+
+    username: str
+    display_name: str
+    roles: tuple[str, ...]
+    units: tuple[str, ...]
+    disabled: bool
+
+    def public(self) -> dict[str, Any]:
+        """What an admin sees of the account (never the hash)."""
+        return {
+            "username": self.username,
+            "display_name": self.display_name,
+            "roles": list(self.roles),
+            "units": list(self.units),
+            "disabled": self.disabled,
+        }
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        username=row["username"],
+        display_name=row["display_name"],
+        roles=tuple(row["roles"]),
+        units=tuple(row["units"]),
+        disabled=row["disabled_at"] is not None,
+    )
+
+
+async def hash_password(password: str) -> str:
+    """The Argon2id hash of `password`."""
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+async def create_user(
+    pool: asyncpg.Pool,
+    *,
+    username: str,
+    display_name: str,
+    password: str,
+    roles: Iterable[str],
+    units: Iterable[str],
+    created_by: str,
+) -> User:
+    """Add a person; `AccessConflict` when the user name is taken."""
+    password_hash = await hash_password(password)
+    try:
+        row = await pool.fetchrow(
+            """
+            INSERT INTO access_users
+                   (username, display_name, password_hash, roles, units, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            RETURNING *
+            """,
+            username,
+            display_name,
+            password_hash,
+            sorted(set(roles)),
+            sorted(set(units)),
+            created_by,
+        )
+    except asyncpg.UniqueViolationError:
+        raise AccessConflict(f"the user name {username!r} is taken") from None
+    assert row is not None
+    return _user(row)
+
+
+async def get_user(pool: asyncpg.Pool, username: str) -> User | None:
+    """The person with `username`, or None."""
+    row = await pool.fetchrow("SELECT * FROM access_users WHERE username = $1", username)
+    return _user(row) if row else None
+
+
+async def list_users(pool: asyncpg.Pool) -> list[User]:
+    """Everyone, by user name."""
+    return [_user(row) for row in await pool.fetch("SELECT * FROM access_users ORDER BY username")]
+
+
+async def check_password(pool: asyncpg.Pool, username: str, password: str) -> User | None:
+    """The enabled user whose password this is, or None (same cost either way)."""
+    row = await pool.fetchrow("SELECT * FROM access_users WHERE username = $1", username)
+    stored = row["password_hash"] if row else _DECOY_HASH
+    matches = await asyncio.to_thread(_HASHER.verify, password, stored)
+    if row is None or not matches or row["disabled_at"] is not None:
+        return None
+    return _user(row)
+
+
+async def update_user(
+    pool: asyncpg.Pool,
+    username: str,
+    *,
+    display_name: str | None = None,
+    roles: Iterable[str] | None = None,
+    units: Iterable[str] | None = None,
+    password: str | None = None,
+    disabled: bool | None = None,
+) -> User | None:
+    """Change what is given; tokens issued before a change of access stop working."""
+    password_hash = await hash_password(password) if password is not None else None
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            """
+            UPDATE access_users SET
+                display_name  = coalesce($2, display_name),
+                roles         = coalesce($3, roles),
+                units         = coalesce($4, units),
+                password_hash = coalesce($5, password_hash),
+                disabled_at   = CASE WHEN $6::boolean IS NULL THEN disabled_at
+                                     WHEN $6 THEN coalesce(disabled_at, now())
+                                     ELSE NULL END,
+                updated_at    = now()
+            WHERE username = $1
+            RETURNING *
+            """,
+            username,
+            display_name,
+            sorted(set(roles)) if roles is not None else None,
+            sorted(set(units)) if units is not None else None,
+            password_hash,
+            disabled,
+        )
+        if row is None:
+            return None
+        # A token carries the roles and units it was issued with: any change to them, to
+        # the password or to being enabled voids the tokens issued so far.
+        if roles is not None or units is not None or password is not None or disabled:
+            await _cut_off(connection, f"{username}")
+    return _user(row)
+
+
+async def _cut_off(connection: Any, subject: str) -> None:
+    await connection.execute(
+        """
+        INSERT INTO access_subject_cutoffs (subject, not_before) VALUES ($1, now())
+        ON CONFLICT (subject) DO UPDATE SET not_before = now()
+        """,
+        subject,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MachineToken:
+    """An integration's token, as listed (the token itself is shown once, when issued)."""
+
+    token_id: str
+    name: str
+    scopes: tuple[str, ...]
+    units: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        """What an admin sees of it."""
+        return {
+            "token_id": self.token_id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "units": list(self.units),
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+def _machine_token(row: asyncpg.Record) -> MachineToken:
+    return MachineToken(
+        token_id=row["token_id"],
+        name=row["name"],
+        scopes=tuple(row["scopes"]),
+        units=tuple(row["units"]),
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+async def record_machine_token(
+    pool: asyncpg.Pool,
+    *,
+    token_id: str,
+    name: str,
+    scopes: Iterable[str],
+    units: Iterable[str],
+    expires_at: datetime,
+    created_by: str,
+) -> MachineToken:
+    """Keep the record of an issued machine token (not the token itself)."""
+    row = await pool.fetchrow(
+        """
+        INSERT INTO access_tokens (token_id, name, scopes, units, expires_at, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        RETURNING *
+        """,
+        token_id,
+        name,
+        sorted(set(scopes)),
+        sorted(set(units)),
+        expires_at,
+        created_by,
+    )
+    assert row is not None
+    return _machine_token(row)
+
+
+async def list_machine_tokens(pool: asyncpg.Pool) -> list[MachineToken]:
+    """Every machine token issued, newest first."""
+    rows = await pool.fetch("SELECT * FROM access_tokens ORDER BY created_at DESC")
+    return [_machine_token(row) for row in rows]
+
+
+async def revoke_machine_token(
+    pool: asyncpg.Pool, token_id: str, *, revoked_by: str, reason: str
+) -> MachineToken | None:
+    """Void a machine token everywhere; None when there is no such token."""
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            """
+            UPDATE access_tokens SET revoked_at = coalesce(revoked_at, now()),
+                                     revoked_by = coalesce(revoked_by, $2)
+            WHERE token_id = $1
+            RETURNING *
+            """,
+            token_id,
+            revoked_by,
+        )
+        if row is None:
+            return None
+        await _revoke(connection, token_id, row["expires_at"], revoked_by, reason)
+    return _machine_token(row)
+
+
+async def revoke_token(
+    pool: asyncpg.Pool, token_id: str, *, expires_at: datetime, revoked_by: str, reason: str
+) -> None:
+    """Void one token everywhere (a person signing out, say)."""
+    async with pool.acquire() as connection:
+        await _revoke(connection, token_id, expires_at, revoked_by, reason)
+
+
+async def _revoke(
+    connection: Any, token_id: str, expires_at: datetime, revoked_by: str, reason: str
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO access_revoked_tokens (token_id, expires_at, revoked_by, reason)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (token_id) DO NOTHING
+        """,
+        token_id,
+        expires_at,
+        revoked_by,
+        reason,
+    )
+
+
+async def load_revocations(pool: asyncpg.Pool) -> Revocations:
+    """The revocations that still matter (those of tokens not yet expired anyway)."""
+    async with pool.acquire() as connection:
+        ids = await connection.fetch(
+            "SELECT token_id FROM access_revoked_tokens "
+            "WHERE expires_at > now() - interval '1 minute'"
+        )
+        cutoffs = await connection.fetch("SELECT subject, not_before FROM access_subject_cutoffs")
+    return Revocations(
+        token_ids=frozenset(row["token_id"] for row in ids),
+        cutoffs={row["subject"]: row["not_before"].astimezone(UTC) for row in cutoffs},
+    )

@@ -1,0 +1,586 @@
+"""Who may do what, against the running services: every role at every door.
+
+Each endpoint is tried by each kind of caller; the allowed get their answer and everyone
+else a 401 (no or a bad token) or a 403 (a good token without the right). Tokens are
+signed with the stack's own key, as signing in would give them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import jwt
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from qianliyan.shared.access.tokens import TokenSigner
+from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Service
+from tests.integration.clients import (
+    TRIAGED,
+    as_suite,
+    as_user,
+    bearer,
+    jpeg_photo,
+    submit,
+    user_token,
+)
+from tests.integration.topic_reader import wait_for
+
+# Stations of the packaged organisation file: 丰台西站 is under 丰台站; 北京南站 is not.
+STATION = "丰台西站"
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A report of reporter `rep-a` at 丰台西站, triaged into an incident."""
+
+    report_id: str
+    incident_id: str
+
+
+@pytest_asyncio.fixture(scope="module")
+async def scene(running_stack: StackConfig) -> Scene:
+    config = running_stack
+    accepted = await submit(
+        config,
+        {"text": "接触网断线冒烟", "place": f"K{uuid4().hex[:4]}", "unit": STATION},
+        [jpeg_photo()],
+        auth=as_user(config, "rep-a", "reporter"),
+    )
+    assert accepted.status_code == 202, accepted.text
+    report_id = accepted.json()["report_id"]
+
+    async def triaged() -> dict[str, Any] | None:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
+            answer = await client.get(
+                f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}"
+            )
+        view: dict[str, Any] = answer.json()
+        return view if answer.status_code == 200 and view["status"] in TRIAGED else None
+
+    view = await wait_for(triaged, timeout_s=60)
+    assert view["reporter_id"] == "rep-a"
+    return Scene(report_id=report_id, incident_id=view["incident_id"])
+
+
+CALLERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # caller: (user name, roles, units)
+    "reporter": ("rep-a", ("reporter",), ()),
+    "other-reporter": ("rep-b", ("reporter",), ()),
+    "dispatcher": ("disp", ("dispatcher",), ()),
+    "manager": ("mgr-ft", ("manager",), ("丰台站",)),
+    "other-manager": ("mgr-nz", ("manager",), ("北京南站",)),
+    "ops": ("op", ("ops",), ()),
+    "admin": ("adm", ("admin",), ()),
+}
+
+
+def headers_of(config: StackConfig, caller: str) -> dict[str, str]:
+    if caller == "nobody":
+        return {}
+    name, roles, units = CALLERS[caller]
+    return as_user(config, name, *roles, units=units)
+
+
+def url(config: StackConfig, service: str, path: str) -> str:
+    return f"http://127.0.0.1:{config.service_port(service)}{path}"
+
+
+# (service, method, path, body, {caller: expected status}); callers not named get 403,
+# and "nobody" always gets 401.
+READS = [
+    (
+        "ingest",
+        "GET",
+        "/v1/reports/{report}",
+        {"reporter": 200, "dispatcher": 200, "manager": 200},
+    ),
+    ("notify", "GET", "/v1/reports/{report}", {"reporter": 200, "dispatcher": 200, "manager": 200}),
+    ("notify", "GET", "/v1/alerts", {"dispatcher": 200, "manager": 200, "other-manager": 200}),
+    ("notify", "GET", "/v1/alerts/{incident}", {"dispatcher": 200, "manager": 200}),
+    ("notify", "GET", "/v1/incidents/{incident}", {"dispatcher": 200, "manager": 200}),
+    ("notify", "GET", "/v1/routing", {"ops": 200, "admin": 200}),
+    ("notify", "GET", "/v1/contributions?unit=丰台西站", {"manager": 200, "admin": 200}),
+    ("notify", "GET", "/v1/audit", {"ops": 200, "admin": 200}),
+    ("notify", "GET", "/v1/access/users", {"admin": 200}),
+    ("notify", "GET", "/v1/access/tokens", {"admin": 200}),
+    ("triage", "GET", "/v1/rules", {"ops": 200, "admin": 200}),
+]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "allowed"), READS)
+async def test_each_role_reads_what_it_may_and_nothing_else(
+    running_stack: StackConfig,
+    scene: Scene,
+    service: str,
+    method: str,
+    path: str,
+    allowed: dict[str, int],
+) -> None:
+    config = running_stack
+    target = url(config, service, path.format(report=scene.report_id, incident=scene.incident_id))
+    seen = {}
+    async with httpx.AsyncClient() as client:
+        for caller in ["nobody", *CALLERS]:
+            answer = await client.request(method, target, headers=headers_of(config, caller))
+            seen[caller] = answer.status_code
+            if answer.status_code in (401, 403):
+                assert answer.headers["content-type"] == "application/problem+json"
+    expected = {caller: allowed.get(caller, 403) for caller in CALLERS} | {"nobody": 401}
+    assert seen == expected
+
+
+async def test_a_manager_sees_only_the_alerts_of_their_units(
+    running_stack: StackConfig, scene: Scene
+) -> None:
+    config = running_stack
+    feeds = {}
+    async with httpx.AsyncClient() as client:
+        for caller in ("manager", "other-manager", "dispatcher"):
+            answer = await client.get(
+                url(config, "notify", "/v1/alerts"),
+                params={"limit": 200},
+                headers=headers_of(config, caller),
+            )
+            feeds[caller] = {(a["incident_id"], a["unit"]) for a in answer.json()["alerts"]}
+    assert (scene.incident_id, STATION) in feeds["manager"]
+    assert {unit for _, unit in feeds["manager"]} <= {"丰台站", "丰台西站"}
+    assert {unit for _, unit in feeds["other-manager"]} <= {"北京南站"}
+    assert (scene.incident_id, STATION) in feeds["dispatcher"]
+
+
+async def test_actions_need_the_right_to_act_on_that_unit(
+    running_stack: StackConfig, scene: Scene
+) -> None:
+    config = running_stack
+    target = url(config, "notify", f"/v1/incidents/{scene.incident_id}/actions")
+
+    async def act(caller: str, **action: Any) -> httpx.Response:
+        async with httpx.AsyncClient(headers=headers_of(config, caller)) as client:
+            version = (
+                await client.get(
+                    url(config, "notify", f"/v1/incidents/{scene.incident_id}"),
+                    headers=as_suite(config),
+                )
+            ).json()["version"]
+            return await client.post(target, json={"expected_version": version, **action})
+
+    note = {"action": "note", "note": "现场已派人"}
+    for caller in ("nobody", "reporter", "other-manager", "ops", "admin"):
+        assert (await act(caller, **note)).status_code in (401, 403), caller
+    override = await act("manager", action="override_severity", severity="minor", reason="x")
+    assert override.status_code == 403
+    assert "override severity" in override.json()["detail"]
+    assert (await act("manager", **note)).status_code == 202
+
+    # The audit trail names the manager, from the token, for that incident.
+    async def audited() -> list[dict[str, Any]] | None:
+        async with httpx.AsyncClient(headers=headers_of(config, "admin")) as client:
+            answer = await client.get(
+                url(config, "notify", "/v1/audit"),
+                params={"actor": "mgr-ft", "incident_id": scene.incident_id},
+            )
+        entries: list[dict[str, Any]] = answer.json()["entries"]
+        return entries or None
+
+    [entry] = await wait_for(audited)
+    assert entry["event_type"] == "AlertNoteAdded" and entry["incident_id"] == scene.incident_id
+
+
+async def test_a_reporter_sends_only_as_themselves(running_stack: StackConfig) -> None:
+    config = running_stack
+    report = {"text": "站台积水", "unit": STATION}
+    mine = await submit(config, report, [], auth=as_user(config, "rep-c", "reporter"))
+    assert mine.status_code == 202
+    posing = await submit(
+        config, {**report, "reporter_id": "rep-a"}, [], auth=as_user(config, "rep-c", "reporter")
+    )
+    assert posing.status_code == 403 and "cannot be sent as rep-a" in posing.json()["detail"]
+    not_a_reporter = await submit(config, report, [], auth=headers_of(config, "dispatcher"))
+    assert not_a_reporter.status_code == 403
+    assert (await submit(config, report, [], auth={})).status_code == 401
+
+
+def _tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["roles"] = ["admin"]
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"{header}.{forged}.{signature}"
+
+
+async def test_expired_tampered_and_foreign_tokens_are_refused(running_stack: StackConfig) -> None:
+    config = running_stack
+    expired = user_token(config, "disp", ["dispatcher"], ttl=timedelta(seconds=-120))
+    tampered = _tampered(user_token(config, "rep-a", ["reporter"]))
+    foreign = (
+        TokenSigner(Ed25519PrivateKey.generate())
+        .for_user(
+            username="disp", display_name="d", roles=["admin"], units=[], ttl=timedelta(hours=1)
+        )
+        .token
+    )
+    reasons = {}
+    async with httpx.AsyncClient() as client:
+        for name, token in {"expired": expired, "tampered": tampered, "foreign": foreign}.items():
+            for service, path in (("notify", "/v1/access/users"), ("ingest", "/v1/photos")):
+                answer = await client.request(
+                    "GET" if service == "notify" else "POST",
+                    url(config, service, path),
+                    headers=bearer(token),
+                )
+                assert answer.status_code == 401, (name, service, answer.text)
+                reasons[name] = answer.json()["detail"]
+    assert "expired" in reasons["expired"]
+    assert "signature" in reasons["tampered"] and "signature" in reasons["foreign"]
+
+
+async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> None:
+    config = running_stack
+    admin = headers_of(config, "admin")
+    name = f"worker-{uuid4().hex[:6]}"
+    async with httpx.AsyncClient() as client:
+        created = await client.post(
+            url(config, "notify", "/v1/access/users"),
+            json={
+                "username": name,
+                "display_name": "张工",
+                "password": "correct horse battery",
+                "roles": ["reporter"],
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        again = await client.post(
+            url(config, "notify", "/v1/access/users"),
+            json={"username": name, "display_name": "x", "password": "x" * 12, "roles": ["ops"]},
+            headers=admin,
+        )
+        assert again.status_code == 409
+        wrong = await client.post(
+            url(config, "ingest", "/v1/auth/token"),
+            json={"username": name, "password": "wrong horse battery"},
+        )
+        assert wrong.status_code == 401
+        signed_in = await client.post(
+            url(config, "ingest", "/v1/auth/token"),
+            json={"username": name, "password": "correct horse battery"},
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        token = signed_in.json()["access_token"]
+        assert token not in (await _service_logs(config))
+        me = await client.get(url(config, "notify", "/v1/auth/me"), headers=bearer(token))
+        assert me.json()["username"] == name and me.json()["roles"] == ["reporter"]
+
+        disabled = await client.patch(
+            url(config, "notify", f"/v1/access/users/{name}"),
+            json={"disabled": True},
+            headers=admin,
+        )
+        assert disabled.json()["disabled"] is True
+
+        async def refused_everywhere() -> bool:
+            answers = [
+                await client.get(url(config, service, "/v1/auth/me"), headers=bearer(token))
+                for service in ("ingest", "notify")
+            ]
+            return all(answer.status_code == 401 for answer in answers)
+
+        await wait_for(refused_everywhere, timeout_s=10)
+        after = await client.post(
+            url(config, "notify", "/v1/auth/token"),
+            json={"username": name, "password": "correct horse battery"},
+        )
+        assert after.status_code == 401
+
+        issued = await client.post(
+            url(config, "notify", "/v1/access/tokens"),
+            json={"name": "wecom-bridge", "scopes": ["reports:submit-for-others"]},
+            headers=admin,
+        )
+        assert issued.status_code == 201, issued.text
+        machine = issued.json()
+        sent = await submit(
+            config, {"text": "桥接测试", "reporter_id": "wx-123"}, [], auth=bearer(machine["token"])
+        )
+        assert sent.status_code == 202
+        read = await client.get(
+            url(config, "notify", "/v1/alerts"), headers=bearer(machine["token"])
+        )
+        assert read.status_code == 403
+        revoked = await client.post(
+            url(config, "notify", f"/v1/access/tokens/{machine['token_id']}/revoke"),
+            json={"reason": "bridge retired"},
+            headers=admin,
+        )
+        assert revoked.json()["revoked_at"] is not None
+
+        async def refused() -> bool:
+            answer = await client.get(
+                url(config, "ingest", "/v1/auth/me"), headers=bearer(machine["token"])
+            )
+            return answer.status_code == 401 and "revoked" in answer.json()["detail"]
+
+        await wait_for(refused, timeout_s=10)
+        escalate = await client.post(
+            url(config, "notify", "/v1/access/tokens"),
+            json={"name": "sneaky", "scopes": ["access:manage"]},
+            headers=admin,
+        )
+        assert escalate.status_code == 422
+
+
+async def _service_logs(config: StackConfig) -> str:
+    logs = config.data_dir / "logs"
+    return "".join(path.read_text(errors="replace") for path in logs.glob("*.log"))
+
+
+async def test_a_page_s_cookie_needs_the_csrf_token_to_change_anything(
+    running_stack: StackConfig, scene: Scene
+) -> None:
+    config = running_stack
+    name = f"desk-{uuid4().hex[:6]}"
+    async with httpx.AsyncClient() as client:
+        await client.post(
+            url(config, "notify", "/v1/access/users"),
+            json={
+                "username": name,
+                "display_name": "值班",
+                "password": "p" * 12,
+                "roles": ["dispatcher"],
+            },
+            headers=headers_of(config, "admin"),
+        )
+    async with httpx.AsyncClient(base_url=url(config, "notify", "")) as page:
+        signed_in = await page.post(
+            "/v1/auth/session", json={"username": name, "password": "p" * 12}
+        )
+        assert signed_in.status_code == 200
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        incident = (await page.get(f"/v1/incidents/{scene.incident_id}")).json()
+        note = {"action": "note", "note": "跨站", "expected_version": incident["version"]}
+        forged = await page.post(f"/v1/incidents/{scene.incident_id}/actions", json=note)
+        assert forged.status_code == 403 and "CSRF" in forged.json()["title"]
+        csrf = page.cookies["qly_csrf"]
+        honest = await page.post(
+            f"/v1/incidents/{scene.incident_id}/actions",
+            json=note,
+            headers={"x-csrf-token": csrf},
+        )
+        assert honest.status_code == 202, honest.text
+        out = await page.delete("/v1/auth/session", headers={"x-csrf-token": csrf})
+        assert out.status_code == 204
+        assert (await page.get("/v1/auth/me")).status_code == 401
+
+
+async def test_a_webhook_aimed_inside_is_refused_naming_its_line(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    assert config.notify_routing_file is not None
+    good = config.notify_routing_file.read_text(encoding="utf-8")
+    bad = good.replace(
+        "    name: 段值班领导 / Section duty chief\n",
+        "    name: 段值班领导 / Section duty chief\n"
+        "    channels:\n"
+        '      - webhook: "http://169.254.169.254/latest/meta-data"\n'
+        '        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n',
+    )
+    assert bad != good
+    line = bad.splitlines().index('      - webhook: "http://169.254.169.254/latest/meta-data"') + 1
+    try:
+        config.notify_routing_file.write_text(bad, encoding="utf-8")
+
+        async def refused() -> str | None:
+            async with httpx.AsyncClient(headers=headers_of(config, "ops")) as client:
+                answer = await client.get(url(config, "notify", "/v1/routing"))
+            refusal: str | None = answer.json()["refused_edit"]
+            return refusal
+
+        refusal = await wait_for(refused, timeout_s=15)
+        assert f"line {line}" in refusal and "metadata" in refusal
+    finally:
+        config.notify_routing_file.write_text(good, encoding="utf-8")
+
+
+async def test_rate_limits_are_hit_and_recovered(running_stack: StackConfig) -> None:
+    config = running_stack
+    limited = Service(
+        config,
+        "ingest",
+        instance=7,
+        env={
+            "INGEST_ACCESS__SIGN_IN_LIMIT": "3/4 seconds",
+            "INGEST_ACCESS__SUBMIT_LIMIT": "2/4 seconds",
+        },
+    )
+    limited.start()
+    try:
+        base = f"http://127.0.0.1:{config.service_port('ingest', 7)}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            tries = [
+                await client.post(
+                    "/v1/auth/token", json={"username": "nobody-here", "password": "guess"}
+                )
+                for _ in range(4)
+            ]
+            assert [t.status_code for t in tries] == [401, 401, 401, 429]
+            assert int(tries[-1].headers["Retry-After"]) >= 1
+            me = as_user(config, f"rep-{uuid4().hex[:6]}", "reporter")
+            photo = [("photo", ("p.jpg", jpeg_photo(), "image/jpeg"))]
+            sent = [
+                (await client.post("/v1/photos", files=photo, headers=me)).status_code
+                for _ in range(3)
+            ]
+            assert sent == [201, 201, 429]
+            # Another person at the same address is not held back by the first one's limit.
+            other = as_user(config, f"rep-{uuid4().hex[:6]}", "reporter")
+            assert (await client.post("/v1/photos", files=photo, headers=other)).status_code == 201
+            await asyncio.sleep(int(tries[-1].headers["Retry-After"]) + 1)
+            recovered = await client.post(
+                "/v1/auth/token", json={"username": "nobody-here", "password": "guess"}
+            )
+            assert recovered.status_code == 401
+            assert (await client.post("/v1/photos", files=photo, headers=me)).status_code == 201
+    finally:
+        limited.stop()
+
+
+async def test_a_body_over_the_limit_is_refused_at_the_door(running_stack: StackConfig) -> None:
+    config = running_stack
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            url(config, "notify", "/v1/auth/token"),
+            content=b"{" + b" " * (300 * 1024) + b"}",
+            headers={"content-type": "application/json"},
+        )
+    # Starlette refuses it from the Content-Length alone, before the app reads a byte.
+    assert answer.status_code == 413 and answer.text
+
+
+# --- a site with an identity provider, and photo links that expire ------------------------
+
+
+class _Provider:
+    """A stand-in OpenID Connect provider on loopback: discovery and its signing keys."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwk |= {"kid": "test-key", "use": "sig", "alg": "RS256"}
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                documents = {
+                    "/.well-known/openid-configuration": {
+                        "issuer": provider.issuer,
+                        "jwks_uri": f"{provider.issuer}/jwks",
+                    },
+                    "/jwks": {"keys": [jwk]},
+                }
+                body = json.dumps(documents.get(self.path, {})).encode()
+                self.send_response(200 if self.path in documents else 404)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"iss": self.issuer, "aud": "qianliyan", "iat": now, "exp": now + 600} | claims
+        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": "test-key"})
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[_Provider]:
+    found = _Provider()
+    yield found
+    found.server.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def site_notify(running_stack: StackConfig, provider: _Provider) -> AsyncIterator[str]:
+    """A notify instance that trusts the provider and gives photo links of two seconds."""
+    service = Service(
+        running_stack,
+        "notify",
+        instance=7,
+        env={
+            "NOTIFY_ACCESS__OIDC__ISSUER": provider.issuer,
+            "NOTIFY_STORAGE__LINK_TTL_S": "2",
+        },
+    )
+    service.start()
+    try:
+        yield f"http://127.0.0.1:{running_stack.service_port('notify', 7)}"
+    finally:
+        service.stop()
+
+
+async def test_tokens_of_the_site_s_identity_provider_are_accepted(
+    site_notify: str, provider: _Provider, scene: Scene
+) -> None:
+    manager = provider.token(sub="u-42", name="王段长", roles=["manager"], units=["丰台站"])
+    stranger = provider.token(sub="u-43", roles=["dispatcher"], aud="another-app")
+    async with httpx.AsyncClient(base_url=site_notify) as client:
+        me = await client.get("/v1/auth/me", headers=bearer(manager))
+        assert me.status_code == 200, me.text
+        assert me.json() | {"expires_at": None} == {
+            "username": "oidc:u-42",
+            "display_name": "王段长",
+            "roles": ["manager"],
+            "units": ["丰台站"],
+            "expires_at": None,
+        }
+        alert = await client.get(f"/v1/alerts/{scene.incident_id}", headers=bearer(manager))
+        assert alert.status_code == 200
+        assert (await client.get("/v1/auth/me", headers=bearer(stranger))).status_code == 401
+
+
+async def test_a_photo_link_stops_working_when_it_expires(
+    running_stack: StackConfig, site_notify: str, scene: Scene
+) -> None:
+    config = running_stack
+    async with httpx.AsyncClient(base_url=site_notify, headers=as_suite(config)) as client:
+        detail = (await client.get(f"/v1/alerts/{scene.incident_id}")).json()
+    link = detail["reports"][0]["photos"][0]["url"]
+    assert "X-Amz-Expires=2" in link
+    async with httpx.AsyncClient() as anyone:
+        assert (await anyone.get(link)).status_code == 200
+        await asyncio.sleep(3.5)
+        expired = await anyone.get(link)
+    assert expired.status_code == 403 and b"expired" in expired.content.lower()
+
+
+def test_the_first_start_made_an_admin_who_can_sign_in(running_stack: StackConfig) -> None:
+    password = running_stack.admin_password_file.read_text()
+    assert oct(running_stack.admin_password_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(running_stack.token_key_file.stat().st_mode & 0o777) == "0o600"
+    answer = httpx.post(
+        url(running_stack, "notify", "/v1/auth/token"),
+        json={"username": "admin", "password": password},
+    )
+    assert answer.status_code == 200 and "admin" in answer.json()["roles"]
+    assert datetime.fromisoformat(answer.json()["expires_at"]) > datetime.now(UTC)
