@@ -17,6 +17,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,8 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.measure import LoadResult, closed_loop, open_loop
 from bench.photos import Photo
+from qianliyan.shared.access.policy import MACHINE_SCOPES
+from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 
 TEXTS = ["道岔故障", "线路异物", "候车室拥挤", "信号故障", "站台积水", "配电箱冒烟", "路灯不亮"]
 # The default rules make any report mentioning smoke critical, so every one raises an alert.
@@ -52,10 +56,29 @@ async def post_report(
     return response
 
 
+# The bench's one integration token (see `authorise`): it submits for many reporters and
+# follows the whole feed, as a load of phones and a dispatch desk together would.
+_AUTH: dict[str, str] = {}
+
+
+def authorise(key_file: Path) -> None:
+    """Sign the bench's token with the stack's key, once the stack has made it."""
+    signer = TokenSigner(load_signing_key(key_file))
+    issued = signer.for_machine(
+        token_id=new_token_id(),
+        name="bench",
+        scopes=MACHINE_SCOPES,
+        units=(),
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    _AUTH["Authorization"] = f"Bearer {issued.token}"
+
+
 def ingest_client(port: int, concurrency: int) -> httpx.AsyncClient:
     """One keep-alive connection per worker, as a fleet of phones would hold."""
     return httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}",
+        headers=_AUTH,
         timeout=120,
         trust_env=False,
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -129,7 +152,9 @@ class FeedWatcher:
     async def _follow_feed(self) -> None:
         async with (
             # notify pings every 15 s, so a minute without a line means the stream is gone.
-            httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=60.0), trust_env=False) as client,
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0, read=60.0), trust_env=False, headers=_AUTH
+            ) as client,
             client.stream("GET", self._url) as response,
         ):
             response.raise_for_status()
