@@ -3,7 +3,8 @@
 Reports go in through ingest's API as a phone sends them; the page on notify must show
 them live (no reload), act on them, ride out a network blip, and say so when someone
 else changed an incident first. Each test uses a unit of its own and filters the page by
-it, so alerts made by other tests never matter.
+it, so alerts made by other tests never matter. Each signs in through the page's own form
+as a person of its own, and actions are recorded under that person.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from playwright.async_api import (
 )
 
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import jpeg_photo, submit
+from tests.browser.conftest import MakeUser, Person
+from tests.integration.clients import as_suite, as_user, jpeg_photo, submit
 
 pytestmark = pytest.mark.browser
 
-DISPATCHER = "调度员 王芳"
 # A report's way through ingest, Kafka, triage and notify's projection, then the stream.
 LIVE_WAIT_MS = 30_000
 
@@ -52,9 +53,14 @@ def new_unit() -> str:
     return f"测试站{uuid.uuid4().hex[:8]}"
 
 
-async def open_page(desk: BrowserContext, config: StackConfig, unit: str) -> tuple[Page, list[str]]:
-    """The page filtered to `unit`, the dispatcher named, the stream live; and what the
-    browser will have complained of (refused loads, uncaught errors)."""
+@pytest.fixture
+async def dispatcher(make_user: MakeUser) -> Person:
+    return await make_user("wangfang", "王芳", roles=["dispatcher"])
+
+
+async def load_page(desk: BrowserContext, config: StackConfig, unit: str) -> tuple[Page, list[str]]:
+    """The page filtered to `unit`, nobody signed in yet; and what the browser will have
+    complained of (refused loads, uncaught errors)."""
     page = await desk.new_page()
     problems: list[str] = []
     page.on("console", lambda m: _note_problem(m, problems))
@@ -62,15 +68,31 @@ async def open_page(desk: BrowserContext, config: StackConfig, unit: str) -> tup
     response = await page.goto(f"{notify_url(config)}/dispatch?unit={quote(unit)}")
     assert response is not None, "no answer for the page"
     assert response.ok, f"GET /dispatch answered {response.status}: does notify mount_web(app)?"
-    # Asked once, then kept in this browser: every action is recorded under this name.
-    await expect(page.get_by_role("dialog")).to_be_visible()
-    await page.get_by_label("姓名或工号").fill(DISPATCHER)
-    await page.get_by_role("button", name="确定").click()
-    await expect(page.locator("#dispatcher")).to_have_text(f"调度员：{DISPATCHER}")
-    await expect(page.locator("#connection")).to_have_text("实时")
-    await expect(page.locator("#feed-empty")).to_be_visible()
     # Anything set here is gone if the page reloads: the alerts must come without one.
     await page.evaluate("window.sameDocument = true")
+    return page, problems
+
+
+async def sign_in(page: Page, person: Person, *, password: str | None = None) -> None:
+    """Fill the sign-in dialog (in Chinese) and send it."""
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("用户名").fill(person.username)
+    await dialog.get_by_label("密码").fill(password or person.password)
+    await dialog.get_by_role("button", name="登录", exact=True).click()
+
+
+async def open_page(
+    desk: BrowserContext, config: StackConfig, unit: str, person: Person, role: str = "调度员"
+) -> tuple[Page, list[str]]:
+    """The page filtered to `unit`, signed in as `person`, the stream live; and what the
+    browser will have complained of."""
+    page, problems = await load_page(desk, config, unit)
+    await sign_in(page, person)
+    await expect(page.get_by_role("dialog")).to_be_hidden()
+    await expect(page.locator("#whoami")).to_have_text(f"{role}：{person.display_name}")
+    await expect(page.locator("#connection")).to_have_text("实时")
+    await expect(page.locator("#feed-empty")).to_be_visible()
     return page, problems
 
 
@@ -94,7 +116,7 @@ async def report(
 
 
 async def alert(config: StackConfig, incident_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=notify_url(config)) as client:
+    async with httpx.AsyncClient(headers=as_suite(config), base_url=notify_url(config)) as client:
         answer = await client.get(f"/v1/alerts/{incident_id}")
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
@@ -105,15 +127,12 @@ async def act_elsewhere(
     config: StackConfig, incident_id: str, version: int, *, action: str, **fields: str
 ) -> None:
     """Another dispatcher's action, straight through the API."""
-    async with httpx.AsyncClient(base_url=notify_url(config)) as client:
+    async with httpx.AsyncClient(
+        headers=as_user(config, "值班主任", "dispatcher"), base_url=notify_url(config)
+    ) as client:
         answer = await client.post(
             f"/v1/incidents/{incident_id}/actions",
-            json={
-                "action": action,
-                "expected_version": version,
-                "dispatcher_id": "值班主任",
-                **fields,
-            },
+            json={"action": action, "expected_version": version, **fields},
         )
     assert answer.status_code == 202, answer.text
 
@@ -141,10 +160,10 @@ async def still_same_document(page: Page, problems: list[str]) -> None:
 
 
 async def test_a_new_critical_alert_appears_live_and_is_acknowledged(
-    running_stack: StackConfig, desk: BrowserContext
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
     config, unit = running_stack, new_unit()
-    page, problems = await open_page(desk, config, unit)
+    page, problems = await open_page(desk, config, unit, dispatcher)
     await expect(page.get_by_role("heading", name="千里眼 · 调度台")).to_be_visible()
 
     place = f"3号站台 {uuid.uuid4().hex[:4]}"
@@ -193,12 +212,12 @@ async def test_a_new_critical_alert_appears_live_and_is_acknowledged(
     await expect(new_row).to_have_attribute("data-status", "acknowledged")
     await expect(new_row.locator(".status")).to_have_text("已确认")
     acknowledged_entry = detail.locator('.timeline li[data-event-type="AlertAcknowledged"]')
-    await expect(acknowledged_entry).to_contain_text(DISPATCHER)
+    await expect(acknowledged_entry).to_contain_text(dispatcher.username)
     await expect(detail.get_by_role("button", name="确认接警")).to_have_count(0)
 
     acknowledged = await alert(config, incident_id)
     assert acknowledged["status"] == "acknowledged"
-    assert acknowledged["acknowledged_by"] == DISPATCHER
+    assert acknowledged["acknowledged_by"] == dispatcher.username
 
     # The same screen in English, the choice kept.
     await page.get_by_role("button", name="English").click()
@@ -216,10 +235,10 @@ async def test_a_new_critical_alert_appears_live_and_is_acknowledged(
 
 
 async def test_alerts_made_during_a_network_blip_arrive_when_it_ends(
-    running_stack: StackConfig, desk: BrowserContext
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
     config, unit = running_stack, new_unit()
-    page, problems = await open_page(desk, config, unit)
+    page, problems = await open_page(desk, config, unit, dispatcher)
     first = f"K88+100 {uuid.uuid4().hex[:4]}"
     await report(config, unit=unit, place=first, text="K88+100 接触网冒烟", photo=False)
     await expect(row(page, first)).to_have_count(1, timeout=LIVE_WAIT_MS)
@@ -230,7 +249,7 @@ async def test_alerts_made_during_a_network_blip_arrive_when_it_ends(
 
     second = f"货场 {uuid.uuid4().hex[:4]}"
     await report(config, unit=unit, place=second, text="货场仓库起火，火势较大")
-    async with httpx.AsyncClient(base_url=notify_url(config)) as client:
+    async with httpx.AsyncClient(headers=as_suite(config), base_url=notify_url(config)) as client:
         for _ in range(60):
             listed = (await client.get("/v1/alerts", params={"unit": unit})).json()["alerts"]
             if len(listed) == 2:
@@ -267,10 +286,10 @@ async def test_alerts_made_during_a_network_blip_arrive_when_it_ends(
 
 
 async def test_an_action_on_a_version_someone_else_changed_is_refused_and_reloaded(
-    running_stack: StackConfig, desk: BrowserContext
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
     config, unit = running_stack, new_unit()
-    page, problems = await open_page(desk, config, unit)
+    page, problems = await open_page(desk, config, unit, dispatcher)
     place = f"2号道岔 {uuid.uuid4().hex[:4]}"
     await report(config, unit=unit, place=place, text="2号道岔附近冒烟", photo=False)
     shown = row(page, place)
@@ -316,7 +335,111 @@ async def test_an_action_on_a_version_someone_else_changed_is_refused_and_reload
     now = await alert(config, incident_id)
     notes = [e for e in now["timeline"] if e["event_type"] == "AlertNoteAdded"]
     assert [(n["actor"], n["detail"]["note"]) for n in notes] == [
-        (DISPATCHER, "已通知车站值班员"),
+        (dispatcher.username, "已通知车站值班员"),
         ("值班主任", "车站已派人查看"),
     ]
+    await still_same_document(page, problems)
+
+
+async def test_a_wrong_password_is_refused_on_the_form_and_signing_out_asks_again(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    config, unit = running_stack, new_unit()
+    page, problems = await load_page(desk, config, unit)
+    dialog = page.get_by_role("dialog")
+    await expect(dialog.get_by_role("heading", name="登录调度台")).to_be_visible()
+    # Nobody signed in reads nothing: the feed waits behind the dialog.
+    await expect(page.locator("#alerts > li")).to_have_count(0)
+
+    await sign_in(page, dispatcher, password="not-the-password")
+    await expect(page.locator("#sign-in-error")).to_have_text("用户名或密码错误，或账号已停用。")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#whoami")).to_be_hidden()
+
+    # The right one: the feed (with what is already there) and who is signed in.
+    place = f"1号站台 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=place, text="1号站台有旅客晕倒", photo=False)
+    await sign_in(page, dispatcher)
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#whoami")).to_have_text(f"调度员：{dispatcher.display_name}")
+    await expect(page.locator("#connection")).to_have_text("实时")
+    await expect(row(page, place)).to_have_count(1, timeout=LIVE_WAIT_MS)
+
+    # Signed out, the page asks again; the session no longer works on the server.
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#connection")).to_have_text("未登录")
+    assert (await page.request.get(f"{notify_url(config)}/v1/auth/me")).status == 401
+    await still_same_document(page, problems)
+
+
+async def test_a_manager_sees_their_units_alerts_and_is_told_they_may_not_override(
+    running_stack: StackConfig, desk: BrowserContext, make_user: MakeUser
+) -> None:
+    config, unit, other_unit = running_stack, new_unit(), new_unit()
+    manager = await make_user("zhaoqiang", "赵强", roles=["manager"], units=[unit])
+    page, problems = await open_page(desk, config, "", manager, role="主管")
+    mine = f"道口 {uuid.uuid4().hex[:4]}"
+    theirs = f"道口 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=other_unit, place=theirs, text="道口栏杆故障，无法落下", photo=False)
+    await report(config, unit=unit, place=mine, text="道口栏杆故障，无法落下", photo=False)
+    shown = row(page, mine)
+    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+    incident_id = await shown.get_attribute("data-incident-id")
+    assert incident_id
+    await settled_version(config, incident_id)
+    await expect(row(page, theirs)).to_have_count(0)
+
+    await shown.get_by_role("button").click()
+    detail = page.locator("#detail-body")
+    await expect(detail.get_by_role("heading", name=mine)).to_be_visible()
+    await detail.get_by_role("button", name="更改级别").click()
+    form = detail.locator("form.action-form")
+    await form.get_by_label("原因").fill("现场核实")
+    async with page.expect_response(lambda r: r.url.endswith("/actions")) as answer:
+        await form.get_by_role("button", name="更改级别").click()
+    refusal = await answer.value
+    assert refusal.status == 403
+    await expect(detail.locator("#detail-message")).to_have_text((await refusal.json())["detail"])
+
+    # What a manager may do goes through, under their name.
+    await detail.get_by_role("button", name="确认接警").click()
+    await expect(detail.locator("#detail-status")).to_have_text("已确认")
+    assert (await alert(config, incident_id))["acknowledged_by"] == manager.username
+    await still_same_document(page, problems)
+
+
+async def test_when_the_session_ends_the_page_asks_again_and_keeps_the_note_being_written(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit, dispatcher)
+    place = f"4号道岔 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=place, text="4号道岔附近冒烟", photo=False)
+    shown = row(page, place)
+    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+    incident_id = await shown.get_attribute("data-incident-id")
+    assert incident_id
+    version = await settled_version(config, incident_id)
+    await shown.get_by_role("button").click()
+    detail = page.locator("#detail-body")
+    await expect(detail).to_have_attribute("data-version", str(version))
+    await detail.get_by_role("button", name="添加备注").click()
+    await detail.get_by_label("备注", exact=True).fill("已通知工务段")
+
+    # The session lapses (its cookie is gone): the action is answered 401.
+    await desk.clear_cookies(name="qly_session")
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#sign-in-why")).to_contain_text("登录已失效")
+    await expect(dialog.get_by_label("用户名")).to_have_value(dispatcher.username)
+
+    await sign_in(page, dispatcher)
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#connection")).to_have_text("实时")
+    await expect(detail.get_by_label("备注", exact=True)).to_have_value("已通知工务段")
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    await expect(detail.locator("#detail-message")).to_have_text("已完成：添加备注")
+    await expect(detail.locator(".timeline li", has_text="已通知工务段")).to_have_count(1)
     await still_same_document(page, problems)

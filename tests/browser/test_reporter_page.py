@@ -1,7 +1,8 @@
 """The reporter's page in a real browser: Debian's Chromium, driven by Playwright, as a phone.
 
 The page talks to the suite's real stack (ingest, Kafka, MinIO, triage, notify), so what
-is asserted is what a reporter would see, and then what reached the event log.
+is asserted is what a reporter would see, and then what reached the event log. The
+reporter signs in through the page's own form; the report is theirs by that session.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, Requ
 
 from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
 from qianliyan.stack.config import StackConfig
+from tests.browser.conftest import MakeUser, Person
+from tests.integration.clients import as_suite
 from tests.integration.topic_reader import read_topic
 
 pytestmark = pytest.mark.browser
@@ -58,6 +61,18 @@ async def open_page(page: Page, config: StackConfig) -> None:
     )
 
 
+async def sign_in(page: Page, person: Person) -> None:
+    """Sign in through the page's form, in Chinese."""
+    form = page.locator("#sign-in-form")
+    await expect(form).to_be_visible()
+    await form.get_by_label("用户名").fill(person.username)
+    await form.get_by_label("密码").fill(person.password)
+    await form.get_by_role("button", name="登录", exact=True).click()
+    await expect(page.locator("#whoami")).to_contain_text(person.display_name)
+    await expect(form).to_be_hidden()
+    await expect(page.locator("#report-form")).to_be_visible()
+
+
 async def submitted_for(config: StackConfig, client_report_id: str) -> list[ReportSubmitted]:
     """Every ReportSubmitted in the log that carries `client_report_id`."""
     found = []
@@ -75,14 +90,17 @@ async def submitted_for(config: StackConfig, client_report_id: str) -> list[Repo
 
 
 async def test_a_report_made_offline_is_sent_once_when_the_network_returns(
-    running_stack: StackConfig, phone: BrowserContext, tmp_path: Path
+    running_stack: StackConfig, phone: BrowserContext, tmp_path: Path, make_user: MakeUser
 ) -> None:
+    reporter = await make_user("j2024-017", "巡道工 张伟", roles=["reporter"])
     page = await phone.new_page()
     await open_page(page, running_stack)
     await expect(page.get_by_role("heading", name="千里眼 · 现场报告")).to_be_visible()
+    # Nobody is signed in on a new phone: the page asks first.
+    await expect(page.locator("#report-form")).to_be_hidden()
+    await sign_in(page, reporter)
 
     text = f"K123+400 附近线路有异物，影响行车。编号 {uuid.uuid4().hex[:8]}"
-    await page.get_by_label("工号").fill("J2024-017")
     await page.get_by_label("情况描述（必填）").fill(text)
     await page.get_by_label("类别（可选）").select_option(label="线路 / 轨道")
     await page.get_by_label("地点（可选）").fill("K123+400")
@@ -105,6 +123,9 @@ async def test_a_report_made_offline_is_sent_once_when_the_network_returns(
     # IndexedDB, still waiting.
     await page.reload()
     await expect(page.get_by_role("heading", name="千里眼 · 现场报告")).to_be_visible()
+    # Offline the server cannot be asked: the page goes on as the reporter last signed in.
+    await expect(page.locator("#whoami")).to_contain_text(reporter.display_name)
+    await expect(page.locator("#report-form")).to_be_visible()
     await expect(reports).to_have_count(1)
     await expect(report).to_have_attribute("data-state", "waiting")
 
@@ -117,7 +138,9 @@ async def test_a_report_made_offline_is_sent_once_when_the_network_returns(
     assert len(events) == 1, f"expected one ReportSubmitted, got {len(events)}"
     event = events[0]
     # The severity shown is the one triage gave, in the reporter's language.
-    async with httpx.AsyncClient(base_url=page_url(running_stack)) as client:
+    async with httpx.AsyncClient(
+        headers=as_suite(running_stack), base_url=page_url(running_stack)
+    ) as client:
         status = (await client.get(f"/v1/reports/{event.payload.report_id}")).json()
     # Triaged, and alerted too when the routing names someone for its severity.
     assert status["status"] in ("triaged", "alerted"), status
@@ -129,7 +152,7 @@ async def test_a_report_made_offline_is_sent_once_when_the_network_returns(
     assert event.payload.text == text
     assert event.payload.category == "track"
     assert event.payload.place == "K123+400"
-    assert event.actor.id == "J2024-017"
+    assert event.actor.id == reporter.username  # whoever signed in, not a name typed
     assert len(event.payload.photos) == 1
     photo = event.payload.photos[0]
     # Downscaled on the phone: 3000x2000 became 2048x1365 before it was sent.
@@ -138,7 +161,7 @@ async def test_a_report_made_offline_is_sent_once_when_the_network_returns(
 
 
 async def test_english_and_a_refusal_shown_with_the_servers_reason_and_not_retried(
-    running_stack: StackConfig, phone: BrowserContext
+    running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
 ) -> None:
     page = await phone.new_page()
     posts: list[Request] = []
@@ -147,6 +170,7 @@ async def test_english_and_a_refusal_shown_with_the_servers_reason_and_not_retri
         lambda r: posts.append(r) if r.method == "POST" and "/v1/reports" in r.url else None,
     )
     await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "李明", roles=["reporter"]))
 
     await page.get_by_role("button", name="English").click()
     await expect(page.get_by_role("heading", name="Qianliyan · Field report")).to_be_visible()
@@ -179,3 +203,48 @@ async def test_english_and_a_refusal_shown_with_the_servers_reason_and_not_retri
     await page.wait_for_timeout(3_000)
     assert len(posts) == 1
     await expect(report).to_have_attribute("data-state", "failed")
+
+
+async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_again(
+    running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
+) -> None:
+    reporter = await make_user("reporter", "车站值班员 陈静", roles=["reporter"])
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, reporter)
+
+    # Written offline; meanwhile the session ends (the cookie is gone, as when it lapses).
+    await phone.set_offline(True)
+    text = f"站台雨棚漏水，地面湿滑。编号 {uuid.uuid4().hex[:8]}"
+    await page.get_by_label("情况描述（必填）").fill(text)
+    await page.get_by_role("button", name="发送报告").click()
+    report = page.locator("#reports > li").first
+    await expect(report).to_have_attribute("data-state", "waiting")
+    client_report_id = await report.get_attribute("data-id")
+    assert client_report_id
+    await phone.clear_cookies(name="qly_session")
+
+    # Back online the server answers 401: the page asks for a sign-in, the report waits.
+    await phone.set_offline(False)
+    form = page.locator("#sign-in-form")
+    await expect(form).to_be_visible(timeout=20_000)
+    await expect(page.locator("#sign-in-why")).to_contain_text("登录已失效")
+    await expect(form.get_by_label("用户名")).to_have_value(reporter.username)
+    await expect(page.locator("#report-form")).to_be_hidden()
+    await expect(report).to_have_attribute("data-state", "waiting")
+    await expect(report.locator(".note")).to_have_text("登录后自动发送")
+    assert await submitted_for(running_stack, client_report_id) == []
+
+    # A wrong password keeps the form, and the report, where they are.
+    await form.get_by_label("密码").fill("not-the-password")
+    await form.get_by_role("button", name="登录", exact=True).click()
+    await expect(page.locator("#sign-in-error")).to_have_text("用户名或密码错误，或账号已停用。")
+    await expect(form).to_be_visible()
+    await expect(report).to_have_attribute("data-state", "waiting")
+
+    await sign_in(page, reporter)
+    await expect(report.locator(".badge")).to_have_text("已分级", timeout=TRIAGE_WAIT_MS)
+    events = await submitted_for(running_stack, client_report_id)
+    assert len(events) == 1, f"expected one ReportSubmitted, got {len(events)}"
+    assert events[0].actor.id == reporter.username
+    assert events[0].payload.text == text

@@ -6,11 +6,12 @@
 // Network first (so a deploy is picked up at once), falling back to the cache when the
 // network fails or is too slow to wait for on a weak link.
 
-const CACHE = "qianliyan-shell-v1";
+const CACHE = "qianliyan-shell-v2";
 const SHELL = [
   "/",
   "/static/css/app.css",
   "/static/js/app.js",
+  "/static/js/auth.js",
   "/static/js/i18n.js",
   "/static/js/outbox.js",
   "/static/js/photos.js",

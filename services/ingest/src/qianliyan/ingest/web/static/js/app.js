@@ -1,6 +1,17 @@
 // The reporter's page: the form, the list of this phone's reports, and the wiring
-// between them. Storage is outbox.js, sending is sender.js, photos are photos.js.
+// between them. Storage is outbox.js, sending is sender.js, photos are photos.js, who is
+// signed in is auth.js. Signed out, the page shows its sign-in form instead of the report
+// form (which keeps what was typed), and the list of reports stays: what waits, waits.
 
+import {
+  checkSession,
+  currentUser,
+  onAuthChange,
+  SignInError,
+  signedOut,
+  signIn,
+  signOut,
+} from "./auth.js";
 import { currentLang, t, toggleLang, translatePage } from "./i18n.js";
 import {
   allReports,
@@ -11,14 +22,15 @@ import {
   pruneFinished,
 } from "./outbox.js";
 import { MAX_PHOTOS, preparePhoto } from "./photos.js";
-import { kick, startSender } from "./sender.js";
+import { isMine, kick, startSender } from "./sender.js";
 
-const STAFF_ID_KEY = "qly.staffId";
 const $ = (id) => document.getElementById(id);
 
 const form = $("report-form");
 const textEl = $("text");
-const staffIdEl = $("staff-id");
+const signInForm = $("sign-in-form");
+const signInSubmitEl = $("sign-in-submit");
+const signInErrorEl = $("sign-in-error");
 const submitEl = $("submit");
 const formErrorEl = $("form-error");
 const locationEl = $("location-toggle");
@@ -29,13 +41,15 @@ const locationStatusEl = $("location-status");
 let photos = []; // [{ preview: blob URL, prepared: Promise<{name, type, bytes}> }]
 let location_ = null; // { lat, lon, accuracy_m } once the phone has given a position
 let creating = false;
+let signingIn = false;
+let checked = false; // the server has been asked who is signed in (or could not be)
+let signInError = null; // {key, args} of the last failed sign-in
 
 function init() {
   translatePage();
-  staffIdEl.value = localStorage.getItem(STAFF_ID_KEY) ?? "";
-  staffIdEl.addEventListener("change", () => {
-    localStorage.setItem(STAFF_ID_KEY, staffIdEl.value.trim());
-  });
+  signInForm.addEventListener("submit", submitSignIn);
+  $("sign-out").addEventListener("click", () => signOut());
+  onAuthChange(authChanged);
   $("lang-toggle").addEventListener("click", () => {
     toggleLang();
     refreshAll();
@@ -46,10 +60,15 @@ function init() {
   locationEl.addEventListener("click", toggleLocation);
   form.addEventListener("submit", submit);
   addEventListener("online", showNetwork);
+  addEventListener("online", () => checkSession()); // it may have ended while offline
   addEventListener("offline", showNetwork);
   onChange(scheduleRender);
 
   refreshAll();
+  checkSession().finally(() => {
+    checked = true;
+    showAuth();
+  });
   pruneFinished().finally(startSender);
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((error) => {
@@ -59,6 +78,7 @@ function init() {
 }
 
 function refreshAll() {
+  showAuth();
   showCount();
   showNetwork();
   showLocation();
@@ -75,6 +95,72 @@ function showNetwork() {
   const el = $("network");
   el.textContent = online ? t("online") : t("offline");
   el.dataset.online = String(online);
+  showAuth(); // signing in needs the network: the form says so
+}
+
+// --- signing in -------------------------------------------------------------------------
+
+function authChanged() {
+  showAuth();
+  scheduleRender(); // which reports wait for a sign-in
+  if (!signedOut()) kick(); // what waited for the sign-in goes now
+}
+
+/** The sign-in form or the report form, and who is signed in. */
+function showAuth() {
+  const user = currentUser();
+  const out = signedOut();
+  // Until the server has answered, a phone with nobody known shows neither form.
+  signInForm.hidden = !out || (!checked && !user);
+  form.hidden = out;
+  $("whoami").hidden = out;
+  $("whoami-name").textContent = user ? t("signedInAs", nameOf(user)) : "";
+  const why = $("sign-in-why");
+  const offline = navigator.onLine === false;
+  why.hidden = !(user || offline);
+  why.textContent = offline ? t("signInOffline") : t("signInExpired");
+  if (out && user && !$("sign-in-username").value) $("sign-in-username").value = user.username;
+  signInErrorEl.hidden = !signInError;
+  signInErrorEl.textContent = signInError ? t(signInError.key, ...signInError.args) : "";
+  signInSubmitEl.disabled = signingIn;
+  signInSubmitEl.textContent = signingIn ? t("signingIn") : t("signIn");
+}
+
+function nameOf(user) {
+  return user.display_name && user.display_name !== user.username
+    ? `${user.display_name}（${user.username}）`
+    : user.username;
+}
+
+async function submitSignIn(event) {
+  event.preventDefault();
+  if (signingIn) return;
+  const username = $("sign-in-username").value.trim();
+  const password = $("sign-in-password").value;
+  signInError = null;
+  if (!username || !password) {
+    signInError = { key: "signInMissing", args: [] };
+    return showAuth();
+  }
+  signingIn = true;
+  showAuth();
+  try {
+    await signIn(username, password);
+    $("sign-in-password").value = "";
+  } catch (error) {
+    if (!(error instanceof SignInError)) throw error;
+    signInError = {
+      wrong: { key: "signInWrong", args: [] },
+      tooMany: { key: "signInTooMany", args: [error.retryAfter] },
+      offline: { key: "signInOffline", args: [] },
+      notReporter: { key: "signInNotReporter", args: [] },
+      server: { key: "signInFailed", args: [error.status] },
+    }[error.kind];
+    $("sign-in-password").select();
+  } finally {
+    signingIn = false;
+    showAuth();
+  }
 }
 
 // --- the form -------------------------------------------------------------------------
@@ -90,20 +176,16 @@ async function submit(event) {
   submitEl.disabled = true;
   submitEl.textContent = t("preparing");
   const occurredAt = new Date().toISOString(); // when the reporter sent it, not when it got through
-  localStorage.setItem(STAFF_ID_KEY, staffIdEl.value.trim()); // even if it never lost focus
   try {
-    const report = {
-      text: textEl.value,
-      occurred_at: occurredAt,
-      reporter_id: staffIdEl.value.trim() || "anonymous",
-    };
+    // No reporter_id: the server takes the reporter from the session it is sent in.
+    const report = { text: textEl.value, occurred_at: occurredAt };
     const category = $("category").value;
     const place = $("place").value.trim();
     if (category) report.category = category;
     if (place) report.place = place;
     if (location_) report.location = location_;
     const prepared = await Promise.all(photos.map((photo) => photo.prepared));
-    await createReport(report, prepared);
+    await createReport(report, prepared, currentUser()?.username ?? null);
     clearForm();
     // Show the reporter their report, at the top of the list, with its state.
     $("list-heading").scrollIntoView({ behavior: "smooth" });
@@ -239,7 +321,11 @@ function reportItem(r) {
     element("p", { className: "text" }, r.report.text),
   );
   if (meta.length) li.append(element("p", { className: "meta" }, meta.join(" · ")));
-  if (r.state === "waiting" && r.note) {
+  if (r.state === "waiting" && !isMine(r)) {
+    li.append(element("p", { className: "note" }, t("waitingForOwner", r.owner)));
+  } else if (r.state === "waiting" && signedOut()) {
+    li.append(element("p", { className: "note" }, t("waitingForSignIn")));
+  } else if (r.state === "waiting" && r.note) {
     const why = r.note.key === "serverBusy" ? t("serverBusy", r.note.status) : t(r.note.key);
     li.append(element("p", { className: "note" }, t("retryNote", why)));
   }

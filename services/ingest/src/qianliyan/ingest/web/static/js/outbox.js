@@ -23,11 +23,13 @@ const dbPromise = openDB(DB_NAME, 1, {
 /**
  * A new report, waiting to be sent. `id` is its idempotency key, made once here and
  * never again: it is the `Idempotency-Key` header and `client_report_id` of every attempt.
+ * `owner` is the user name of the reporter who wrote it: it is sent only in their session.
  */
-export async function createReport(report, photos) {
+export async function createReport(report, photos, owner = null) {
   const id = newId();
   const record = {
     id,
+    owner,
     createdAt: report.occurred_at,
     report: { ...report, client_report_id: id },
     photos, // [{ name, type, bytes: ArrayBuffer }]

@@ -6,7 +6,21 @@
 // (an earlier attempt still in flight), 408/429, a 5xx or no network at all: retried
 // with exponential backoff, honouring Retry-After. Retries happen on a timer while the
 // page is open and at once when the phone says the network is back.
+//
+// Reports go out in the name of whoever is signed in (the server takes the reporter from
+// the session), so a report waits for the reporter who wrote it. A 401 means the session
+// ended: nothing more is sent or polled until the reporter signs in again, and the report
+// stays waiting, untouched; signing in starts a pass.
 
+import {
+  csrfHeaders,
+  currentUser,
+  ensureCsrf,
+  forgetCsrf,
+  isCsrfRefusal,
+  sessionEnded,
+  signedOut,
+} from "./auth.js";
 import { allReports, updateReport } from "./outbox.js";
 
 const FIRST_RETRY_MS = 2_000;
@@ -69,6 +83,8 @@ async function pass() {
   for (let r of (await allReports()).reverse()) {
     // Holding the lock, nobody else is sending: "sending" means a closed or crashed page.
     if (r.state === "sending") r = await updateReport(r.id, () => ({ state: "waiting" }));
+    // Signed out, or this report is someone else's: it waits for a sign-in, which kicks.
+    if (signedOut() || !isMine(r)) continue;
     if (r.state === "waiting") {
       if (r.nextAttemptAt <= Date.now() && navigator.onLine !== false) r = await send(r);
       if (r.state === "waiting") nextDue = Math.min(nextDue, r.nextAttemptAt);
@@ -81,21 +97,40 @@ async function pass() {
   return nextDue;
 }
 
+/** Whether `r` was written by the reporter signed in now (or by nobody known). */
+export function isMine(r) {
+  return !r.owner || r.owner === currentUser()?.username;
+}
+
 async function send(record) {
   await updateReport(record.id, () => ({ state: "sending" }));
   let response;
   let body;
   try {
+    await ensureCsrf();
     response = await fetch("/v1/reports", {
       method: "POST",
       body: multipart(record),
-      headers: { "Idempotency-Key": record.id, Accept: "application/json" },
+      headers: { "Idempotency-Key": record.id, Accept: "application/json", ...csrfHeaders() },
       cache: "no-store",
       signal: AbortSignal.timeout(POST_TIMEOUT_MS),
     });
     body = await readJson(response);
   } catch {
     return retryLater(record, { key: "networkDown" }, null);
+  }
+  if (response.status === 401) {
+    // The session ended: the report waits, as it was, for the reporter to sign in again.
+    sessionEnded();
+    return updateReport(record.id, () => ({
+      state: "waiting",
+      nextAttemptAt: 0,
+      note: { key: "signInNeeded" },
+    }));
+  }
+  if (isCsrfRefusal(response, body)) {
+    forgetCsrf(); // the next answer brings a fresh token; the next attempt sends it
+    return retryLater(record, { key: "serverBusy", status: response.status }, null);
   }
   if (response.status === 202 && body?.status_url) {
     const now = Date.now();
@@ -160,6 +195,8 @@ async function poll(record) {
     });
     // 404 means triage has not been heard of it yet: keep asking a little longer.
     if (response.ok) body = await readJson(response);
+    // The session ended: ask again once the reporter has signed in.
+    if (response.status === 401) sessionEnded();
   } catch {
     // No network: ask again later.
   }

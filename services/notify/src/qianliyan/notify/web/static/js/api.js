@@ -1,9 +1,25 @@
 // Notify's HTTP API as this page uses it. Every failure is an ApiError: status 0 when no
 // answer came (no network, a timeout), otherwise the answer's status and its RFC 9457
 // problem details ({title, detail, errors?}).
+//
+// The page is signed in by an HttpOnly session cookie the browser sends by itself. A 401
+// from any call means that session ended: `onSignedOut` hears of it, and the page asks
+// for a sign-in again. Calls that change something carry the CSRF token (the readable
+// `qly_csrf` cookie, sent back as a header); a token the server no longer takes is
+// dropped, a fresh one fetched, and the call made once more.
 
 const TIMEOUT_MS = 15_000;
 export const PAGE_SIZE = 200;
+const CSRF_COOKIE = "qly_csrf";
+const CSRF_HEADER = "x-csrf-token";
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+let signedOutListener = () => {};
+
+/** Call `listener` whenever the server answers 401: the session has ended. */
+export function onSignedOut(listener) {
+  signedOutListener = listener;
+}
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -17,12 +33,21 @@ export class ApiError extends Error {
   }
 }
 
-async function request(path, options = {}) {
+// `signIn`: the sign-in itself (no CSRF token needed yet, and a 401 is a wrong password);
+// `quiet`: a 401 is expected and not news (signing out of an ended session).
+async function request(path, options = {}, { retried = false, signIn = false, quiet = false } = {}) {
+  const unsafe = UNSAFE.has((options.method ?? "GET").toUpperCase());
+  if (unsafe && !signIn) await ensureCsrf();
   let response;
   try {
     response = await fetch(path, {
       ...options,
-      headers: { Accept: "application/json", ...options.headers },
+      headers: {
+        Accept: "application/json",
+        ...(unsafe && !signIn ? csrfHeaders() : {}),
+        ...options.headers,
+      },
+      cache: "no-store",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (error) {
@@ -34,8 +59,66 @@ async function request(path, options = {}) {
   } catch {
     body = null; // a proxy's HTML error page, say: the status still says what happened
   }
-  if (!response.ok) throw new ApiError(response.status, body ?? { title: response.statusText });
-  return body;
+  if (response.ok) return body;
+  const failure = new ApiError(response.status, body ?? { title: response.statusText });
+  const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  if (Number.isFinite(retryAfter)) failure.retryAfter = retryAfter;
+  if (unsafe && !retried && response.status === 403 && body?.title === "CSRF check failed") {
+    forgetCsrf();
+    return request(path, options, { retried: true, quiet });
+  }
+  if (response.status === 401 && !signIn && !quiet) signedOutListener(failure);
+  throw failure;
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
+function csrfHeaders() {
+  const token = cookie(CSRF_COOKIE);
+  return token ? { [CSRF_HEADER]: token } : {};
+}
+
+/** Any answer from the server sets the CSRF cookie when the browser lacks it. */
+async function ensureCsrf() {
+  if (cookie(CSRF_COOKIE)) return;
+  try {
+    await fetch("/v1/auth/me", { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch {
+    // The call itself will say what is wrong with the network.
+  }
+}
+
+function forgetCsrf() {
+  document.cookie = `${CSRF_COOKIE}=; Max-Age=0; path=/; SameSite=Strict`;
+}
+
+/** Who is signed in: {username, display_name, roles, units}; a 401 ApiError when nobody. */
+export function me() {
+  return request("/v1/auth/me");
+}
+
+/** Sign this page in; the answer is who, and the session cookie comes with it. */
+export function signIn(username, password) {
+  return request(
+    "/v1/auth/session",
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    },
+    { signIn: true },
+  );
+}
+
+/** Sign out: the session stops working, on every service. */
+export function signOut() {
+  return request("/v1/auth/session", { method: "DELETE" }, { quiet: true });
 }
 
 /** One page of the feed: {alerts, next_cursor}. */

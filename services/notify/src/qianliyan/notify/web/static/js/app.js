@@ -6,14 +6,18 @@
 // page then reloads the alert and says what changed. The open alert follows the feed by
 // itself, except while the dispatcher is writing an action on it: then a change is
 // announced, not applied under their eyes.
+//
+// Every call is made as the person signed in (a session cookie); actions are recorded
+// under them. When the session ends (any 401) the feed pauses and the sign-in dialog
+// comes back over the page, which keeps what it shows and what was being written.
 
-import { act, alertDetail, ApiError } from "./api.js";
+import { act, alertDetail, ApiError, me, onSignedOut, signIn, signOut } from "./api.js";
 import { element, replaceKeepingFocus } from "./dom.js";
 import { SEVERITY_RANK, STATUS_FILTERS, startFeed } from "./feed.js";
 import { has, t, toggleLang, translatePage } from "./i18n.js";
 import { clock, duration, full, relative } from "./time.js";
 
-const DISPATCHER_KEY = "qly.dispatcherId";
+const DESK_ROLES = ["dispatcher", "manager"];
 const SEVERITIES = ["critical", "major", "minor", "info"];
 // Which actions each status allows (as notify's domain/actions.py decides).
 const ACTIONS = {
@@ -64,8 +68,12 @@ const view = {
   // function giving one in the language of the moment.
   message: null,
   drafts: new Map(), // `${incident}:${action}` -> {field: value}: typing survives re-renders
+  user: null, // who is signed in: {username, display_name, roles, units}
+  signedOut: false, // the server said the session is over (or there never was one)
+  signingIn: false,
+  signInError: null, // {key, args}
 };
-let feed;
+let feed = null;
 
 function init() {
   translatePage();
@@ -83,9 +91,11 @@ function init() {
     toggleLang();
     renderAll();
   });
-  $("dispatcher").addEventListener("click", askDispatcher);
-  $("who-form").addEventListener("submit", saveDispatcher);
-  $("who-cancel").addEventListener("click", () => $("who-dialog").close());
+  $("sign-in-form").addEventListener("submit", submitSignIn);
+  // The page is of no use signed out: Escape does not close the sign-in.
+  $("sign-in-dialog").addEventListener("cancel", (event) => event.preventDefault());
+  $("sign-out").addEventListener("click", signOutHere);
+  onSignedOut(sessionEnded);
   $("filter-status").addEventListener("change", filtersChanged);
   $("filter-severity").addEventListener("change", filtersChanged);
   $("filter-unit").addEventListener("change", filtersChanged);
@@ -106,44 +116,126 @@ function init() {
   });
   $("alerts").addEventListener("keydown", moveSelection);
 
-  feed = startFeed({
-    filter: currentFilter(),
-    onChange: feedChanged,
-    onConnection: connectionChanged,
-  });
   setInterval(refreshTimes, 30_000);
   renderAll();
-  if (view.selected) loadDetail(view.selected);
-  if (!dispatcherId()) askDispatcher();
+  checkSession();
 }
 
 function renderAll() {
   renderHeader();
   renderList();
   renderDetail();
+  renderSignIn();
 }
 
-// --- who is dispatching (until sign-in arrives) ----------------------------------------
+// --- who is signed in --------------------------------------------------------------------
 
-function dispatcherId() {
-  return (localStorage.getItem(DISPATCHER_KEY) ?? "").trim();
-}
-
-function askDispatcher() {
-  $("who-input").value = dispatcherId();
-  if (!$("who-dialog").open) $("who-dialog").showModal();
-}
-
-function saveDispatcher(event) {
-  const name = $("who-input").value.trim();
-  if (!name) {
-    event.preventDefault();
-    $("who-input").focus();
-    return;
+async function checkSession() {
+  try {
+    signedIn(await me());
+  } catch (failure) {
+    if (!(failure instanceof ApiError)) throw failure;
+    if (failure.status === 401) return; // sessionEnded has asked for a sign-in
+    // No answer (or a broken one): try again shortly; the page cannot start without it.
+    view.connection = "connecting";
+    renderHeader();
+    setTimeout(checkSession, 3_000);
   }
-  localStorage.setItem(DISPATCHER_KEY, name);
-  renderHeader();
 }
+
+/** Start (or resume) the page as `user`. */
+function signedIn(user) {
+  view.user = user;
+  view.signedOut = false;
+  view.signInError = null;
+  if ($("sign-in-dialog").open) $("sign-in-dialog").close();
+  if (!feed) {
+    feed = startFeed({
+      filter: currentFilter(),
+      onChange: feedChanged,
+      onConnection: connectionChanged,
+    });
+  } else {
+    feed.resume();
+  }
+  if (view.selected && (!view.detail || view.detailError)) loadDetail(view.selected);
+  else if (view.detail) followSelected();
+  renderAll();
+}
+
+/** A 401 from anywhere: the session is over; ask for a sign-in, keep everything else. */
+function sessionEnded() {
+  if (view.signedOut) return;
+  view.signedOut = true;
+  feed?.pause();
+  renderAll();
+}
+
+async function signOutHere() {
+  try {
+    await signOut();
+  } catch (failure) {
+    if (!(failure instanceof ApiError)) throw failure; // offline: the cookie lapses by itself
+  }
+  view.user = null;
+  view.signedOut = false; // not "ended": nothing to say about an expiry
+  sessionEnded();
+}
+
+function renderSignIn() {
+  const dialog = $("sign-in-dialog");
+  if (view.signedOut && !dialog.open) {
+    if (view.user && !$("sign-in-username").value) $("sign-in-username").value = view.user.username;
+    dialog.showModal();
+    $(view.user ? "sign-in-password" : "sign-in-username").focus();
+  }
+  const why = $("sign-in-why");
+  why.textContent = view.user ? t("signInExpired") : t("signInHint");
+  const error = $("sign-in-error");
+  error.hidden = !view.signInError;
+  error.textContent = view.signInError ? t(view.signInError.key, ...view.signInError.args) : "";
+  $("sign-in-submit").disabled = view.signingIn;
+  $("sign-in-submit").textContent = view.signingIn ? t("signingIn") : t("signIn");
+}
+
+async function submitSignIn(event) {
+  event.preventDefault();
+  if (view.signingIn) return;
+  const username = $("sign-in-username").value.trim();
+  const password = $("sign-in-password").value;
+  view.signInError = null;
+  if (!username || !password) {
+    view.signInError = { key: "signInMissing", args: [] };
+    return renderSignIn();
+  }
+  view.signingIn = true;
+  renderSignIn();
+  try {
+    const user = await signIn(username, password);
+    if (!user.roles.some((role) => DESK_ROLES.includes(role))) {
+      await signOut().catch(() => undefined);
+      view.signInError = { key: "signInNotDispatch", args: [] };
+      return;
+    }
+    $("sign-in-password").value = "";
+    signedIn(user);
+  } catch (failure) {
+    if (!(failure instanceof ApiError)) throw failure;
+    view.signInError =
+      failure.status === 401 || failure.status === 422
+        ? { key: "signInWrong", args: [] }
+        : failure.status === 429
+          ? { key: "signInTooMany", args: [failure.retryAfter ?? 60] }
+          : failure.offline
+            ? { key: "signInOffline", args: [] }
+            : { key: "signInFailed", args: [failure.status] };
+    $("sign-in-password").select();
+  } finally {
+    view.signingIn = false;
+    renderSignIn();
+  }
+}
+
 
 // --- filters -----------------------------------------------------------------------------
 
@@ -163,7 +255,7 @@ function filtersChanged() {
   if (key === lastFilter) return;
   lastFilter = key;
   rememberInUrl();
-  feed.setFilter(filter);
+  feed?.setFilter(filter);
 }
 
 /** The filters and the chosen alert in the address, so a reload or a link shows the same. */
@@ -231,9 +323,14 @@ function renderHeader() {
   connection.title = view.connection === "live" ? t("conn.liveTitle") : "";
   document.body.dataset.connection = view.connection;
 
-  const name = dispatcherId();
-  $("dispatcher").textContent = name ? t("dispatcher", name) : t("dispatcherNone");
-  $("dispatcher").classList.toggle("missing", !name);
+  const user = view.user;
+  $("whoami").hidden = !user;
+  $("sign-out").hidden = !user || view.signedOut;
+  if (user) {
+    const role = user.roles.includes("dispatcher") ? "dispatcher" : "manager";
+    $("whoami").textContent = t(`role.${role}`, user.display_name || user.username);
+    $("whoami").title = user.username;
+  }
 
   const fresh = [...view.fresh];
   document.title = fresh.length ? t("titleNew", fresh.length) : t("title");
@@ -496,7 +593,7 @@ async function refreshDetail() {
 /** Whether the feed knows a newer version of the shown alert than the one on screen. */
 function detailIsBehind() {
   if (!view.detail || view.busy) return false;
-  const known = feed.known(view.detail.incident_id);
+  const known = feed?.known(view.detail.incident_id);
   return Boolean(known && known.version > view.detail.version);
 }
 
@@ -716,13 +813,6 @@ function formValues(form) {
 
 /** Send `action` on the version shown; then show the alert once the read model has it. */
 async function perform(action, fields) {
-  const dispatcher = dispatcherId();
-  if (!dispatcher) {
-    view.message = { kind: "error", text: () => t("needDispatcher") };
-    renderDetail();
-    askDispatcher();
-    return;
-  }
   if (view.busy || !view.detail) return;
   const { incident_id: incidentId, version } = view.detail;
   view.busy = true;
@@ -732,7 +822,6 @@ async function perform(action, fields) {
     const accepted = await act(incidentId, {
       action,
       expected_version: version,
-      dispatcher_id: dispatcher,
       ...fields,
     });
     view.drafts.delete(`${incidentId}:${action}`);
@@ -790,6 +879,7 @@ async function explain(failure, incidentId, sentVersion) {
     return { kind: "error", text: () => t("refused", detail) };
   }
   if (failure.offline) return { kind: "error", text: () => t("networkError") };
+  if (failure.status === 401) return { kind: "error", text: () => t("needSignIn") };
   if (failure.status >= 500) return { kind: "error", text: () => t("serverError", failure.status) };
   const errors = (problem.errors ?? []).map((e) => `${e.field}: ${e.message}`);
   return { kind: "error", text: detail, extra: errors };

@@ -6,8 +6,12 @@
 // sends Last-Event-ID and the server replays what was missed); a stream the browser gave
 // up on (the server answered with an error), or one the network took away while the
 // browser went offline, is opened afresh.
+//
+// A stream the browser gave up on may have been refused for want of a session (EventSource
+// cannot say): the page asks who is signed in, and a 401 there pauses the feed until the
+// dispatcher signs in again.
 
-import { ApiError, listAlerts, STREAM_URL } from "./api.js";
+import { ApiError, listAlerts, me, STREAM_URL } from "./api.js";
 
 export const SEVERITY_RANK = { info: 1, minor: 2, major: 3, critical: 4 };
 const MAX_ALERTS = 1000; // a list longer than this needs a filter, not a scrollbar
@@ -63,6 +67,7 @@ export function startFeed({ filter, onChange, onConnection }) {
   let retryDelay = FIRST_RETRY_MS;
   let state = null;
   let downSince = null;
+  let paused = false; // signed out: nothing is read until `resume`
 
   function publish(arrivals = []) {
     onChange({
@@ -115,6 +120,7 @@ export function startFeed({ filter, onChange, onConnection }) {
     } catch (failure) {
       if (mine.generation !== generation) return;
       loading = null;
+      if (paused) return; // the session ended: `resume` reads the list again
       error = failure instanceof ApiError ? failure : new ApiError(0, { detail: String(failure) });
       publish();
       retryList = setTimeout(() => load({ live }), 5_000);
@@ -170,6 +176,8 @@ export function startFeed({ filter, onChange, onConnection }) {
         clearTimeout(reconnectTimer);
         reconnectTimer = setTimeout(connect, retryDelay);
         retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
+        // Refused for want of a session? A 401 here pauses the feed (through the page).
+        me().catch(() => undefined);
       }
     });
   }
@@ -177,6 +185,7 @@ export function startFeed({ filter, onChange, onConnection }) {
   // The browser knows before the stream does: a connection cut by a network change can
   // look open for minutes (no TCP reset ever comes), so it is dropped and made again.
   addEventListener("offline", () => {
+    if (paused) return;
     source?.close();
     source = null;
     setState("reconnecting");
@@ -184,6 +193,7 @@ export function startFeed({ filter, onChange, onConnection }) {
     reconnectTimer = setTimeout(connect, retryDelay); // in case "online" never comes
   });
   addEventListener("online", () => {
+    if (paused) return;
     retryDelay = FIRST_RETRY_MS;
     connect();
   });
@@ -200,6 +210,26 @@ export function startFeed({ filter, onChange, onConnection }) {
       shown = new Map([...shown].filter(([, alert]) => matches(alert, current)));
       publish();
       load({ live: false });
+    },
+    /** Stop reading (the session ended): no stream, no list, until `resume`. */
+    pause() {
+      if (paused) return;
+      paused = true;
+      generation += 1; // a list being read is dropped
+      loading = null;
+      clearTimeout(reconnectTimer);
+      clearTimeout(retryList);
+      source?.close();
+      source = null;
+      setState("signedOut");
+    },
+    /** Signed in again: a fresh stream, and the list read again for what was missed. */
+    resume() {
+      if (!paused) return;
+      paused = false;
+      retryDelay = FIRST_RETRY_MS;
+      setState("connecting");
+      connect();
     },
     /** The newest summary known of an incident, matching the filters or not. */
     known(incidentId) {

@@ -1,0 +1,158 @@
+// Who is signed in on this phone. The session itself is an HttpOnly cookie (`qly_session`)
+// that this script never sees; what it keeps is who that session is for, so the page can
+// open offline as that reporter. A 401 from any API call means the session ended: the page
+// asks for a sign-in again, and everything waiting stays waiting until then.
+//
+// Requests that change something also carry the CSRF token: the value of the readable
+// `qly_csrf` cookie, sent back as the `x-csrf-token` header (double submit). Any answer
+// from the server sets that cookie when the browser lacks it.
+
+const USER_KEY = "qly.user"; // {username, display_name, roles} of the last sign-in
+const CSRF_COOKIE = "qly_csrf";
+const CSRF_HEADER = "x-csrf-token";
+const TIMEOUT_MS = 15_000;
+
+const listeners = new Set();
+// "unknown" until the server has said (or the page is offline), "signedIn", "signedOut".
+let status = "unknown";
+let user = readUser();
+
+function readUser() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(USER_KEY) ?? "null");
+    return saved && typeof saved.username === "string" ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+function set(nextStatus, nextUser) {
+  status = nextStatus;
+  user = nextUser;
+  if (user) localStorage.setItem(USER_KEY, JSON.stringify(user));
+  else localStorage.removeItem(USER_KEY);
+  for (const listener of listeners) listener();
+}
+
+/** Call `listener` whenever who is signed in changes. */
+export function onAuthChange(listener) {
+  listeners.add(listener);
+}
+
+/** The reporter this phone is signed in as (possibly last known, when offline), or null. */
+export function currentUser() {
+  return user;
+}
+
+/** Whether the server said the session is over: nothing is sent until a new sign-in. */
+export function signedOut() {
+  return status === "signedOut" || (status === "unknown" && !user);
+}
+
+/** The session ended (a 401 from the server): ask for a sign-in, keep the name to prefill. */
+export function sessionEnded() {
+  if (status === "signedOut") return;
+  set("signedOut", user);
+}
+
+/** Ask the server who is signed in; offline, the last known reporter stays. */
+export async function checkSession() {
+  let response;
+  try {
+    response = await fetch("/v1/auth/me", {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch {
+    return; // no network: the server cannot say, and the page goes on as it was
+  }
+  if (response.status === 401) return sessionEnded();
+  if (!response.ok) return;
+  const me = await response.json();
+  set("signedIn", { username: me.username, display_name: me.display_name, roles: me.roles });
+}
+
+export class SignInError extends Error {
+  /** `kind`: "wrong" | "tooMany" | "offline" | "server" | "notReporter". */
+  constructor(kind, { retryAfter = null, status = null } = {}) {
+    super(kind);
+    this.kind = kind;
+    this.retryAfter = retryAfter;
+    this.status = status;
+  }
+}
+
+/** Sign in with a user name and password; throws a SignInError saying why not. */
+export async function signIn(username, password) {
+  let response;
+  try {
+    response = await fetch("/v1/auth/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ username, password }),
+      cache: "no-store",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch {
+    throw new SignInError("offline");
+  }
+  if (response.status === 401 || response.status === 422) throw new SignInError("wrong");
+  if (response.status === 429) {
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    throw new SignInError("tooMany", { retryAfter: Number.isFinite(retryAfter) ? retryAfter : 60 });
+  }
+  if (!response.ok) throw new SignInError("server", { status: response.status });
+  const me = await response.json();
+  if (!me.roles.includes("reporter")) {
+    await signOut().catch(() => undefined);
+    throw new SignInError("notReporter");
+  }
+  set("signedIn", { username: me.username, display_name: me.display_name, roles: me.roles });
+}
+
+/** Sign out here and on the server (the session stops working everywhere). */
+export async function signOut() {
+  try {
+    await ensureCsrf();
+    await fetch("/v1/auth/session", {
+      method: "DELETE",
+      headers: csrfHeaders(),
+      cache: "no-store",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch {
+    // Offline: the cookie lapses by itself; this phone forgets the reporter now.
+  }
+  set("signedOut", null);
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
+/** The CSRF header for a request that changes something. */
+export function csrfHeaders() {
+  const token = cookie(CSRF_COOKIE);
+  return token ? { [CSRF_HEADER]: token } : {};
+}
+
+/** Make sure the CSRF cookie is there: any answer from the server sets it when absent. */
+export async function ensureCsrf() {
+  if (cookie(CSRF_COOKIE)) return;
+  await fetch("/v1/auth/me", { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS) });
+}
+
+/** Whether an answer is the CSRF check's refusal (a stale token: get a new one, retry). */
+export function isCsrfRefusal(response, body) {
+  return response.status === 403 && body?.title === "CSRF check failed";
+}
+
+/** Drop the CSRF cookie the server refused, so the next answer sets a fresh one. */
+export function forgetCsrf() {
+  document.cookie = `${CSRF_COOKIE}=; Max-Age=0; path=/; SameSite=Strict`;
+}
