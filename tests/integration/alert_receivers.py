@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qianliyan.stack.config import StackConfig
+from tests.integration.clients import as_suite
 from tests.integration.topic_reader import wait_for
 
 
@@ -133,7 +134,7 @@ async def use_routing(config: StackConfig, text: str, version: str) -> None:
     config.notify_routing_file.write_text(text, encoding="utf-8")
 
     async def applied() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             answer = await client.get(f"http://127.0.0.1:{config.notify_port}/v1/routing")
         in_force = answer.json()
         assert in_force["refused_edit"] is None, in_force["refused_edit"]
@@ -146,7 +147,7 @@ async def alert_known(config: StackConfig, incident_id: str) -> None:
     """Wait until notify has projected the incident."""
 
     async def found() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
             url = f"http://127.0.0.1:{config.notify_port}/v1/alerts/{incident_id}"
             return (await client.get(url)).status_code == 200
 
@@ -155,7 +156,7 @@ async def alert_known(config: StackConfig, incident_id: str) -> None:
 
 async def alert_detail(config: StackConfig, incident_id: str) -> dict[str, Any]:
     """GET /v1/alerts/{id} of an incident notify knows."""
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=as_suite(config)) as client:
         answer = await client.get(f"http://127.0.0.1:{config.notify_port}/v1/alerts/{incident_id}")
     assert answer.status_code == 200, answer.text
     detail: dict[str, Any] = answer.json()
