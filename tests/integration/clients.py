@@ -53,19 +53,22 @@ def user_token(
     )
 
 
-@functools.cache
-def _suite_token(key_file: Path) -> str:
+def machine_token(config: StackConfig, name: str) -> str:
+    """A new integration token that may do everything but hand out access."""
     return (
-        _signer(key_file)
+        _signer(config.token_key_file)
         .for_machine(
             token_id=new_token_id(),
-            name=SUITE_TOKEN_NAME,
+            name=name,
             scopes=MACHINE_SCOPES,
             units=(),
             expires_at=datetime.now(UTC) + timedelta(days=1),
         )
         .token
     )
+
+
+_suite_tokens: dict[Path, str] = {}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -75,7 +78,9 @@ def bearer(token: str) -> dict[str, str]:
 
 def as_suite(config: StackConfig) -> dict[str, str]:
     """Headers of the suite's integration token: submits for any reporter, reads and acts on all."""
-    return bearer(_suite_token(config.token_key_file))
+    if config.token_key_file not in _suite_tokens:
+        _suite_tokens[config.token_key_file] = machine_token(config, SUITE_TOKEN_NAME)
+    return bearer(_suite_tokens[config.token_key_file])
 
 
 def as_user(

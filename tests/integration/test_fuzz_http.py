@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 
 from qianliyan.shared.events import ReportSubmitted, decode
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import as_suite, jpeg_photo
+from tests.integration.clients import as_suite, as_user, bearer, jpeg_photo, machine_token
 from tests.integration.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,7 @@ class Known:
     incident_ids: list[str]
     report_ids: list[str]
     photo_id: str
+    config: StackConfig
     # Reports ingest accepted (202) while fuzzing, checked against the log afterwards.
     accepted: set[str] = field(default_factory=set)
     # Requests sent, by operation, printed at the end of each service's run.
@@ -184,7 +185,10 @@ def known(running_stack: StackConfig) -> Known:
             report_ids.append(answer.json()["report_id"])
     incident_ids = [_incident_of(config, report_id) for report_id in report_ids]
     found = Known(
-        incident_ids=incident_ids, report_ids=report_ids, photo_id=staged.json()["photo_id"]
+        incident_ids=incident_ids,
+        report_ids=report_ids,
+        photo_id=staged.json()["photo_id"],
+        config=config,
     )
     KNOWN.append(found)
     return found
@@ -260,12 +264,23 @@ def _fuzz(operation: Operation, known: Known) -> None:
         if _aim_at_known_things(case, data, known):
             # Generated as schema-violating, perhaps, but no longer once aimed.
             excluded = [*excluded, negative_data_rejection]
+        case.headers.update(_valid_token_for(operation, known.config))
         response = case.call_and_validate(excluded_checks=excluded, timeout=REQUEST_TIMEOUT_S)
         known.sent[operation.label] += 1
         if operation.label == "POST /v1/reports" and response.status_code == 202:
             known.accepted.add(response.json()["report_id"])
 
     requests_to_operation()
+
+
+def _valid_token_for(operation: Operation, config: StackConfig) -> dict[str, str]:
+    """A token that may use `operation`, so the fuzzing reaches past the door.
+
+    A fresh one per case: a generated sign-out revokes the token it was sent with.
+    """
+    if operation.path.startswith("/v1/access"):
+        return as_user(config, "fuzz-admin", "admin")
+    return bearer(machine_token(config, "fuzz"))
 
 
 def _fuzz_stream(operation: Operation, known: Known) -> None:
@@ -288,6 +303,7 @@ def _fuzz_stream(operation: Operation, known: Known) -> None:
                 case.headers["Last-Event-ID"] = resume
             else:
                 case.query = {"last_event_id": resume}
+        case.headers.update(_valid_token_for(operation, known.config))
         request = case.as_transport_kwargs()
         try:
             stream = requests.request(**request, stream=True, timeout=(10, STREAM_QUIET_S))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qianliyan.shared.logs import configure_logging
 from qianliyan.shared.tracing import configure_tracing
@@ -93,6 +94,47 @@ def time_filter(moment: datetime | None, name: str) -> datetime | None:
 def unavailable(detail: str, *, retry_after_s: int = 5) -> Problem:
     """A 503 that tells the client when to try again (an outage, never the client's fault)."""
     return Problem(503, "Service Unavailable", detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class RequestSizeLimit:
+    """Refuses a request body over `max_bytes` with a 413 in our error shape.
+
+    A body that declares its length is refused before any of it is read; one sent in
+    chunks is counted as it arrives and refused once past the limit. (FastAPI's own
+    `max_body_size` answers in plain text, ahead of the app's error handlers.)
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _refusal(self, size: str) -> str:
+        return f"This service takes request bodies of at most {self.max_bytes} bytes; {size}."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            refusal = Problem(
+                413, "Request too large", self._refusal(f"this one says it has {int(declared)}")
+            )
+            await problem_response(refusal)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                # An HTTPException passes through the framework's body parsing untouched and
+                # reaches the app's handler, which answers it as problem details.
+                raise HTTPException(413, self._refusal("this one went past that"))
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

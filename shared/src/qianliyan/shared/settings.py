@@ -35,7 +35,10 @@ class StorageSettings(BaseModel):
 
     endpoint: str = "127.0.0.1:9000"
     access_key: str = "qianliyan"
-    secret_key: SecretStr = SecretStr("qianliyan-dev-secret")
+    # No default: a password in the repository would be everyone's password.
+    secret_key: SecretStr = Field(
+        default=SecretStr(""), description="required; the local stack generates its own"
+    )
     bucket: str = "incident-photos"
     secure: bool = False
     region: str = "us-east-1"
@@ -54,7 +57,8 @@ class StorageSettings(BaseModel):
 class PostgresSettings(BaseModel):
     """The PostgreSQL database holding the read models."""
 
-    dsn: SecretStr = SecretStr("postgresql://qianliyan:qianliyan@127.0.0.1:5432/qianliyan")
+    # The password comes with the setting (or PGPASSWORD), never from the repository.
+    dsn: SecretStr = SecretStr("postgresql://qianliyan@127.0.0.1:5432/qianliyan")
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
 

@@ -61,6 +61,11 @@ class PhotoStore:
     """Puts and reads photo objects; one instance per service, built at start-up."""
 
     def __init__(self, settings: StorageSettings) -> None:
+        if not settings.secret_key.get_secret_value():
+            raise ValueError(
+                "the object store's secret key is not set (…_STORAGE__SECRET_KEY); "
+                "`qianliyan stack up` generates one for the local stack"
+            )
         self.bucket = settings.bucket
         self._client = _client(settings, settings.endpoint)
         # Signing is local arithmetic, so links can name the address browsers use even

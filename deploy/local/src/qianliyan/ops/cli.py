@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import time
 from datetime import datetime
 from typing import Annotated
@@ -57,6 +58,18 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(stack_app, name="stack", help="Provision, start, inspect and stop the stack.")
+
+
+@app.callback()
+def _services_settings_from_the_stack() -> None:
+    """Commands that read the services' settings (NOTIFY_*, TRIAGE_*) get the local stack's
+    where the environment does not say otherwise: its passwords are generated, not known."""
+    config = StackConfig()
+    for service in ("notify", "triage"):
+        for name, value in config.service_env(service).items():
+            os.environ.setdefault(name, value)
+
+
 app.command("check")(notify_check)
 app.command("rebuild")(notify_rebuild)
 app.command("retriage")(triage_retriage)

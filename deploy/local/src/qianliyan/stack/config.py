@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["ingest", "triage", "notify"]
@@ -57,13 +58,17 @@ class StackConfig(BaseSettings):
     minio_port: Port = 9000
     minio_console_port: Port = 9001
     minio_root_user: str = "qianliyan"
-    minio_root_password: SecretStr = SecretStr("qianliyan-dev-secret")
+    minio_root_password: SecretStr = Field(
+        default=SecretStr(""), description="generated into secrets/ on the first start if unset"
+    )
     bucket: str = "incident-photos"
 
     postgres_port: Port = 5432
     postgres_db: str = "qianliyan"
     postgres_user: str = "qianliyan"
-    postgres_password: SecretStr = SecretStr("qianliyan")
+    postgres_password: SecretStr = Field(
+        default=SecretStr(""), description="generated into secrets/ on the first start if unset"
+    )
 
     triage_rules_file: Path | None = Field(
         default=None, description="Severity rule file for triage; its packaged default if unset"
@@ -85,9 +90,32 @@ class StackConfig(BaseSettings):
     @classmethod
     def _minio_accepts_password(cls, password: SecretStr) -> SecretStr:
         # MinIO refuses to start with a shorter root password; say so before it does.
-        if len(password.get_secret_value()) < 8:
+        if password.get_secret_value() and len(password.get_secret_value()) < 8:
             raise ValueError("MinIO needs a root password of at least 8 characters")
         return password
+
+    @model_validator(mode="after")
+    def _generated_passwords(self) -> StackConfig:
+        # The repository holds no password: each stack makes its own on its first start.
+        # A stack that started before passwords were generated keeps the one it was made with.
+        for field, part, earlier in (
+            ("minio_root_password", "minio", "qianliyan-dev-secret"),
+            ("postgres_password", "postgres", "qianliyan"),
+        ):
+            if field not in self.model_fields_set or not getattr(self, field).get_secret_value():
+                setattr(self, field, SecretStr(self._stack_secret(field, part, earlier)))
+        return self
+
+    def _stack_secret(self, field: str, part: str, earlier: str) -> str:
+        path = self.data_dir / "secrets" / field.replace("_", "-")
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        value = earlier if (self.data_dir / part).exists() else secrets.token_urlsafe(18)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(value)
+        return value
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -16,7 +16,12 @@ from qianliyan.ingest.settings import IngestSettings
 from qianliyan.ingest.web import mount_web
 from qianliyan.shared import db
 from qianliyan.shared.access.http import build_access, install_access
-from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
+from qianliyan.shared.http import (
+    ReadinessCheck,
+    RequestSizeLimit,
+    health_router,
+    install_problem_handlers,
+)
 from qianliyan.shared.kafka import EventPublisher, create_producer, kafka_reachable
 from qianliyan.shared.metrics import instrument
 from qianliyan.shared.storage import PhotoStore
@@ -55,14 +60,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             "postgres": lambda: db.is_reachable(res.ledger.pool),
         }
 
-    app = FastAPI(
-        title="Qianliyan ingest",
-        version="0.1.0",
-        lifespan=lifespan,
-        # The photos' own limit plus room for the report and the multipart framing.
-        max_body_size=settings.max_report_bytes + 1024 * 1024,
-    )
+    # Room for one photo past the report's limit, so a phone that sends a little too much
+    # hears how much from our own check ("the photos add up to …"), not from the door.
+    max_body = settings.max_report_bytes + settings.max_photo_bytes
+    app = FastAPI(title="Qianliyan ingest", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=max_body)
     install_access(app, settings.access)
     instrument(app)
     app.include_router(health_router(readiness))

@@ -25,7 +25,12 @@ from qianliyan.shared import db
 from qianliyan.shared.access.http import build_access, install_access
 from qianliyan.shared.access.org import Org, parse_org
 from qianliyan.shared.config_files import WatchedFile
-from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
+from qianliyan.shared.http import (
+    ReadinessCheck,
+    RequestSizeLimit,
+    health_router,
+    install_problem_handlers,
+)
 from qianliyan.shared.kafka import (
     EventPublisher,
     create_consumer,
@@ -135,10 +140,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             "postgres": lambda: db.is_reachable(app.state.resources.pool),
         }
 
-    app = FastAPI(
-        title="Qianliyan notify", version="0.1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES
-    )
+    app = FastAPI(title="Qianliyan notify", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=MAX_BODY_BYTES)
     install_access(app, settings.access)
     instrument(app)
     app.include_router(health_router(readiness, liveness))

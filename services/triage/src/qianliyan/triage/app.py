@@ -16,7 +16,12 @@ from pydantic import BaseModel
 from qianliyan.shared import db
 from qianliyan.shared.access.http import build_access, install_access, require
 from qianliyan.shared.access.policy import Permission, Principal
-from qianliyan.shared.http import ReadinessCheck, health_router, install_problem_handlers
+from qianliyan.shared.http import (
+    ReadinessCheck,
+    RequestSizeLimit,
+    health_router,
+    install_problem_handlers,
+)
 from qianliyan.shared.kafka import (
     create_consumer,
     create_producer,
@@ -142,8 +147,9 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
         return {"pipeline": loop.is_alive, "kafka": lambda: kafka_reachable(kafka)}
 
     # Triage takes no request bodies at all.
-    app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan, max_body_size=0)
+    app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=0)
     install_access(app, settings.access, sign_in=False)
     instrument(app)
     app.include_router(health_router(readiness, liveness))

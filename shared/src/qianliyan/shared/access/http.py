@@ -33,7 +33,7 @@ from qianliyan.shared.access.tokens import (
     TokenVerifier,
     load_signing_key,
 )
-from qianliyan.shared.http import Problem, problem_response
+from qianliyan.shared.http import PRINTABLE, Problem, problem_response
 from qianliyan.shared.settings import AccessSettings
 
 SESSION_COOKIE = "qly_session"
@@ -179,7 +179,7 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
 class SignIn(BaseModel):
     """A user name and password."""
 
-    username: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=200)
 
 

@@ -142,7 +142,7 @@ async def change_user(
     request: Request,
     change: UserChange,
     admin: Admin,
-    username: Annotated[str, Path(max_length=100)],
+    username: Annotated[str, Path(max_length=100, pattern=PRINTABLE)],
 ) -> dict[str, Any]:
     """Change roles, units, password or display name, or disable or enable the person."""
     if username == admin.subject and (change.disabled or change.roles is not None):
@@ -198,7 +198,7 @@ async def revoke_token(
     request: Request,
     revocation: Revocation,
     admin: Admin,
-    token_id: Annotated[str, Path(max_length=100)],
+    token_id: Annotated[str, Path(max_length=100, pattern=PRINTABLE)],
 ) -> dict[str, Any]:
     """Revoke a machine token: every service refuses it within seconds."""
     access = access_of(request)
