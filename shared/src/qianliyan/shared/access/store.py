@@ -156,7 +156,7 @@ async def update_user(
         # A token carries the roles and units it was issued with: any change to them, to
         # the password or to being enabled voids the tokens issued so far.
         if roles is not None or units is not None or password is not None or disabled:
-            await _cut_off(connection, f"{username}")
+            await _cut_off(connection, username)
     return _user(row)
 
 

@@ -150,7 +150,9 @@ class Revocations:
         if token_id is not None and token_id in self.token_ids:
             return True
         cutoff = self.cutoffs.get(subject)
-        return cutoff is not None and issued_at < cutoff
+        # `iat` counts whole seconds: a token from the cut-off's own second may be the new
+        # sign-in after it (a password just changed), so only earlier seconds are void.
+        return cutoff is not None and issued_at < cutoff.replace(microsecond=0)
 
 
 class RevocationList:

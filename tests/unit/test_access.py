@@ -1,0 +1,214 @@
+"""Who may do what, decided from plain values: roles, reach, the unit tree, and tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from qianliyan.shared.access.org import Org, parse_org
+from qianliyan.shared.access.policy import (
+    NotAllowed,
+    Permission,
+    Principal,
+    Reach,
+    Role,
+    may_reach_unit,
+    may_read_report,
+    reporter_of_submission,
+    visible_units,
+)
+from qianliyan.shared.access.tokens import (
+    RevocationList,
+    Revocations,
+    TokenRefused,
+    TokenSigner,
+    TokenVerifier,
+)
+from qianliyan.shared.config_files import ConfigFileError
+from qianliyan.shared.events import ActorKind
+
+ORG_FILE = """\
+version: "1"
+units:
+  - id: 北京站段
+  - id: 丰台站
+    parent: 北京站段
+  - id: 丰台西站
+    parent: 丰台站
+  - id: 北京南站
+    parent: 北京站段
+  - id: 京沪线工务段
+"""
+
+
+CYCLE = "  - id: 北京站段\n    parent: 丰台西站\n"
+
+
+@pytest.fixture
+def org() -> Org:
+    return parse_org(ORG_FILE)
+
+
+def person(*roles: Role, units: tuple[str, ...] = (), name: str = "p") -> Principal:
+    return Principal(
+        subject=name, display_name=name, kind="user", roles=frozenset(roles), units=frozenset(units)
+    )
+
+
+def test_a_unit_sees_every_station_below_it(org: Org) -> None:
+    assert org.below(["丰台站"]) == {"丰台站", "丰台西站"}
+    assert org.below(["北京站段"]) == {"北京站段", "丰台站", "丰台西站", "北京南站"}
+    assert org.below(["不在文件里"]) == {"不在文件里"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (ORG_FILE + "  - id: 丰台站\n", 11, "listed twice"),
+        (ORG_FILE.replace("parent: 丰台站", "parent: 丰台东站"), 7, "not a listed unit"),
+        (
+            ORG_FILE.replace("  - id: 北京站段\n", "  - id: 北京站段\n    parent: 丰台西站\n"),
+            4,
+            "cycle",
+        ),
+    ],
+)
+def test_a_bad_organisation_file_is_refused_naming_its_line(
+    text: str, line: int, message: str
+) -> None:
+    with pytest.raises(ConfigFileError, match=message) as refused:
+        parse_org(text)
+    assert refused.value.line == line
+
+
+def test_a_manager_reaches_their_units_and_stations_only(org: Org) -> None:
+    manager = person(Role.MANAGER, units=("丰台站",))
+    assert may_reach_unit(manager, Permission.READ_ALERTS, "丰台西站", org)
+    assert not may_reach_unit(manager, Permission.READ_ALERTS, "北京南站", org)
+    assert not may_reach_unit(manager, Permission.READ_ALERTS, None, org)
+    assert not manager.may(Permission.OVERRIDE_SEVERITY)
+    assert visible_units(manager, Permission.READ_ALERTS, org) == frozenset({"丰台站", "丰台西站"})
+    assert visible_units(person(Role.DISPATCHER), Permission.READ_ALERTS, org) is None
+    assert visible_units(person(Role.REPORTER), Permission.READ_ALERTS, org) == frozenset()
+
+
+def test_a_report_is_read_by_its_reporter_its_managers_and_dispatch(org: Org) -> None:
+    report = {"reporter_id": "rep-a", "unit": "丰台西站"}
+    readers = {
+        "own reporter": person(Role.REPORTER, name="rep-a"),
+        "dispatcher": person(Role.DISPATCHER),
+        "manager": person(Role.MANAGER, units=("北京站段",)),
+    }
+    strangers = {
+        "other reporter": person(Role.REPORTER, name="rep-b"),
+        "other manager": person(Role.MANAGER, units=("京沪线工务段",)),
+        "ops": person(Role.OPS),
+        "admin": person(Role.ADMIN),
+    }
+    assert all(may_read_report(p, **report, org=org) for p in readers.values())
+    assert not any(may_read_report(p, **report, org=org) for p in strangers.values())
+
+
+def test_roles_add_up_to_the_widest_reach() -> None:
+    both = person(Role.REPORTER, Role.MANAGER, units=("丰台站",))
+    assert both.reach(Permission.READ_REPORTS) is Reach.UNITS
+    assert person(Role.DISPATCHER, Role.MANAGER).reach(Permission.READ_ALERTS) is Reach.ALL
+    assert person(Role.DISPATCHER).as_actor().kind is ActorKind.DISPATCHER
+    assert person(Role.MANAGER).as_actor().kind is ActorKind.MANAGER
+
+
+def test_a_machine_token_holds_its_scopes_over_its_units() -> None:
+    bridge = Principal(
+        subject="token:bridge",
+        display_name="bridge",
+        kind="machine",
+        scopes=frozenset({Permission.READ_ALERTS}),
+        units=frozenset({"丰台站"}),
+    )
+    assert bridge.reach(Permission.READ_ALERTS) is Reach.UNITS
+    assert not bridge.may(Permission.SUBMIT_REPORTS)
+    assert bridge.as_actor().kind is ActorKind.SERVICE
+
+
+def test_whom_a_report_is_from() -> None:
+    reporter = person(Role.REPORTER, name="rep-a")
+    assert reporter_of_submission(reporter, None) == "rep-a"
+    assert reporter_of_submission(reporter, "rep-a") == "rep-a"
+    with pytest.raises(NotAllowed, match="cannot be sent as rep-b"):
+        reporter_of_submission(reporter, "rep-b")
+    with pytest.raises(NotAllowed, match="may not send"):
+        reporter_of_submission(person(Role.DISPATCHER), None)
+    bridge = Principal(
+        subject="token:bridge",
+        display_name="bridge",
+        kind="machine",
+        scopes=frozenset({Permission.SUBMIT_FOR_OTHERS}),
+    )
+    assert reporter_of_submission(bridge, "wx-123") == "wx-123"
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+KEY = Ed25519PrivateKey.generate()
+SIGNER = TokenSigner(KEY)
+
+
+def verifier(revocations: Revocations | None = None) -> TokenVerifier:
+    async def load() -> Revocations:
+        return revocations or Revocations(frozenset(), {})
+
+    return TokenVerifier(SIGNER.public_key, RevocationList(load, refresh_s=60))
+
+
+def user_token(ttl: timedelta = timedelta(hours=1)) -> str:
+    return SIGNER.for_user(
+        username="disp", display_name="调度", roles=["dispatcher"], units=[], ttl=ttl
+    ).token
+
+
+async def test_a_token_round_trips_to_its_principal() -> None:
+    principal = await verifier().verify(user_token())
+    assert (principal.subject, principal.display_name, principal.roles) == (
+        "disp",
+        "调度",
+        frozenset({Role.DISPATCHER}),
+    )
+
+
+async def test_expired_tampered_foreign_and_unknown_tokens_are_refused() -> None:
+    with pytest.raises(TokenRefused, match="expired"):
+        await verifier().verify(user_token(ttl=timedelta(minutes=-5)))
+    header, _, signature = user_token().split(".")
+    admin = SIGNER.for_user(
+        username="disp", display_name="d", roles=["admin"], units=[], ttl=timedelta(hours=1)
+    ).token.split(".")[1]
+    with pytest.raises(TokenRefused, match="signature"):
+        await verifier().verify(f"{header}.{admin}.{signature}")
+    foreign = TokenSigner(Ed25519PrivateKey.generate()).for_user(
+        username="disp", display_name="d", roles=["admin"], units=[], ttl=timedelta(hours=1)
+    )
+    with pytest.raises(TokenRefused, match="signature"):
+        await verifier().verify(foreign.token)
+    stranger = jwt.encode({"iss": "elsewhere", "sub": "x"}, "s" * 32, algorithm="HS256")
+    with pytest.raises(TokenRefused, match="not issued by anyone"):
+        await verifier().verify(stranger)
+    with pytest.raises(TokenRefused, match="malformed"):
+        await verifier().verify("not.a.token")
+
+
+async def test_revoked_tokens_and_tokens_from_before_a_cut_off_are_refused() -> None:
+    issued = SIGNER.for_user(
+        username="disp", display_name="d", roles=["dispatcher"], units=[], ttl=timedelta(hours=1)
+    )
+    by_id = Revocations(frozenset({issued.token_id}), {})
+    with pytest.raises(TokenRefused, match="revoked"):
+        await verifier(by_id).verify(issued.token)
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    with pytest.raises(TokenRefused, match="revoked"):
+        await verifier(Revocations(frozenset(), {"disp": later})).verify(issued.token)
+    # A token from the cut-off's own second may be the sign-in that followed it.
+    now = datetime.now(UTC)
+    assert await verifier(Revocations(frozenset(), {"disp": now})).verify(issued.token)
