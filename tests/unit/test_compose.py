@@ -7,7 +7,9 @@ renamed setting or a changed default fails here instead of in someone's `docker 
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +22,11 @@ from qianliyan.shared.settings import KafkaSettings, PostgresSettings, StorageSe
 from qianliyan.triage.settings import TriageSettings
 from tests.unit.settings_fields import COMPOSE_SERVICES as SERVICES
 from tests.unit.settings_fields import ROOT, environment, field_of
+
+_spec = importlib.util.spec_from_file_location("make_env", ROOT / "deploy/compose/make_env.py")
+assert _spec is not None and _spec.loader is not None
+make_env = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_env)
 
 APPS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
@@ -180,3 +187,25 @@ def test_kafka_creates_no_topic_on_its_own() -> None:
     kafka = environment("kafka")
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_no_password_is_written_in_the_file() -> None:
+    # Each comes from .env, which deploy/compose/make_env.py makes on the user's machine.
+    env, minio, postgres = settings_env("notify"), environment("minio"), environment("postgres")
+    assert minio["MINIO_ROOT_PASSWORD"] == "${QLY_MINIO_ROOT_PASSWORD}"
+    assert postgres["POSTGRES_PASSWORD"] == "${QLY_POSTGRES_PASSWORD}"
+    assert urlsplit(env["postgres__dsn"]).password == "${QLY_POSTGRES_PASSWORD}"
+
+
+def test_make_env_writes_each_password_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(make_env, "ENV_FILE", tmp_path / ".env")
+    assert make_env.main() == 0
+    first = (tmp_path / ".env").read_text()
+    names = dict(line.split("=", 1) for line in first.splitlines())
+    assert set(names) == {"QLY_POSTGRES_PASSWORD", "QLY_MINIO_ROOT_PASSWORD"}
+    assert all(len(value) >= 20 for value in names.values())
+    assert oct((tmp_path / ".env").stat().st_mode & 0o777) == "0o600"
+    make_env.main()
+    assert (tmp_path / ".env").read_text() == first
