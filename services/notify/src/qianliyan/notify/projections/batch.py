@@ -51,6 +51,9 @@ class Triage:
     triaged_at: datetime | None
 
 
+UNTRIAGED = Triage(None, None)
+
+
 def last_submissions(events: Iterable[ReportSubmitted]) -> list[ReportSubmitted]:
     """The last submission of each report: each writes every column, so the last wins."""
     return list({event.payload.report_id: event for event in events}.values())
@@ -73,35 +76,36 @@ def triage_per_report(
 
 def incident_refreshes(
     events: Iterable[ReportSubmitted | ReportTriaged], before: Mapping[UUID, Triage]
-) -> Counter[UUID]:
+) -> tuple[Counter[UUID], dict[UUID, Triage]]:
     """How many refreshes one by one makes of each incident for these report events, in
-    their order, given where each report stood; raises `OrderMatters` where a refresh at
-    the end of the batch would not see what the last of those did."""
+    their order, given where each report stood; and where each written report stands
+    after them. Raises `OrderMatters` where a refresh at the end of the batch would not
+    see what the last of those refreshes did."""
     state = dict(before)
     refreshes: Counter[UUID] = Counter()
+    written: set[UUID] = set()  # the rows the upsert changes
     left_behind: set[UUID] = set()  # refreshed, then a report moved away from it
     for event in events:
         report_id = event.payload.report_id
-        current = state.get(report_id)
+        current = state.get(report_id, UNTRIAGED)
         if isinstance(event, ReportSubmitted):
-            touched = current.incident_id if current is not None else None
+            touched = current.incident_id
+            written.add(report_id)
         else:
+            # A late triage changes nothing, though it still refreshes its incident.
             touched = event.payload.incident_id
-            if (
-                current is None
-                or current.triaged_at is None
-                or (current.triaged_at <= event.occurred_at)
-            ):
-                old = current.incident_id if current is not None else None
+            if current.triaged_at is None or current.triaged_at <= event.occurred_at:
+                old = current.incident_id
                 if old is not None and old != touched and refreshes[old]:
                     left_behind.add(old)
                 state[report_id] = Triage(touched, event.occurred_at)
+                written.add(report_id)
         if touched is not None:
             refreshes[touched] += 1
             left_behind.discard(touched)
     if left_behind:
         raise OrderMatters(f"reports moved away from {len(left_behind)} refreshed incidents")
-    return refreshes
+    return refreshes, {report_id: state.get(report_id, UNTRIAGED) for report_id in written}
 
 
 def check_alert_order(events: Iterable[AlertingEvent]) -> None:
@@ -123,15 +127,20 @@ async def apply(connection: Connection, events: Sequence[Event]) -> None:
     alerting = [e for e in events if isinstance(e, AlertingEvent)]
     check_alert_order(alerting)
 
-    # Submissions first: they lock their rows, so the read below sees any triage another
-    # instance committed meanwhile, as one by one's read after its upsert would.
-    await reports.upsert_submitted(connection, last_submissions(submitted))
+    # The reports are locked as they stood, their triages played through in order, then
+    # written; a row that then reads otherwise was written by another instance meanwhile.
     report_ids = {e.payload.report_id for e in submitted} | {e.payload.report_id for e in triaged}
-    refreshes = incident_refreshes(
+    refreshes, expected = incident_refreshes(
         (e for e in events if isinstance(e, ReportSubmitted | ReportTriaged)),
         await _triage_states(connection, report_ids),
     )
-    await reports.upsert_triaged(connection, triage_per_report(triaged))
+    written = await reports.upsert(
+        connection, last_submissions(submitted), triage_per_report(triaged)
+    )
+    if {row["report_id"]: Triage(row["incident_id"], row["triaged_at"]) for row in written} != (
+        expected
+    ):
+        raise OrderMatters("reports were written by another projection meanwhile")
 
     # Actions are few and each depends on the status the one before left.
     acted: set[UUID] = set()
