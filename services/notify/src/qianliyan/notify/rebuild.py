@@ -9,6 +9,7 @@ Delivery events are projected, never performed: a rebuild pages nobody.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -26,7 +27,7 @@ from aiokafka import TopicPartition
 from qianliyan.notify import migrations
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.projections.incidents import FeedFilter, fetch_incident, list_alerts
-from qianliyan.shared.kafka import decode_records, history
+from qianliyan.shared.kafka import HistoryBatch, decode_records, history
 from qianliyan.shared.progress import ProgressCallback
 from qianliyan.shared.settings import KafkaSettings
 
@@ -63,16 +64,36 @@ async def project_history(
     ends: dict[TopicPartition, int] = dict(after or {})
     topics = (kafka.reports_topic, kafka.triage_topic, kafka.alerts_topic)
     cutoff_ms = int(until.timestamp() * 1000) if until is not None else None
-    async for batch in history(kafka.bootstrap_servers, *topics, after=after):
-        records = batch.records
-        if cutoff_ms is not None:
-            records = [r for r in records if r.timestamp <= cutoff_ms]
-        events, _dead = decode_records(records)
-        if events:
-            await project_batch(pool, [event for _, event in events])
-            projected += len(events)
-        ends = batch.ends
-        progress(batch.done, batch.total)
+    # PostgreSQL works in a process of its own: while it writes one batch, the next is
+    # fetched and decoded here, rather than each waiting for the other. Batches still
+    # commit in order, one at a time.
+    writing: asyncio.Task[None] | None = None
+    written: tuple[int, HistoryBatch] | None = None
+
+    async def finish_writing() -> None:
+        nonlocal projected, ends
+        if writing is not None:
+            await writing
+        if written is not None:
+            count, batch = written
+            projected, ends = projected + count, batch.ends
+            progress(batch.done, batch.total)
+
+    try:
+        async for batch in history(kafka.bootstrap_servers, *topics, after=after):
+            records = batch.records
+            if cutoff_ms is not None:
+                records = [r for r in records if r.timestamp <= cutoff_ms]
+            events = [event for _, event in decode_records(records)[0]]
+            await finish_writing()
+            writing = asyncio.create_task(project_batch(pool, events)) if events else None
+            written = (len(events), batch)
+        await finish_writing()
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writing
     return projected, ends
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 import asyncpg
 
-from qianliyan.notify.projections import alerts, incidents, reports
+from qianliyan.notify.projections import alerts, batch, incidents, reports
 from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertingEvent,
@@ -20,20 +21,39 @@ from qianliyan.shared.events import (
 async def project_batch(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
     """Apply `events` in one transaction; events already projected are skipped."""
     async with pool.acquire() as connection, connection.transaction():
-        for event in events:
-            if await _claim(connection, event):
+        fresh = await _claim(connection, events)
+        if not fresh:
+            return
+        try:
+            async with connection.transaction():  # a savepoint, for going one by one
+                await batch.apply(connection, fresh)
+        except batch.OrderMatters:
+            for event in fresh:
                 await _apply(connection, event)
 
 
-async def _claim(connection: Connection, event: Event) -> bool:
-    """Record the event as projected; False when an earlier delivery already did."""
-    claimed = await connection.fetchval(
-        "INSERT INTO projected_events (event_id, event_type) VALUES ($1, $2) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING true",
-        event.event_id,
-        event.type,
+async def project_one_by_one(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
+    """`project_batch` event by event: what it must equal, kept to show that it does."""
+    async with pool.acquire() as connection, connection.transaction():
+        for event in events:
+            if await _claim(connection, [event]):
+                await _apply(connection, event)
+
+
+async def _claim(connection: Connection, events: Sequence[Event]) -> list[Event]:
+    """Record the events as projected; those no earlier delivery did, in order, once each."""
+    first: dict[UUID, Event] = {}
+    for event in events:
+        first.setdefault(event.event_id, event)
+    claimed = await connection.fetch(
+        "INSERT INTO projected_events (event_id, event_type) "
+        "SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT (event_id) DO NOTHING "
+        "RETURNING event_id",
+        list(first),
+        [event.type for event in first.values()],
     )
-    return bool(claimed)
+    fresh = {row["event_id"] for row in claimed}
+    return [event for event in first.values() if event.event_id in fresh]
 
 
 async def _apply(connection: Connection, event: Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertAcknowledged,
     AlertAssigned,
+    AlertingEvent,
     AlertReopened,
     AlertResolved,
     Event,
@@ -23,37 +25,67 @@ from qianliyan.shared.events import (
     SeverityOverridden,
 )
 
-# The most severe of the incident's reports, by their latest triage.
-_RULE_SEVERITY = """
-    SELECT severity FROM reports
-     WHERE incident_id = $1 AND severity IS NOT NULL
-     ORDER BY array_position(ARRAY['info', 'minor', 'major', 'critical'], severity) DESC
-     LIMIT 1
-"""
-
-
-# What the feed shows of an incident, from its reports: when, where, how many.
-_SUMMARY = """
-    SELECT min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
-           count(*) AS report_count,
-           (array_agg(place ORDER BY captured_at) FILTER (WHERE place IS NOT NULL))[1] AS place,
-           (array_agg(unit ORDER BY captured_at) FILTER (WHERE unit IS NOT NULL))[1] AS unit,
-           left((array_agg(text ORDER BY captured_at) FILTER (WHERE text IS NOT NULL))[1],
-                140) AS headline,
-           COALESCE(sum(jsonb_array_length(photos)), 0) AS photo_count
-      FROM reports WHERE incident_id = $1
+# Each incident's rule severity (the most severe of its reports, by their latest triage)
+# and what the feed shows of it (when, where, how many), upserted in one statement for
+# any number of incidents. $2 counts the refreshes each incident gets: its version moves
+# by one per refresh, so a batch of refreshes ends at the version one-by-one would give.
+# Ties in capture time go to the lower report id, so the choice never depends on a plan.
+_REFRESH = """
+    WITH touched AS (
+        SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(incident_id, refreshes)
+    ), summary AS (
+        SELECT incident_id,
+               (array_agg(severity ORDER BY array_position(
+                   ARRAY['info', 'minor', 'major', 'critical'], severity) DESC)
+                   FILTER (WHERE severity IS NOT NULL))[1] AS rule_severity,
+               min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
+               count(*) AS report_count,
+               (array_agg(place ORDER BY captured_at, report_id)
+                   FILTER (WHERE place IS NOT NULL))[1] AS place,
+               (array_agg(unit ORDER BY captured_at, report_id)
+                   FILTER (WHERE unit IS NOT NULL))[1] AS unit,
+               left((array_agg(text ORDER BY captured_at, report_id)
+                   FILTER (WHERE text IS NOT NULL))[1], 140) AS headline,
+               sum(jsonb_array_length(photos)) AS photo_count
+          FROM reports WHERE incident_id = ANY($1::uuid[])
+         GROUP BY incident_id
+    )
+    INSERT INTO incidents (
+        incident_id, version, rule_severity, opened_at, last_report_at, report_count,
+        place, unit, headline, photo_count
+    )
+    SELECT t.incident_id, t.refreshes, s.rule_severity, s.opened_at, s.last_report_at,
+           COALESCE(s.report_count, 0), s.place, s.unit, s.headline, COALESCE(s.photo_count, 0)
+      FROM touched t LEFT JOIN summary s USING (incident_id)
+    ON CONFLICT (incident_id) DO UPDATE SET
+        rule_severity = EXCLUDED.rule_severity,
+        opened_at = EXCLUDED.opened_at,
+        last_report_at = EXCLUDED.last_report_at,
+        report_count = EXCLUDED.report_count,
+        place = EXCLUDED.place,
+        unit = EXCLUDED.unit,
+        headline = EXCLUDED.headline,
+        photo_count = EXCLUDED.photo_count,
+        version = incidents.version + EXCLUDED.version,
+        updated_at = now()
 """
 
 
 async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
     """Recompute the incident after one of its reports was (re)triaged; note it."""
     await refresh(connection, event.payload.incident_id)
-    detail = {
-        "report_id": str(event.payload.report_id),
-        "severity": event.payload.severity.value,
-        "rule_set_version": event.payload.rule_set_version,
-    }
-    await timeline(connection, event, event.payload.incident_id, detail)
+    await timeline(connection, event, event.payload.incident_id, timeline_detail(event))
+
+
+def timeline_detail(event: ReportTriaged | IncidentAction | AlertingEvent) -> dict[str, Any]:
+    """What the incident's timeline says of the event."""
+    if isinstance(event, ReportTriaged):
+        return {
+            "report_id": str(event.payload.report_id),
+            "severity": event.payload.severity.value,
+            "rule_set_version": event.payload.rule_set_version,
+        }
+    return event.payload.model_dump(mode="json", exclude={"incident_id"})
 
 
 FEED_CHANNEL = "feed_changes"
@@ -62,16 +94,26 @@ _FEED_LOCK = 7_306_551
 
 
 async def record_change(connection: Connection, incident_id: UUID) -> None:
-    """Append to the feed's change log and wake the live streams.
+    """Append to the feed's change log and wake the live streams."""
+    await record_changes(connection, [incident_id])
+
+
+async def record_changes(connection: Connection, incident_ids: Sequence[UUID]) -> None:
+    """Append one change per incident to the feed's change log and wake the live streams.
 
     The lock is held until the transaction commits, so change ids become visible in id
     order even with several notify instances: a stream never skips an id committed late.
+    The streams read every change after their last, so one NOTIFY wakes them for all.
     """
+    if not incident_ids:
+        return
     await connection.execute("SELECT pg_advisory_xact_lock($1)", _FEED_LOCK)
-    change_id = await connection.fetchval(
-        "INSERT INTO feed_changes (incident_id) VALUES ($1) RETURNING change_id", incident_id
+    await connection.execute(
+        "WITH added AS (INSERT INTO feed_changes (incident_id) SELECT unnest($1::uuid[]) "
+        "RETURNING change_id) SELECT pg_notify($2, max(change_id)::text) FROM added",
+        list(incident_ids),
+        FEED_CHANNEL,
     )
-    await connection.execute("SELECT pg_notify($1, $2)", FEED_CHANNEL, str(change_id))
 
 
 async def sync_alert_step(
@@ -84,61 +126,51 @@ async def sync_alert_step(
     marks what a dispatcher decides on, and an alert being sent out must not turn a
     dispatcher's acknowledgement into a conflict.
     """
-    moved = await connection.fetchval(
-        """
-        UPDATE incidents i SET alert_step = a.step
-          FROM (SELECT (SELECT step FROM alerts a
-                         WHERE a.incident_id = i2.incident_id AND a.round = i2.alert_round)
-                       AS step
-                  FROM incidents i2 WHERE i2.incident_id = $1) a
-         WHERE i.incident_id = $1 AND i.alert_step IS DISTINCT FROM a.step
-        RETURNING true
-        """,
-        incident_id,
-    )
+    moved = await sync_alert_steps(connection, [incident_id])
     if moved or changed:
         await record_change(connection, incident_id)
 
 
+async def sync_alert_steps(connection: Connection, incident_ids: Sequence[UUID]) -> set[UUID]:
+    """Bring the current round's escalation step over to each incident; those it moved."""
+    rows = await connection.fetch(
+        """
+        UPDATE incidents i SET alert_step = a.step
+          FROM (SELECT i2.incident_id,
+                       (SELECT step FROM alerts a
+                         WHERE a.incident_id = i2.incident_id AND a.round = i2.alert_round)
+                       AS step
+                  FROM incidents i2 WHERE i2.incident_id = ANY($1::uuid[])) a
+         WHERE i.incident_id = a.incident_id AND i.alert_step IS DISTINCT FROM a.step
+        RETURNING i.incident_id
+        """,
+        list(incident_ids),
+    )
+    return {row["incident_id"] for row in rows}
+
+
 async def refresh(connection: Connection, incident_id: UUID) -> None:
     """Recompute the incident's rule severity and summary from its reports."""
-    rule_severity = await connection.fetchval(_RULE_SEVERITY, incident_id)
-    summary = await connection.fetchrow(_SUMMARY, incident_id)
-    assert summary is not None  # an aggregate always returns a row
-    await connection.execute(
-        """
-        INSERT INTO incidents (
-            incident_id, version, rule_severity, opened_at, last_report_at, report_count,
-            place, unit, headline, photo_count
-        )
-        VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (incident_id) DO UPDATE SET
-            rule_severity = EXCLUDED.rule_severity,
-            opened_at = EXCLUDED.opened_at,
-            last_report_at = EXCLUDED.last_report_at,
-            report_count = EXCLUDED.report_count,
-            place = EXCLUDED.place,
-            unit = EXCLUDED.unit,
-            headline = EXCLUDED.headline,
-            photo_count = EXCLUDED.photo_count,
-            version = incidents.version + 1,
-            updated_at = now()
-        """,
-        incident_id,
-        rule_severity,
-        summary["opened_at"],
-        summary["last_report_at"],
-        summary["report_count"],
-        summary["place"],
-        summary["unit"],
-        summary["headline"],
-        summary["photo_count"],
-    )
+    await refresh_many(connection, {incident_id: 1})
     await sync_alert_step(connection, incident_id, changed=True)
+
+
+async def refresh_many(connection: Connection, refreshes: Mapping[UUID, int]) -> None:
+    """Recompute each incident's rule severity and summary from its reports, as that many
+    refreshes one by one would leave it (the feed and the alert step are the caller's)."""
+    if refreshes:
+        await connection.execute(_REFRESH, list(refreshes), list(refreshes.values()))
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
     """Apply a dispatcher's action to the incident and put it on the timeline."""
+    await upsert_action(connection, event)
+    await sync_alert_step(connection, event.payload.incident_id, changed=True)
+    await timeline(connection, event, event.payload.incident_id, timeline_detail(event))
+
+
+async def upsert_action(connection: Connection, event: IncidentAction) -> None:
+    """What a dispatcher's action changes on the incident (its version moves by one)."""
     payload = event.payload
     status = await connection.fetchval(
         "SELECT status FROM incidents WHERE incident_id = $1", payload.incident_id
@@ -180,9 +212,6 @@ async def apply_action(connection: Connection, event: IncidentAction) -> None:
             "UPDATE incidents SET alert_round = alert_round + 1 WHERE incident_id = $1",
             payload.incident_id,
         )
-    await sync_alert_step(connection, payload.incident_id, changed=True)
-    detail = payload.model_dump(mode="json", exclude={"incident_id"})
-    await timeline(connection, event, payload.incident_id, detail)
 
 
 async def timeline(
@@ -197,6 +226,27 @@ async def timeline(
         event.actor.id,
         event.type,
         json.dumps(detail, ensure_ascii=False),
+    )
+
+
+async def timeline_many(
+    connection: Connection, events: Sequence[ReportTriaged | IncidentAction | AlertingEvent]
+) -> None:
+    """Put each event on its incident's timeline (one statement for them all)."""
+    if not events:
+        return
+    await connection.execute(
+        "INSERT INTO incident_timeline (event_id, incident_id, occurred_at, actor, event_type, "
+        "detail) SELECT event_id, incident_id, occurred_at, actor, event_type, detail::jsonb "
+        "FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], "
+        "$6::text[]) AS t(event_id, incident_id, occurred_at, actor, event_type, detail) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        [event.event_id for event in events],
+        [event.payload.incident_id for event in events],
+        [event.occurred_at for event in events],
+        [event.actor.id for event in events],
+        [event.type for event in events],
+        [json.dumps(timeline_detail(event), ensure_ascii=False) for event in events],
     )
 
 

@@ -1,0 +1,117 @@
+"""The plan of a set-based batch: which incidents one by one would refresh, how often, and
+which orders it cannot reproduce (those go event by event)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from qianliyan.notify.projections.batch import (
+    OrderMatters,
+    Triage,
+    check_alert_order,
+    incident_refreshes,
+    triage_per_report,
+)
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    AlertEscalated,
+    AlertEscalatedPayload,
+    AlertRaised,
+    AlertRaisedPayload,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+    ReportTriagedPayload,
+    Severity,
+)
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+ACTOR = Actor(kind=ActorKind.OPS, id="test")
+
+
+def submitted(report_id: UUID) -> ReportSubmitted:
+    payload = ReportSubmittedPayload(
+        report_id=report_id, text="站台冒烟", captured_at=T0, received_at=T0
+    )
+    return ReportSubmitted.first(key=str(report_id), actor=ACTOR, payload=payload)
+
+
+def triaged(report_id: UUID, incident_id: UUID, minute: int) -> ReportTriaged:
+    payload = ReportTriagedPayload(
+        report_id=report_id,
+        incident_id=incident_id,
+        severity=Severity.MAJOR,
+        rule_set_version="v1",
+        captured_at=T0,
+    )
+    event = ReportTriaged.first(key=str(report_id), actor=ACTOR, payload=payload)
+    return event.model_copy(update={"occurred_at": T0 + timedelta(minutes=minute)})
+
+
+def test_a_submission_refreshes_the_incident_its_report_is_in_by_then() -> None:
+    report, incident = uuid4(), uuid4()
+    # Submitted before its triage: nothing to refresh yet; after: its incident.
+    refreshes, after = incident_refreshes(
+        [submitted(report), triaged(report, incident, 1), submitted(report)], {}
+    )
+    assert refreshes == {incident: 2}
+    assert after == {report: Triage(incident, T0 + timedelta(minutes=1))}
+
+
+def test_a_late_triage_refreshes_its_incident_and_writes_nothing() -> None:
+    report, current, stale = uuid4(), uuid4(), uuid4()
+    before = {report: Triage(current, T0 + timedelta(minutes=5))}
+    refreshes, after = incident_refreshes([triaged(report, stale, 1)], before)
+    assert refreshes == {stale: 1}
+    assert after == {}
+
+
+def test_a_report_moved_from_an_incident_refreshed_in_the_batch_goes_one_by_one() -> None:
+    report, other, first, second = uuid4(), uuid4(), uuid4(), uuid4()
+    moving = [triaged(report, first, 1), triaged(other, first, 1), triaged(report, second, 2)]
+    with pytest.raises(OrderMatters):
+        incident_refreshes(moving, {})
+    # Refreshed again after the move, the old incident ends as one by one leaves it.
+    refreshes, _ = incident_refreshes([*moving, triaged(other, first, 3)], {})
+    assert refreshes == {first: 3, second: 1}
+    # Moved away from an incident the batch never refreshed: nothing to reproduce.
+    refreshes, _ = incident_refreshes([triaged(report, second, 2)], {report: Triage(first, T0)})
+    assert refreshes == {second: 1}
+
+
+def test_the_newest_triage_stands_and_the_first_makes_the_row() -> None:
+    report, incident = uuid4(), uuid4()
+    early, newest, tie, older = (
+        triaged(report, incident, 1),
+        triaged(report, incident, 3),
+        triaged(report, incident, 3),
+        triaged(report, incident, 2),
+    )
+    assert triage_per_report([early, newest, tie, older]) == [(early, tie)]
+
+
+def test_an_escalation_ahead_of_its_alert_goes_one_by_one() -> None:
+    incident = uuid4()
+    raised = AlertRaised.first(
+        key=str(incident),
+        actor=ACTOR,
+        payload=AlertRaisedPayload(
+            incident_id=incident,
+            round=0,
+            severity=Severity.CRITICAL,
+            route="值班",
+            routing_version="r1",
+        ),
+    )
+    escalated = AlertEscalated.first(
+        key=str(incident),
+        actor=ACTOR,
+        payload=AlertEscalatedPayload(incident_id=incident, round=0, step=1, routing_version="r1"),
+    )
+    check_alert_order([raised, escalated])
+    with pytest.raises(OrderMatters):
+        check_alert_order([escalated, raised])
