@@ -23,6 +23,7 @@ from qianliyan.shared.access.policy import (
 from qianliyan.shared.access.tokens import (
     RevocationList,
     Revocations,
+    RevocationsUnavailable,
     TokenRefused,
     TokenSigner,
     TokenVerifier,
@@ -209,6 +210,33 @@ async def test_revoked_tokens_and_tokens_from_before_a_cut_off_are_refused() -> 
     later = datetime.now(UTC) + timedelta(seconds=5)
     with pytest.raises(TokenRefused, match="revoked"):
         await verifier(Revocations(frozenset(), {"disp": later})).verify(issued.token)
-    # A token from the cut-off's own second may be the sign-in that followed it.
-    now = datetime.now(UTC)
-    assert await verifier(Revocations(frozenset(), {"disp": now})).verify(issued.token)
+    # Within one second, what came first still decides: a token issued just after a
+    # cut-off works, and the cut-off voids one issued just before it.
+    cut = datetime.now(UTC)
+    after = SIGNER.for_user(
+        username="disp", display_name="d", roles=["dispatcher"], units=[], ttl=timedelta(hours=1)
+    )
+    assert await verifier(Revocations(frozenset(), {"disp": cut})).verify(after.token)
+    later_cut = datetime.now(UTC) + timedelta(microseconds=1)
+    with pytest.raises(TokenRefused, match="revoked"):
+        await verifier(Revocations(frozenset(), {"disp": later_cut})).verify(after.token)
+
+
+async def test_the_last_revocations_read_stay_through_an_outage() -> None:
+    answers: list[Revocations | Exception] = [
+        ConnectionRefusedError("down"),
+        Revocations(frozenset({"t1"}), {}),
+        ConnectionRefusedError("down again"),
+    ]
+
+    async def load() -> Revocations:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    revocations = RevocationList(load, refresh_s=0)
+    with pytest.raises(RevocationsUnavailable):
+        await revocations.current()  # nothing read yet: no token can be checked
+    assert (await revocations.current()).token_ids == {"t1"}
+    assert (await revocations.current()).token_ids == {"t1"}  # the outage keeps the last

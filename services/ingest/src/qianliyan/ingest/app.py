@@ -15,7 +15,7 @@ from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.ingest.web import mount_web
 from qianliyan.shared import db
-from qianliyan.shared.access.http import build_access, install_access
+from qianliyan.shared.access.http import install_access, start_access
 from qianliyan.shared.http import (
     ReadinessCheck,
     RequestSizeLimit,
@@ -34,7 +34,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.postgres)
-        app.state.access = build_access(settings.access, pool)
+        app.state.access = await start_access(settings.access, pool)
         producer = create_producer(settings.kafka, client_id="ingest")
         notify = httpx.AsyncClient(base_url=settings.notify_url, timeout=5.0, trust_env=False)
         try:

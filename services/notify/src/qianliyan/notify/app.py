@@ -22,7 +22,7 @@ from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.notify.web import mount_web
 from qianliyan.shared import db
-from qianliyan.shared.access.http import build_access, install_access
+from qianliyan.shared.access.http import install_access, start_access
 from qianliyan.shared.access.org import Org, parse_org
 from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.http import (
@@ -104,7 +104,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.postgres)
-        app.state.access = build_access(settings.access, pool)
+        app.state.access = await start_access(settings.access, pool)
         producer = create_producer(kafka, client_id="notify")
         feed_signal = FeedSignal()
         try:

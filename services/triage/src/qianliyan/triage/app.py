@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from qianliyan.shared import db
-from qianliyan.shared.access.http import build_access, install_access, require
+from qianliyan.shared.access.http import install_access, require, start_access
 from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.http import (
     ReadinessCheck,
@@ -132,7 +132,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Only the revocation list is read from PostgreSQL: triage keeps no read models.
         pool = await db.create_pool(settings.postgres)
-        app.state.access = build_access(settings.access, pool)
+        app.state.access = await start_access(settings.access, pool)
         loop.start()
         try:
             yield

@@ -8,6 +8,7 @@ requests need not, as a browser never adds a bearer header on its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -28,12 +29,14 @@ from qianliyan.shared.access import store
 from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.access.tokens import (
     RevocationList,
+    RevocationsUnavailable,
     TokenRefused,
     TokenSigner,
     TokenVerifier,
     load_signing_key,
 )
-from qianliyan.shared.http import PRINTABLE, Problem, problem_response
+from qianliyan.shared.errors import is_transient
+from qianliyan.shared.http import PRINTABLE, Problem, problem_response, unavailable
 from qianliyan.shared.settings import AccessSettings
 
 SESSION_COOKIE = "qly_session"
@@ -76,6 +79,16 @@ class Access:
     verifier: TokenVerifier
     revocations: RevocationList
     limits: RateLimits
+
+
+async def start_access(settings: AccessSettings, pool: asyncpg.Pool) -> Access:
+    """The door, with the revocations read once, so it can check tokens through a
+    database outage that begins later (one that is on now is waited out per request)."""
+    access = build_access(settings, pool)
+    # Logged by the list when it fails; the first request after the outage reads it.
+    with contextlib.suppress(RevocationsUnavailable):
+        await access.revocations.current()
+    return access
 
 
 def build_access(settings: AccessSettings, pool: asyncpg.Pool) -> Access:
@@ -146,6 +159,8 @@ async def signed_in(request: Request) -> Principal:
         )
     try:
         principal = await access_of(request).verifier.verify(token)
+    except RevocationsUnavailable:
+        raise unavailable("Tokens cannot be checked right now; retry shortly.") from None
     except TokenRefused as refused:
         raise Problem(
             401,
@@ -220,7 +235,14 @@ def auth_router() -> APIRouter:
             f"sign-in:address:{client_address(request)}",
             f"sign-in:user:{credentials.username}",
         )
-        user = await store.check_password(access.pool, credentials.username, credentials.password)
+        try:
+            user = await store.check_password(
+                access.pool, credentials.username, credentials.password
+            )
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable("Signing in is unavailable right now; retry shortly.") from None
+            raise
         if user is None:
             raise Problem(
                 401,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 import urllib.request
@@ -22,7 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from qianliyan.shared.access.policy import Permission, Principal, parse_roles
+from qianliyan.shared.errors import is_transient
 from qianliyan.shared.settings import OidcSettings
+
+log = logging.getLogger(__name__)
 
 ISSUER = "qianliyan"
 AUDIENCE = "qianliyan"
@@ -123,13 +127,16 @@ class TokenSigner:
         self, claims: dict[str, Any], *, expires_at: datetime, token_id: str | None = None
     ) -> IssuedToken:
         token_id = token_id or new_token_id()
-        now = int(time.time())
+        # A fractional `iat` (RFC 7519 allows it) orders a token against a cut-off made in
+        # the same second: disabling someone right after they signed in voids that token,
+        # and signing in right after a password change gives one that works.
+        now = time.time()
         payload = {
             **claims,
             "iss": ISSUER,
             "aud": AUDIENCE,
             "iat": now,
-            "nbf": now,
+            "nbf": int(now),
             "exp": int(expires_at.timestamp()),
             "jti": token_id,
         }
@@ -150,36 +157,52 @@ class Revocations:
         if token_id is not None and token_id in self.token_ids:
             return True
         cutoff = self.cutoffs.get(subject)
-        # `iat` counts whole seconds: a token from the cut-off's own second may be the new
-        # sign-in after it (a password just changed), so only earlier seconds are void.
-        return cutoff is not None and issued_at < cutoff.replace(microsecond=0)
+        return cutoff is not None and issued_at < cutoff
+
+
+class RevocationsUnavailable(Exception):
+    """No list of revocations could be read yet, so no token can be checked (a 503)."""
 
 
 class RevocationList:
     """The revocations in force, re-read at most every `refresh_s` seconds when asked.
 
     Revoking takes effect everywhere within `refresh_s`, without a query per request.
+    While the database is unreachable the last list read stays in force: a report from
+    the field during a database outage matters more than a revocation made during it,
+    which takes effect once the database is back.
     """
 
     def __init__(self, load: Callable[[], Awaitable[Revocations]], *, refresh_s: float) -> None:
         self._load = load
         self._refresh_s = refresh_s
-        self._current = Revocations(frozenset(), {})
-        self._loaded_at = float("-inf")
+        self._current: Revocations | None = None
+        self._due_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def current(self) -> Revocations:
         """The revocations, re-read when the copy held is older than `refresh_s`."""
-        if time.monotonic() - self._loaded_at >= self._refresh_s:
+        if time.monotonic() >= self._due_at:
             async with self._lock:
-                if time.monotonic() - self._loaded_at >= self._refresh_s:
-                    self._current = await self._load()
-                    self._loaded_at = time.monotonic()
+                if time.monotonic() >= self._due_at:
+                    await self._refresh()
+        if self._current is None:
+            raise RevocationsUnavailable("the list of revoked tokens cannot be read yet")
         return self._current
+
+    async def _refresh(self) -> None:
+        # Tried again after `refresh_s` either way, so an outage costs one query per period.
+        self._due_at = time.monotonic() + self._refresh_s
+        try:
+            self._current = await self._load()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("revocations not refreshed, the last list read stays: %s", exc)
 
     def forget(self) -> None:
         """Re-read on the next request (this process just revoked something)."""
-        self._loaded_at = float("-inf")
+        self._due_at = float("-inf")
 
 
 class OidcKeys:
@@ -240,7 +263,7 @@ class TokenVerifier:
             principal = _oidc_principal(claims, settings)
         else:
             raise TokenRefused("the token was not issued by anyone this service trusts")
-        issued_at = datetime.fromtimestamp(int(claims.get("iat", 0)), UTC)
+        issued_at = datetime.fromtimestamp(float(claims.get("iat", 0)), UTC)
         revocations = await self._revocations.current()
         if revocations.refuses(
             token_id=principal.token_id, subject=principal.subject, issued_at=issued_at
