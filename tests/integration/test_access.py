@@ -608,3 +608,31 @@ def test_the_first_start_made_an_admin_who_can_sign_in(running_stack: StackConfi
     )
     assert answer.status_code == 200 and "admin" in answer.json()["roles"]
     assert datetime.fromisoformat(answer.json()["expires_at"]) > datetime.now(UTC)
+
+
+async def test_a_live_stream_ends_when_its_token_is_revoked(running_stack: StackConfig) -> None:
+    config = running_stack
+    admin = headers_of(config, "admin")
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=30.0)) as client:
+        issued = await client.post(
+            url(config, "notify", "/v1/access/tokens"),
+            json={"name": "wall-display", "scopes": ["alerts:read"]},
+            headers=admin,
+        )
+        display = issued.json()
+        async with client.stream(
+            "GET", url(config, "notify", "/v1/alerts/stream"), headers=bearer(display["token"])
+        ) as stream:
+            assert stream.status_code == 200
+            await client.post(
+                url(config, "notify", f"/v1/access/tokens/{display['token_id']}/revoke"),
+                json={"reason": "display taken down"},
+                headers=admin,
+            )
+            async with asyncio.timeout(25):
+                async for _ in stream.aiter_lines():
+                    pass  # pings and alerts until the service ends the stream
+        again = await client.get(
+            url(config, "notify", "/v1/alerts/stream"), headers=bearer(display["token"])
+        )
+        assert again.status_code == 401

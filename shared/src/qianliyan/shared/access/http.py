@@ -175,6 +175,17 @@ async def signed_in(request: Request) -> Principal:
 SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
+async def still_valid(verifier: TokenVerifier, token: str) -> bool:
+    """Whether a token accepted earlier (by a long-lived stream, say) is still good."""
+    try:
+        await verifier.verify(token)
+    except TokenRefused:
+        return False
+    except RevocationsUnavailable:
+        return True  # an outage is not a revocation
+    return True
+
+
 def forbidden(detail: str) -> Problem:
     """A 403 that says what the principal lacks."""
     return Problem(403, "Not allowed", detail)

@@ -29,7 +29,7 @@ from qianliyan.notify.projections.incidents import (
     last_change_id,
     list_alerts,
 )
-from qianliyan.shared.access.http import require
+from qianliyan.shared.access.http import access_of, presented, require, still_valid
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
@@ -166,9 +166,15 @@ async def stream(
         raise Problem(422, "Invalid Last-Event-ID", "Last-Event-ID must be an id this stream sent.")
     position = int(last_event_id) if last_event_id else await last_change_id(res.pool)
 
+    token, verifier = presented(request), access_of(request).verifier
+
     async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal position
         while not await request.is_disconnected():
+            # A stream outlives the check at its door: a token revoked or expired since
+            # ends it, and the page's reconnection meets the 401.
+            if token is not None and not await still_valid(verifier, token):
+                return
             # Read per round: a manager's units follow edits of the organisation file.
             units = visible_units(principal, Permission.READ_ALERTS, res.org.current())
             for change in await changes_after(res.pool, position):
