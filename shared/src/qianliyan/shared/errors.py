@@ -19,6 +19,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # wait lost a deadlock: the same work succeeds when tried again.
     asyncpg.InvalidCachedStatementError,
     asyncpg.DeadlockDetectedError,
+    # A connection lost while the pool resets it can leave asyncpg's protocol mid-state
+    # ("cannot switch to state 15"); seen when PostgreSQL shut down under the alerter.
+    # The pool drops that connection, and the next attempt gets a new one.
+    asyncpg.InternalClientError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,

@@ -188,12 +188,19 @@ async def _backoff(attempt: int, stop: asyncio.Event) -> None:
         await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
+# Far longer than any one batch takes; a bound on a hang, not on work.
+ATTEMPT_TIMEOUT_S = 120.0
+
+
 async def _until_done(work: Callable[[], Awaitable[None]], stop: asyncio.Event, what: str) -> bool:
     """Retry `work` through transient errors; False when stopped before it succeeded."""
     attempt = 0
     while not stop.is_set():
         try:
-            await work()
+            # An attempt stuck on a connection an outage broke is abandoned and tried anew,
+            # rather than holding the loop (and its partitions) forever.
+            async with asyncio.timeout(ATTEMPT_TIMEOUT_S):
+                await work()
             return True
         except Exception as exc:
             if not is_transient(exc):
