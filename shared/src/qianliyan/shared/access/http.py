@@ -128,11 +128,7 @@ def client_address(request: Request) -> str:
 
 
 def presented(request: Request) -> str | None:
-    """The token a request carries, to pass on to another service on its behalf."""
-    return _presented_token(request)
-
-
-def _presented_token(request: Request) -> str | None:
+    """The token a request carries (header or page cookie); None when it carries none."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -149,7 +145,7 @@ def _presented_token(request: Request) -> str | None:
 
 async def signed_in(request: Request) -> Principal:
     """Whoever the request's token speaks for; a 401 saying why when there is none."""
-    token = _presented_token(request)
+    token = presented(request)
     if token is None:
         raise Problem(
             401,
