@@ -240,3 +240,33 @@ def test_a_second_rebuild_at_once_is_refused_in_one_line(
     assert result.exit_code == 1
     assert "refused: another rebuild is running" in result.output
     assert "Traceback" not in result.output
+
+
+def test_people_and_machine_tokens_from_the_ops_machine(
+    running_stack: StackConfig, cli: CliRunner
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    added = cli.invoke(app, ["users", "add", name, "--role", "manager", "--unit", "丰台站"])
+    assert added.exit_code == 0, added.output
+    password = added.output.rsplit("password: ", 1)[1].strip()
+    signed_in = httpx.post(
+        f"http://127.0.0.1:{running_stack.notify_port}/v1/auth/token",
+        json={"username": name, "password": password},
+    )
+    assert signed_in.json()["units"] == ["丰台站"]
+    bad_name = cli.invoke(app, ["users", "add", "bad name", "--role", "reporter"])
+    assert bad_name.exit_code == 2 and "username" in bad_name.output
+
+    issued = cli.invoke(app, ["tokens", "issue", f"{name}-bot", "--scope", "alerts:read"])
+    assert issued.exit_code == 0, issued.output
+    token_id, token = issued.output.split()[1], issued.output.strip().splitlines()[-1]
+    read = httpx.get(
+        f"http://127.0.0.1:{running_stack.notify_port}/v1/alerts",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert read.status_code == 200
+    assert token_id in cli.invoke(app, ["tokens", "list"]).output
+    refused = cli.invoke(app, ["tokens", "issue", "x", "--scope", "access:manage"])
+    assert refused.exit_code == 2 and "cannot be given access:manage" in refused.output
+    revoked = cli.invoke(app, ["tokens", "revoke", token_id, "--reason", "test over"])
+    assert revoked.exit_code == 0, revoked.output

@@ -15,10 +15,12 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
+from pydantic import BaseModel, ValidationError
 
+from qianliyan.notify.api.access import NewMachineToken, NewUser
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.access import store
-from qianliyan.shared.access.policy import MACHINE_SCOPES, Permission, Role
+from qianliyan.shared.access.policy import Permission, Role
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 
 users_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
@@ -47,6 +49,21 @@ def _refuse(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _checked(model: type[M], **fields: object) -> M:
+    """The command's arguments checked as the admin API checks the same request."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as invalid:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in invalid.errors()
+        )
+        raise _refuse(f"refused: {problems}") from None
+
+
 @users_app.command("add")
 def add_user(
     username: str,
@@ -56,15 +73,23 @@ def add_user(
 ) -> None:
     """Add a person with a generated password, printed once."""
     password = secrets.token_urlsafe(12)
+    new = _checked(
+        NewUser,
+        username=username,
+        display_name=display_name or username,
+        password=password,
+        roles=role,
+        units=unit or [],
+    )
 
     async def create(pool: asyncpg.Pool) -> store.User:
         return await store.create_user(
             pool,
-            username=username,
-            display_name=display_name or username,
+            username=new.username,
+            display_name=new.display_name,
             password=password,
-            roles=[r.value for r in role],
-            units=unit or [],
+            roles=[r.value for r in new.roles],
+            units=new.units,
             created_by=OPERATOR,
         )
 
@@ -101,31 +126,24 @@ def issue_token(
     days: Annotated[int, typer.Option(min=1, max=730, help="Days until it expires")] = 90,
 ) -> None:
     """Issue a scoped token for an integration and print it (it is not shown again)."""
-    refused = sorted(set(scope) - MACHINE_SCOPES)
-    if refused:
-        raise _refuse(f"refused: a machine token cannot be given {', '.join(refused)}")
+    new = _checked(NewMachineToken, name=name, scopes=scope, units=unit or [], expires_in_days=days)
     key_file = NotifySettings().access.token_key_file
     if key_file is None:
         raise _refuse("refused: NOTIFY_ACCESS__TOKEN_KEY_FILE is not set")
-    token_id, expires_at = new_token_id(), datetime.now(UTC) + timedelta(days=days)
-    scopes = [s.value for s in scope]
-
-    async def record(pool: asyncpg.Pool) -> store.MachineToken:
-        return await store.record_machine_token(
+    signer = TokenSigner(load_signing_key(key_file))
+    record, token = _with_pool(
+        lambda pool: store.issue_machine_token(
             pool,
-            token_id=token_id,
-            name=name,
-            scopes=scopes,
-            units=unit or [],
-            expires_at=expires_at,
+            signer,
+            name=new.name,
+            scopes=[s.value for s in new.scopes],
+            units=new.units,
+            expires_at=datetime.now(UTC) + timedelta(days=new.expires_in_days),
             created_by=OPERATOR,
         )
-
-    _with_pool(record)
-    issued = TokenSigner(load_signing_key(key_file)).for_machine(
-        token_id=token_id, name=name, scopes=scopes, units=unit or [], expires_at=expires_at
     )
-    typer.echo(f"token {token_id} for {name}, until {expires_at:%Y-%m-%d}:\n{issued.token}")
+    typer.echo(f"token {record.token_id} for {name}, until {record.expires_at:%Y-%m-%d}:")
+    typer.echo(token)
 
 
 @tokens_app.command("list")

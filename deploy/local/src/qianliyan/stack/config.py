@@ -12,6 +12,8 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qianliyan.shared.secret_files import write_secret
+
 ServiceName = Literal["ingest", "triage", "notify"]
 SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
 
@@ -111,10 +113,7 @@ class StackConfig(BaseSettings):
         if path.exists():
             return path.read_text(encoding="utf-8").strip()
         value = earlier if (self.data_dir / part).exists() else secrets.token_urlsafe(18)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(value)
+        write_secret(path, value.encode())
         return value
 
     @property

@@ -37,11 +37,8 @@ def init_stack(config: StackConfig) -> None:
 
 def ensure_access(config: StackConfig) -> None:
     """Generate the signing key and the first admin on the stack's first start."""
-    from qianliyan.shared.access.bootstrap import (
-        ensure_first_admin,
-        ensure_signing_key,
-        write_secret,
-    )
+    from qianliyan.shared.access.bootstrap import ensure_first_admin, ensure_signing_key
+    from qianliyan.shared.secret_files import write_secret
 
     if ensure_signing_key(config.token_key_file):
         say(f"generated the token signing key {config.token_key_file}")

@@ -6,7 +6,6 @@ it makes is already there.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -14,17 +13,9 @@ import asyncpg
 
 from qianliyan.shared.access import store
 from qianliyan.shared.access.tokens import generate_signing_key
+from qianliyan.shared.secret_files import write_secret
 
 FIRST_ADMIN = "admin"
-
-
-def write_secret(path: Path, content: bytes) -> None:
-    """Write `content` to a new file that only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Created with its final permissions, before anything is written into it.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(content)
 
 
 def ensure_signing_key(path: Path) -> bool:

@@ -9,6 +9,7 @@ requests need not, as a browser never adds a bearer header on its own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,10 @@ CSRF_COOKIE = "qly_csrf"
 CSRF_HEADER = "x-csrf-token"
 
 
+# The same few rate strings come with every request: parse each once.
+_rate_items = functools.cache(parse_many)
+
+
 class RateLimits:
     """Moving-window limits kept in this process (each instance counts its own requests)."""
 
@@ -52,7 +57,7 @@ class RateLimits:
 
     async def check(self, rate: str, *keys: str) -> None:
         """Count one request against `rate` for each key; a 429 once any key is over."""
-        for item in parse_many(rate):
+        for item in _rate_items(rate):
             for key in keys:
                 if not await self._limiter.hit(item, key):
                     raise await self._too_many(item, key)

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from pwdlib import PasswordHash
 
-from qianliyan.shared.access.tokens import Revocations
+from qianliyan.shared.access.tokens import Revocations, TokenSigner, new_token_id
 
 _HASHER = PasswordHash.recommended()
 # Checked against when the user name is unknown, so a wrong name takes as long as a wrong
@@ -236,6 +236,34 @@ async def record_machine_token(
     )
     assert row is not None
     return _machine_token(row)
+
+
+async def issue_machine_token(
+    pool: asyncpg.Pool,
+    signer: TokenSigner,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    units: Iterable[str],
+    expires_at: datetime,
+    created_by: str,
+) -> tuple[MachineToken, str]:
+    """Record a new machine token, then sign it: its record and the token, shown once."""
+    token_id, scopes, units = new_token_id(), sorted(set(scopes)), sorted(set(units))
+    # The record first: a token that exists without its record could not be listed or revoked.
+    record = await record_machine_token(
+        pool,
+        token_id=token_id,
+        name=name,
+        scopes=scopes,
+        units=units,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    issued = signer.for_machine(
+        token_id=token_id, name=name, scopes=scopes, units=units, expires_at=expires_at
+    )
+    return record, issued.token
 
 
 async def list_machine_tokens(pool: asyncpg.Pool) -> list[MachineToken]:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
 from qianliyan.shared.access.policy import MACHINE_SCOPES, Permission, Principal, Role
-from qianliyan.shared.access.tokens import new_token_id
 from qianliyan.shared.http import PRINTABLE, Problem
 
 router = APIRouter(prefix="/v1/access", tags=["access"])
@@ -174,23 +173,16 @@ async def list_tokens(request: Request, _: Admin) -> list[dict[str, Any]]:
 async def issue_token(request: Request, new: NewMachineToken, admin: Admin) -> dict[str, Any]:
     """Issue a scoped token for an integration; the answer is the only time it is shown."""
     access = access_of(request)
-    token_id = new_token_id()
-    expires_at = datetime.now(UTC) + timedelta(days=new.expires_in_days)
-    scopes = [scope.value for scope in new.scopes]
-    # The record first: a token that exists without its record could not be listed or revoked.
-    record = await store.record_machine_token(
+    record, token = await store.issue_machine_token(
         access.pool,
-        token_id=token_id,
+        access.signer,
         name=new.name,
-        scopes=scopes,
+        scopes=[scope.value for scope in new.scopes],
         units=new.units,
-        expires_at=expires_at,
+        expires_at=datetime.now(UTC) + timedelta(days=new.expires_in_days),
         created_by=admin.subject,
     )
-    issued = access.signer.for_machine(
-        token_id=token_id, name=new.name, scopes=scopes, units=new.units, expires_at=expires_at
-    )
-    return {**record.public(), "token": issued.token}
+    return {**record.public(), "token": token}
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=MachineTokenView)
