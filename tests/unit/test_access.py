@@ -23,13 +23,14 @@ from qianliyan.shared.access.policy import (
 from qianliyan.shared.access.tokens import (
     RevocationList,
     Revocations,
-    RevocationsUnavailable,
     TokenRefused,
     TokenSigner,
+    TokensUncheckable,
     TokenVerifier,
 )
 from qianliyan.shared.config_files import ConfigFileError
 from qianliyan.shared.events import ActorKind
+from qianliyan.shared.settings import OidcSettings
 
 ORG_FILE = """\
 version: "1"
@@ -236,7 +237,24 @@ async def test_the_last_revocations_read_stay_through_an_outage() -> None:
         return answer
 
     revocations = RevocationList(load, refresh_s=0)
-    with pytest.raises(RevocationsUnavailable):
+    with pytest.raises(TokensUncheckable):
         await revocations.current()  # nothing read yet: no token can be checked
     assert (await revocations.current()).token_ids == {"t1"}
     assert (await revocations.current()).token_ids == {"t1"}  # the outage keeps the last
+
+
+async def test_an_unreachable_identity_provider_is_an_outage_not_a_bad_token() -> None:
+    # Nothing listens on port 9 of loopback: the discovery document cannot be fetched.
+    issuer = "http://127.0.0.1:9"
+    checker = TokenVerifier(
+        SIGNER.public_key,
+        RevocationList(lambda: _no_revocations(), refresh_s=60),
+        oidc=OidcSettings(issuer=issuer),
+    )
+    token = jwt.encode({"iss": issuer, "sub": "u", "aud": "qianliyan"}, "k" * 32, "HS256")
+    with pytest.raises(TokensUncheckable, match="out of reach"):
+        await checker.verify(token)
+
+
+async def _no_revocations() -> Revocations:
+    return Revocations(frozenset(), {})

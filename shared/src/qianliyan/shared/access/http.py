@@ -30,9 +30,9 @@ from qianliyan.shared.access import store
 from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.access.tokens import (
     RevocationList,
-    RevocationsUnavailable,
     TokenRefused,
     TokenSigner,
+    TokensUncheckable,
     TokenVerifier,
     load_signing_key,
 )
@@ -91,7 +91,7 @@ async def start_access(settings: AccessSettings, pool: asyncpg.Pool) -> Access:
     database outage that begins later (one that is on now is waited out per request)."""
     access = build_access(settings, pool)
     # Logged by the list when it fails; the first request after the outage reads it.
-    with contextlib.suppress(RevocationsUnavailable):
+    with contextlib.suppress(TokensUncheckable):
         await access.revocations.current()
     return access
 
@@ -160,7 +160,7 @@ async def signed_in(request: Request) -> Principal:
         )
     try:
         principal = await access_of(request).verifier.verify(token)
-    except RevocationsUnavailable:
+    except TokensUncheckable:
         raise unavailable("Tokens cannot be checked right now; retry shortly.") from None
     except TokenRefused as refused:
         raise Problem(
@@ -182,7 +182,7 @@ async def still_valid(verifier: TokenVerifier, token: str) -> bool:
         await verifier.verify(token)
     except TokenRefused:
         return False
-    except RevocationsUnavailable:
+    except TokensUncheckable:
         return True  # an outage is not a revocation
     return True
 

@@ -160,8 +160,9 @@ class Revocations:
         return cutoff is not None and issued_at < cutoff
 
 
-class RevocationsUnavailable(Exception):
-    """No list of revocations could be read yet, so no token can be checked (a 503)."""
+class TokensUncheckable(Exception):
+    """A token cannot be checked now (no revocations read yet, the identity provider's keys
+    out of reach): an outage to wait out, a 503, never the holder's fault."""
 
 
 class RevocationList:
@@ -187,7 +188,7 @@ class RevocationList:
                 if time.monotonic() >= self._due_at:
                     await self._refresh()
         if self._current is None:
-            raise RevocationsUnavailable("the list of revoked tokens cannot be read yet")
+            raise TokensUncheckable("the list of revoked tokens cannot be read yet")
         return self._current
 
     async def _refresh(self) -> None:
@@ -229,8 +230,10 @@ class OidcKeys:
 
         try:
             return await asyncio.to_thread(find)
-        except (OSError, jwt.PyJWKClientError, KeyError, ValueError) as exc:
-            raise TokenRefused(f"the identity provider's keys are unavailable: {exc}") from None
+        except (jwt.PyJWKClientConnectionError, OSError) as exc:
+            raise TokensUncheckable(f"the identity provider is out of reach: {exc}") from None
+        except (jwt.PyJWKClientError, KeyError, ValueError) as exc:
+            raise TokenRefused(f"no key of the identity provider fits it: {exc}") from None
 
 
 class TokenVerifier:
