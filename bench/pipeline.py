@@ -98,11 +98,10 @@ async def produce_history(config: StackConfig, count: int, *, topic: str, pairs:
 
 def triage_service(config: StackConfig) -> tuple[Service, str]:
     """A triage process from `bench.triage.in` to `bench.triage.out` in a fresh consumer
-    group (its name returned too), with a transactional id of its own."""
+    group (its name returned too), whose transactional ids are its own."""
     group = f"bench-triage-{uuid.uuid4().hex[:8]}"
     env = {
         "TRIAGE_CONSUMER_GROUP": group,
-        "TRIAGE_TRANSACTIONAL_ID": group,
         "TRIAGE_KAFKA__REPORTS_TOPIC": TRIAGE_IN,
         "TRIAGE_KAFKA__TRIAGE_TOPIC": TRIAGE_OUT,
     }

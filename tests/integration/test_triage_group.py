@@ -23,13 +23,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def second_triage(running_stack: StackConfig) -> Iterator[subprocess.Popen[bytes]]:
-    """Another triage process in the same group, with its own port and transactional id."""
+    """Another triage process in the same group, with its own port."""
     port = running_stack.triage_port + 10
     env = {
         **os.environ,
         **running_stack.service_env("triage"),
         "TRIAGE_HTTP_PORT": str(port),
-        "TRIAGE_TRANSACTIONAL_ID": "qianliyan-triage-second",
     }
     log = (running_stack.data_dir / "logs" / "triage-second.log").open("wb")
     process = subprocess.Popen(

@@ -1,11 +1,12 @@
-"""The one way the services talk to Kafka: a producer wrapper and two consumer loops.
+"""The one way the services talk to Kafka: a producer wrapper and the consumer loops.
 
 * `EventPublisher` sends one event and returns only once every in-sync replica has it
   (acks=all, idempotent producer), which is what lets ingest answer 202.
 * `run_projection` feeds batches to a handler that makes them durable (a database
   transaction) and commits offsets only afterwards.
-* `run_transactional` consumes, transforms and produces inside one Kafka transaction
-  together with the consumer offsets, so read_committed readers see each output once.
+* `exactly_once.run_transactional` (its own module) consumes, transforms and produces
+  inside one Kafka transaction together with the consumer offsets, so read_committed
+  readers see each output once.
 
 In both loops a message that cannot be processed goes to the topic's dead-letter twin
 with the error, and the partition keeps moving; an outage is retried instead.
@@ -29,7 +30,7 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 from prometheus_client import Counter
 
 from qianliyan.shared.errors import is_transient
@@ -176,13 +177,15 @@ def decode_records(
             dead.append(DeadLetter(record, str(exc)))
             continue
         if isinstance(decoded, UnknownEvent):
-            log.info("skipping unknown event type %s v%s", decoded.type, decoded.version)
+            # The type is whatever the producer wrote: a line, not a page, of it.
+            log.info("skipping unknown event type %.80r v%s", decoded.type, decoded.version)
             continue
         events.append((record, decoded))
     return events, dead
 
 
-async def _backoff(attempt: int, stop: asyncio.Event) -> None:
+async def retry_pause(attempt: int, stop: asyncio.Event) -> None:
+    """Wait before retry number `attempt`, longer each time; at once when stopped."""
     delay = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -206,7 +209,7 @@ async def _until_done(work: Callable[[], Awaitable[None]], stop: asyncio.Event, 
             if not is_transient(exc):
                 raise
             log.warning("%s failed (%s: %s); retrying", what, type(exc).__name__, exc)
-            await _backoff(attempt, stop)
+            await retry_pause(attempt, stop)
             attempt += 1
     return False
 
@@ -223,12 +226,16 @@ async def run_projection(
     """Feed batches to `handle` and commit each partition's offsets after it succeeded."""
     committed: dict[TopicPartition, int] = {}
 
-    async def commit(partition: TopicPartition, offset: int) -> bool:
-        done = await _until_done(
-            lambda: consumer.commit({partition: offset}), stop, "offset commit"
-        )
+    async def commit(partition: TopicPartition, offset: int) -> None:
+        try:
+            await _until_done(lambda: consumer.commit({partition: offset}), stop, "offset commit")
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced while the batch was projected: the partition's next
+            # owner starts from the last commit, and the events it sees again are
+            # dropped by event id. Nothing is lost; the loop goes on.
+            log.info("offset of %s not committed, the group rebalanced (%s)", partition, exc)
+            return
         committed[partition] = offset
-        return done
 
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
@@ -246,13 +253,14 @@ async def run_projection(
                     return
             _count(EVENTS_CONSUMED, partition.topic, (event for _, event in events))
             await commit(partition, records[-1].offset + 1)
-        await record_lag(consumer, group_id, list(consumer.assignment()))
-        # A transaction's commit marker follows its last record: an idle partition's
-        # position has moved past it, and committing that lets the group show no lag.
-        for partition in consumer.assignment() - batches.keys():
-            position = await consumer.position(partition)
-            if committed.get(partition, position) < position:
-                await commit(partition, position)
+        with contextlib.suppress(IllegalStateError):  # a rebalance took a partition meanwhile
+            await record_lag(consumer, group_id, list(consumer.assignment()))
+            # A transaction's commit marker follows its last record: an idle partition's
+            # position has moved past it, and committing that lets the group show no lag.
+            for partition in consumer.assignment() - batches.keys():
+                position = await consumer.position(partition)
+                if committed.get(partition, position) < position:
+                    await commit(partition, position)
 
 
 def _count(counter: Counter, topic: str, events: Iterable[Event]) -> None:
@@ -291,90 +299,6 @@ async def _project_partition(
         ):
             return False
     return True
-
-
-async def run_transactional(
-    consumer: AIOKafkaConsumer,
-    producer: AIOKafkaProducer,
-    transform: Transform,
-    *,
-    group_id: str,
-    stop: asyncio.Event,
-    max_records: int = 500,
-) -> None:
-    """Consume, transform and produce with the offsets in the same Kafka transaction."""
-    attempt = 0
-    while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
-        if not batches:
-            continue
-        try:
-            with BATCH_SECONDS.labels(",".join(sorted({p.topic for p in batches}))).time():
-                await _transact_batch(batches, producer, transform, group_id)
-            attempt = 0
-            await record_lag(consumer, group_id, list(consumer.assignment()))
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The transaction was aborted: nothing it produced is visible. Rewind to the
-            # committed offsets so the same records are processed again.
-            log.warning("transaction failed (%s: %s); rewinding", type(exc).__name__, exc)
-            await _rewind_to_committed(consumer, list(batches))
-            await _backoff(attempt, stop)
-            attempt += 1
-
-
-async def _transact_batch(
-    batches: dict[TopicPartition, list[Record]],
-    producer: AIOKafkaProducer,
-    transform: Transform,
-    group_id: str,
-) -> None:
-    consumed: list[tuple[str, Event]] = []
-    produced: list[tuple[str, Event]] = []
-    async with producer.transaction():
-        offsets: dict[TopicPartition, int] = {}
-        for partition, records in batches.items():
-            events, dead = decode_records(records)
-            consumed.extend((partition.topic, event) for _, event in events)
-            for record, event in events:
-                # Each decision continues the trace of the report it is about.
-                with continuing(
-                    "transform", [record.headers], correlation_id=str(event.correlation_id)
-                ):
-                    try:
-                        outputs = transform(event, partition.partition)
-                    except Exception as exc:
-                        dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
-                        continue
-                    for topic, output in outputs:
-                        await producer.send(
-                            topic,
-                            encode(output),
-                            key=output.key.encode(),
-                            headers=headers_for(output) + trace_headers(),
-                        )
-                        produced.append((topic, output))
-            for letter in dead:
-                await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
-            offsets[partition] = records[-1].offset + 1
-        await producer.send_offsets_to_transaction(offsets, group_id)
-    # Counted once the transaction committed: an aborted one is done again.
-    for topic, event in consumed:
-        EVENTS_CONSUMED.labels(topic, event.type).inc()
-    for topic, event in produced:
-        EVENTS_PRODUCED.labels(topic, event.type).inc()
-
-
-async def _rewind_to_committed(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
-) -> None:
-    for partition in partitions:
-        committed = await consumer.committed(partition)
-        if committed is None:
-            await consumer.seek_to_beginning(partition)
-        else:
-            consumer.seek(partition, committed)
 
 
 async def ensure_topics(settings: KafkaSettings) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import quote
@@ -165,12 +164,6 @@ class StackConfig(BaseSettings):
             f"{prefix}_HTTP_PORT": str(port),
             f"{prefix}_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
         }
-        if service == "triage" and instance:
-            # Each member of the group needs its own transactional id (the default is the
-            # host name, the same for every instance on one machine).
-            env[f"{prefix}_TRANSACTIONAL_ID"] = (
-                f"qianliyan-triage-{socket.gethostname()}-{instance}"
-            )
         if service == "ingest":
             env[f"{prefix}_NOTIFY_URL"] = f"http://{self.host}:{self.notify_port}"
         # Every service checks tokens itself, against the key and the revocations.

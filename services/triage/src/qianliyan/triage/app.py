@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from qianliyan.shared import db
 from qianliyan.shared.access.http import install_access, require, start_access
 from qianliyan.shared.access.policy import Permission, Principal
+from qianliyan.shared.exactly_once import PartitionTransactions, run_transactional
 from qianliyan.shared.http import (
     ReadinessCheck,
     RequestSizeLimit,
@@ -24,11 +25,9 @@ from qianliyan.shared.http import (
 )
 from qianliyan.shared.kafka import (
     create_consumer,
-    create_producer,
     decode_records,
     kafka_reachable,
     read_partition,
-    run_transactional,
 )
 from qianliyan.shared.metrics import instrument
 from qianliyan.shared.worker import BackgroundLoop
@@ -48,45 +47,31 @@ class RulesInForce(BaseModel):
     refused_edit: str | None
 
 
-class _RebuildGrouping(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On each assigned partition, fold its already-triaged history again before going on."""
+class _GroupingFromLog:
+    """Each partition's grouping, folded again from its already-triaged history whenever
+    this member opens the partition (given it, or after losing its producer)."""
 
     def __init__(
         self, pipeline: TriagePipeline, bootstrap_servers: str, *, window: timedelta
     ) -> None:
-        self.consumer: AIOKafkaConsumer | None = None
         self._pipeline = pipeline
         self._bootstrap = bootstrap_servers
         self._window = window
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+    async def rebuild(self, partition: TopicPartition, committed: int) -> None:
+        records = await read_partition(
+            self._bootstrap,
+            partition,
+            until_offset=committed,
+            since=datetime.now(UTC) - self._window,
+        )
+        events, _ = decode_records(records)  # dead letters were parked when live
+        self._pipeline.replay(partition.partition, (event for _, event in events))
+        log.info("grouping of %s rebuilt from %d records", partition, len(records))
+
+    def forget(self, partition: TopicPartition) -> None:
         # Nothing to hand over: the next owner folds the log itself.
-        for partition in revoked:
-            self._pipeline.forget(partition.partition)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        assert self.consumer is not None
-        # Fetching goes on while this runs: hold the partitions back until every one of
-        # them has its grouping again, or a report arriving now meets an empty memory.
-        self.consumer.pause(*assigned)
-        try:
-            await self._rebuild(assigned)
-        finally:
-            self.consumer.resume(*assigned)
-
-    async def _rebuild(self, assigned: list[TopicPartition]) -> None:
-        assert self.consumer is not None
-        for partition in assigned:
-            committed = await self.consumer.committed(partition) or 0
-            records = await read_partition(
-                self._bootstrap,
-                partition,
-                until_offset=committed,
-                since=datetime.now(UTC) - self._window,
-            )
-            events, _ = decode_records(records)  # dead letters were parked when live
-            self._pipeline.replay(partition.partition, (event for _, event in events))
-            log.info("grouping of %s rebuilt from %d records", partition, len(records))
+        self._pipeline.forget(partition.partition)
 
 
 def create_app(settings: TriageSettings | None = None) -> FastAPI:
@@ -97,26 +82,29 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     pipeline = TriagePipeline(rule_book.current, output_topic=kafka.triage_topic)
 
     async def run_pipeline(stop: asyncio.Event) -> None:
-        rebuild = _RebuildGrouping(
+        grouping = _GroupingFromLog(
             pipeline, kafka.bootstrap_servers, window=timedelta(hours=settings.regroup_window_h)
+        )
+        partitions = PartitionTransactions(
+            kafka,
+            transactional_id_prefix=settings.transactional_ids,
+            client_id="triage",
+            on_opened=grouping.rebuild,
+            on_closed=grouping.forget,
         )
         consumer = create_consumer(
             kafka,
             kafka.reports_topic,
             group_id=settings.consumer_group,
             client_id="triage",
-            listener=rebuild,
+            listener=partitions,
         )
-        rebuild.consumer = consumer
-        producer = create_producer(
-            kafka, client_id="triage", transactional_id=settings.transactional_id
-        )
-        await producer.start()
+        partitions.bind(consumer)
         await consumer.start()
         try:
             await run_transactional(
                 consumer,
-                producer,
+                partitions,
                 pipeline.transform,
                 group_id=settings.consumer_group,
                 stop=stop,
@@ -124,7 +112,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
             )
         finally:
             await consumer.stop()
-            await producer.stop()
+            await partitions.close()
 
     loop = BackgroundLoop("triage-pipeline", run_pipeline)
 

@@ -47,7 +47,9 @@ async def apply_plan(settings: TriageSettings, plan: RetriagePlan) -> None:
     """Produce the plan's events in one transaction: all of them become visible, or none."""
     kafka = settings.kafka
     producer = create_producer(
-        kafka, client_id="triage-retriage", transactional_id=f"{settings.transactional_id}-retriage"
+        kafka,
+        client_id="triage-retriage",
+        transactional_id=f"{settings.transactional_ids}-retriage",
     )
     await producer.start()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -22,11 +21,12 @@ class TriageSettings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings(pool_min_size=0, pool_max_size=2)
     access: AccessSettings = AccessSettings()
     consumer_group: str = "qianliyan-triage"
-    transactional_id: str = Field(
-        default_factory=lambda: f"qianliyan-triage-{socket.gethostname()}",
+    transactional_id_prefix: str | None = Field(
+        default=None,
         description=(
-            "Unique per running instance and stable across its restarts, so a restarted "
-            "instance fences its zombie; the host name suits one instance per host or pod"
+            "Prefix of the transactional ids, one per input partition, shared by every "
+            "member of the group so whoever is given a partition fences its previous "
+            "owner; the consumer group's name when unset"
         ),
     )
     max_batch: int = Field(default=500, ge=1)
@@ -42,3 +42,8 @@ class TriageSettings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="The severity rule file; the packaged default when unset"
     )
+
+    @property
+    def transactional_ids(self) -> str:
+        """The prefix in force for this group's transactional ids."""
+        return self.transactional_id_prefix or self.consumer_group

@@ -1,0 +1,254 @@
+"""Consume, transform and produce exactly once, also while a consumer group rebalances.
+
+Each output goes out in a Kafka transaction together with the consumer offsets, so a
+read_committed reader sees it once. That alone is not enough when partitions move
+between members: aiokafka's `send_offsets_to_transaction` carries only the group id,
+not the member's generation (KIP-447), so the broker cannot refuse the offsets of a
+member that has just lost the partition, and the new owner, having read the offsets as
+they were, does the same records again.
+
+So the fencing comes from the transactional id, one per input partition, as Kafka
+Streams did before KIP-447: the member given a partition starts that partition's
+producer, which aborts (or waits out) the previous owner's open transaction and makes
+its every later commit fail; only then does the new owner read the committed offset and
+start from there. A member that loses a partition first finishes the transaction it has
+in flight (the rebalance waits for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidTxnState,
+    ProducerFenced,
+    UnknownProducerId,
+)
+
+from qianliyan.shared.errors import is_transient
+from qianliyan.shared.events import Event, encode
+from qianliyan.shared.events.codec import headers_for
+from qianliyan.shared.kafka import (
+    DeadLetter,
+    Record,
+    Transform,
+    create_producer,
+    decode_records,
+    retry_pause,
+    send_dead_letter,
+)
+from qianliyan.shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED, EVENTS_PRODUCED, record_lag
+from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.tracing import continuing, trace_headers
+
+log = logging.getLogger(__name__)
+
+# Rebuilds what a consumer keeps per partition (a fold) from the log before the offset
+# its group committed: called each time the partition is (re)opened.
+OnOpened = Callable[[TopicPartition, int], Awaitable[None]]
+OnClosed = Callable[[TopicPartition], None]
+
+# The producer can no longer be used: another member opened the partition (fenced), or
+# the broker ended its transaction (a timeout). Whoever owns the partition opens it anew.
+_LOST = (ProducerFenced, InvalidProducerEpoch, InvalidTxnState, UnknownProducerId)
+
+
+def transactional_id(prefix: str, partition: TopicPartition) -> str:
+    """The transactional id of one input partition: the same in every member of the group."""
+    return f"{prefix}-{partition.topic}-{partition.partition}"
+
+
+class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The transactional producers of the partitions this member owns."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        transactional_id_prefix: str,
+        client_id: str,
+        on_opened: OnOpened | None = None,
+        on_closed: OnClosed | None = None,
+    ) -> None:
+        self._settings = settings
+        self._prefix = transactional_id_prefix
+        self._client_id = client_id
+        self._on_opened = on_opened
+        self._on_closed = on_closed
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self._in_flight: dict[TopicPartition, asyncio.Lock] = {}
+
+    def bind(self, consumer: AIOKafkaConsumer) -> None:
+        """The consumer whose partitions these are (it is created with this listener)."""
+        self._consumer = consumer
+
+    def lock(self, partition: TopicPartition) -> asyncio.Lock:
+        """Held while a transaction of `partition` is in flight; a rebalance waits for it."""
+        return self._in_flight.setdefault(partition, asyncio.Lock())
+
+    def producer(self, partition: TopicPartition) -> AIOKafkaProducer | None:
+        """The producer of `partition` while this member owns it, else None."""
+        assert self._consumer is not None
+        if partition not in self._consumer.assignment():
+            return None
+        return self._producers.get(partition)
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # A transaction in flight finishes before the partition goes to another member.
+        for partition in revoked:
+            async with self.lock(partition):
+                if self._on_closed is not None:
+                    self._on_closed(partition)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assert self._consumer is not None
+        assigned = set(assigned)
+        # Fetching goes on while this runs: hold the partitions back until each is open.
+        self._consumer.pause(*assigned)
+        try:
+            for partition in set(self._producers) - assigned:
+                await self._close(partition)
+            for partition in sorted(assigned):
+                await self.open(partition)
+        finally:
+            self._consumer.resume(*assigned)
+
+    async def open(self, partition: TopicPartition) -> None:
+        """Fence the partition's previous owner, then go on from the offset it committed."""
+        assert self._consumer is not None
+        if partition not in self._producers:
+            producer = create_producer(
+                self._settings,
+                client_id=self._client_id,
+                transactional_id=transactional_id(self._prefix, partition),
+            )
+            # Starting aborts or completes the previous owner's open transaction.
+            await producer.start()
+            self._producers[partition] = producer
+        # Read only now, so it includes whatever the previous owner committed.
+        committed = await self._consumer.committed(partition)
+        if committed is None:
+            await self._consumer.seek_to_beginning(partition)
+        else:
+            self._consumer.seek(partition, committed)
+        if self._on_opened is not None:
+            await self._on_opened(partition, committed or 0)
+
+    async def reopen(self, partition: TopicPartition) -> None:
+        """After the producer was lost: a fresh one, if the partition is still ours."""
+        await self._close(partition)
+        assert self._consumer is not None
+        if partition in self._consumer.assignment():
+            await self.open(partition)
+
+    async def rewind(self, partition: TopicPartition) -> None:
+        """Back to the committed offset, after an aborted transaction."""
+        assert self._consumer is not None
+        if partition not in self._consumer.assignment():
+            return
+        committed = await self._consumer.committed(partition)
+        if committed is None:
+            await self._consumer.seek_to_beginning(partition)
+        else:
+            self._consumer.seek(partition, committed)
+
+    async def close(self) -> None:
+        """Stop every producer (the service is stopping)."""
+        for partition in list(self._producers):
+            await self._close(partition)
+
+    async def _close(self, partition: TopicPartition) -> None:
+        producer = self._producers.pop(partition, None)
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:  # a fenced producer may refuse to stop cleanly
+                log.info("producer of %s stopped with %s", partition, exc)
+
+
+async def run_transactional(
+    consumer: AIOKafkaConsumer,
+    partitions: PartitionTransactions,
+    transform: Transform,
+    *,
+    group_id: str,
+    stop: asyncio.Event,
+    max_records: int = 500,
+) -> None:
+    """Consume, transform and produce with the offsets in one transaction per partition;
+    the partitions of one fetch are done side by side."""
+    attempts: dict[TopicPartition, int] = {}
+
+    async def one(partition: TopicPartition, records: list[Record]) -> None:
+        async with partitions.lock(partition):
+            producer = partitions.producer(partition)
+            if producer is None:
+                return  # given to another member meanwhile: it does these records
+            try:
+                with BATCH_SECONDS.labels(partition.topic).time():
+                    await _transact(partition, records, producer, transform, group_id)
+                attempts.pop(partition, None)
+            except _LOST as exc:
+                log.warning("producer of %s lost (%s); opening it anew", partition, exc)
+                await partitions.reopen(partition)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # The transaction was aborted: nothing it produced is visible. Go back to
+                # the committed offset so the same records are processed again.
+                log.warning("transaction failed (%s: %s); rewinding", type(exc).__name__, exc)
+                await partitions.rewind(partition)
+                attempt = attempts.get(partition, 0)
+                attempts[partition] = attempt + 1
+                await retry_pause(attempt, stop)
+
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+        if not batches:
+            continue
+        await asyncio.gather(*(one(p, records) for p, records in batches.items()))
+        await record_lag(consumer, group_id, list(consumer.assignment()))
+
+
+async def _transact(
+    partition: TopicPartition,
+    records: list[Record],
+    producer: AIOKafkaProducer,
+    transform: Transform,
+    group_id: str,
+) -> None:
+    consumed: list[Event] = []
+    produced: list[tuple[str, Event]] = []
+    async with producer.transaction():
+        events, dead = decode_records(records)
+        for record, event in events:
+            consumed.append(event)
+            # Each decision continues the trace of the report it is about.
+            correlation_id = str(event.correlation_id)
+            with continuing("transform", [record.headers], correlation_id=correlation_id):
+                try:
+                    outputs = transform(event, partition.partition)
+                except Exception as exc:
+                    dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
+                    continue
+                for topic, output in outputs:
+                    await producer.send(
+                        topic,
+                        encode(output),
+                        key=output.key.encode(),
+                        headers=headers_for(output) + trace_headers(),
+                    )
+                    produced.append((topic, output))
+        for letter in dead:
+            await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
+        await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
+    # Counted once the transaction committed: an aborted one is done again.
+    for event in consumed:
+        EVENTS_CONSUMED.labels(partition.topic, event.type).inc()
+    for topic, event in produced:
+        EVENTS_PRODUCED.labels(topic, event.type).inc()
