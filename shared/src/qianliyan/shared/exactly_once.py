@@ -54,7 +54,7 @@ OnClosed = Callable[[TopicPartition], None]
 
 # The producer can no longer be used: another member opened the partition (fenced), or
 # the broker ended its transaction (a timeout). Whoever owns the partition opens it anew.
-_LOST = (ProducerFenced, InvalidProducerEpoch, InvalidTxnState, UnknownProducerId)
+LOST_PRODUCER = (ProducerFenced, InvalidProducerEpoch, InvalidTxnState, UnknownProducerId)
 
 
 def transactional_id(prefix: str, partition: TopicPartition) -> str:
@@ -193,7 +193,7 @@ async def run_transactional(
                 with BATCH_SECONDS.labels(partition.topic).time():
                     await _transact(partition, records, producer, transform, group_id)
                 attempts.pop(partition, None)
-            except _LOST as exc:
+            except LOST_PRODUCER as exc:
                 log.warning("producer of %s lost (%s); opening it anew", partition, exc)
                 await partitions.reopen(partition)
             except Exception as exc:
