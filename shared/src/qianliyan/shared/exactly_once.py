@@ -131,13 +131,9 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
             await producer.start()
             self._producers[partition] = producer
         # Read only now, so it includes whatever the previous owner committed.
-        committed = await self._consumer.committed(partition)
-        if committed is None:
-            await self._consumer.seek_to_beginning(partition)
-        else:
-            self._consumer.seek(partition, committed)
+        committed = await self._seek_committed(partition)
         if self._on_opened is not None:
-            await self._on_opened(partition, committed or 0)
+            await self._on_opened(partition, committed)
 
     async def reopen(self, partition: TopicPartition) -> None:
         """After the producer was lost: a fresh one, if the partition is still ours."""
@@ -149,13 +145,18 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def rewind(self, partition: TopicPartition) -> None:
         """Back to the committed offset, after an aborted transaction."""
         assert self._consumer is not None
-        if partition not in self._consumer.assignment():
-            return
+        if partition in self._consumer.assignment():
+            await self._seek_committed(partition)
+
+    async def _seek_committed(self, partition: TopicPartition) -> int:
+        """Go to the group's committed offset of `partition` (the start when none); it."""
+        assert self._consumer is not None
         committed = await self._consumer.committed(partition)
         if committed is None:
             await self._consumer.seek_to_beginning(partition)
-        else:
-            self._consumer.seek(partition, committed)
+            return 0
+        self._consumer.seek(partition, committed)
+        return int(committed)
 
     async def close(self) -> None:
         """Stop every producer (the service is stopping)."""
