@@ -8,7 +8,6 @@ requirements stay the same.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +27,7 @@ def tool_venv(cache_dir: Path, name: str, requirements: Sequence[str]) -> Path:
     wanted = "\n".join(sorted(requirements))
     if marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
         return venv / "bin"
-    uv = shutil.which("uv")
-    if uv is None:
-        raise ToolUnavailable(f"{name}: `uv` is not on PATH to make its virtual environment")
+    uv = _project_uv()
     for command in (
         [uv, "venv", "--quiet", "--clear", "--python", "3.11", str(venv)],
         [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *requirements],
@@ -40,3 +37,13 @@ def tool_venv(cache_dir: Path, name: str, requirements: Sequence[str]) -> Path:
             raise ToolUnavailable(f"{name}: {' '.join(command[:3])} failed:\n{done.stderr[-2000:]}")
     marker.write_text(wanted, encoding="utf-8")
     return venv / "bin"
+
+
+def _project_uv() -> str:
+    """The uv that `make` uses: the project's pinned one, installed when missing (a fresh
+    machine has none on PATH)."""
+    ensure = Path(__file__).resolve().parents[1] / "deploy" / "local" / "bin" / "ensure-uv"
+    done = subprocess.run([str(ensure)], capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise ToolUnavailable(f"uv could not be installed by {ensure}:\n{done.stderr[-2000:]}")
+    return done.stdout.strip()
