@@ -191,6 +191,25 @@ async def test_a_manager_sees_only_the_alerts_of_their_units(
     assert (scene.incident_id, STATION) in feeds["dispatcher"]
 
 
+async def test_contributions_without_a_unit_are_those_the_caller_may_see(
+    running_stack: StackConfig, scene: Scene
+) -> None:
+    config = running_stack
+
+    async def units_seen_by(caller: str) -> set[str]:
+        async with httpx.AsyncClient(headers=headers_of(config, caller)) as client:
+            answer = await client.get(url(config, "notify", "/v1/contributions"))
+        assert answer.status_code == 200, answer.text
+        return {row["name"] for row in answer.json()["units"]}
+
+    # The scene's report is at 丰台西站, a station under 丰台站.
+    mine = await units_seen_by("manager")
+    assert STATION in mine
+    assert mine <= {"丰台站", STATION}, mine
+    assert STATION not in await units_seen_by("other-manager")
+    assert STATION in await units_seen_by("admin")
+
+
 async def test_actions_need_the_right_to_act_on_that_unit(
     running_stack: StackConfig, scene: Scene
 ) -> None:
