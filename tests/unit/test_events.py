@@ -71,6 +71,14 @@ def test_malformed_messages_raise_decode_errors(raw: bytes | None, message: str)
         decode(raw)
 
 
+@pytest.mark.parametrize("version", [1.0, True, "1"])
+def test_a_version_that_is_not_a_json_integer_is_refused(version: object) -> None:
+    document = json.loads(encode(submitted()))
+    document["version"] = version
+    with pytest.raises(EventDecodeError):
+        decode(json.dumps(document).encode())
+
+
 def test_a_newer_version_than_understood_is_refused_not_misread() -> None:
     document = json.loads(encode(submitted()))
     document["version"] = 2

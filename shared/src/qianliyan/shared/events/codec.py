@@ -78,7 +78,7 @@ def decode(raw: bytes | None) -> Event | UnknownEvent:
     """Parse one message into its event model, upcasting older versions first."""
     if raw is not None:
         try:
-            return _CURRENT_EVENT.validate_json(raw)
+            return _CURRENT_EVENT.validate_json(raw, strict=True)
         except ValidationError:
             pass
     return _decode_carefully(raw)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from uuid6 import uuid7
 
 
@@ -80,6 +80,15 @@ class Event(BaseModel):
     correlation_id: UUID = Field(description="Shared by every event that follows one report")
     causation_id: UUID | None = Field(default=None, description="The event that caused this one")
     payload: Payload
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_a_whole_number(cls, value: object) -> object:
+        # A contract's version is a JSON integer: 1.0 or true equal 1 to a Literal[1], but
+        # a producer that writes them has not followed the contract.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("version must be an integer")
+        return value
 
     @classmethod
     def type_name(cls) -> str:
