@@ -18,11 +18,13 @@ in flight (the rebalance waits for it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
+    IllegalStateError,
     InvalidProducerEpoch,
     InvalidTxnState,
     ProducerFenced,
@@ -213,7 +215,8 @@ async def run_transactional(
         if not batches:
             continue
         await asyncio.gather(*(one(p, records) for p, records in batches.items()))
-        await record_lag(consumer, group_id, list(consumer.assignment()))
+        with contextlib.suppress(IllegalStateError):  # a rebalance took a partition meanwhile
+            await record_lag(consumer, group_id, list(consumer.assignment()))
 
 
 async def _transact(
