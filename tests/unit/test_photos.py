@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, prepare_photo
+from qianliyan.ingest.memory import keep_large_buffers_unmapped
 
 LIMITS = PhotoLimits(max_bytes=2 * 1024 * 1024, max_pixels=4_000_000)
 
@@ -113,3 +114,8 @@ def test_refuses_a_decompression_bomb_before_decoding() -> None:
     assert len(bomb) < LIMITS.max_bytes
     with pytest.raises(PhotoRejected, match="5000x5000 pixels"):
         prepare_photo(1, bomb, LIMITS)
+
+
+def test_this_machine_s_glibc_takes_the_fixed_mmap_threshold() -> None:
+    # Where it does not (no glibc), ingest runs as before; here, Debian's glibc says yes.
+    assert keep_large_buffers_unmapped() is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qianliyan.ingest.app import create_app
+from qianliyan.ingest.memory import keep_large_buffers_unmapped
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.shared.http import serve
 
@@ -10,6 +11,7 @@ from qianliyan.shared.http import serve
 def main() -> None:
     """Serve ingest with settings from the environment."""
     settings = IngestSettings()
+    keep_large_buffers_unmapped()  # decoded photos are large: peak memory, not the heap's
     serve(create_app(settings), service="ingest", host=settings.http_host, port=settings.http_port)
 
 
