@@ -138,7 +138,10 @@ async def notify_run(config: StackConfig, instances: int) -> tuple[float, int]:
     notify_migrations.upgrade(dsn)
     group = f"bench-notify-{instances}-{uuid.uuid4().hex[:6]}"
     topics = ["incidents.reports", "incidents.triage", "incidents.alerts"]
-    env = {"NOTIFY_CONSUMER_GROUP": group, "NOTIFY_POSTGRES__DSN": dsn}
+    # The read models are the run's own; who may sign in, and what is revoked, stay the
+    # site's, in the public schema behind them.
+    service_dsn = in_schema(config.postgres_dsn, f"{schema},public")
+    env = {"NOTIFY_CONSUMER_GROUP": group, "NOTIFY_POSTGRES__DSN": service_dsn}
     services = [Service(config, "notify", instance=i, env=env) for i in range(instances)]
     side_by_side([s.start for s in services])
     try:
