@@ -57,6 +57,8 @@ OnClosed = Callable[[TopicPartition], None]
 # The producer can no longer be used: another member opened the partition (fenced), or
 # the broker ended its transaction (a timeout). Whoever owns the partition opens it anew.
 LOST_PRODUCER = (ProducerFenced, InvalidProducerEpoch, InvalidTxnState, UnknownProducerId)
+# A producer that cannot say goodbye to Kafka (an outage) is dropped after this long.
+_STOP_TIMEOUT_S = 10.0
 
 
 def transactional_id(prefix: str, partition: TopicPartition) -> str:
@@ -93,11 +95,13 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         """Held while a transaction of `partition` is in flight; a rebalance waits for it."""
         return self._in_flight.setdefault(partition, asyncio.Lock())
 
-    def producer(self, partition: TopicPartition) -> AIOKafkaProducer | None:
-        """The producer of `partition` while this member owns it, else None."""
+    def owns(self, partition: TopicPartition) -> bool:
+        """Whether the group has given `partition` to this member."""
         assert self._consumer is not None
-        if partition not in self._consumer.assignment():
-            return None
+        return partition in self._consumer.assignment()
+
+    def producer(self, partition: TopicPartition) -> AIOKafkaProducer | None:
+        """The producer of `partition`; None until it is open."""
         return self._producers.get(partition)
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -114,9 +118,13 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer.pause(*assigned)
         try:
             for partition in set(self._producers) - assigned:
-                await self._close(partition)
+                await self.discard(partition)
             for partition in sorted(assigned):
-                await self.open(partition)
+                try:
+                    await self.open(partition)
+                except Exception as exc:  # an outage: its first records open it again
+                    log.warning("opening %s failed (%s: %s)", partition, type(exc).__name__, exc)
+                    await self.discard(partition)
         finally:
             self._consumer.resume(*assigned)
 
@@ -137,19 +145,6 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._on_opened is not None:
             await self._on_opened(partition, committed)
 
-    async def reopen(self, partition: TopicPartition) -> None:
-        """After the producer was lost: a fresh one, if the partition is still ours."""
-        await self._close(partition)
-        assert self._consumer is not None
-        if partition in self._consumer.assignment():
-            await self.open(partition)
-
-    async def rewind(self, partition: TopicPartition) -> None:
-        """Back to the committed offset, after an aborted transaction."""
-        assert self._consumer is not None
-        if partition in self._consumer.assignment():
-            await self._seek_committed(partition)
-
     async def _seek_committed(self, partition: TopicPartition) -> int:
         """Go to the group's committed offset of `partition` (the start when none); it."""
         assert self._consumer is not None
@@ -163,15 +158,18 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def close(self) -> None:
         """Stop every producer (the service is stopping)."""
         for partition in list(self._producers):
-            await self._close(partition)
+            await self.discard(partition)
 
-    async def _close(self, partition: TopicPartition) -> None:
+    async def discard(self, partition: TopicPartition) -> None:
+        """Stop the partition's producer; its next records open the partition anew."""
         producer = self._producers.pop(partition, None)
-        if producer is not None:
-            try:
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
                 await producer.stop()
-            except Exception as exc:  # a fenced producer may refuse to stop cleanly
-                log.info("producer of %s stopped with %s", partition, exc)
+        except Exception as exc:  # fenced, or Kafka is away: it is dropped all the same
+            log.info("producer of %s stopped with %s: %s", partition, type(exc).__name__, exc)
 
 
 async def run_transactional(
@@ -189,23 +187,31 @@ async def run_transactional(
 
     async def one(partition: TopicPartition, records: list[Record]) -> None:
         async with partitions.lock(partition):
-            producer = partitions.producer(partition)
-            if producer is None:
+            if not partitions.owns(partition):
                 return  # given to another member meanwhile: it does these records
             try:
+                producer = partitions.producer(partition)
+                if producer is None:
+                    # Its opening or its last transaction failed: open it now. That goes
+                    # back to the committed offset, so these records come again.
+                    await partitions.open(partition)
+                    return
                 with BATCH_SECONDS.labels(partition.topic).time():
                     await _transact(partition, records, producer, transform, group_id)
                 attempts.pop(partition, None)
-            except LOST_PRODUCER as exc:
-                log.warning("producer of %s lost (%s); opening it anew", partition, exc)
-                await partitions.reopen(partition)
             except Exception as exc:
-                if not is_transient(exc):
+                if not (is_transient(exc) or isinstance(exc, LOST_PRODUCER)):
                     raise
-                # The transaction was aborted: nothing it produced is visible. Go back to
-                # the committed offset so the same records are processed again.
-                log.warning("transaction failed (%s: %s); rewinding", type(exc).__name__, exc)
-                await partitions.rewind(partition)
+                # Nothing the transaction produced is visible. The partition is opened
+                # anew (a fresh producer, the committed offset, its state folded again)
+                # before any more of its records are done.
+                log.warning(
+                    "transaction of %s failed (%s: %s); opening it anew",
+                    partition,
+                    type(exc).__name__,
+                    exc,
+                )
+                await partitions.discard(partition)
                 attempt = attempts.get(partition, 0)
                 attempts[partition] = attempt + 1
                 await retry_pause(attempt, stop)
