@@ -63,6 +63,7 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert isinstance(submitted, ReportSubmitted)
     assert submitted.payload.photos[0].sha256 == sha256
     assert submitted.actor.id == "worker-42"
+    assert submitted.actor.via == "token:test-suite"  # the integration that sent it for them
 
     # Hop 3: triage produced ReportTriaged with the same correlation id.
     async def triaged() -> list[Event]:

@@ -54,6 +54,14 @@ class Actor(BaseModel):
     kind: ActorKind
     id: str = Field(min_length=1, max_length=200)
     display_name: str | None = Field(default=None, max_length=200)
+    via: str | None = Field(
+        default=None,
+        max_length=200,
+        description=(
+            "Who sent it on the actor's behalf, when that is someone else: the machine "
+            "token of a chat bridge that forwards a worker's report, say"
+        ),
+    )
 
 
 class Payload(BaseModel):

@@ -119,6 +119,7 @@ async def submit_report(
     event = build_report_submitted(
         form=form,
         reporter_id=reporter_id,
+        sent_by=submitter.subject,
         photos=[photo_ref(photo) for photo in prepared] + staged,
         report_id=report_id,
         event_id=event_id,

@@ -119,12 +119,17 @@ def build_report_submitted(
     *,
     form: ReportForm,
     reporter_id: str,
+    sent_by: str,
     photos: list[PhotoRef],
     report_id: UUID,
     event_id: UUID,
     received_at: datetime,
 ) -> ReportSubmitted:
-    """The event announcing an accepted report; its photos must already be stored."""
+    """The event announcing an accepted report; its photos must already be stored.
+
+    `sent_by` is who signed the request: the reporter, or an integration sending for them
+    (then kept as the actor's `via`, so the log says which bridge a report came through).
+    """
     payload = ReportSubmittedPayload(
         report_id=report_id,
         text=form.text,
@@ -137,7 +142,8 @@ def build_report_submitted(
         photos=photos,
         client_report_id=form.client_report_id,
     )
-    reporter = Actor(kind=ActorKind.REPORTER, id=reporter_id)
+    via = sent_by if sent_by != reporter_id else None
+    reporter = Actor(kind=ActorKind.REPORTER, id=reporter_id, via=via)
     key = correlation_key(
         report_id=report_id, unit=form.unit, place=form.place, location=form.location
     )
