@@ -51,7 +51,20 @@ async def test_an_override_wins_once_and_survives_a_retriage(running_stack: Stac
         config, {"text": "道岔信号故障", "place": f"咽喉区{uuid4().hex[:6]}"}, []
     )
     incident_id = accepted.json()["report_id"]  # a lone report opens its own incident
-    before = await wait_for(lambda: incident(config, incident_id))
+
+    async def settled() -> dict[str, object] | None:
+        # The incident exists once the triage is projected, but the submission (another
+        # topic) may come after it and move the version on: wait for both.
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
+            answer = await client.get(
+                f"http://127.0.0.1:{config.notify_port}/v1/reports/{incident_id}"
+            )
+        report = answer.json() if answer.status_code == 200 else {}
+        if report.get("text") is None or report.get("severity") is None:
+            return None
+        return await incident(config, incident_id)
+
+    before = await wait_for(settled)
     assert before["severity"] == before["rule_severity"] == "major"
 
     first, second = await asyncio.gather(
