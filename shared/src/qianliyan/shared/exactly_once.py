@@ -18,13 +18,11 @@ in flight (the rebalance waits for it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
-    IllegalStateError,
     InvalidProducerEpoch,
     InvalidTxnState,
     ProducerFenced,
@@ -37,7 +35,6 @@ from qianliyan.shared.events.codec import headers_for
 from qianliyan.shared.kafka import (
     DeadLetter,
     Record,
-    Transform,
     create_producer,
     decode_records,
     retry_pause,
@@ -53,6 +50,9 @@ log = logging.getLogger(__name__)
 # its group committed: called each time the partition is (re)opened.
 OnOpened = Callable[[TopicPartition, int], Awaitable[None]]
 OnClosed = Callable[[TopicPartition], None]
+# One input event, and the partition it came from, to the (topic, event) pairs it
+# produces. Partition-aware so a transform may keep state per partition (a fold).
+Transform = Callable[[Event, int], Sequence[tuple[str, Event]]]
 
 # The producer can no longer be used: another member opened the partition (fenced), or
 # the broker ended its transaction (a timeout). Whoever owns the partition opens it anew.
@@ -221,8 +221,7 @@ async def run_transactional(
         if not batches:
             continue
         await asyncio.gather(*(one(p, records) for p, records in batches.items()))
-        with contextlib.suppress(IllegalStateError):  # a rebalance took a partition meanwhile
-            await record_lag(consumer, group_id, list(consumer.assignment()))
+        await record_lag(consumer, group_id, list(consumer.assignment()))
 
 
 async def _transact(

@@ -51,9 +51,6 @@ log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord  # aiokafka ships no type information
 ProjectionHandler = Callable[[Sequence[Event]], Awaitable[None]]
-# One input event, and the partition it came from, to the (topic, event) pairs it
-# produces. Partition-aware so a transform may keep state per partition (a fold).
-Transform = Callable[[Event, int], Sequence[tuple[str, Event]]]
 
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -253,10 +250,10 @@ async def run_projection(
                     return
             _count(EVENTS_CONSUMED, partition.topic, (event for _, event in events))
             await commit(partition, records[-1].offset + 1)
+        await record_lag(consumer, group_id, list(consumer.assignment()))
+        # A transaction's commit marker follows its last record: an idle partition's
+        # position has moved past it, and committing that lets the group show no lag.
         with contextlib.suppress(IllegalStateError):  # a rebalance took a partition meanwhile
-            await record_lag(consumer, group_id, list(consumer.assignment()))
-            # A transaction's commit marker follows its last record: an idle partition's
-            # position has moved past it, and committing that lets the group show no lag.
             for partition in consumer.assignment() - batches.keys():
                 position = await consumer.position(partition)
                 if committed.get(partition, position) < position:

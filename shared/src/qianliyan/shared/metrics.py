@@ -8,6 +8,7 @@ where it happens, in the Kafka adapter, and deliveries in notify's alerter.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -48,12 +49,16 @@ def instrument(app: FastAPI) -> None:
 async def record_lag(
     consumer: AIOKafkaConsumer, group: str, partitions: list[TopicPartition]
 ) -> None:
-    """Set the lag gauge of `partitions` from what the consumer last heard of their ends."""
+    """Set the lag gauge of `partitions` from what the consumer last heard of their ends;
+    a partition a rebalance took from the consumer meanwhile is left out."""
     for partition in partitions:
         end = consumer.highwater(partition)
         if end is None:
             continue
-        position = await consumer.position(partition)
+        try:
+            position = await consumer.position(partition)
+        except IllegalStateError:
+            continue
         CONSUMER_LAG.labels(group, partition.topic, str(partition.partition)).set(
             max(0, end - position)
         )
