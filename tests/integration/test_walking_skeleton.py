@@ -48,7 +48,7 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     report_id = accepted["report_id"]
     assert accepted["status_url"].endswith(f"/v1/reports/{report_id}")
 
-    # Hop 1: the photo is in MinIO under the sha256 of its stored (re-encoded) bytes, with
+    # Hop 1: the photo is in MinIO under the sha256 of its stored bytes (pixels only), with
     # the same pixels, and a small preview beside it.
     [sha256] = accepted["photos"]
     stored = read_object(config, photo_key(sha256))

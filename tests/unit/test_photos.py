@@ -1,5 +1,6 @@
 """Photo inspection: the content decides, never the name or declared type; what is stored
-is re-encoded pixels, upright, without the camera's EXIF."""
+is pixels alone, upright, without the camera's EXIF: an upright JPEG's own scans, any
+other photo re-encoded."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
+from qianliyan.ingest.domain.jpeg import pixels_only
 from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, prepare_photo
 from qianliyan.ingest.memory import keep_large_buffers_unmapped
 
 LIMITS = PhotoLimits(max_bytes=2 * 1024 * 1024, max_pixels=4_000_000)
 
 
-def image_bytes(image_format: str, size: tuple[int, int] = (64, 48), **save: object) -> bytes:
+def image_bytes(
+    image_format: str, size: tuple[int, int] = (64, 48), mode: str = "RGB", **save: object
+) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=image_format, **save)
+    Image.new(mode, size, "red").save(buffer, format=image_format, **save)
     return buffer.getvalue()
 
 
@@ -119,3 +123,55 @@ def test_refuses_a_decompression_bomb_before_decoding() -> None:
 def test_this_machine_s_glibc_takes_the_fixed_mmap_threshold() -> None:
     # Where it does not (no glibc), ingest runs as before; here, Debian's glibc says yes.
     assert keep_large_buffers_unmapped() is True
+
+
+def page_jpeg(size: tuple[int, int] = (320, 240), **save: object) -> bytes:
+    """A JPEG as the reporter's page sends it: upright, with noise so its pixels are its own."""
+    image = Image.effect_noise(size, 60).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85, **save)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_an_upright_jpeg_keeps_its_own_pixels_bit_for_bit(progressive: bool) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    exif.get_ifd(0x8825).update({1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 51.0)})
+    original = page_jpeg(progressive=progressive, exif=exif.tobytes(), comment=b"who took it")
+    photo = prepare_photo(1, original, LIMITS)
+
+    stored = Image.open(io.BytesIO(photo.data))
+    assert stored.tobytes() == Image.open(io.BytesIO(original)).tobytes()
+    assert photo.size_bytes < len(original)  # not re-encoded: the scans are as they were
+    assert dict(stored.getexif()) == {}
+    assert b"CameraMaker" not in photo.data and b"who took it" not in photo.data
+    assert photo.location is not None  # read before it was dropped
+    assert (photo.width, photo.height) == (320, 240)
+    assert Image.open(io.BytesIO(photo.preview)).size == (320, 240)
+
+
+def test_an_upright_jpeg_s_preview_is_decoded_at_reduced_scale() -> None:
+    photo = prepare_photo(1, page_jpeg((1600, 1200)), LIMITS)
+    assert Image.open(io.BytesIO(photo.preview)).size == (480, 360)
+
+
+def test_only_the_first_frame_of_a_multi_frame_jpeg_is_kept() -> None:
+    second = page_jpeg((64, 48))
+    photo = prepare_photo(1, page_jpeg() + second, LIMITS)
+    assert second not in photo.data
+    assert photo.data.endswith(b"\xff\xd9")
+    assert Image.open(io.BytesIO(photo.data)).size == (320, 240)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (image_bytes("JPEG", mode="CMYK"), "an Adobe colour transform"),
+        (image_bytes("JPEG")[:-2], "no end of image"),
+        (image_bytes("PNG"), "not a JPEG"),
+        (b"\xff\xd8\xff\xd9", "no frame"),
+    ],
+)
+def test_jpegs_the_copy_does_not_understand_are_left_to_re_encoding(data: bytes, why: str) -> None:
+    assert pixels_only(data) is None, why

@@ -5,9 +5,12 @@ can lie about both. Pillow identifies the format and decodes the whole image, wh
 catches truncated files; the pixel count is checked before decoding, so a small file
 that would expand into gigabytes (a decompression bomb) is refused cheaply.
 
-An accepted photo is re-encoded: the camera's orientation is applied, every EXIF field
-is dropped (where the photo was taken and when are kept as metadata of the report), and
-nothing the original carried beyond its pixels is ever stored or served.
+Nothing the original carried beyond its pixels is ever stored or served: every EXIF
+field is dropped (where the photo was taken and when are kept as metadata of the
+report). An upright JPEG, which is what the reporter's page sends, keeps its compressed
+pixels as they are (`jpeg.pixels_only`); it is decoded once at reduced scale, which
+checks every scan and gives the preview. Any other photo is decoded whole and
+re-encoded with the camera's orientation applied.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
+from qianliyan.ingest.domain.jpeg import pixels_only
 from qianliyan.shared.events.reports import GeoPoint, PhotoContentType
 
 register_heif_opener()
@@ -43,6 +47,8 @@ PREVIEW_QUALITY = 75
 _ACTIVE_CONTENT = (b"<script", b"<SCRIPT", b"<html", b"<HTML", b"<?php", b"%PDF-", b"<svg")
 _ZIP_END_OF_DIRECTORY = b"PK\x05\x06"
 
+_ORIENTATION = 0x0112
+_UPRIGHT = 1
 _GPS_IFD = 0x8825
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -123,8 +129,11 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
                         f"the image is {width}x{height} pixels; "
                         f"the limit is {limits.max_pixels:,} pixels",
                     )
-                image.load()
                 taken_at, location = _capture_metadata(image)
+                copied = _copied_if_upright_jpeg(image, data, taken_at, location)
+                if copied is not None:
+                    return copied
+                image.load()
                 return _re_encode(image, source_format, taken_at, location)
     except PhotoRejected:
         raise
@@ -134,8 +143,9 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoRejected(position, "the image expands to too many pixels") from None
-    # pillow-heif says a truncated HEIC with EOFError, where Pillow's decoders use OSError.
-    except (OSError, EOFError, SyntaxError, ValueError) as exc:
+    # pillow-heif says a truncated HEIC with EOFError, where Pillow's decoders use OSError,
+    # and a damaged one whose tiles claim more pixels than its header with RuntimeError.
+    except (OSError, EOFError, SyntaxError, ValueError, RuntimeError) as exc:
         raise PhotoRejected(position, f"the image is damaged or truncated ({exc})") from None
 
 
@@ -144,6 +154,38 @@ def _carries_active_content(data: bytes) -> bool:
         return True
     # A zip appended to an image ends with its directory record near the end of the file.
     return _ZIP_END_OF_DIRECTORY in data[-(65_536 + 22) :]
+
+
+def _copied_if_upright_jpeg(
+    image: Image.Image, data: bytes, taken_at: datetime | None, location: GeoPoint | None
+) -> PreparedPhoto | None:
+    """The JPEG's own pixel data, checked by decoding it at the preview's scale; None when
+    it must be re-encoded instead (rotated by its camera, or a structure not copied)."""
+    if image.format not in ("JPEG", "MPO"):
+        return None
+    if image.getexif().get(_ORIENTATION, _UPRIGHT) != _UPRIGHT:
+        return None
+    stored = pixels_only(data)
+    if stored is None:
+        return None
+    with Image.open(io.BytesIO(stored)) as pixels:
+        if pixels.size != image.size or pixels.mode not in ("RGB", "L"):
+            return None
+        # The decoder skips detail below the preview's size; every scan is still read.
+        pixels.draft(pixels.mode, _preview_size(pixels.size))
+        pixels.load()
+        preview = _preview(pixels)
+    width, height = image.size
+    return PreparedPhoto(
+        sha256=hashlib.sha256(stored).hexdigest(),
+        content_type="image/jpeg",
+        data=stored,
+        width=width,
+        height=height,
+        preview=preview,
+        taken_at=taken_at,
+        location=location,
+    )
 
 
 def _re_encode(
@@ -180,14 +222,19 @@ def _preview(image: Image.Image) -> bytes:
     if image.mode in ("1", "P"):
         image = image.convert("RGB")  # palettes resize by nearest neighbour: convert first
     # Shrink first, then convert the small image: no second full-size copy of the pixels.
-    scale = min(1.0, PREVIEW_LONGEST_SIDE / max(image.width, image.height))
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    if scale < 1.0:
+    size = _preview_size(image.size)
+    if size != image.size:
         image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     preview = image.convert("RGB")
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()
+
+
+def _preview_size(size: tuple[int, int]) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, PREVIEW_LONGEST_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _capture_metadata(image: Image.Image) -> tuple[datetime | None, GeoPoint | None]:
