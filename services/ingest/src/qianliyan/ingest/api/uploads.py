@@ -24,9 +24,10 @@ def _prepare(position: int, data: bytes, limits: PhotoLimits) -> PreparedPhoto |
         return rejection
 
 
-# Decoding (and re-encoding what is not an upright JPEG) is CPU work, done in threads (Pillow lets go of the GIL) so the
-# event loop keeps answering meanwhile; one photo per core at a time, because a decoded
-# photo takes far more memory than its file (a 12-megapixel JPEG is about 36 MB of pixels).
+# Decoding (and re-encoding what is not an upright JPEG) is CPU work, done in threads
+# (Pillow lets go of the GIL) so the event loop keeps answering meanwhile; one photo per
+# core at a time, because a decoded photo takes far more memory than its file (a
+# 12-megapixel JPEG is about 36 MB of pixels).
 _PHOTO_WORKERS = asyncio.Semaphore(os.cpu_count() or 1)
 
 
