@@ -94,13 +94,17 @@ class IncidentGrouper:
     """The grouping state of one partition; `assign` is the step of the fold.
 
     A new report joins the incident of the first remembered report (in log order) it is
-    related to. Memory is indexed by capture time, so only reports inside the time window
-    are compared, and by incident, so an incident's reports are at hand.
+    related to. Only two kinds of report can be related, so memory is indexed by both:
+    by place (same place, similar text) and, for reports with a position, by capture
+    time (close by). Memory is also indexed by capture time, to forget what is past the
+    horizon, and by incident, so an incident's reports are at hand.
     """
 
     policy: GroupingPolicy = field(default_factory=GroupingPolicy)
-    _by_report: dict[UUID, Trace] = field(default_factory=dict)
+    _by_report: dict[UUID, _Remembered] = field(default_factory=dict)
     _by_time: list[tuple[datetime, int, UUID]] = field(default_factory=list)  # sorted
+    _by_place: dict[str, list[_Remembered]] = field(default_factory=dict)  # in log order
+    _located_by_time: list[tuple[datetime, int, UUID]] = field(default_factory=list)  # sorted
     _members: dict[UUID, list[Trace]] = field(default_factory=dict)  # in log order
     _seen: int = 0
     _newest: datetime | None = None
@@ -109,16 +113,15 @@ class IncidentGrouper:
         """The incident `submitted` belongs to; seeing a report again gives the same answer."""
         report = submitted.payload
         known = self._by_report.get(report.report_id)
-        if known is None:
-            known = self._remember(submitted)
+        trace = self._remember(submitted) if known is None else known.trace
         # A report captured before the memory's horizon is forgotten as soon as it is seen:
         # it stands alone.
-        members = self._members.get(known.incident_id) or [known]
+        members = self._members.get(trace.incident_id) or [trace]
         reporters = frozenset(t.reporter_id for t in members if t.reporter_id != ANONYMOUS)
         evidence = None
-        if known.incident_id != report.report_id:
-            evidence = f"joins incident {known.incident_id} ({len(members)} reports)"
-        return IncidentAssignment(known.incident_id, members[0].report_id, reporters, evidence)
+        if trace.incident_id != report.report_id:
+            evidence = f"joins incident {trace.incident_id} ({len(members)} reports)"
+        return IncidentAssignment(trace.incident_id, members[0].report_id, reporters, evidence)
 
     def _remember(self, submitted: ReportSubmitted) -> Trace:
         report = submitted.payload
@@ -133,24 +136,38 @@ class IncidentGrouper:
         )
         match = self._first_related(candidate)
         trace = candidate if match is None else replace(candidate, incident_id=match.incident_id)
-        order = self._seen
+        remembered = _Remembered(self._seen, trace)
         self._seen += 1
-        self._by_report[trace.report_id] = trace
-        bisect.insort(self._by_time, (trace.captured_at, order, trace.report_id))
+        self._by_report[trace.report_id] = remembered
+        entry = (trace.captured_at, remembered.order, trace.report_id)
+        bisect.insort(self._by_time, entry)
+        if trace.place is not None:
+            self._by_place.setdefault(trace.place, []).append(remembered)
+        if trace.location is not None:
+            bisect.insort(self._located_by_time, entry)
         self._members.setdefault(trace.incident_id, []).append(trace)
         self._forget_old(trace.captured_at)
         return trace
 
     def _first_related(self, new: Trace) -> Trace | None:
-        """The related trace that came first in the log, among those close enough in time."""
-        window = self.policy.window
-        low = bisect.bisect_left(self._by_time, (new.captured_at - window,))
-        high = bisect.bisect_right(self._by_time, (new.captured_at + window, math.inf))
-        related = (
-            (order, self._by_report[report_id]) for _, order, report_id in self._by_time[low:high]
-        )
-        firsts = sorted((order, t.report_id) for order, t in related if self._related(t, new))
-        return self._by_report[firsts[0][1]] if firsts else None
+        """The related trace that came first in the log: among those at the same place,
+        and those with a position captured close enough in time."""
+        first: _Remembered | None = None
+        for known in self._by_place.get(new.place, ()) if new.place is not None else ():
+            if self._related(known.trace, new):
+                first = known
+                break  # the list is in log order
+        if new.location is not None:
+            window = self.policy.window
+            low = bisect.bisect_left(self._located_by_time, (new.captured_at - window,))
+            high = bisect.bisect_right(self._located_by_time, (new.captured_at + window, math.inf))
+            for _, order, report_id in self._located_by_time[low:high]:
+                if first is not None and order > first.order:
+                    continue
+                known = self._by_report[report_id]
+                if self._related(known.trace, new):
+                    first = known
+        return first.trace if first is not None else None
 
     def _related(self, known: Trace, new: Trace) -> bool:
         if abs(known.captured_at - new.captured_at) > self.policy.window:
@@ -168,15 +185,30 @@ class IncidentGrouper:
         if self._newest is None or captured_at > self._newest:
             self._newest = captured_at
         horizon = self._newest - self.policy.memory
-        # The index is in capture order, so what is past the horizon is a prefix of it.
+        # The indexes by time are in capture order: what is past the horizon is a prefix.
         cut = bisect.bisect_left(self._by_time, (horizon,))
         if not cut:
             return
         gone = self._by_time[:cut]
         del self._by_time[:cut]
+        del self._located_by_time[: bisect.bisect_left(self._located_by_time, (horizon,))]
         for _, _, report_id in gone:
-            trace = self._by_report.pop(report_id)
+            remembered = self._by_report.pop(report_id)
+            trace = remembered.trace
+            if trace.place is not None:
+                at_place = self._by_place[trace.place]
+                at_place.remove(remembered)
+                if not at_place:
+                    del self._by_place[trace.place]
             members = self._members[trace.incident_id]
             members.remove(trace)
             if not members:
                 del self._members[trace.incident_id]
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """A trace and its place in the log, which decides between related reports."""
+
+    order: int
+    trace: Trace

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -104,11 +105,24 @@ RuleFileError = ConfigFileError
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedRule:
+    """A rule with what it is compared against made ready once: its keywords case-folded,
+    its hours as numbers."""
+
+    rule: Rule
+    keywords: tuple[tuple[str, str], ...]  # (as written, case-folded)
+    hours: tuple[int, int] | None  # from, to (0-23); "22-6" is (22, 6)
+
+
+@dataclass(frozen=True, slots=True)
 class LoadedRules:
-    """A checked rule file, with its place patterns compiled once."""
+    """A checked rule file, made ready once for the many reports it will judge: place
+    patterns compiled (one expression per kind), keywords folded, hours parsed."""
 
     spec: RuleFile
-    place_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+    place_patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    rules: tuple[PreparedRule, ...]
+    zone: ZoneInfo
 
     @property
     def version(self) -> str:
@@ -120,7 +134,23 @@ def parse_rules(text: str) -> LoadedRules:
     """Parse and check a rule file, or raise `RuleFileError` naming the line at fault."""
     spec = validate_yaml(text, RuleFile, shape="'version' and 'rules'")
     places = tuple(
-        (place.kind, tuple(re.compile(pattern, re.IGNORECASE) for pattern in place.patterns))
+        (place.kind, re.compile("|".join(f"(?:{p})" for p in place.patterns), re.IGNORECASE))
         for place in spec.places
     )
-    return LoadedRules(spec=spec, place_patterns=places)
+    return LoadedRules(
+        spec=spec,
+        place_patterns=places,
+        rules=tuple(_prepared(rule) for rule in spec.rules),
+        zone=ZoneInfo(spec.timezone),
+    )
+
+
+def _prepared(rule: Rule) -> PreparedRule:
+    hours = None
+    if rule.hours is not None:
+        match = HOURS.match(rule.hours)
+        assert match is not None  # checked when the file was validated
+        start, end = (int(h) % 24 for h in match.groups())
+        hours = (start, end)
+    keywords = tuple((keyword, keyword.casefold()) for keyword in rule.keywords)
+    return PreparedRule(rule=rule, keywords=keywords, hours=hours)

@@ -9,11 +9,11 @@ found, never a report nothing else matched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from qianliyan.shared.events import ReportSubmittedPayload, Severity, TriageReason
 from qianliyan.shared.events.reports import SEVERITY_SCALE
-from qianliyan.triage.domain.rules import HOURS, LoadedRules, Rule
+from qianliyan.triage.domain.rules import LoadedRules, PreparedRule
 
 SCALE = SEVERITY_SCALE
 
@@ -30,22 +30,24 @@ def place_kinds(place: str | None, rules: LoadedRules) -> list[str]:
     """The kinds of place (main line, yard, …) a named place is, by the file's patterns."""
     if not place:
         return []
-    return [
-        kind for kind, patterns in rules.place_patterns if any(p.search(place) for p in patterns)
-    ]
+    return [kind for kind, pattern in rules.place_patterns if pattern.search(place)]
 
 
 def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> SeverityDecision:
     """The severity the rules give `report`, with one reason per rule that applied."""
-    kinds = place_kinds(report.place, rules)
-    local_time = report.captured_at.astimezone(ZoneInfo(rules.spec.timezone))
+    facts = _Facts(
+        text=report.text.casefold(),
+        kinds=place_kinds(report.place, rules),
+        local_time=report.captured_at.astimezone(rules.zone),
+    )
     floor = Severity.INFO
     floor_reasons: list[TriageReason] = []
     raise_reasons: list[tuple[int, TriageReason]] = []
-    for rule in rules.spec.rules:
-        evidence = _evidence(rule, report, kinds, local_time.hour, local_time.strftime("%H:%M"))
+    for prepared in rules.rules:
+        evidence = _evidence(prepared, report, facts)
         if evidence is None:
             continue
+        rule = prepared.rule
         reason = TriageReason(rule_id=rule.id, summary=rule.summary, evidence=evidence)
         if rule.severity is not None:
             floor_reasons.append(reason)
@@ -59,14 +61,23 @@ def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> Sever
     return SeverityDecision(severity, (*floor_reasons, *(reason for _, reason in raise_reasons)))
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What every rule looks at in one report, worked out once for all of them."""
+
+    text: str  # case-folded
+    kinds: list[str]
+    local_time: datetime
+
+
 def _evidence(
-    rule: Rule, report: ReportSubmittedPayload, kinds: list[str], hour: int, clock: str
+    prepared: PreparedRule, report: ReportSubmittedPayload, facts: _Facts
 ) -> list[str] | None:
-    """What in the report satisfies every condition of `rule`, or None if one fails."""
+    """What in the report satisfies every condition of the rule, or None if one fails."""
+    rule = prepared.rule
     evidence: list[str] = []
-    if rule.keywords:
-        text = report.text.casefold()
-        hits = [keyword for keyword in rule.keywords if keyword.casefold() in text]
+    if prepared.keywords:
+        hits = [keyword for keyword, folded in prepared.keywords if folded in facts.text]
         if not hits:
             return None
         evidence += hits
@@ -75,7 +86,7 @@ def _evidence(
             return None
         evidence.append(f"category {report.category}")
     if rule.place_kinds:
-        matched = [kind for kind in kinds if kind in rule.place_kinds]
+        matched = [kind for kind in facts.kinds if kind in rule.place_kinds]
         if not matched:
             return None
         evidence.append(f"place {report.place} is {', '.join(matched)}")
@@ -83,15 +94,13 @@ def _evidence(
         if bool(report.photos) != rule.has_photos:
             return None
         evidence.append(f"{len(report.photos)} photo(s) attached")
-    if rule.hours is not None:
-        if not _within(rule.hours, hour):
+    if prepared.hours is not None:
+        if not _within(prepared.hours, facts.local_time.hour):
             return None
-        evidence.append(f"captured at {clock} local time")
+        evidence.append(f"captured at {facts.local_time:%H:%M} local time")
     return evidence
 
 
-def _within(hours: str, hour: int) -> bool:
-    match = HOURS.match(hours)
-    assert match is not None  # checked when the file was loaded
-    start, end = (int(h) % 24 for h in match.groups())
+def _within(hours: tuple[int, int], hour: int) -> bool:
+    start, end = hours
     return start <= hour < end if start <= end else hour >= start or hour < end
