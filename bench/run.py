@@ -54,6 +54,7 @@ from bench.photos import Photo, photo_set
 from bench.profiling import Profile, record
 from bench.report import Figure, table
 from bench.scale_out import side_by_side
+from qianliyan.shared.collector import settle_long_lived_objects
 from qianliyan.shared.events import encode
 from qianliyan.stack.config import SERVICE_NAMES, StackConfig
 from qianliyan.stack.infra import Infra, Service
@@ -581,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "e2e_rate": args.e2e_rate,
     }
     sizes = replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
+    # The replay runs notify's rebuild in this process: set up as its command line is.
+    settle_long_lived_objects()
     label = ("quick" if args.quick else "full") + (
         " with overrides" if any(overrides.values()) else ""
     )

@@ -12,6 +12,7 @@ from qianliyan.notify.app import create_app
 from qianliyan.notify.rebuild import check as check_read_models
 from qianliyan.notify.rebuild import rebuild as rebuild_read_models
 from qianliyan.notify.settings import NotifySettings
+from qianliyan.shared.collector import settle_long_lived_objects
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
 
@@ -104,6 +105,7 @@ def rebuild(
 
 def main() -> None:
     """Console entry point."""
+    settle_long_lived_objects()
     cli()
 
 

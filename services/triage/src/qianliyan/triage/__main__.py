@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from qianliyan.shared.collector import settle_long_lived_objects
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
 from qianliyan.triage.app import create_app
@@ -54,6 +55,7 @@ def retriage(
 
 def main() -> None:
     """Console entry point."""
+    settle_long_lived_objects()
     cli()
 
 
