@@ -151,9 +151,20 @@ def test_an_upright_jpeg_keeps_its_own_pixels_bit_for_bit(progressive: bool) -> 
     assert Image.open(io.BytesIO(photo.preview)).size == (320, 240)
 
 
-def test_an_upright_jpeg_s_preview_is_decoded_at_reduced_scale() -> None:
-    photo = prepare_photo(1, page_jpeg((1600, 1200)), LIMITS)
-    assert Image.open(io.BytesIO(photo.preview)).size == (480, 360)
+@pytest.mark.parametrize(
+    ("size", "preview_size"),
+    [
+        ((1600, 1200), (400, 300)),  # a quarter, as decoded
+        ((1920, 1440), (480, 360)),  # a quarter, as decoded
+        ((2048, 1536), (480, 360)),  # a quarter is 512 wide: shrunk to the largest preview
+        ((1200, 1600), (300, 400)),
+    ],
+)
+def test_an_upright_jpeg_s_preview_is_decoded_at_reduced_scale(
+    size: tuple[int, int], preview_size: tuple[int, int]
+) -> None:
+    photo = prepare_photo(1, page_jpeg(size), LIMITS)
+    assert Image.open(io.BytesIO(photo.preview)).size == preview_size
 
 
 def test_only_the_first_frame_of_a_multi_frame_jpeg_is_kept() -> None:
