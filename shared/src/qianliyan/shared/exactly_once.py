@@ -40,7 +40,13 @@ from qianliyan.shared.kafka import (
     retry_pause,
     send_dead_letter,
 )
-from qianliyan.shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED, EVENTS_PRODUCED, record_lag
+from qianliyan.shared.metrics import (
+    BATCH_SECONDS,
+    EVENTS_CONSUMED,
+    EVENTS_PRODUCED,
+    count_events,
+    record_lag,
+)
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.tracing import continuing, trace_headers
 
@@ -257,7 +263,5 @@ async def _transact(
             await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
         await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
     # Counted once the transaction committed: an aborted one is done again.
-    for event in consumed:
-        EVENTS_CONSUMED.labels(partition.topic, event.type).inc()
-    for topic, event in produced:
-        EVENTS_PRODUCED.labels(topic, event.type).inc()
+    count_events(EVENTS_CONSUMED, ((partition.topic, event.type) for event in consumed))
+    count_events(EVENTS_PRODUCED, ((topic, event.type) for topic, event in produced))

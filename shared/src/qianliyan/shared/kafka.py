@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias
@@ -31,7 +31,6 @@ from aiokafka import (
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
-from prometheus_client import Counter
 
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import Event, EventDecodeError, UnknownEvent, decode, encode
@@ -41,6 +40,7 @@ from qianliyan.shared.metrics import (
     DEAD_LETTERS,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
+    count_events,
     record_lag,
 )
 from qianliyan.shared.settings import KafkaSettings
@@ -261,7 +261,7 @@ async def run_projection(
                     events, dead, dead_letter_producer, handle, group_id, stop
                 ):
                     return
-            _count(EVENTS_CONSUMED, partition.topic, (event for _, event in events))
+            count_events(EVENTS_CONSUMED, ((partition.topic, e.type) for _, e in events))
             done[partition] = records[-1].offset + 1
         # A transaction's commit marker follows its last record: an idle partition's
         # position has moved past it, and committing that lets the group show no lag.
@@ -273,11 +273,6 @@ async def run_projection(
         if done:
             await commit(done)
         await record_lag(consumer, group_id, list(consumer.assignment()))
-
-
-def _count(counter: Counter, topic: str, events: Iterable[Event]) -> None:
-    for event in events:
-        counter.labels(topic, event.type).inc()
 
 
 async def _project_partition(

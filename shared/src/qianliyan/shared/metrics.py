@@ -7,6 +7,9 @@ where it happens, in the Kafka adapter, and deliveries in notify's alerter.
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterable
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 from fastapi import FastAPI
@@ -36,6 +39,13 @@ CONSUMER_LAG = Gauge(
 DELIVERIES = Counter(
     "qianliyan_alert_deliveries", "Alert delivery attempts by outcome", ["channel", "outcome"]
 )
+
+
+def count_events(counter: Counter, events: Iterable[tuple[str, str]]) -> None:
+    """Add (topic, event type) pairs to `counter`: one increment a label set, not one an
+    event (a batch is hundreds of events of a few types)."""
+    for (topic, event_type), count in collections.Counter(events).items():
+        counter.labels(topic, event_type).inc(count)
 
 
 def instrument(app: FastAPI) -> None:
