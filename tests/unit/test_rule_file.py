@@ -62,6 +62,11 @@ def test_a_good_file_loads() -> None:
             "hours must look like",
         ),
         (
+            GOOD.replace("    keywords: [火灾]\n", "    hours: '6-6'\n"),
+            8,
+            "empty window",
+        ),
+        (
             GOOD.replace('version: "1"', 'version: "1"\ntimezone: Mars/Olympus'),
             2,
             "unknown time zone",

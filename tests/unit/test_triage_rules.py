@@ -131,3 +131,57 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
     # The same submission seen twice yields the same event, which readers drop as a copy.
     [(_, again)] = pipeline.transform(submitted, 0)
     assert again.event_id == triaged.event_id
+
+
+def rules_with(hours: str, patterns: str = "['正线']") -> LoadedRules:
+    return parse_rules(
+        f"""\
+version: "t"
+places:
+  - kind: main_line
+    patterns: {patterns}
+rules:
+  - id: smoke
+    summary: Smoke
+    keywords: [冒烟]
+    severity: minor
+  - id: in-hours
+    summary: In the hours
+    hours: "{hours}"
+    raise_by: 1
+  - id: on-main-line
+    summary: Main line
+    place_kinds: [main_line]
+    raise_by: 1
+"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("hours", "inside", "outside"),
+    [
+        ("22-6", [22, 23, 0, 5], [6, 12, 21]),
+        ("0-24", [0, 12, 23], []),
+        ("22-24", [22, 23], [0, 21]),
+        ("24-6", [0, 5], [6, 23]),
+        ("8-17", [8, 16], [7, 17]),
+    ],
+)
+def test_an_hours_window_holds_from_its_start_up_to_its_end(
+    hours: str, inside: list[int], outside: list[int]
+) -> None:
+    rules = rules_with(hours)
+    for hour in inside:
+        at = datetime(2026, 11, 25, hour, 30, tzinfo=SHANGHAI)
+        assert "in-hours" in rule_ids(report("冒烟", at=at), rules), hour
+    for hour in outside:
+        at = datetime(2026, 11, 25, hour, 30, tzinfo=SHANGHAI)
+        assert "in-hours" not in rule_ids(report("冒烟", at=at), rules), hour
+
+
+def test_each_place_pattern_is_its_own_expression_with_its_own_flags() -> None:
+    # Inline flags and groups are each pattern's own, as the file's author wrote them.
+    rules = rules_with("0-24", patterns="['正线', '(?i)main LINE', '(x)', '(a)\\1']")
+    assert "on-main-line" in rule_ids(report("冒烟", place="Main line 3"), rules)
+    assert "on-main-line" in rule_ids(report("冒烟", place="aa"), rules)
+    assert "on-main-line" not in rule_ids(report("冒烟", place="ab"), rules)

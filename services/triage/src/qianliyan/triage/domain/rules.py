@@ -60,6 +60,8 @@ class Rule(_Strict):
             match = HOURS.match(hours)
             if not match or not all(0 <= int(h) <= 24 for h in match.groups()):
                 raise ValueError('hours must look like "22-6" (from 22:00 to 06:00)')
+            if int(match.group(1)) % 24 == int(match.group(2)):
+                raise ValueError(f'hours "{hours}" is an empty window; all day is "0-24"')
         return hours
 
     @model_validator(mode="after")
@@ -111,16 +113,16 @@ class PreparedRule:
 
     rule: Rule
     keywords: tuple[tuple[str, str], ...]  # (as written, case-folded)
-    hours: tuple[int, int] | None  # from, to (0-23); "22-6" is (22, 6)
+    hours: tuple[int, int] | None  # from (0-23), to (1-24); "22-6" is (22, 6)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedRules:
     """A checked rule file, made ready once for the many reports it will judge: place
-    patterns compiled (one expression per kind), keywords folded, hours parsed."""
+    patterns compiled, keywords folded, hours parsed."""
 
     spec: RuleFile
-    place_patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    place_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
     rules: tuple[PreparedRule, ...]
     zone: ZoneInfo
 
@@ -134,7 +136,7 @@ def parse_rules(text: str) -> LoadedRules:
     """Parse and check a rule file, or raise `RuleFileError` naming the line at fault."""
     spec = validate_yaml(text, RuleFile, shape="'version' and 'rules'")
     places = tuple(
-        (place.kind, re.compile("|".join(f"(?:{p})" for p in place.patterns), re.IGNORECASE))
+        (place.kind, tuple(re.compile(pattern, re.IGNORECASE) for pattern in place.patterns))
         for place in spec.places
     )
     return LoadedRules(
@@ -150,7 +152,7 @@ def _prepared(rule: Rule) -> PreparedRule:
     if rule.hours is not None:
         match = HOURS.match(rule.hours)
         assert match is not None  # checked when the file was validated
-        start, end = (int(h) % 24 for h in match.groups())
-        hours = (start, end)
+        # "0-24" is the whole day: only the start wraps ("24-6" is from midnight).
+        hours = (int(match.group(1)) % 24, int(match.group(2)))
     keywords = tuple((keyword, keyword.casefold()) for keyword in rule.keywords)
     return PreparedRule(rule=rule, keywords=keywords, hours=hours)

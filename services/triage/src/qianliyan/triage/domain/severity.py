@@ -30,7 +30,9 @@ def place_kinds(place: str | None, rules: LoadedRules) -> list[str]:
     """The kinds of place (main line, yard, …) a named place is, by the file's patterns."""
     if not place:
         return []
-    return [kind for kind, pattern in rules.place_patterns if pattern.search(place)]
+    return [
+        kind for kind, patterns in rules.place_patterns if any(p.search(place) for p in patterns)
+    ]
 
 
 def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> SeverityDecision:
