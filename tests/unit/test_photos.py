@@ -186,3 +186,26 @@ def test_only_the_first_frame_of_a_multi_frame_jpeg_is_kept() -> None:
 )
 def test_jpegs_the_copy_does_not_understand_are_left_to_re_encoding(data: bytes, why: str) -> None:
     assert pixels_only(data) is None, why
+
+
+def test_an_archive_hidden_in_the_scans_and_revealed_by_the_copy_is_refused() -> None:
+    # A zip tucked before the end of the image, with enough padding after the end that
+    # the upload's tail shows no archive; the copy drops the padding, and the archive's
+    # directory would end the stored file.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
+        bundle.writestr("note.txt", "hidden")
+    jpeg = page_jpeg()
+    crafted = jpeg[:-2] + archive.getvalue() + jpeg[-2:] + b"\0" * 70_000
+    with pytest.raises(PhotoRejected, match="hides other content"):
+        prepare_photo(1, crafted, LIMITS)
+
+
+def test_a_jpeg_with_more_segments_than_a_camera_writes_is_re_encoded() -> None:
+    empty_table = b"\xff\xc4\x00\x02"
+    jpeg = page_jpeg((64, 48))
+    crafted = jpeg[:2] + empty_table * 500 + jpeg[2:]
+    assert pixels_only(crafted) is None
+    photo = prepare_photo(1, crafted, LIMITS)
+    assert empty_table * 2 not in photo.data  # re-encoded: the padding is gone
+    assert Image.open(io.BytesIO(photo.data)).size == (64, 48)

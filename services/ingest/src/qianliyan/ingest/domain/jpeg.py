@@ -9,8 +9,13 @@ ICC profiles and embedded thumbnails; comments; whatever follows the end of the 
 such as an MPO's other frames or an appended archive) stores the same pixels bit for bit.
 
 Only files this walk fully understands are copied: Huffman-coded baseline, extended or
-progressive frames of one (grey) or three (YCbCr) components, no Adobe colour transform.
-Anything else, or any structure out of order, is left to the re-encoding path.
+progressive frames of one (grey) or three (YCbCr) components, no Adobe colour transform,
+and no more segments than a camera or a browser writes. Anything else, or any structure
+out of order, is left to the re-encoding path.
+
+What a copy cannot drop is what a crafted file hides inside its compressed data: padding
+at the end of a scan, tables no component uses. No viewer shows those bytes; the caller
+checks the copy for active content as it checks the upload.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ _TABLES = frozenset({0xC4, 0xDB, 0xDD})  # Huffman, quantisation, restart interv
 _APP_ADOBE = 0xEE
 _COMMENT = 0xFE
 _RGB_COMPONENT_IDS = (ord("R"), ord("G"), ord("B"))
+# A progressive photo has about a dozen scans and as many tables; a file with far more is
+# made to be slow or to carry something, and is decoded and re-encoded instead.
+MAX_SEGMENTS = 128
 
 
 def pixels_only(data: bytes) -> bytes | None:
@@ -38,7 +46,7 @@ def pixels_only(data: bytes) -> bytes | None:
     kept = [_SOI, _JFIF]
     position, end = len(_SOI), len(data)
     framed = False
-    while True:
+    for _ in range(MAX_SEGMENTS):
         position, marker = _next_marker(data, position)
         if marker is None:
             return None
@@ -77,6 +85,7 @@ def pixels_only(data: bytes) -> bytes | None:
         else:
             return None  # arithmetic coding, hierarchical frames, extensions: re-encode
         position = segment_end
+    return None
 
 
 def _next_marker(data: bytes, position: int) -> tuple[int, int | None]:

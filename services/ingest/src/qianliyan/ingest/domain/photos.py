@@ -5,12 +5,13 @@ can lie about both. Pillow identifies the format and decodes the whole image, wh
 catches truncated files; the pixel count is checked before decoding, so a small file
 that would expand into gigabytes (a decompression bomb) is refused cheaply.
 
-Nothing the original carried beyond its pixels is ever stored or served: every EXIF
-field is dropped (where the photo was taken and when are kept as metadata of the
-report). An upright JPEG, which is what the reporter's page sends, keeps its compressed
-pixels as they are (`jpeg.pixels_only`); it is decoded once at reduced scale, which
-checks every scan and gives the preview. Any other photo is decoded whole and
-re-encoded with the camera's orientation applied.
+No metadata the original carried is ever stored or served: every EXIF field, XMP, ICC
+profile, comment and thumbnail is dropped (where the photo was taken and when are kept
+as metadata of the report), and so is anything after the end of the image. An upright
+JPEG, which is what the reporter's page sends, keeps its compressed pixels as they are
+(`jpeg.pixels_only`); it is decoded once at reduced scale, which checks every scan and
+gives the preview, and the copy is checked for hidden content as the upload was. Any
+other photo is decoded whole and re-encoded with the camera's orientation applied.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ PREVIEW_QUALITY = 75
 # compressed pixel data does not contain them by chance.
 _ACTIVE_CONTENT = (b"<script", b"<SCRIPT", b"<html", b"<HTML", b"<?php", b"%PDF-", b"<svg")
 _ZIP_END_OF_DIRECTORY = b"PK\x05\x06"
+_HIDES_CONTENT = "the file hides other content (a script, document or archive)"
 
 _ORIENTATION = 0x0112
 _UPRIGHT = 1
@@ -111,9 +113,7 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
             f"the file is {human_size(len(data))}; the limit is {human_size(limits.max_bytes)}",
         )
     if _carries_active_content(data):
-        raise PhotoRejected(
-            position, "the file hides other content (a script, document or archive)"
-        )
+        raise PhotoRejected(position, _HIDES_CONTENT)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -133,7 +133,7 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
                         f"the limit is {limits.max_pixels:,} pixels",
                     )
                 taken_at, location = _capture_metadata(image)
-                copied = _copied_if_upright_jpeg(image, data, taken_at, location)
+                copied = _copied_if_upright_jpeg(position, image, data, taken_at, location)
                 if copied is not None:
                     return copied
                 image.load()
@@ -160,7 +160,11 @@ def _carries_active_content(data: bytes) -> bool:
 
 
 def _copied_if_upright_jpeg(
-    image: Image.Image, data: bytes, taken_at: datetime | None, location: GeoPoint | None
+    position: int,
+    image: Image.Image,
+    data: bytes,
+    taken_at: datetime | None,
+    location: GeoPoint | None,
 ) -> PreparedPhoto | None:
     """The JPEG's own pixel data, checked by decoding it at the preview's scale; None when
     it must be re-encoded instead (rotated by its camera, or a structure not copied)."""
@@ -171,6 +175,9 @@ def _copied_if_upright_jpeg(
     stored = pixels_only(data)
     if stored is None:
         return None
+    if _carries_active_content(stored):
+        # Something hidden in the scans now ends the file (an archive whose tail was cut).
+        raise PhotoRejected(position, _HIDES_CONTENT)
     with Image.open(io.BytesIO(stored)) as pixels:
         if pixels.size != image.size or pixels.mode not in ("RGB", "L"):
             return None
