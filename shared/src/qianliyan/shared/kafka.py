@@ -60,7 +60,9 @@ RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # the partition joined the transaction (KIP-890) answers this client NOT_ENOUGH_REPLICAS
 # (KAFKA-15459), and aiokafka retries after its backoff, 100 ms by default. That pause
 # was the p99 of triage's latency (aiokafka#1172); 20 ms is what the Java client waits for
-# the same refusal.
+# the same refusal. aiokafka has one backoff for every retry, so a transactional producer
+# also asks for metadata five times as often while Kafka is away: a few requests a second
+# for each of triage's partitions, which a returning broker shrugs off.
 TRANSACTION_RETRY_BACKOFF_MS = 20
 
 
@@ -200,6 +202,7 @@ async def retry_pause(attempt: int, stop: asyncio.Event) -> None:
 
 # Far longer than any one batch takes; a bound on a hang, not on work.
 ATTEMPT_TIMEOUT_S = 120.0
+STOPPING_COMMIT_TIMEOUT_S = 5.0
 
 
 async def _until_done(work: Callable[[], Awaitable[None]], stop: asyncio.Event, what: str) -> bool:
@@ -235,7 +238,17 @@ async def run_projection(
     a partition."""
     committed: dict[TopicPartition, int] = {}
 
-    async def commit(offsets: dict[TopicPartition, int]) -> None:
+    def still_ours(done: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        # A partition a rebalance took meanwhile would void the whole commit: its next
+        # owner starts from its last commit and drops what it sees again by event id.
+        return {
+            partition: at for partition, at in done.items() if partition in consumer.assignment()
+        }
+
+    async def commit(done: dict[TopicPartition, int]) -> None:
+        offsets = still_ours(done)
+        if not offsets:
+            return
         try:
             await _until_done(lambda: consumer.commit(offsets), stop, "offset commit")
         except (CommitFailedError, IllegalStateError) as exc:
@@ -260,6 +273,12 @@ async def run_projection(
                 if not await _project_partition(
                     events, dead, dead_letter_producer, handle, group_id, stop
                 ):
+                    # Stopping: what was projected is committed if Kafka answers at once;
+                    # if not, the next start projects it again and drops the copies.
+                    if finished := still_ours(done):
+                        with contextlib.suppress(Exception):
+                            async with asyncio.timeout(STOPPING_COMMIT_TIMEOUT_S):
+                                await consumer.commit(finished)
                     return
             count_events(EVENTS_CONSUMED, ((partition.topic, e.type) for _, e in events))
             done[partition] = records[-1].offset + 1
