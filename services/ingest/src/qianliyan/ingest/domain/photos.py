@@ -186,17 +186,7 @@ def _copied_if_upright_jpeg(
         pixels.draft(pixels.mode, _preview_size(pixels.size, PREVIEW_LONGEST_SIDE_AT_LEAST))
         pixels.load()
         preview = _preview(pixels)
-    width, height = image.size
-    return PreparedPhoto(
-        sha256=hashlib.sha256(stored).hexdigest(),
-        content_type="image/jpeg",
-        data=stored,
-        width=width,
-        height=height,
-        preview=preview,
-        taken_at=taken_at,
-        location=location,
-    )
+    return _prepared(stored, "image/jpeg", image.size, preview, taken_at, location)
 
 
 def _re_encode(
@@ -215,14 +205,27 @@ def _re_encode(
     options: dict[str, object] = {"quality": JPEG_QUALITY} if stored_format != "PNG" else {}
     # No exif= argument: the stored file carries pixels only.
     upright.save(buffer, format=stored_format, **options)
-    stored = buffer.getvalue()
+    return _prepared(
+        buffer.getvalue(), content_type, upright.size, _preview(upright), taken_at, location
+    )
+
+
+def _prepared(
+    stored: bytes,
+    content_type: PhotoContentType,
+    size: tuple[int, int],
+    preview: bytes,
+    taken_at: datetime | None,
+    location: GeoPoint | None,
+) -> PreparedPhoto:
+    width, height = size
     return PreparedPhoto(
         sha256=hashlib.sha256(stored).hexdigest(),
         content_type=content_type,
         data=stored,
-        width=upright.width,
-        height=upright.height,
-        preview=_preview(upright),
+        width=width,
+        height=height,
+        preview=preview,
         taken_at=taken_at,
         location=location,
     )
