@@ -273,8 +273,8 @@ async def run_projection(
                 if not await _project_partition(
                     events, dead, dead_letter_producer, handle, group_id, stop
                 ):
-                    # Stopping: what was projected is committed if Kafka answers at once;
-                    # if not, the next start projects it again and drops the copies.
+                    # Stopping: what was projected is committed if Kafka answers within
+                    # seconds; if not, the next start projects it again and drops copies.
                     if finished := still_ours(done):
                         with contextlib.suppress(Exception):
                             async with asyncio.timeout(STOPPING_COMMIT_TIMEOUT_S):
