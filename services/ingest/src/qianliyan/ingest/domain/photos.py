@@ -170,7 +170,7 @@ def _copied_if_upright_jpeg(
     it must be re-encoded instead (rotated by its camera, or a structure not copied)."""
     if image.format not in ("JPEG", "MPO"):
         return None
-    if image.getexif().get(_ORIENTATION, _UPRIGHT) != _UPRIGHT:
+    if not _upright(image):
         return None
     stored = pixels_only(data)
     if stored is None:
@@ -187,6 +187,13 @@ def _copied_if_upright_jpeg(
         pixels.load()
         preview = _preview(pixels)
     return _prepared(stored, "image/jpeg", image.size, preview, taken_at, location)
+
+
+def _upright(image: Image.Image) -> bool:
+    try:
+        return bool(image.getexif().get(_ORIENTATION, _UPRIGHT) == _UPRIGHT)
+    except Exception:
+        return False  # EXIF too damaged to say: the re-encoding path decides
 
 
 def _re_encode(
