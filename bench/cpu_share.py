@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bench import load, raw
 from bench.photos import photo_set
-from bench.run import QUICK, Bench, bench_config, say, service_pid
-from qianliyan.stack.infra import Infra
+from bench.run import QUICK, Bench, bench_stack, say, service_pid
 from qianliyan.stack.init import init_stack
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -81,46 +79,38 @@ def show(label: str, shares: dict[str, float]) -> None:
 
 async def run(reports: int) -> None:
     """Start the stack, warm up, measure ours and raw."""
-    with tempfile.TemporaryDirectory(prefix="qly-cpu-") as folder:
-        config = bench_config(Path(folder))
-        infra = Infra(config)
-        say("starting Kafka, MinIO and PostgreSQL")
-        await asyncio.to_thread(infra.provision)
-        await asyncio.to_thread(infra.start)
-        bench = Bench(config, QUICK, Path(folder) / "profiles")
+    async with bench_stack("qly-cpu-") as (config, infra):
+        bench = Bench(config, QUICK, config.data_dir / "profiles")
+        await asyncio.to_thread(init_stack, config)
+        await raw.create_topics(config.kafka_bootstrap, list(raw.RAW_TOPICS))
+        photos = (await asyncio.to_thread(photo_set, 1))[:1]
+        await asyncio.to_thread(bench.start_services)
         try:
-            await asyncio.to_thread(init_stack, config)
-            await raw.create_topics(config.kafka_bootstrap, list(raw.RAW_TOPICS))
-            photos = (await asyncio.to_thread(photo_set, 1))[:1]
-            await asyncio.to_thread(bench.start_services)
-            try:
-                port, concurrency = config.ingest_port, QUICK.concurrency
-                say(f"warming up: {reports} reports through each path")
-                await load.ingest_load(port, photos, reports, concurrency)
-                await raw.raw_ingest(config, photos, reports, concurrency)
-                processes: dict[str, int] = {
-                    name: service_pid(service) for name, service in bench.services.items()
-                }
-                for part in infra.status():
-                    if part.pid is not None:
-                        processes[part.name] = part.pid
-                processes["load"] = os.getpid()
-                say(f"ours: {reports} reports")
-                ours = await per_report(
-                    processes,
-                    reports,
-                    lambda: load.ingest_load(port, photos, reports, concurrency),
-                )
-                say(f"raw: {reports} reports")
-                base = await per_report(
-                    processes,
-                    reports,
-                    lambda: raw.raw_ingest(config, photos, reports, concurrency),
-                )
-            finally:
-                await asyncio.to_thread(bench.stop_services)
+            port, concurrency = config.ingest_port, QUICK.concurrency
+            say(f"warming up: {reports} reports through each path")
+            await load.ingest_load(port, photos, reports, concurrency)
+            await raw.raw_ingest(config, photos, reports, concurrency)
+            processes: dict[str, int] = {
+                name: service_pid(service) for name, service in bench.services.items()
+            }
+            for part in infra.status():
+                if part.pid is not None:
+                    processes[part.name] = part.pid
+            processes["load"] = os.getpid()
+            say(f"ours: {reports} reports")
+            ours = await per_report(
+                processes,
+                reports,
+                lambda: load.ingest_load(port, photos, reports, concurrency),
+            )
+            say(f"raw: {reports} reports")
+            base = await per_report(
+                processes,
+                reports,
+                lambda: raw.raw_ingest(config, photos, reports, concurrency),
+            )
         finally:
-            await asyncio.to_thread(infra.stop)
+            await asyncio.to_thread(bench.stop_services)
     show("ours: ingest, 1 photo of ~500 KB", ours)
     show("raw: MinIO put + acks=all produce", base)
 

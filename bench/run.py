@@ -42,7 +42,8 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,6 +126,22 @@ def bench_config(data_dir: Path) -> StackConfig:
         service_settings=BENCH_SERVICE_SETTINGS,
         **BENCH_PORTS,  # type: ignore[arg-type]
     )
+
+
+@asynccontextmanager
+async def bench_stack(prefix: str) -> AsyncIterator[tuple[StackConfig, Infra]]:
+    """Kafka, MinIO and PostgreSQL of the bench's own, with data in a temporary folder;
+    stopped and the folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        config = bench_config(Path(folder))
+        infra = Infra(config)
+        say("starting Kafka, MinIO and PostgreSQL (provisioned into the cache if missing)")
+        await asyncio.to_thread(infra.provision)
+        await asyncio.to_thread(infra.start)
+        try:
+            yield config, infra
+        finally:
+            await asyncio.to_thread(infra.stop)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -495,12 +512,7 @@ async def run(sizes: Sizes, json_path: Path, label: str) -> int:
     """Start the stack, measure every stage, print and write the results."""
     started = datetime.now(UTC)
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="qly-bench-") as folder:
-        config = bench_config(Path(folder))
-        infra = Infra(config)
-        say("starting Kafka, MinIO and PostgreSQL (provisioned into the cache if missing)")
-        await asyncio.to_thread(infra.provision)
-        await asyncio.to_thread(infra.start)
+    async with bench_stack("qly-bench-") as (config, _):
         bench = Bench(config, sizes, PROFILES_DIR)
         failure: str | None = None
         photos: list[Photo] = []
@@ -525,8 +537,6 @@ async def run(sizes: Sizes, json_path: Path, label: str) -> int:
             # What was measured before the failure is still printed and written.
             failure = f"{type(exc).__name__}: {exc}"
             say(f"stopped by a failure: {failure}")
-        finally:
-            await asyncio.to_thread(infra.stop)
     slowest = slowest_stage(bench.figures)
     slowest_name = slowest.stage if slowest else None
     results = {
