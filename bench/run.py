@@ -508,8 +508,13 @@ def print_profiles(profiles: dict[str, list[Profile]], slowest: str | None) -> N
                 )
 
 
-async def run(sizes: Sizes, json_path: Path, label: str) -> int:
-    """Start the stack, measure every stage, print and write the results."""
+# The stages `--stage` picks: ingest takes end-to-end and the peer along, as the three
+# share the running services and the peer compares with end-to-end's burst.
+STAGES = ("ingest", "triage", "replay")
+
+
+async def run(sizes: Sizes, json_path: Path, label: str, stages: Sequence[str] = STAGES) -> int:
+    """Start the stack, measure the stages chosen, print and write the results."""
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     async with bench_stack("qly-bench-") as (config, _):
@@ -521,18 +526,21 @@ async def run(sizes: Sizes, json_path: Path, label: str) -> int:
             await raw.create_topics(
                 config.kafka_bootstrap, [*raw.RAW_TOPICS, pipeline.TRIAGE_IN, pipeline.TRIAGE_OUT]
             )
-            photos = await asyncio.to_thread(photo_set, 5)
-            say(f"photos: {', '.join(f'{len(p.data) / 1024:.0f} KB' for p in photos)}")
-            say("starting ingest, triage and notify")
-            await asyncio.to_thread(bench.start_services)
-            try:
-                await bench.ingest(photos)
-                await bench.end_to_end()
-            finally:
-                await asyncio.to_thread(bench.stop_services)
-            await bench.peer()
-            await bench.triage()
-            await bench.replay()
+            if "ingest" in stages:
+                photos = await asyncio.to_thread(photo_set, 5)
+                say(f"photos: {', '.join(f'{len(p.data) / 1024:.0f} KB' for p in photos)}")
+                say("starting ingest, triage and notify")
+                await asyncio.to_thread(bench.start_services)
+                try:
+                    await bench.ingest(photos)
+                    await bench.end_to_end()
+                finally:
+                    await asyncio.to_thread(bench.stop_services)
+                await bench.peer()
+            if "triage" in stages:
+                await bench.triage()
+            if "replay" in stages:
+                await bench.replay()
         except Exception as exc:
             # What was measured before the failure is still printed and written.
             failure = f"{type(exc).__name__}: {exc}"
@@ -595,6 +603,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, help="requests in flight (default 8)")
     parser.add_argument("--replay-events", type=int, help="events to rebuild from")
     parser.add_argument("--e2e-rate", type=float, help="critical reports per second")
+    parser.add_argument(
+        "--stage",
+        action="append",
+        choices=STAGES,
+        help="run only this stage (repeatable); ingest includes end-to-end and the peer",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     overrides = {
@@ -605,10 +619,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
     # The replay runs notify's rebuild in this process: set up as its command line is.
     settle_long_lived_objects()
-    label = ("quick" if args.quick else "full") + (
-        " with overrides" if any(overrides.values()) else ""
+    stages = args.stage or STAGES
+    label = (
+        ("quick" if args.quick else "full")
+        + (" with overrides" if any(overrides.values()) else "")
+        + ("" if stages == STAGES else f", stages {', '.join(stages)} only")
     )
-    return asyncio.run(run(sizes, args.json, label))
+    return asyncio.run(run(sizes, args.json, label, stages))
 
 
 if __name__ == "__main__":
