@@ -133,6 +133,27 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
     assert again.event_id == triaged.event_id
 
 
+def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
+    edited = parse_rules(
+        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-11-25.1"', '"2026-11-25.2"')
+    )
+    in_force = [RULES]
+    pipeline = TriagePipeline(lambda: in_force[0], output_topic="out")
+    submitted = [
+        ReportSubmitted.first(
+            key=str(uuid4()), actor=Actor(kind=ActorKind.REPORTER, id="w1"), payload=report(text)
+        )
+        for text in ("脱轨", "积水", "冒烟")
+    ]
+    batch = pipeline.for_batch(0)
+    [(_, first)] = batch(submitted[0])
+    in_force[0] = edited  # the file changes while the batch is under way
+    versions = [first] + [output for event in submitted[1:] for _, output in batch(event)]
+    assert [v.payload.rule_set_version for v in versions] == ["2026-11-25.1"] * 3  # type: ignore[attr-defined]
+    [(_, next_batch)] = pipeline.for_batch(0)(submitted[0])
+    assert next_batch.payload.rule_set_version == "2026-11-25.2"  # type: ignore[attr-defined]
+
+
 def rules_with(hours: str, patterns: str = "['正线']") -> LoadedRules:
     return parse_rules(
         f"""\

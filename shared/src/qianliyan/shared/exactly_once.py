@@ -48,7 +48,7 @@ from qianliyan.shared.metrics import (
     record_lag,
 )
 from qianliyan.shared.settings import KafkaSettings
-from qianliyan.shared.tracing import continuing, trace_headers
+from qianliyan.shared.tracing import continuing, correlated, passed_on
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ log = logging.getLogger(__name__)
 # its group committed: called each time the partition is (re)opened.
 OnOpened = Callable[[TopicPartition, int], Awaitable[None]]
 OnClosed = Callable[[TopicPartition], None]
-# One input event, and the partition it came from, to the (topic, event) pairs it
-# produces. Partition-aware so a transform may keep state per partition (a fold).
-Transform = Callable[[Event, int], Sequence[tuple[str, Event]]]
+# One input event to the (topic, event) pairs it produces; made per transaction from the
+# number of the partition its batch came from, so a transform may keep state per
+# partition (a fold) and read what it depends on once per batch.
+Transform = Callable[[int], Callable[[Event], Sequence[tuple[str, Event]]]]
 
 # The producer can no longer be used: another member opened the partition (fenced), or
 # the broker ended its transaction (a timeout). Whoever owns the partition opens it anew.
@@ -241,13 +242,16 @@ async def _transact(
     produced: list[tuple[str, Event]] = []
     async with producer.transaction():
         events, dead = decode_records(records)
-        for record, event in events:
-            consumed.append(event)
-            # Each decision continues the trace of the report it is about.
-            correlation_id = str(event.correlation_id)
-            with continuing("transform", [record.headers], correlation_id=correlation_id):
+        first = str(events[0][1].correlation_id) if events else None
+        # One span per transaction, as a projection has per batch; each decision carries on
+        # the trace of the report it is about.
+        with continuing("transform", [r.headers for r, _ in events], correlation_id=first):
+            transform_one = transform(partition.partition)
+            for record, event in events:
+                consumed.append(event)
                 try:
-                    outputs = transform(event, partition.partition)
+                    with correlated(str(event.correlation_id)):
+                        outputs = transform_one(event)
                 except Exception as exc:
                     dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
                     continue
@@ -256,7 +260,7 @@ async def _transact(
                         topic,
                         encode(output),
                         key=output.key.encode(),
-                        headers=headers_for(output) + trace_headers(),
+                        headers=headers_for(output) + passed_on(record.headers),
                     )
                     produced.append((topic, output))
         for letter in dead:

@@ -105,7 +105,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
             await run_transactional(
                 consumer,
                 partitions,
-                pipeline.transform,
+                pipeline.for_batch,
                 group_id=settings.consumer_group,
                 stop=stop,
                 max_records=settings.max_batch,

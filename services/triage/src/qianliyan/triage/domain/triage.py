@@ -85,10 +85,19 @@ class TriagePipeline:
 
     def transform(self, event: Event, partition: int) -> Sequence[tuple[str, Event]]:
         """What triage produces for one consumed event; other event types produce nothing."""
-        if not isinstance(event, ReportSubmitted):
-            return []
-        incident = self._grouper(partition).assign(event)
-        return [(self._output_topic, triage_report(event, self._rules(), incident))]
+        return self.for_batch(partition)(event)
+
+    def for_batch(self, partition: int) -> Callable[[Event], Sequence[tuple[str, Event]]]:
+        """`transform` for the events of one batch of `partition`, under the rules in force
+        as the batch begins (whether the rule file changed is asked once, not per event)."""
+        grouper, rules = self._grouper(partition), self._rules()
+
+        def transform(event: Event) -> Sequence[tuple[str, Event]]:
+            if not isinstance(event, ReportSubmitted):
+                return []
+            return [(self._output_topic, triage_report(event, rules, grouper.assign(event)))]
+
+        return transform
 
     def replay(self, partition: int, history: Iterable[Event]) -> None:
         """Rebuild a partition's grouping from its already-triaged history, producing nothing."""
