@@ -16,9 +16,9 @@ by a plain asyncio script in the same run:
    (produce → consume+produce → consume+produce → consume) at the same rate.
 3. a peer: the same alert burst into our ingest-to-feed path and into Alerta (its own
    database on the same PostgreSQL), alerts/s and latency side by side.
-4. triage: the real service, in a fresh group, through 20,000 reports of history
-   (transactions of up to 500 records); raw is a plain non-transactional
-   consume-produce-commit loop over the same records.
+4. triage: the real service, in a fresh group, through 20,000 reports of history (a
+   transaction per partition of each fetch of up to 2,000 records); raw is a plain
+   non-transactional consume-produce-commit loop over the same records.
 5. replay: notify's `project_history` rebuilding the read models from all topics
    (`--replay-events`, 100,000 by default); raw is a plain consume of the same topics.
 

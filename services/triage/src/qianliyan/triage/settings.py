@@ -29,7 +29,16 @@ class TriageSettings(BaseSettings):
             "owner; the consumer group's name when unset"
         ),
     )
-    max_batch: int = Field(default=500, ge=1)
+    max_batch: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Most records fetched at once, split by partition into one transaction each; "
+            "only a backlog fills it. Kafka's side of a transaction weighs as much as a few "
+            "hundred records: working through a backlog, the broker spent about 60 us of CPU "
+            "an event at 2,000 against 115 at 500"
+        ),
+    )
     regroup_window_h: float = Field(
         default=24 * 9,
         gt=0,
