@@ -6,7 +6,9 @@ refused whole with a message naming its line, so the service keeps the last good
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -102,6 +104,9 @@ class RuleFile(_Strict):
         return self
 
 
+# How many distinct place names keep their kinds at hand (the rest are matched anew).
+PLACES_REMEMBERED = 4096
+
 # The rule file is refused the way every edited file is: whole, naming its line.
 RuleFileError = ConfigFileError
 
@@ -122,9 +127,10 @@ class LoadedRules:
     patterns compiled, keywords folded, hours parsed."""
 
     spec: RuleFile
-    place_patterns: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
     rules: tuple[PreparedRule, ...]
     zone: ZoneInfo
+    # The kinds of place (main line, yard, …) a named place is, by the file's patterns.
+    kinds_of_place: Callable[[str], tuple[str, ...]]
 
     @property
     def version(self) -> str:
@@ -139,11 +145,17 @@ def parse_rules(text: str) -> LoadedRules:
         (place.kind, tuple(re.compile(pattern, re.IGNORECASE) for pattern in place.patterns))
         for place in spec.places
     )
+
+    # Every report names a place, and a section's few hundred places come again and again.
+    @functools.lru_cache(maxsize=PLACES_REMEMBERED)
+    def kinds_of_place(place: str) -> tuple[str, ...]:
+        return tuple(kind for kind, patterns in places if any(p.search(place) for p in patterns))
+
     return LoadedRules(
         spec=spec,
-        place_patterns=places,
         rules=tuple(_prepared(rule) for rule in spec.rules),
         zone=ZoneInfo(spec.timezone),
+        kinds_of_place=kinds_of_place,
     )
 
 

@@ -26,20 +26,11 @@ class SeverityDecision:
     reasons: tuple[TriageReason, ...]
 
 
-def place_kinds(place: str | None, rules: LoadedRules) -> list[str]:
-    """The kinds of place (main line, yard, …) a named place is, by the file's patterns."""
-    if not place:
-        return []
-    return [
-        kind for kind, patterns in rules.place_patterns if any(p.search(place) for p in patterns)
-    ]
-
-
 def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> SeverityDecision:
     """The severity the rules give `report`, with one reason per rule that applied."""
     facts = _Facts(
         text=report.text.casefold(),
-        kinds=place_kinds(report.place, rules),
+        kinds=rules.kinds_of_place(report.place) if report.place else (),
         local_time=report.captured_at.astimezone(rules.zone),
     )
     floor = Severity.INFO
@@ -68,7 +59,7 @@ class _Facts:
     """What every rule looks at in one report, worked out once for all of them."""
 
     text: str  # case-folded
-    kinds: list[str]
+    kinds: tuple[str, ...]
     local_time: datetime
 
 
