@@ -177,6 +177,7 @@ async def stream(
                 return
             # Read per round: a manager's units follow edits of the organisation file.
             units = visible_units(principal, Permission.READ_ALERTS, res.org.current())
+            changed = res.feed_signal.next_change()
             for change in await changes_after(res.pool, position):
                 position = change.pop("change_id")
                 if units is not None and change["unit"] not in units:
@@ -186,7 +187,7 @@ async def stream(
                     event="alert",
                     id=str(position),
                 )
-            await res.feed_signal.wait(STREAM_RECHECK_S)
+            await res.feed_signal.wait(changed, STREAM_RECHECK_S)
 
     return EventSourceResponse(events(), ping=15)
 
