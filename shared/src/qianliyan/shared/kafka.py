@@ -306,7 +306,8 @@ async def run_projection(
                 await commit_behind(done)
             await record_lag(consumer, group_id, list(consumer.assignment()))
     finally:
-        if in_flight is not None and not in_flight.done():
+        # Also a finished one: its failure, if any, is read here rather than left unread.
+        if in_flight is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(STOPPING_COMMIT_TIMEOUT_S):
                     await in_flight
