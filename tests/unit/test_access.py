@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
+from qianliyan.notify.api.access import NewMachineToken, UserChange
 from qianliyan.shared.access.org import Org, parse_org
 from qianliyan.shared.access.policy import (
     NotAllowed,
@@ -258,3 +260,17 @@ async def test_an_unreachable_identity_provider_is_an_outage_not_a_bad_token() -
 
 async def _no_revocations() -> Revocations:
     return Revocations(frozenset(), {})
+
+
+@pytest.mark.parametrize("days", [True, "30", 30.5])
+def test_a_token_s_lifetime_must_be_a_whole_number_of_days(days: object) -> None:
+    with pytest.raises(ValidationError, match="expires_in_days"):
+        NewMachineToken.model_validate(
+            {"name": "bridge", "scopes": ["reports:submit-for-others"], "expires_in_days": days}
+        )
+
+
+@pytest.mark.parametrize("disabled", [1, "yes", "true"])
+def test_disabling_someone_takes_true_or_false_only(disabled: object) -> None:
+    with pytest.raises(ValidationError, match="disabled"):
+        UserChange.model_validate({"disabled": disabled})

@@ -81,3 +81,9 @@ def test_who_acted_is_not_the_client_s_to_say() -> None:
     # The actor comes from the token; a request naming someone is refused, not believed.
     with pytest.raises(ValueError, match="dispatcher_id"):
         request("acknowledge", dispatcher_id="someone-else")
+
+
+@pytest.mark.parametrize("version", [True, "3", 3.5])
+def test_the_version_seen_must_be_a_whole_number(version: object) -> None:
+    with pytest.raises(ValueError, match="expected_version"):
+        request("acknowledge", expected_version=version)

@@ -47,7 +47,8 @@ class UserChange(BaseModel):
     password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=200)
     roles: list[Role] | None = Field(default=None, min_length=1)
     units: list[UnitName] | None = Field(default=None, max_length=100)
-    disabled: bool | None = None
+    # Strict, as the schema says: lax pydantic would take JSON's 1 or "yes" for true.
+    disabled: bool | None = Field(default=None, strict=True)
 
 
 class UserView(BaseModel):
@@ -68,7 +69,8 @@ class NewMachineToken(BaseModel):
     name: UserName
     scopes: list[Permission] = Field(min_length=1)
     units: list[UnitName] = Field(default_factory=list, max_length=100)
-    expires_in_days: int = Field(default=90, ge=1, le=730)
+    # Strict, as the schema says: lax pydantic would take JSON's true for one day.
+    expires_in_days: int = Field(default=90, ge=1, le=730, strict=True)
 
     @field_validator("scopes")
     @classmethod

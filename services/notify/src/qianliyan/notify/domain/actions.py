@@ -31,7 +31,10 @@ IncidentStatus = Literal["open", "acknowledged", "resolved"]
 class _Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    expected_version: int = Field(ge=0, description="The incident version the dispatcher saw")
+    # Strict, as the schema says: lax pydantic would take JSON's true for version 1.
+    expected_version: int = Field(
+        ge=0, strict=True, description="The incident version the dispatcher saw"
+    )
 
 
 class Acknowledge(_Action):
