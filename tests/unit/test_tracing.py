@@ -62,4 +62,6 @@ def test_what_is_produced_from_a_record_carries_its_trace_headers_only() -> None
 def test_log_lines_inside_name_the_report() -> None:
     with correlated("c-2"):
         assert CORRELATION_ID.get() == "c-2"
+        with correlated(None):  # no report of its own: still the one around it
+            assert CORRELATION_ID.get() == "c-2"
     assert CORRELATION_ID.get() == "-"

@@ -86,8 +86,12 @@ def _context_of(headers: Headers | None) -> trace.SpanContext | None:
 
 
 @contextmanager
-def correlated(correlation_id: str) -> Iterator[None]:
-    """Log lines written inside are about the report of `correlation_id`."""
+def correlated(correlation_id: str | None) -> Iterator[None]:
+    """Log lines written inside are about the report of `correlation_id` (None: whichever
+    report they were about already)."""
+    if correlation_id is None:
+        yield
+        return
     token = CORRELATION_ID.set(correlation_id)
     try:
         yield
@@ -98,13 +102,8 @@ def correlated(correlation_id: str) -> Iterator[None]:
 @contextmanager
 def span(name: str, *, correlation_id: str | None = None) -> Iterator[None]:
     """A span of this service's own work (a request, say), tagged with the correlation id."""
-    token = CORRELATION_ID.set(correlation_id) if correlation_id else None
-    try:
-        with _tracer.start_as_current_span(name):
-            yield
-    finally:
-        if token is not None:
-            CORRELATION_ID.reset(token)
+    with correlated(correlation_id), _tracer.start_as_current_span(name):
+        yield
 
 
 @contextmanager
@@ -117,12 +116,9 @@ def continuing(
     first = _context_of(headers[0]) if headers else None
     parent = trace.set_span_in_context(trace.NonRecordingSpan(first)) if first else None
     others = (_context_of(h) for h in headers[1:]) if _recording else ()
-    token = CORRELATION_ID.set(correlation_id) if correlation_id else None
-    try:
-        with _tracer.start_as_current_span(
-            name, context=parent, links=[Link(c) for c in others if c is not None]
-        ):
-            yield
-    finally:
-        if token is not None:
-            CORRELATION_ID.reset(token)
+    links = [Link(c) for c in others if c is not None]
+    with (
+        correlated(correlation_id),
+        _tracer.start_as_current_span(name, context=parent, links=links),
+    ):
+        yield
