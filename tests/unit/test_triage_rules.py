@@ -206,3 +206,20 @@ def test_each_place_pattern_is_its_own_expression_with_its_own_flags() -> None:
     assert "on-main-line" in rule_ids(report("冒烟", place="Main line 3"), rules)
     assert "on-main-line" in rule_ids(report("冒烟", place="aa"), rules)
     assert "on-main-line" not in rule_ids(report("冒烟", place="ab"), rules)
+
+
+def test_keywords_are_text_not_patterns_and_every_one_found_is_evidence() -> None:
+    rules = parse_rules(
+        """\
+version: "t"
+rules:
+  - id: odd-keywords
+    summary: Keywords with characters a regex would read
+    keywords: ["K1+2", "a.b", "(x)", 线路异物, 异物]
+    severity: minor
+"""
+    )
+    assert rule_ids(report("K11+2 axb x"), rules) == set()
+    [reason] = decide_severity(report("在K1+2处 (X) 发现线路异物"), rules).reasons
+    # Overlapping keywords are each named, as a reader of the reason would expect.
+    assert reason.evidence == ["K1+2", "(x)", "线路异物", "异物"]

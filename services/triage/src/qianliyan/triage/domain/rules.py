@@ -118,6 +118,9 @@ class PreparedRule:
 
     rule: Rule
     keywords: tuple[tuple[str, str], ...]  # (as written, case-folded)
+    # Finds any of the case-folded keywords in case-folded text in one pass of the regex
+    # engine: most rules miss most reports, and this is how they miss cheaply.
+    any_keyword: re.Pattern[str] | None
     hours: tuple[int, int] | None  # from (0-23), to (1-24); "22-6" is (22, 6)
 
 
@@ -167,4 +170,7 @@ def _prepared(rule: Rule) -> PreparedRule:
         # "0-24" is the whole day: only the start wraps ("24-6" is from midnight).
         hours = (int(match.group(1)) % 24, int(match.group(2)))
     keywords = tuple((keyword, keyword.casefold()) for keyword in rule.keywords)
-    return PreparedRule(rule=rule, keywords=keywords, hours=hours)
+    any_keyword = (
+        re.compile("|".join(re.escape(folded) for _, folded in keywords)) if keywords else None
+    )
+    return PreparedRule(rule=rule, keywords=keywords, any_keyword=any_keyword, hours=hours)

@@ -37,6 +37,8 @@ def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> Sever
     floor_reasons: list[TriageReason] = []
     raise_reasons: list[tuple[int, TriageReason]] = []
     for prepared in rules.rules:
+        if prepared.any_keyword is not None and not prepared.any_keyword.search(facts.text):
+            continue
         evidence = _evidence(prepared, report, facts)
         if evidence is None:
             continue
