@@ -6,8 +6,8 @@ About fifty messages per topic, the same list on `incidents.reports` (read by tr
 notify), `incidents.triage` and `incidents.alerts` (read by notify): random bytes, text
 that is not JSON, JSON that is not an object, envelopes without a usable type or version,
 known types with missing or wrong fields, versions this code does not know, huge strings,
-deep nesting, a tombstone, and odd Kafka keys. All go to the partition that the valid
-report, its triage decision and a dispatcher's note then use.
+deep nesting, a tombstone, odd Kafka keys and a good event keyed otherwise. All go to the
+partition that the valid report, its triage decision and a dispatcher's note then use.
 """
 
 from __future__ import annotations
@@ -197,6 +197,8 @@ def poisons(report_id: UUID, seed: int) -> list[Poison]:
         Poison("no key", b"{not json", "dead", key=None),
         Poison("key not UTF-8", b"{not json", "dead", key=b"\xff\xfe\x00"),
         Poison("huge key", b"{not json", "dead", key=b"k" * 10_000),
+        # A good event whose record is keyed otherwise may sit apart from its key's others.
+        Poison("key not the event's", _json(submitted), "dead", key=b"not-the-event-key"),
     ]
     # Once, before the codec refused it, this one message stopped every consumer.
     dead.append(("deep nesting", DEEP_NESTING))

@@ -46,13 +46,17 @@ def cli(running_stack: StackConfig, monkeypatch: pytest.MonkeyPatch) -> CliRunne
 
 
 def produce(
-    config: StackConfig, topic: str, value: bytes | None, headers: list[tuple[str, bytes]]
+    config: StackConfig,
+    topic: str,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    key: bytes = b"ops-test",
 ) -> None:
     async def send() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=config.kafka_bootstrap)
         await producer.start()
         try:
-            await producer.send_and_wait(topic, value, key=b"ops-test", headers=headers)
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
         finally:
             await producer.stop()
 
@@ -126,7 +130,7 @@ def test_a_redriven_letter_ends_in_the_read_models(
         ("dlq.origin.offset", b"0"),
         ("dlq.consumer_group", b"qianliyan-notify"),
     ]
-    produce(running_stack, "incidents.reports.dlq", encode(event), parked)
+    produce(running_stack, "incidents.reports.dlq", encode(event), parked, event.key.encode())
     listed = wait_until(
         lambda: "database was down" in (out := cli.invoke(app, ["dlq", "list"]).output) and out
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
+from aiokafka import ConsumerRecord
 
 from qianliyan.shared.events import (
     Actor,
@@ -22,6 +23,7 @@ from qianliyan.shared.events import (
 from qianliyan.shared.events.envelope import derived_event_id
 from qianliyan.shared.events.reports import GeoPoint, correlation_key
 from qianliyan.shared.events.schemas import SCHEMA_DIR, generated_schemas
+from qianliyan.shared.kafka import decode_records
 
 REPORTER = Actor(kind=ActorKind.REPORTER, id="worker-7")
 
@@ -150,3 +152,35 @@ def test_reports_are_keyed_by_the_area_they_concern() -> None:
     assert correlation_key(report_id=report_id, unit="", place=None, location=None) == (
         f"report:{report_id}"
     )
+
+
+def _record(value: bytes | None, key: bytes | None, offset: int = 0) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic="incidents.reports",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value or b""),
+        headers=[],
+    )
+
+
+def test_a_record_not_keyed_by_its_events_key_is_a_dead_letter_saying_both_keys() -> None:
+    event = submitted()
+    records = [
+        _record(encode(event), event.key.encode(), offset=0),
+        _record(encode(event), b"another-area", offset=1),
+        _record(encode(event), None, offset=2),
+    ]
+    events, dead = decode_records(records)
+    assert [record.offset for record, _ in events] == [0]
+    assert [letter.record.offset for letter in dead] == [1, 2]
+    assert dead[0].error == (
+        f"the record has the key b'another-area', not its event's key {event.key!r}"
+    )
+    assert dead[1].error.startswith("the record has no key, not its event's key")

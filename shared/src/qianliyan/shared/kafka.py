@@ -189,8 +189,18 @@ def decode_records(
             # The type is whatever the producer wrote: a line, not a page, of it.
             log.info("skipping unknown event type %.80r v%s", decoded.type, decoded.version)
             continue
+        if record.key != decoded.key.encode():
+            # Ordering holds per key only if the partition follows the event's key: a record
+            # keyed otherwise may sit apart from its incident's other events.
+            dead.append(DeadLetter(record, _key_mismatch(record.key, decoded.key)))
+            continue
         events.append((record, decoded))
     return events, dead
+
+
+def _key_mismatch(record_key: bytes | None, event_key: str) -> str:
+    written = "no key" if record_key is None else f"the key {record_key[:80]!r}"
+    return f"the record has {written}, not its event's key {event_key[:80]!r}"
 
 
 async def retry_pause(attempt: int, stop: asyncio.Event) -> None:
