@@ -20,22 +20,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bench import load, raw
+from bench.measure import process_stat
 from bench.photos import photo_set
 from bench.run import QUICK, Bench, bench_stack, say, service_pid
 from qianliyan.stack.init import init_stack
-
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds) of a process, or None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    # After the name: state, ppid, ... utime is the 12th field from there, stime the 13th.
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
-
 
 # PostgreSQL serves each connection from a process of its own, a child of the postmaster.
 _COUNTED_WITH_CHILDREN = frozenset({"postgres"})
@@ -46,7 +34,7 @@ def cpu_seconds(processes: dict[str, int]) -> dict[str, float]:
     parent_of: dict[int, int] = {}
     used: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+        if entry.name.isdigit() and (stat := process_stat(int(entry.name))) is not None:
             parent_of[int(entry.name)], used[int(entry.name)] = stat
     return {
         name: used.get(pid, 0.0)

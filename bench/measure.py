@@ -8,9 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def process_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds used, user and system) of a process, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the name: state, ppid, ... utime is the 12th field from there, stime the 13th.
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 @dataclass
