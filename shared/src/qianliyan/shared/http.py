@@ -15,6 +15,8 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,6 +61,25 @@ class Problem(Exception):
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+class FieldProblem(BaseModel):
+    """One offending field of an invalid request."""
+
+    field: str = Field(description="Where it is: the part and the field, e.g. body.text")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer (RFC 9457), as `Problem.body` writes it."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to do, for a person")
+    errors: list[FieldProblem] = Field(
+        default_factory=list, description="For an invalid request: one entry per field"
+    )
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -165,6 +186,60 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(HTTPException, on_http_error)
+    _document_problems(app)
+
+
+# FastAPI documents a 422 of its own shape; ours are problem details, and so is the rest.
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document what every operation may answer besides success: an
+    invalid request (422), any other refusal (4XX) and a part being away (503), each as
+    problem details; what an operation documents itself is left as it is."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        _, definitions = models_json_schema(
+            [(ProblemDetails, "serialization")], ref_template="#/components/schemas/{model}"
+        )
+        schemas.update(definitions["$defs"])
+        for name in _FASTAPI_VALIDATION_SCHEMAS:
+            schemas.pop(name, None)
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": "Invalid request: one entry per offending field",
+                        "content": problem,
+                    }
+                responses.setdefault(
+                    "4XX", {"description": "Refused: the detail says why", "content": problem}
+                )
+                responses.setdefault(
+                    "503",
+                    {
+                        "description": "A part it needs is away: try again after Retry-After",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": problem,
+                    },
+                )
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class HealthReport(BaseModel):
+    """A health answer: overall, then each check by name."""
+
+    status: str
+    checks: dict[str, bool]
 
 
 def health_router(
@@ -184,11 +259,15 @@ def health_router(
             {"status": ok if status == 200 else failed, "checks": results}, status_code=status
         )
 
-    @router.get("/health/live")
+    failing: dict[int | str, dict[str, Any]] = {
+        503: {"model": HealthReport, "description": "A check failed: `checks` says which"}
+    }
+
+    @router.get("/health/live", response_model=HealthReport, responses=failing)
     async def live() -> JSONResponse:
         return await report(liveness() if liveness else {}, "live", "not live")
 
-    @router.get("/health/ready")
+    @router.get("/health/ready", response_model=HealthReport, responses=failing)
     async def ready() -> JSONResponse:
         return await report(readiness(), "ready", "not ready")
 

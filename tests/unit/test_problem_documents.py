@@ -1,0 +1,80 @@
+"""Every operation's OpenAPI entry says what its errors look like: problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from qianliyan.shared.http import PROBLEM_JSON, Problem, install_problem_handlers
+
+PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+
+
+class Thing(BaseModel):
+    size: int
+
+
+class Gone(BaseModel):
+    since: str
+
+
+def app_with_problems() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/things", status_code=202)
+    async def add_thing(thing: Thing) -> dict[str, int]:
+        if thing.size > 3:
+            raise Problem(409, "Too big", "A thing may be at most 3 in size.")
+        return {"size": thing.size}
+
+    @app.get("/v1/things/{name}", responses={410: {"model": Gone}})
+    async def read_thing(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    install_problem_handlers(app)
+    return app
+
+
+def responses(app: FastAPI, path: str, method: str) -> dict[str, Any]:
+    found: dict[str, Any] = app.openapi()["paths"][path][method]["responses"]
+    return found
+
+
+def test_invalid_requests_other_refusals_and_outages_are_documented_as_problems() -> None:
+    app = app_with_problems()
+    added = responses(app, "/v1/things", "post")
+    assert set(added) == {"202", "422", "4XX", "503"}
+    for status in ("422", "4XX", "503"):
+        assert added[status]["content"] == PROBLEM, status
+    assert "Retry-After" in added["503"]["headers"]
+    schemas = app.openapi()["components"]["schemas"]
+    assert {"ProblemDetails", "FieldProblem"} <= set(schemas)
+    # FastAPI's own 422 shape is not what these services send, so it is not documented.
+    assert "HTTPValidationError" not in schemas
+
+
+def test_what_an_operation_documents_itself_stays() -> None:
+    read = responses(app_with_problems(), "/v1/things/{name}", "get")
+    assert read["410"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Gone"
+    }
+    assert read["4XX"]["content"] == PROBLEM
+
+
+async def test_the_documented_shape_is_the_one_sent() -> None:
+    app = app_with_problems()
+    schema = app.openapi()["components"]["schemas"]["ProblemDetails"]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        invalid = await client.post("/v1/things", json={"size": "big"})
+        refused = await client.post("/v1/things", json={"size": 4})
+    for answer in (invalid, refused):
+        assert answer.headers["content-type"] == PROBLEM_JSON
+        assert set(answer.json()) <= set(schema["properties"])
+        assert set(schema["required"]) <= set(answer.json())
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"][0]["field"] == "body.size"
+    assert refused.status_code == 409
