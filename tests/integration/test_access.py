@@ -580,6 +580,20 @@ async def test_pages_carry_their_security_headers(running_stack: StackConfig) ->
             assert "camera=" in headers["permissions-policy"]
 
 
+async def test_a_trailing_slash_is_not_a_redirect_but_the_dispatch_page_takes_it(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    async with httpx.AsyncClient() as client:
+        page = await client.get(url(config, "notify", "/dispatch/"))
+        for service, path in (("notify", "/v1/alerts/"), ("ingest", "/v1/reports/")):
+            answer = await client.post(url(config, service, path), json={})
+            assert answer.status_code == 404, (service, path)
+            assert answer.headers["content-type"] == "application/problem+json"
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+
+
 async def test_a_body_over_the_limit_is_refused_at_the_door(running_stack: StackConfig) -> None:
     config = running_stack
     async with httpx.AsyncClient() as client:

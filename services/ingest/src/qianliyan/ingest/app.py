@@ -63,7 +63,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     # Room for one photo past the report's limit, so a phone that sends a little too much
     # hears how much from our own check ("the photos add up to …"), not from the door.
     max_body = settings.max_report_bytes + settings.max_photo_bytes
-    app = FastAPI(title="Qianliyan ingest", version="0.1.0", lifespan=lifespan)
+    # Paths are answered as documented: one with a trailing slash added is a 404, not a
+    # redirect that a client would have to follow (and re-send a POST to).
+    app = FastAPI(
+        title="Qianliyan ingest", version="0.1.0", lifespan=lifespan, redirect_slashes=False
+    )
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=max_body)
     install_access(app, settings.access)

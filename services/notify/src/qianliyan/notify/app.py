@@ -140,7 +140,11 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             "postgres": lambda: db.is_reachable(app.state.resources.pool),
         }
 
-    app = FastAPI(title="Qianliyan notify", version="0.1.0", lifespan=lifespan)
+    # Paths are answered as documented: one with a trailing slash added is a 404, not a
+    # redirect that a client would have to follow (and re-send a POST to).
+    app = FastAPI(
+        title="Qianliyan notify", version="0.1.0", lifespan=lifespan, redirect_slashes=False
+    )
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=MAX_BODY_BYTES)
     install_access(app, settings.access)

@@ -135,7 +135,11 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
         return {"pipeline": loop.is_alive, "kafka": lambda: kafka_reachable(kafka)}
 
     # Triage takes no request bodies at all.
-    app = FastAPI(title="Qianliyan triage", version="0.1.0", lifespan=lifespan)
+    # Paths are answered as documented: one with a trailing slash added is a 404, not a
+    # redirect that a client would have to follow (and re-send a POST to).
+    app = FastAPI(
+        title="Qianliyan triage", version="0.1.0", lifespan=lifespan, redirect_slashes=False
+    )
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=0)
     install_access(app, settings.access, sign_in=False)

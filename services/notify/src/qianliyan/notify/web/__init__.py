@@ -42,6 +42,7 @@ def mount_web(app: FastAPI) -> None:
         return RedirectResponse(f"{PAGE_PATH}?{query}" if query else PAGE_PATH)
 
     @app.get(PAGE_PATH, include_in_schema=False)
+    @app.get(f"{PAGE_PATH}/", include_in_schema=False)  # as people type it, too
     async def dispatch_page(res: Annotated[NotifyResources, Depends(resources)]) -> FileResponse:
         headers = security_headers({"img-src": [photo_origin(res.settings.storage)]})
         return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=headers)
