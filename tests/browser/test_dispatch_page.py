@@ -105,12 +105,20 @@ def _note_problem(message: ConsoleMessage, problems: list[str]) -> None:
 
 
 async def report(
-    config: StackConfig, *, unit: str, place: str, text: str, photo: bool = True
+    config: StackConfig,
+    *,
+    unit: str,
+    place: str,
+    text: str,
+    photo: bool = True,
+    reporter_id: str | None = None,
 ) -> str:
-    """Send a report as a phone does; its report id."""
-    answer = await submit(
-        config, {"text": text, "place": place, "unit": unit}, [jpeg_photo()] if photo else []
-    )
+    """Send a report as a phone does (or, with `reporter_id`, as a chat bridge sends one
+    for a worker); its report id."""
+    fields = {"text": text, "place": place, "unit": unit}
+    if reporter_id is not None:
+        fields["reporter_id"] = reporter_id
+    answer = await submit(config, fields, [jpeg_photo()] if photo else [])
     assert answer.status_code == 202, answer.text
     return str(answer.json()["report_id"])
 
@@ -167,7 +175,9 @@ async def test_a_new_critical_alert_appears_live_and_is_acknowledged(
     await expect(page.get_by_role("heading", name="千里眼 · 调度台")).to_be_visible()
 
     place = f"3号站台 {uuid.uuid4().hex[:4]}"
-    await report(config, unit=unit, place=place, text="3号站台配电箱冒烟，有焦糊味")
+    await report(
+        config, unit=unit, place=place, text="3号站台配电箱冒烟，有焦糊味", reporter_id="巡检员王"
+    )
 
     # It arrives by itself, and stands out: critical, new, counted in the title.
     new_row = row(page, place)
@@ -191,6 +201,10 @@ async def test_a_new_critical_alert_appears_live_and_is_acknowledged(
     await expect(page.locator("#new-alerts")).to_be_hidden()
     await expect(detail.locator(".report-text")).to_have_text("3号站台配电箱冒烟，有焦糊味")
     await expect(detail.locator(".report-meta")).to_contain_text(unit)
+    # Sent by the suite's machine token for a worker, as a chat bridge does.
+    await expect(detail.locator(".report-meta")).to_contain_text(
+        "报告人 巡检员王（经 token:test-suite 转发）"
+    )
     await expect(detail.locator(".reason-summary").first).to_contain_text("火灾或冒烟")
     await expect(detail.locator(".evidence").first).to_have_text("冒烟")
     preview = detail.locator(".photo img")

@@ -74,6 +74,7 @@ async def scene(running_stack: StackConfig) -> Scene:
 
     view = await wait_for(triaged, timeout_s=60)
     assert view["reporter_id"] == "rep-a"
+    assert view["reporter_via"] is None  # sent by the reporter, not on their behalf
     return Scene(report_id=report_id, incident_id=view["incident_id"])
 
 

@@ -92,6 +92,7 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert row["correlation_id"] == submitted.correlation_id
     assert row["text"] == "3号站台配电箱冒烟，有焦味"
     assert row["severity"] == "critical"
+    assert row["reporter_via"] == "token:test-suite"
 
     # Hop 5: notify's HTTP API answers with the same state.
     async with httpx.AsyncClient(
@@ -103,6 +104,7 @@ async def test_a_report_flows_through_every_hop(running_stack: StackConfig) -> N
     assert view["correlation_id"] == str(submitted.correlation_id)
     assert view["photos"][0]["sha256"] == sha256
     assert view["place"] == "3号站台"
+    assert (view["reporter_id"], view["reporter_via"]) == ("worker-42", "token:test-suite")
 
     # Photos are reachable only through the time-limited links in the view.
     async with httpx.AsyncClient() as client:

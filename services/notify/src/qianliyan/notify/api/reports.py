@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.reports import fetch_report
@@ -24,6 +24,10 @@ class ReportContent(BaseModel):
 
     report_id: UUID
     reporter_id: str | None
+    reporter_via: str | None = Field(
+        default=None,
+        description="Who sent it on the reporter's behalf (a chat bridge's token), if not them",
+    )
     text: str | None
     category: str | None
     place: str | None

@@ -272,8 +272,8 @@ async def fetch_incident(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, Any
 async def fetch_alert_reports(pool: asyncpg.Pool, incident_id: UUID) -> list[dict[str, Any]]:
     """The incident's reports as the detail view shows them, oldest capture first."""
     rows = await pool.fetch(
-        "SELECT report_id, reporter_id, text, category, place, unit, location, photos, "
-        "captured_at, received_at, severity, reasons, rule_set_version FROM reports "
+        "SELECT report_id, reporter_id, reporter_via, text, category, place, unit, location, "
+        "photos, captured_at, received_at, severity, reasons, rule_set_version FROM reports "
         "WHERE incident_id = $1 ORDER BY captured_at, report_id",
         incident_id,
     )

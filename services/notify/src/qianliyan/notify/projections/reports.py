@@ -23,8 +23,9 @@ _TRIAGE_WINS = (
     "(reports.triaged_at IS NULL OR reports.triaged_at <= EXCLUDED.triaged_at)"
 )
 _SUBMISSION_COLUMNS = (
-    "correlation_id", "reporter_id", "text", "category", "place", "unit", "location",
-    "photos", "client_report_id", "captured_at", "received_at", "submitted_event_id",
+    "correlation_id", "reporter_id", "reporter_via", "text", "category", "place", "unit",
+    "location", "photos", "client_report_id", "captured_at", "received_at",
+    "submitted_event_id",
 )  # fmt: skip
 _TRIAGE_COLUMNS = (
     "incident_id", "severity", "rule_set_version", "reasons", "triaged_at", "triaged_event_id",
@@ -33,16 +34,16 @@ _UPSERT = f"""
     INSERT INTO reports (
         report_id, {", ".join(_SUBMISSION_COLUMNS)}, {", ".join(_TRIAGE_COLUMNS)}, updated_at
     )
-    SELECT report_id, correlation_id, reporter_id, text, category, place, unit,
-           location::jsonb, COALESCE(photos::jsonb, '[]'::jsonb), client_report_id,
+    SELECT report_id, correlation_id, reporter_id, reporter_via, text, category, place,
+           unit, location::jsonb, COALESCE(photos::jsonb, '[]'::jsonb), client_report_id,
            captured_at, received_at, submitted_event_id, incident_id, severity,
            rule_set_version, reasons::jsonb, triaged_at, triaged_event_id, now()
       FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                  $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
-                  $12::timestamptz[], $13::uuid[], $14::uuid[], $15::text[], $16::text[],
-                  $17::text[], $18::timestamptz[], $19::uuid[])
-           AS r(report_id, correlation_id, reporter_id, text, category, place, unit,
-                location, photos, client_report_id, captured_at, received_at,
+                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                  $12::timestamptz[], $13::timestamptz[], $14::uuid[], $15::uuid[],
+                  $16::text[], $17::text[], $18::text[], $19::timestamptz[], $20::uuid[])
+           AS r(report_id, correlation_id, reporter_id, reporter_via, text, category, place,
+                unit, location, photos, client_report_id, captured_at, received_at,
                 submitted_event_id, incident_id, severity, rule_set_version, reasons,
                 triaged_at, triaged_event_id)
     ON CONFLICT (report_id) DO UPDATE SET
@@ -89,6 +90,7 @@ async def upsert(
             report.report_id,
             event.correlation_id,
             event.actor.id,
+            event.actor.via,
             report.text,
             report.category,
             report.place,
@@ -106,8 +108,8 @@ async def upsert(
         row = rows.get(triage.report_id)
         if row is None:
             row = rows[triage.report_id] = [triage.report_id, first.correlation_id]
-            row += [None] * 8 + [first.payload.captured_at, None, None]
-        row[13:] = [
+            row += [None] * 9 + [first.payload.captured_at, None, None]
+        row[14:] = [
             triage.incident_id,
             triage.severity.value,
             triage.rule_set_version,

@@ -993,7 +993,8 @@ function reportCard(r, index, total) {
     late > LATE_AFTER_MS && element("span", { className: "late" }, t("delayed", duration(late))),
   );
   const meta = [
-    r.reporter_id && `${t("reporter")} ${r.reporter_id}`,
+    r.reporter_id &&
+      `${t("reporter")} ${r.reporter_id}${r.reporter_via ? t("via", r.reporter_via) : ""}`,
     r.category && (has(`cat.${r.category}`) ? t(`cat.${r.category}`) : r.category),
     r.place && `${t("place")} ${r.place}`,
     r.unit && `${t("unit")} ${r.unit}`,

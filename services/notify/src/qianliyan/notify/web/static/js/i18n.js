@@ -124,6 +124,7 @@ const STRINGS = {
     capturedReceived: (a, b) => `拍摄 ${a} · 接收 ${b}`,
     delayed: (d) => `晚到 ${d}`,
     reporter: "报告人",
+    via: (sender) => `（经 ${sender} 转发）`,
     category: "类别",
     unit: "单位",
     place: "地点",
@@ -297,6 +298,7 @@ const STRINGS = {
     capturedReceived: (a, b) => `captured ${a}, received ${b}`,
     delayed: (d) => `arrived ${d} late`,
     reporter: "Reporter",
+    via: (sender) => ` (sent via ${sender})`, // after the name; Chinese needs no space
     category: "Category",
     unit: "Unit",
     place: "Place",
