@@ -1,5 +1,8 @@
 """Who sent a report on its reporter's behalf (a chat bridge's token), beside the reporter.
 
+Filled from new events on; `qianliyan rebuild` fills it for the reports already projected
+(their events carry `actor.via`), and `qianliyan check` lists them until then.
+
 Revision ID: 0008
 Revises: 0007
 """
