@@ -18,7 +18,8 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def process_stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds used, user and system) of a process, or None once it is gone."""
+    """(parent pid, CPU seconds used in user and system mode) of a process; None once it
+    is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
     except (OSError, IndexError):
