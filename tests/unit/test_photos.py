@@ -97,6 +97,26 @@ def test_refuses_what_is_not_a_whole_clean_photo(data: bytes, reason: str) -> No
     assert str(caught.value).startswith("photo 3:")
 
 
+@pytest.mark.parametrize(
+    "marker", [b"<script", b"<SCRIPT", b"<html", b"<HTML", b"<?php", b"<svg", b"%PDF-"]
+)
+def test_refuses_each_kind_of_hidden_content_wherever_it_sits(marker: bytes) -> None:
+    jpeg = image_bytes("JPEG")
+    comment = b"<<s<h " + marker + b" x"  # near misses first: the search must go past them
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    for crafted in (jpeg[:2] + segment + jpeg[2:], jpeg + marker, marker + jpeg):
+        with pytest.raises(PhotoRejected, match="hides other content"):
+            prepare_photo(1, crafted, LIMITS)
+
+
+def test_near_misses_of_hidden_content_are_accepted() -> None:
+    comment = b"<s <scrip <HTM <?ph <sv %PDF <<sv <Html"
+    jpeg = image_bytes("JPEG")
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    photo = prepare_photo(1, jpeg[:2] + segment + jpeg[2:], LIMITS)
+    assert comment not in photo.data
+
+
 def test_refuses_a_jpeg_with_a_zip_archive_appended() -> None:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -186,6 +206,22 @@ def test_only_the_first_frame_of_a_multi_frame_jpeg_is_kept() -> None:
 )
 def test_jpegs_the_copy_does_not_understand_are_left_to_re_encoding(data: bytes, why: str) -> None:
     assert pixels_only(data) is None, why
+
+
+def test_fill_bytes_and_restarts_between_scans_copy_the_same_pixels() -> None:
+    # A scan ends at its first marker that is not stuffing or a restart; 0xFF fill bytes
+    # may come before that marker, and are not part of it.
+    buffer = io.BytesIO()
+    Image.effect_noise((96, 64), 40).convert("RGB").save(
+        buffer, format="JPEG", restart_marker_blocks=2, progressive=True
+    )
+    jpeg = buffer.getvalue()
+    padded = jpeg[:-2] + b"\xff\xff\xff" + jpeg[-2:]
+    for data in (jpeg, padded):
+        copy = pixels_only(data)
+        assert copy is not None
+        assert Image.open(io.BytesIO(copy)).tobytes() == Image.open(io.BytesIO(jpeg)).tobytes()
+    assert pixels_only(jpeg[:-2] + b"\xff") is None  # the file ends inside the last scan
 
 
 def test_an_archive_hidden_in_the_scans_and_revealed_by_the_copy_is_refused() -> None:

@@ -20,6 +20,8 @@ checks the copy for active content as it checks the upload.
 
 from __future__ import annotations
 
+import re
+
 _SOI = b"\xff\xd8"
 _EOI = 0xD9
 _SOS = 0xDA
@@ -33,6 +35,9 @@ _TABLES = frozenset({0xC4, 0xDB, 0xDD})  # Huffman, quantisation, restart interv
 _APP_ADOBE = 0xEE
 _COMMENT = 0xFE
 _RGB_COMPONENT_IDS = (ord("R"), ord("G"), ord("B"))
+# Inside a scan, 0xFF is followed by 0x00 (stuffing), 0xD0-0xD7 (a restart) or 0xFF (a fill
+# byte): anything else is the marker that ends the scan.
+_SCAN_ENDING_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 # A progressive photo has about a dozen scans and as many tables; a file with far more is
 # made to be slow or to carry something, and is decoded and re-encoded instead.
 MAX_SEGMENTS = 128
@@ -117,15 +122,5 @@ def _copyable_frame(header: bytes) -> bool:
 def _scan_end(data: bytes, position: int) -> int | None:
     """Where the entropy-coded data starting at `position` ends: at the next marker that
     is neither stuffing (0xFF00) nor a restart (0xFFD0-D7). None if the file ends first."""
-    end = len(data)
-    while True:
-        position = data.find(b"\xff", position)
-        if position < 0 or position + 1 >= end:
-            return None
-        following = data[position + 1]
-        if following == 0xFF:
-            position += 1  # a fill byte before a marker
-        elif following == 0x00 or 0xD0 <= following <= 0xD7:
-            position += 2
-        else:
-            return position
+    found = _SCAN_ENDING_MARKER.search(data, position)
+    return None if found is None else found.start()
