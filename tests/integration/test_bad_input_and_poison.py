@@ -67,6 +67,13 @@ async def test_a_refused_report_leaves_no_event_and_no_photo(running_stack: Stac
             "report.location.lat",
         ),
         ({}, "body.report"),
+        # PostgreSQL stores no NUL: once, such an id was a 500 from the ledger, and such a
+        # reporter a 202 whose report every read model then refused.
+        (
+            {"report": json.dumps({"text": "x", "client_report_id": "c\u0000"})},
+            "report.client_report_id",
+        ),
+        ({"report": json.dumps({"text": "x", "reporter_id": "王\u0000"})}, "report.reporter_id"),
     ],
 )
 async def test_malformed_reports_get_a_422_naming_the_field(

@@ -177,6 +177,9 @@ def poisons(report_id: UUID, seed: int) -> list[Poison]:
         ("correlation not a UUID", _changed(note, lambda d: d.update(correlation_id=12))),
         ("round negative", _changed(raised, lambda d: d["payload"].update(round=-1))),
         ("note empty", _changed(note, lambda d: d["payload"].update(note=""))),
+        # Valid JSON and a valid model, but PostgreSQL could store it nowhere.
+        ("text holding NUL", _changed(submitted, lambda d: d["payload"].update(text="a\u0000b"))),
+        ("note holding NUL", _changed(note, lambda d: d["payload"].update(note="\u0000"))),
         # Huge strings: past the field limits, and a type name nobody could mean.
         ("huge text", _changed(submitted, lambda d: d["payload"].update(text="报" * 100_000))),
         ("huge note", _changed(note, lambda d: d["payload"].update(note="x" * 300_000))),

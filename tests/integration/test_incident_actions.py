@@ -109,3 +109,32 @@ async def test_an_unknown_action_or_incident_is_a_clear_4xx(running_stack: Stack
         )
     assert unknown.status_code == 404
     assert bad.status_code == 422
+
+
+async def test_a_note_holding_nul_is_kept_without_it_and_the_incident_goes_on(
+    running_stack: StackConfig,
+) -> None:
+    # PostgreSQL stores no NUL: such a note was once accepted, then refused by the read
+    # model, and every later action on the incident was a 409 for good.
+    config = running_stack
+    accepted = await submit(config, {"text": "站台积水", "place": f"站台{uuid4().hex[:6]}"}, [])
+    report_id = accepted.json()["report_id"]
+
+    async def known() -> bool:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
+            answer = await client.get(
+                f"http://127.0.0.1:{config.notify_port}/v1/incidents/{report_id}"
+            )
+        return answer.status_code == 200
+
+    await wait_for(known)
+    wang = Dispatcher(config, report_id, "调度员王")
+    assert (await wang.act("note", note="已通知\u0000工务段\r\n稍后复查")).status_code == 202
+    assert (await wang.act("acknowledge")).status_code == 202
+    refused = await wang.act("assign", assignee="工务段\u0000李")
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["message"].startswith("must not contain control")
+
+    timeline = (await wang.read())["timeline"]
+    notes = [entry for entry in timeline if entry["event_type"] == "AlertNoteAdded"]
+    assert [entry["detail"]["note"] for entry in notes] == ["已通知工务段\n稍后复查"]

@@ -47,6 +47,22 @@ def test_round_trip_keeps_every_field_and_chinese_text() -> None:
     assert decode(raw) == event
 
 
+def test_an_event_holding_nul_is_neither_written_nor_read() -> None:
+    # PostgreSQL stores NUL in neither text nor jsonb: such an event could never be shown,
+    # so no producer writes one, and every consumer parks one with the same reason.
+    with pytest.raises(ValueError, match="NUL"):
+        encode(submitted("道岔\u0000故障"))
+    raw = encode(submitted("placeholder")).replace(b"placeholder", b"a\\u0000b")
+    with pytest.raises(EventDecodeError, match="NUL"):
+        decode(raw)
+
+
+@pytest.mark.parametrize("text", ["a\\u0000b", "\\\\u0000", "u0000", "\\"])
+def test_text_that_only_looks_like_a_nul_escape_round_trips(text: str) -> None:
+    event = submitted(text)
+    assert decode(encode(event)) == event
+
+
 def test_first_event_starts_its_own_correlation() -> None:
     event = submitted()
     assert event.correlation_id == event.event_id

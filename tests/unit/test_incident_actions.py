@@ -87,3 +87,27 @@ def test_who_acted_is_not_the_client_s_to_say() -> None:
 def test_the_version_seen_must_be_a_whole_number(version: object) -> None:
     with pytest.raises(ValueError, match="expected_version"):
         request("acknowledge", expected_version=version)
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "extra"),
+    [
+        ("note", "note", {}),
+        ("resolve", "resolution", {}),
+        ("reopen", "reason", {}),
+        ("override_severity", "reason", {"severity": "major"}),
+    ],
+)
+def test_free_text_loses_stray_control_characters_and_keeps_line_breaks(
+    action: str, field: str, extra: dict[str, object]
+) -> None:
+    # PostgreSQL cannot store NUL: a note holding one would be accepted and never shown.
+    parsed = request(action, **{field: " 复查\u0000无异常\r\n第二行\u0007 ", **extra})
+    assert getattr(parsed, field) == "复查无异常\n第二行"
+    with pytest.raises(ValueError, match="at least 1 character"):
+        request(action, **{field: "\u0000\u0001", **extra})
+
+
+def test_an_assignee_with_a_control_character_is_refused() -> None:
+    with pytest.raises(ValueError, match="assignee"):
+        request("assign", assignee="工务段\u0000李")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qianliyan.ingest.domain.reports import ReportForm, ReportFormInvalid, parse_report_form
+from qianliyan.shared.text import NOT_PRINTABLE
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f]")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -30,6 +35,8 @@ report_like = st.fixed_dictionaries(
         | st.text(max_size=30)
         | st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
         "client_report_id": st.none() | st.text(max_size=120),
+        "reporter_id": st.none() | st.text(max_size=40),
+        "unit": st.none() | st.text(max_size=20),
         "extra": json_values,
     },
 )
@@ -56,9 +63,37 @@ def test_report_shaped_documents_parse_or_name_their_fields(document: dict[str, 
     if isinstance(result, ReportForm):
         assert result.text.strip() == result.text and 1 <= len(result.text) <= 5000
         assert "extra" not in document
+        # Nothing accepted holds what PostgreSQL cannot store or a screen cannot show.
+        texts = [result.text, result.category, result.place, result.unit]
+        assert not any(CONTROL.search(text) for text in texts if text)
+        names = [result.client_report_id, result.reporter_id]
+        assert not any(CONTROL_OR_BREAK.search(name) for name in names if name)
     else:
         named = {error["field"].split(".")[1] for error in result.errors if "." in error["field"]}
         assert named <= set(document) | {"text"}
+
+
+def test_stray_control_characters_leave_free_text_but_line_breaks_stay() -> None:
+    form = parse_report_form(
+        json.dumps({"text": "\u0000道岔\r\n故障\t2号\u0007\u0085", "place": "\u001b3站台"})
+    )
+    assert form.text == "道岔\n故障\t2号"
+    assert form.place == "3站台"
+
+
+def test_a_text_of_control_characters_alone_is_empty() -> None:
+    with pytest.raises(ReportFormInvalid, match=r"report\.text"):
+        parse_report_form(json.dumps({"text": "\u0000 \u0001"}))
+
+
+@pytest.mark.parametrize("field", ["client_report_id", "reporter_id"])
+@pytest.mark.parametrize("value", ["a\u0000b", "a\nb", "\u007f"])
+def test_an_identifier_with_a_control_character_is_refused_by_name(field: str, value: str) -> None:
+    with pytest.raises(ReportFormInvalid) as refused:
+        parse_report_form(json.dumps({"text": "x", field: value}))
+    assert refused.value.errors == [
+        {"field": f"report.{field}", "message": NOT_PRINTABLE},
+    ]
 
 
 def test_chinese_text_and_place_are_kept_verbatim() -> None:

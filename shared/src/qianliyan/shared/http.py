@@ -21,14 +21,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qianliyan.shared.logs import configure_logging
+from qianliyan.shared.text import error_message
 from qianliyan.shared.tracing import configure_tracing
 
 PROBLEM_JSON = "application/problem+json"
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
-
-# A query value to compare with stored text: no control characters (PostgreSQL refuses NUL).
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 class Problem(Exception):
@@ -168,7 +166,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_invalid_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+            {"field": ".".join(str(part) for part in error["loc"]), "message": error_message(error)}
             for error in exc.errors()
         ]
         return problem_response(

@@ -37,8 +37,9 @@ from qianliyan.shared.access.tokens import (
     load_signing_key,
 )
 from qianliyan.shared.errors import is_transient
-from qianliyan.shared.http import PRINTABLE, Problem, problem_response, unavailable
+from qianliyan.shared.http import Problem, problem_response, unavailable
 from qianliyan.shared.settings import AccessSettings
+from qianliyan.shared.text import PRINTABLE
 
 SESSION_COOKIE = "qly_session"
 CSRF_COOKIE = "qly_csrf"

@@ -8,6 +8,7 @@ unsupported version raises `EventDecodeError` (to be dead-lettered).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Union
@@ -35,6 +36,12 @@ _CLASS_BY_TYPE: dict[str, type[Event]] = {cls.type_name(): cls for cls in EVENT_
 # A breaking change to a contract adds its upcaster here and bumps the model's version.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
+# No string in an event holds the NUL character: PostgreSQL stores it neither in text nor
+# in jsonb, so a read model could never show the event. JSON always writes it escaped, as
+# \u0000; after an even run of backslashes, which are escaped backslashes, the escape is real.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_HOLDS_NUL = "a string holds the NUL character (\\u0000), which no read model can store"
+
 
 class EventDecodeError(ValueError):
     """A message that is not a valid event of a version this code understands."""
@@ -50,8 +57,15 @@ class UnknownEvent:
 
 
 def encode(event: Event) -> bytes:
-    """The event as compact UTF-8 JSON (Chinese text stays readable on the wire)."""
-    return event.model_dump_json().encode("utf-8")
+    """The event as compact UTF-8 JSON (Chinese text stays readable on the wire).
+
+    Raises ValueError for an event that holds a NUL character: it would be refused by
+    every reader, so it is never written. The inputs that make events drop or refuse it.
+    """
+    data = event.model_dump_json().encode("utf-8")
+    if _holds_nul(data):
+        raise ValueError(f"{event.type} {event.event_id}: {_HOLDS_NUL}")
+    return data
 
 
 def headers_for(event: Event) -> list[tuple[str, bytes]]:
@@ -77,11 +91,18 @@ _CURRENT_EVENT: TypeAdapter[Event] = TypeAdapter(
 def decode(raw: bytes | None) -> Event | UnknownEvent:
     """Parse one message into its event model, upcasting older versions first."""
     if raw is not None:
+        if _holds_nul(raw):
+            raise EventDecodeError(f"message is not storable: {_HOLDS_NUL}")
         try:
             return _CURRENT_EVENT.validate_json(raw, strict=True)
         except ValidationError:
             pass
     return _decode_carefully(raw)
+
+
+def _holds_nul(data: bytes) -> bool:
+    # The plain search first: it costs nothing next to parsing, and almost always says no.
+    return b"\\u0000" in data and _NUL_ESCAPE.search(data) is not None
 
 
 def _decode_carefully(raw: bytes | None) -> Event | UnknownEvent:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
@@ -27,6 +26,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
 from qianliyan.shared.storage import photo_key, preview_key
+from qianliyan.shared.text import FREE_TEXT, PRINTABLE, error_message
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
@@ -37,15 +37,17 @@ class ReportForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    text: str = Field(min_length=1, max_length=5000)
-    category: str | None = Field(default=None, max_length=100)
+    text: Annotated[str, Field(min_length=1, max_length=5000), FREE_TEXT]
+    category: Annotated[str, Field(max_length=100), FREE_TEXT] | None = None
     location: GeoPoint | None = None
-    place: str | None = Field(default=None, max_length=200)
-    unit: str | None = Field(default=None, max_length=100)
+    place: Annotated[str, Field(max_length=200), FREE_TEXT] | None = None
+    unit: Annotated[str, Field(max_length=100), FREE_TEXT] | None = None
     occurred_at: AwareDatetime | None = Field(
         default=None, description="When the phone captured the report"
     )
-    client_report_id: str | None = Field(default=None, min_length=1, max_length=100)
+    client_report_id: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=PRINTABLE
+    )
     photo_ids: list[Annotated[str, Field(pattern=SHA256_HEX)]] = Field(
         default_factory=list,
         max_length=5,
@@ -55,18 +57,9 @@ class ReportForm(BaseModel):
         default=None,
         min_length=1,
         max_length=200,
+        pattern=PRINTABLE,
         description="Whom the report is from: the signed-in reporter when left out",
     )
-
-    @field_validator("text", "category", "place", "unit", mode="before")
-    @classmethod
-    def _no_control_characters(cls, value: object) -> object:
-        # Pasted text carries stray control characters; a text of nothing else is blank.
-        if isinstance(value, str):
-            return "".join(
-                ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc"
-            ).strip()
-        return value
 
     @field_validator("occurred_at")
     @classmethod
@@ -93,7 +86,7 @@ def parse_report_form(raw: str | bytes) -> ReportForm:
             [
                 {
                     "field": ".".join(["report", *(str(part) for part in error["loc"])]),
-                    "message": error["msg"],
+                    "message": error_message(error),
                 }
                 for error in exc.errors()
             ]

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
 from qianliyan.shared.access.policy import MACHINE_SCOPES, Permission, Principal, Role
-from qianliyan.shared.http import PRINTABLE, Problem
+from qianliyan.shared.http import Problem
+from qianliyan.shared.text import PRINTABLE
 
 router = APIRouter(prefix="/v1/access", tags=["access"])
 

@@ -33,7 +33,8 @@ from qianliyan.shared.access.http import access_of, presented, require, still_va
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
-from qianliyan.shared.http import PRINTABLE, Problem, storable_time, time_filter
+from qianliyan.shared.http import Problem, storable_time, time_filter
+from qianliyan.shared.text import PRINTABLE
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 

@@ -13,7 +13,8 @@ from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.audit import AuditQuery, audit_entries
 from qianliyan.shared.access.http import require
 from qianliyan.shared.access.policy import Permission, Principal
-from qianliyan.shared.http import PRINTABLE, time_filter
+from qianliyan.shared.http import time_filter
+from qianliyan.shared.text import PRINTABLE
 
 router = APIRouter(prefix="/v1/audit", tags=["access"])
 

@@ -14,7 +14,8 @@ from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.contributions import Scope, contributions
 from qianliyan.shared.access.http import forbidden, require
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
-from qianliyan.shared.http import PRINTABLE, time_filter
+from qianliyan.shared.http import time_filter
+from qianliyan.shared.text import PRINTABLE
 
 router = APIRouter(prefix="/v1/contributions", tags=["contributions"])
 

@@ -24,6 +24,7 @@ from qianliyan.shared.events import (
     SeverityOverridden,
     SeverityOverriddenPayload,
 )
+from qianliyan.shared.text import FREE_TEXT, PRINTABLE
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 
@@ -47,14 +48,14 @@ class Assign(_Action):
     """Give the incident to someone."""
 
     action: Literal["assign"]
-    assignee: str = Field(min_length=1, max_length=200)
+    assignee: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
 
 
 class Note(_Action):
     """Write on the incident's timeline."""
 
     action: Literal["note"]
-    note: str = Field(min_length=1, max_length=2000)
+    note: Annotated[str, Field(min_length=1, max_length=2000), FREE_TEXT]
 
 
 class OverrideSeverity(_Action):
@@ -62,21 +63,21 @@ class OverrideSeverity(_Action):
 
     action: Literal["override_severity"]
     severity: Severity
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Annotated[str, Field(min_length=1, max_length=500), FREE_TEXT]
 
 
 class Resolve(_Action):
     """Close the incident."""
 
     action: Literal["resolve"]
-    resolution: str = Field(min_length=1, max_length=2000)
+    resolution: Annotated[str, Field(min_length=1, max_length=2000), FREE_TEXT]
 
 
 class Reopen(_Action):
     """Open a resolved incident again."""
 
     action: Literal["reopen"]
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Annotated[str, Field(min_length=1, max_length=500), FREE_TEXT]
 
 
 ActionRequest = Annotated[

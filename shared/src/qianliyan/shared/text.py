@@ -1,0 +1,48 @@
+"""Text people send, made fit to keep: the read models are PostgreSQL, which stores no NUL
+character, and a dispatch screen has no use for the other control characters either.
+
+Two kinds of text, one rule each, the same in every service:
+
+- free text a person wrote (a report, a note, a reason) keeps its line breaks and tabs and
+  loses any other control character: they come with pasted text, and nobody meant them;
+- a name or an identifier (a unit, a reporter, a client's report id) is refused with a
+  422 when it holds one: changing an identifier would make it name something else.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BeforeValidator
+from pydantic_core import ErrorDetails
+
+# Unicode's control characters (category Cc) but line feed and tab; a carriage return
+# goes too, so a Windows line break is kept as a plain one.
+_STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+# A name, an identifier or a query value: no control character at all.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+NOT_PRINTABLE = "must not contain control characters (such as NUL or a line break)"
+
+
+def without_stray_controls(value: object) -> object:
+    """`value` without control characters other than line breaks and tabs, and without
+    the spaces around it; anything that is not a string is left to the field's type."""
+    if isinstance(value, str):
+        return _STRAY_CONTROL.sub("", value).strip()
+    return value
+
+
+# Marks free text a person wrote: `Annotated[str, Field(max_length=...), FREE_TEXT]`. After
+# the field's limits, so that they apply to the cleaned text and say so in their own words;
+# a text of nothing but control characters and spaces is empty.
+FREE_TEXT = BeforeValidator(without_stray_controls)
+
+
+def error_message(error: ErrorDetails) -> str:
+    """What a validation error says to a person: pydantic's words, but a control
+    character is named as such rather than by the pattern that found it."""
+    context = error.get("ctx") or {}
+    if error["type"] == "string_pattern_mismatch" and context.get("pattern") == PRINTABLE:
+        return NOT_PRINTABLE
+    return error["msg"]
