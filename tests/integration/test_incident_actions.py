@@ -85,7 +85,13 @@ async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: Sta
     assert incident["assignee"] == "工务段李"
     assert incident["acknowledged_by"] == "调度员张"
     assert incident["resolution"] == "异物已清除"
-    events = [(entry["event_type"], entry["actor"]) for entry in incident["timeline"]]
+    # The alerter may raise the alert before the first action or not at all (it looks
+    # once a second, and raises nothing for an acknowledged incident): left out.
+    events = [
+        (entry["event_type"], entry["actor"])
+        for entry in incident["timeline"]
+        if entry["event_type"] != "AlertRaised"
+    ]
     assert events == [
         ("ReportTriaged", "triage"),
         ("AlertAcknowledged", "调度员张"),

@@ -108,13 +108,21 @@ async def act_on_incident(
     except ActionRefused as refused:
         raise Problem(409, "Action not possible now", f"{refused}.") from None
     event_id = new_event_id()
-    if not await claim_action(
+    claim = await claim_action(
         pool, incident_id=incident_id, version=request.expected_version, event_id=event_id
-    ):
+    )
+    if claim.outcome == "taken":
+        raise Problem(
+            409,
+            "Incident changing",
+            f"Another action on version {request.expected_version} is being recorded; "
+            "reload it in a moment and decide again.",
+        )
+    if claim.outcome == "stale":
         raise Problem(
             409,
             "Incident changed",
-            f"The incident is at version {incident['version']}, not "
+            f"The incident is at version {claim.version}, not "
             f"{request.expected_version}; reload it and decide again.",
         )
     event = to_event(

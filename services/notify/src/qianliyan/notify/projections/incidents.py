@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -288,16 +288,25 @@ async def fetch_alert_reports(pool: asyncpg.Pool, incident_id: UUID) -> list[dic
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class ActionClaim:
+    """The answer to a claim: "stale" when the incident is at another `version` than the one
+    acted on, "taken" when another action on it is published but not projected yet."""
+
+    outcome: Literal["claimed", "stale", "taken"]
+    version: int | None
+
+
 async def claim_action(
     pool: asyncpg.Pool, *, incident_id: UUID, version: int, event_id: UUID
-) -> bool:
-    """Claim the right to act on `version` of the incident; False when it is stale or taken."""
+) -> ActionClaim:
+    """Claim the right to act on `version` of the incident."""
     async with pool.acquire() as connection, connection.transaction():
         current = await connection.fetchval(
             "SELECT version FROM incidents WHERE incident_id = $1 FOR UPDATE", incident_id
         )
         if current != version:
-            return False
+            return ActionClaim("stale", current)
         claimed = await connection.fetchval(
             "INSERT INTO incident_action_claims (incident_id, version, event_id) "
             "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
@@ -305,7 +314,7 @@ async def claim_action(
             version,
             event_id,
         )
-        return bool(claimed)
+        return ActionClaim("claimed" if claimed else "taken", current)
 
 
 async def release_claim(pool: asyncpg.Pool, *, incident_id: UUID, version: int) -> None:
