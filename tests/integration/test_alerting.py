@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -244,3 +244,34 @@ async def _act(
             f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
             json={"action": "acknowledge", "expected_version": version},
         )
+
+
+async def test_a_report_captured_days_ago_that_arrives_now_is_alerted(
+    running_stack: StackConfig,
+) -> None:
+    # A phone offline in a tunnel for two days, or one whose clock reset: what reaches
+    # ingest now is news. Once, only the capture time counted, and this paged nobody.
+    config = running_stack
+    captured = datetime.now(UTC) - timedelta(days=2)
+    answer = await submit(
+        config,
+        {
+            "text": "道口信号故障",
+            "place": f"道口{uuid4().hex[:6]}",
+            "occurred_at": captured.isoformat(),
+        },
+        [],
+    )
+    assert answer.status_code == 202, answer.text
+    incident_id = answer.json()["report_id"]
+    await alert_known(config, incident_id)
+
+    async def raised() -> dict[str, Any] | None:
+        detail = await alert_detail(config, incident_id)
+        kinds = {entry["event_type"] for entry in detail["timeline"]}
+        return detail if "AlertRaised" in kinds else None
+
+    detail = await wait_for(raised)
+    # The screen still says when it was seen in the field.
+    shown = datetime.fromisoformat(detail["last_report_at"])
+    assert abs(shown - captured) < timedelta(seconds=1)

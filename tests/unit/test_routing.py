@@ -121,7 +121,7 @@ def incident(
     *,
     raised_at: datetime | None = None,
     step: int = 0,
-    last_report_at: datetime = MORNING,
+    last_received_at: datetime = MORNING,
 ) -> OpenIncident:
     alert = RaisedAlert(raised_at=raised_at, step=step) if raised_at else None
     return OpenIncident(
@@ -130,7 +130,7 @@ def incident(
         severity=severity,
         unit="A站",
         place="站台",
-        last_report_at=last_report_at,
+        last_received_at=last_received_at,
         alert=alert,
     )
 
@@ -142,8 +142,11 @@ def test_an_unalerted_incident_is_raised_once_it_matches_a_route() -> None:
 
 
 def test_history_re_triaged_pages_nobody() -> None:
-    old = incident(last_report_at=MORNING - timedelta(days=3))
+    old = incident(last_received_at=MORNING - timedelta(days=3))
     assert plan_alert(old, routing(), MORNING).raise_route is None
+    # The default horizon is a day: a report that arrived just inside it still pages.
+    recent = incident(last_received_at=MORNING - timedelta(hours=23))
+    assert plan_alert(recent, routing(), MORNING).raise_route == "station-a"
 
 
 def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:

@@ -63,14 +63,14 @@ log = logging.getLogger(__name__)
 NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
 
 _OPEN_INCIDENTS = """
-    SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_report_at,
+    SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
            a.raised_at, a.step,
            (SELECT r.correlation_id FROM reports r WHERE r.incident_id = i.incident_id
              ORDER BY r.captured_at LIMIT 1) AS correlation_id
       FROM incidents i
       LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round
      WHERE i.status = 'open' AND i.severity IS NOT NULL
-       AND (a.incident_id IS NOT NULL OR i.last_report_at > $1)
+       AND (a.incident_id IS NOT NULL OR i.last_received_at > $1)
 """
 
 # Deliveries that need nothing now: settled, held by a live claim, or settled in the log.
@@ -370,6 +370,6 @@ def _open_incident(row: Any) -> OpenIncident:
         severity=Severity(row["severity"]),
         unit=row["unit"],
         place=row["place"],
-        last_report_at=row["last_report_at"],
+        last_received_at=row["last_received_at"],
         alert=alert,
     )

@@ -32,7 +32,8 @@ class OpenIncident:
     severity: Severity
     unit: str | None
     place: str | None
-    last_report_at: datetime | None
+    # When its latest report reached ingest, whenever the phone captured it.
+    last_received_at: datetime | None
     alert: RaisedAlert | None
 
 
@@ -69,9 +70,11 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
     if route is None:
         return NOTHING
     if incident.alert is None:
-        quiet_for = now - incident.last_report_at if incident.last_report_at else None
+        quiet_for = now - incident.last_received_at if incident.last_received_at else None
         if quiet_for is not None and quiet_for > routing.spec.max_age:
-            return NOTHING  # history re-triaged: nobody is paged about the past
+            # History re-triaged: nobody is paged about the past. A report that arrives now
+            # is news, however long ago its phone captured it.
+            return NOTHING
         return AlertPlan(raise_route=route.id)
     # Route and steps follow the severity as it is now, so an incident that grew worse
     # reaches the people its new route names; the raise time keeps the clock.

@@ -229,7 +229,10 @@ class RoutingFile(_Strict):
     timezone: TimeZoneName = "Asia/Shanghai"
     max_age: Duration = Field(
         default=timedelta(hours=24),
-        description="an incident quiet for longer is not alerted (a re-triage of history)",
+        description=(
+            "an incident whose latest report arrived longer ago is not alerted (a re-triage "
+            "of history); how long ago the phone captured it does not count"
+        ),
     )
     quiet_hours: QuietHours | None = None
     delivery: Delivery = Delivery()

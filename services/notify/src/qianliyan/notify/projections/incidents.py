@@ -39,6 +39,8 @@ _REFRESH = """
                    ARRAY['info', 'minor', 'major', 'critical'], severity) DESC)
                    FILTER (WHERE severity IS NOT NULL))[1] AS rule_severity,
                min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
+               -- A report's capture time until its submission is projected.
+               COALESCE(max(received_at), max(captured_at)) AS last_received_at,
                count(*) AS report_count,
                (array_agg(place ORDER BY captured_at, report_id)
                    FILTER (WHERE place IS NOT NULL))[1] AS place,
@@ -51,16 +53,18 @@ _REFRESH = """
          GROUP BY incident_id
     )
     INSERT INTO incidents (
-        incident_id, version, rule_severity, opened_at, last_report_at, report_count,
-        place, unit, headline, photo_count
+        incident_id, version, rule_severity, opened_at, last_report_at, last_received_at,
+        report_count, place, unit, headline, photo_count
     )
     SELECT t.incident_id, t.refreshes, s.rule_severity, s.opened_at, s.last_report_at,
-           COALESCE(s.report_count, 0), s.place, s.unit, s.headline, COALESCE(s.photo_count, 0)
+           s.last_received_at, COALESCE(s.report_count, 0), s.place, s.unit, s.headline,
+           COALESCE(s.photo_count, 0)
       FROM touched t LEFT JOIN summary s USING (incident_id)
     ON CONFLICT (incident_id) DO UPDATE SET
         rule_severity = EXCLUDED.rule_severity,
         opened_at = EXCLUDED.opened_at,
         last_report_at = EXCLUDED.last_report_at,
+        last_received_at = EXCLUDED.last_received_at,
         report_count = EXCLUDED.report_count,
         place = EXCLUDED.place,
         unit = EXCLUDED.unit,
