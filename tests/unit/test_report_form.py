@@ -108,6 +108,18 @@ def test_a_capture_time_from_the_future_is_refused() -> None:
         parse_report_form(json.dumps({"text": "x", "occurred_at": future}))
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T05:00:00+08:00", "1969-12-31T23:59:59Z"])
+def test_a_capture_time_before_any_phone_clock_is_refused(moment: str) -> None:
+    # The year 1 was accepted once, and was a 202 that triage could not place.
+    with pytest.raises(ReportFormInvalid, match="before 1970"):
+        parse_report_form(json.dumps({"text": "x", "occurred_at": moment}))
+
+
+def test_a_reset_phone_clock_is_still_a_report() -> None:
+    form = parse_report_form(json.dumps({"text": "x", "occurred_at": "1970-01-01T00:00:05Z"}))
+    assert form.occurred_at is not None and form.occurred_at.year == 1970
+
+
 def test_a_capture_time_without_timezone_is_refused() -> None:
     with pytest.raises(ReportFormInvalid, match="occurred_at"):
         parse_report_form(json.dumps({"text": "x", "occurred_at": "2026-11-25T02:10:00"}))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -30,6 +30,10 @@ from qianliyan.shared.text import FREE_TEXT, PRINTABLE, error_message
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
+# A phone whose clock was reset says 1970, and its report is still taken (it pages by its
+# arrival); before that no clock is speaking, and grouping's arithmetic on the year 1
+# would leave the calendar.
+EARLIEST_CAPTURE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ReportForm(BaseModel):
@@ -63,8 +67,12 @@ class ReportForm(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _not_far_in_the_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value - datetime.now(value.tzinfo) > MAX_CLOCK_SKEW:
+    def _from_a_clock_and_not_ahead(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value < EARLIEST_CAPTURE:
+            raise ValueError("occurred_at is before 1970; check the phone's clock")
+        if value - datetime.now(value.tzinfo) > MAX_CLOCK_SKEW:
             raise ValueError("occurred_at is in the future; check the phone's clock")
         return value
 
