@@ -64,8 +64,9 @@ def test_report_shaped_documents_parse_or_name_their_fields(document: dict[str, 
         assert result.text.strip() == result.text and 1 <= len(result.text) <= 5000
         assert "extra" not in document
         # Nothing accepted holds what PostgreSQL cannot store or a screen cannot show.
-        texts = [result.text, result.category, result.place, result.unit]
-        assert not any(CONTROL.search(text) for text in texts if text)
+        assert not CONTROL.search(result.text)
+        labels = [result.category, result.place, result.unit]
+        assert not any(CONTROL_OR_BREAK.search(label) for label in labels if label)
         names = [result.client_report_id, result.reporter_id]
         assert not any(CONTROL_OR_BREAK.search(name) for name in names if name)
     else:
@@ -74,11 +75,22 @@ def test_report_shaped_documents_parse_or_name_their_fields(document: dict[str, 
 
 
 def test_stray_control_characters_leave_free_text_but_line_breaks_stay() -> None:
-    form = parse_report_form(
-        json.dumps({"text": "\u0000道岔\r\n故障\t2号\u0007\u0085", "place": "\u001b3站台"})
-    )
+    form = parse_report_form(json.dumps({"text": "\u0000道岔\r\n故障\t2号\u0007\u0085"}))
     assert form.text == "道岔\n故障\t2号"
-    assert form.place == "3站台"
+
+
+def test_a_place_unit_and_category_are_one_line() -> None:
+    form = parse_report_form(
+        json.dumps(
+            {
+                "text": "x",
+                "place": "\u001b3站台\n东端",
+                "unit": " 北京站\t ",
+                "category": "a\u0000b",
+            }
+        )
+    )
+    assert (form.place, form.unit, form.category) == ("3站台 东端", "北京站", "a b")
 
 
 def test_a_text_of_control_characters_alone_is_empty() -> None:

@@ -228,6 +228,22 @@ def test_messages_speak_the_recipients_language() -> None:
     assert "3 report(s)" in en.body
 
 
+def test_a_title_is_one_line_whatever_an_older_event_carries() -> None:
+    # It is an e-mail's subject: a line break there would end it, or be refused.
+    facts = AlertFacts(
+        incident_id=uuid4(),
+        severity=Severity.MAJOR,
+        place="3站台\r\n东端",
+        unit="\u0000 \t",
+        report_count=1,
+        opened_at=None,
+        first_text=None,
+        reasons=(),
+    )
+    zh = compose(facts, step=0, language="zh", timezone="Asia/Shanghai", link=None)
+    assert zh.title == "[严重] 3站台 东端"
+
+
 def test_a_bad_edit_keeps_the_last_good_routing(tmp_path: Path) -> None:
     path = tmp_path / "routing.yaml"
     path.write_text(ROUTING, encoding="utf-8")

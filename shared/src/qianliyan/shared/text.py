@@ -1,12 +1,15 @@
 """Text people send, made fit to keep: the read models are PostgreSQL, which stores no NUL
 character, and a dispatch screen has no use for the other control characters either.
 
-Two kinds of text, one rule each, the same in every service:
+Three kinds of text, one rule each, the same in every service:
 
 - free text a person wrote (a report, a note, a reason) keeps its line breaks and tabs and
   loses any other control character: they come with pasted text, and nobody meant them;
-- a name or an identifier (a unit, a reporter, a client's report id) is refused with a
-  422 when it holds one: changing an identifier would make it name something else.
+- a short label typed in a form (a place, a unit, a category) is one line: control
+  characters and runs of spaces become one space, since it heads a list row or a
+  message's title, where a line break does not belong;
+- a name or an identifier (a reporter, an assignee, a client's report id) is refused with
+  a 422 when it holds one: changing an identifier would make it name something else.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pydantic_core import ErrorDetails
 # Unicode's control characters (category Cc) but line feed and tab; a carriage return
 # goes too, so a Windows line break is kept as a plain one.
 _STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # A name, an identifier or a query value: no control character at all.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -33,10 +38,21 @@ def without_stray_controls(value: object) -> object:
     return value
 
 
+def one_line(text: str) -> str:
+    """`text` on one line: control characters and runs of spaces become one space."""
+    return " ".join(_ANY_CONTROL.sub(" ", text).split())
+
+
+def _on_one_line(value: object) -> object:
+    return one_line(value) if isinstance(value, str) else value
+
+
 # Marks free text a person wrote: `Annotated[str, Field(max_length=...), FREE_TEXT]`. After
 # the field's limits, so that they apply to the cleaned text and say so in their own words;
 # a text of nothing but control characters and spaces is empty.
 FREE_TEXT = BeforeValidator(without_stray_controls)
+# Marks a short label, as FREE_TEXT is placed: `Annotated[str, Field(...), ONE_LINE]`.
+ONE_LINE = BeforeValidator(_on_one_line)
 
 
 def error_message(error: ErrorDetails) -> str:

@@ -26,7 +26,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
 from qianliyan.shared.storage import photo_key, preview_key
-from qianliyan.shared.text import FREE_TEXT, PRINTABLE, error_message
+from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, error_message
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
@@ -42,10 +42,10 @@ class ReportForm(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     text: Annotated[str, Field(min_length=1, max_length=5000), FREE_TEXT]
-    category: Annotated[str, Field(max_length=100), FREE_TEXT] | None = None
+    category: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
     location: GeoPoint | None = None
-    place: Annotated[str, Field(max_length=200), FREE_TEXT] | None = None
-    unit: Annotated[str, Field(max_length=100), FREE_TEXT] | None = None
+    place: Annotated[str, Field(max_length=200), ONE_LINE] | None = None
+    unit: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
     occurred_at: AwareDatetime | None = Field(
         default=None, description="When the phone captured the report"
     )

@@ -8,6 +8,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from qianliyan.shared.events import Severity
+from qianliyan.shared.text import one_line
 
 SEVERITY_NAMES = {
     "zh": {"info": "提示", "minor": "一般", "major": "严重", "critical": "紧急"},
@@ -64,7 +65,9 @@ def compose(
     """The message for one escalation step, in `language` ('zh' or 'en')."""
     text = _TEXT[language]
     severity = SEVERITY_NAMES[language][facts.severity.value]
-    where = " · ".join(part for part in (facts.unit, facts.place) if part) or text["unknown_place"]
+    # One line whatever an older event carries: it is an e-mail's subject, say.
+    parts = (one_line(part) for part in (facts.unit, facts.place) if part)
+    where = " · ".join(part for part in parts if part) or text["unknown_place"]
     prefix = text["escalated"].format(step=step) if step > 0 else ""
     title = f"{prefix}[{severity}] {where}"
     lines = []
