@@ -48,10 +48,10 @@ class Dispatcher:
         return bool((await self.read())["version"] >= version)
 
 
-async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: StackConfig) -> None:
-    config = running_stack
-    accepted = await submit(config, {"text": "接触网异物", "place": f"区间{uuid4().hex[:6]}"}, [])
-    report_id = accepted.json()["report_id"]
+async def reported_incident(config: StackConfig, text: str, place: str) -> str:
+    """Report, and wait until notify shows the incident it opens (its id is the report's)."""
+    accepted = await submit(config, {"text": text, "place": place}, [])
+    report_id: str = accepted.json()["report_id"]
 
     async def known() -> bool:
         async with httpx.AsyncClient(headers=as_suite(config)) as client:
@@ -61,6 +61,12 @@ async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: Sta
         return answer.status_code == 200
 
     await wait_for(known)
+    return report_id
+
+
+async def test_acknowledge_resolve_and_reopen_with_a_timeline(running_stack: StackConfig) -> None:
+    config = running_stack
+    report_id = await reported_incident(config, "接触网异物", f"区间{uuid4().hex[:6]}")
     zhang = Dispatcher(config, report_id, "调度员张")
 
     assert (await zhang.act("acknowledge")).status_code == 202
@@ -123,17 +129,7 @@ async def test_a_note_holding_nul_is_kept_without_it_and_the_incident_goes_on(
     # PostgreSQL stores no NUL: such a note was once accepted, then refused by the read
     # model, and every later action on the incident was a 409 for good.
     config = running_stack
-    accepted = await submit(config, {"text": "站台积水", "place": f"站台{uuid4().hex[:6]}"}, [])
-    report_id = accepted.json()["report_id"]
-
-    async def known() -> bool:
-        async with httpx.AsyncClient(headers=as_suite(config)) as client:
-            answer = await client.get(
-                f"http://127.0.0.1:{config.notify_port}/v1/incidents/{report_id}"
-            )
-        return answer.status_code == 200
-
-    await wait_for(known)
+    report_id = await reported_incident(config, "站台积水", f"站台{uuid4().hex[:6]}")
     wang = Dispatcher(config, report_id, "调度员王")
     assert (await wang.act("note", note="已通知\u0000工务段\r\n稍后复查")).status_code == 202
     assert (await wang.act("acknowledge")).status_code == 202
