@@ -46,6 +46,17 @@ routes:
 """
 
 
+def webhook_recipient(hooks: WebhookReceiver, secret: str, recipient: str) -> str:
+    """A routing file's recipient whose one channel is `hooks`' webhook of that name."""
+    return f"""\
+  - id: {recipient}
+    name: {recipient}
+    channels:
+      - webhook: "{hooks.url(recipient)}"
+        secret: "{secret}"
+"""
+
+
 def version_of(text: str) -> str:
     return text.split('"')[1]
 
@@ -171,19 +182,12 @@ async def test_escalation_fires_on_time_survives_a_restart_and_stops_on_acknowle
     unit = f"升级站{uuid4().hex[:6]}"
     secret = new_secret()
 
-    def hook(recipient: str) -> str:
-        return f"""\
-  - id: {recipient}
-    name: {recipient}
-    channels:
-      - webhook: "{hooks.url(recipient)}"
-        secret: "{secret}"
-"""
-
     async with WebhookReceiver(secret) as hooks:
         text = routing_for(
             unit,
-            recipients=hook("duty") + hook("chief") + hook("director"),
+            recipients="".join(
+                webhook_recipient(hooks, secret, name) for name in ("duty", "chief", "director")
+            ),
             escalation="""\
       - after: 0s
         notify: [duty]
@@ -257,13 +261,7 @@ async def test_a_report_captured_days_ago_that_arrives_now_pages(
     async with WebhookReceiver(secret) as hooks:
         text = routing_for(
             unit,
-            recipients=f"""\
-  - id: duty
-    name: duty
-    channels:
-      - webhook: "{hooks.url("duty")}"
-        secret: "{secret}"
-""",
+            recipients=webhook_recipient(hooks, secret, "duty"),
             escalation="""\
       - after: 0s
         notify: [duty]
