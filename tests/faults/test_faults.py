@@ -38,6 +38,10 @@ RATE_PER_S = 4
 FAULT_S = 6
 TOPICS = ("incidents.reports", "incidents.triage", "incidents.alerts")
 
+# The answers a phone tries again (the reporter page's sender.js), but for a 500: the page
+# retries that too, while here it is a bug to report.
+RETRIED = {408, 409, 429, 503}
+
 # Breaks something, and returns how to mend it.
 Fault = Callable[[], Callable[[], None]]
 
@@ -66,7 +70,10 @@ class Load:
                 self.accepted[key] = answer.json()["report_id"]
                 self.accepted_at[key] = time.monotonic()
                 return
-            if answer.status_code != 503:
+            # As the reporter's page does: an outage (503), or an earlier attempt with this
+            # key still in flight (409: a killed ingest's claim waits out its lease), is
+            # tried again; any other answer is final.
+            if answer.status_code not in RETRIED:
                 self.refused.append(f"{answer.status_code}: {answer.text}")
                 return
             await asyncio.sleep(min(float(answer.headers.get("Retry-After", "1")), 2.0))
