@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 # goes too, so a Windows line break is kept as a plain one.
 _STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
+# Every control character, line breaks and tabs too.
 _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # A name, an identifier or a query value: no control character at all.

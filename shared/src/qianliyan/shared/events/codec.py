@@ -59,8 +59,9 @@ class UnknownEvent:
 def encode(event: Event) -> bytes:
     """The event as compact UTF-8 JSON (Chinese text stays readable on the wire).
 
-    Raises ValueError for an event that holds a NUL character: it would be refused by
-    every reader, so it is never written. The inputs that make events drop or refuse it.
+    Raises ValueError for an event that holds a NUL character: every reader would park
+    it, so it is never written. What events are made from drops or refuses NUL first
+    (`qianliyan.shared.text`); this is the guard behind that.
     """
     data = event.model_dump_json().encode("utf-8")
     if _holds_nul(data):
