@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
 
@@ -140,3 +141,38 @@ async def test_a_note_holding_nul_is_kept_without_it_and_the_incident_goes_on(
     timeline = (await wang.read())["timeline"]
     notes = [entry for entry in timeline if entry["event_type"] == "AlertNoteAdded"]
     assert [entry["detail"]["note"] for entry in notes] == ["已通知工务段\n稍后复查"]
+
+
+async def test_a_claim_left_by_a_request_that_died_runs_out(running_stack: StackConfig) -> None:
+    # A request killed between claiming a version and publishing its action, or one that
+    # could not give the claim back (PostgreSQL away as well as Kafka), once left the
+    # version claimed for good: the incident could be acknowledged by nobody.
+    config = running_stack
+    report_id = await reported_incident(config, "道岔失表", f"道岔{uuid4().hex[:6]}")
+    li = Dispatcher(config, report_id, "调度员李")
+    version = (await li.read())["version"]
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        await connection.execute(
+            "INSERT INTO incident_action_claims (incident_id, version, event_id, claimed_until) "
+            "VALUES ($1, $2, $3, now() + interval '1 hour')",
+            report_id,
+            version,
+            uuid4(),
+        )
+        held = await li.act("acknowledge")
+        assert held.status_code == 409
+        assert held.json()["title"] == "Incident changing"
+
+        await connection.execute(
+            "UPDATE incident_action_claims SET claimed_until = now() - interval '1 second' "
+            "WHERE incident_id = $1 AND version = $2",
+            report_id,
+            version,
+        )
+        assert (await li.act("acknowledge")).status_code == 202
+    finally:
+        await connection.close()
+    incident = await li.read()
+    assert incident["status"] == "acknowledged"
+    assert incident["acknowledged_by"] == "调度员李"

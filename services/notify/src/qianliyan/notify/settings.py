@@ -34,6 +34,12 @@ class NotifySettings(BaseSettings):
         default=None, description="units and their stations; the packaged default when unset"
     )
     consumer_group: str = "qianliyan-notify"
+    action_claim_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="After this, an action on an incident version takes over the claim of "
+        "an earlier one whose request died; longer than a publish can take to land",
+    )
     max_batch: int = Field(default=500, ge=1)
     routing_file: Path | None = Field(
         default=None, description="the alert routing YAML; the packaged default when unset"

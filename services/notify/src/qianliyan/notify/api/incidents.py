@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -109,7 +109,11 @@ async def act_on_incident(
         raise Problem(409, "Action not possible now", f"{refused}.") from None
     event_id = new_event_id()
     claim = await claim_action(
-        pool, incident_id=incident_id, version=request.expected_version, event_id=event_id
+        pool,
+        incident_id=incident_id,
+        version=request.expected_version,
+        event_id=event_id,
+        lease=timedelta(seconds=res.settings.action_claim_lease_s),
     )
     if claim.outcome == "taken":
         raise Problem(
@@ -132,6 +136,15 @@ async def act_on_incident(
         await res.publisher.publish(res.settings.kafka.alerts_topic, event)
     except Exception as exc:
         log.warning("publishing a dispatcher action failed: %s", exc)
-        await release_claim(pool, incident_id=incident_id, version=request.expected_version)
+        await _release_quietly(pool, incident_id=incident_id, event_id=event_id)
         raise unavailable("The event log is unavailable; retry shortly.") from None
     return ActionAccepted(event_id=event_id, incident_version=request.expected_version + 1)
+
+
+async def _release_quietly(pool: asyncpg.Pool, *, incident_id: UUID, event_id: UUID) -> None:
+    try:
+        await release_claim(pool, incident_id=incident_id, event_id=event_id)
+    except Exception as exc:
+        # PostgreSQL is away too: the claim's lease runs out, and an action after it takes
+        # the claim over.
+        log.warning("could not give back the claim on incident %s: %s", incident_id, exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -295,16 +295,18 @@ async def fetch_alert_reports(pool: asyncpg.Pool, incident_id: UUID) -> list[dic
 @dataclass(frozen=True, slots=True)
 class ActionClaim:
     """The answer to a claim: "stale" when the incident is at another `version` than the one
-    acted on, "taken" when another action on it is published but not projected yet."""
+    acted on, "taken" when another action on it holds a claim that has not run out (its
+    event is being published, or is published and not projected yet)."""
 
     outcome: Literal["claimed", "stale", "taken"]
     version: int | None
 
 
 async def claim_action(
-    pool: asyncpg.Pool, *, incident_id: UUID, version: int, event_id: UUID
+    pool: asyncpg.Pool, *, incident_id: UUID, version: int, event_id: UUID, lease: timedelta
 ) -> ActionClaim:
-    """Claim the right to act on `version` of the incident."""
+    """Claim the right to act on `version` of the incident for `lease`, taking over a
+    claim whose lease ran out (its request died before it published or gave it back)."""
     async with pool.acquire() as connection, connection.transaction():
         current = await connection.fetchval(
             "SELECT version FROM incidents WHERE incident_id = $1 FOR UPDATE", incident_id
@@ -312,21 +314,25 @@ async def claim_action(
         if current != version:
             return ActionClaim("stale", current)
         claimed = await connection.fetchval(
-            "INSERT INTO incident_action_claims (incident_id, version, event_id) "
-            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            "INSERT INTO incident_action_claims (incident_id, version, event_id, claimed_until) "
+            "VALUES ($1, $2, $3, now() + $4::interval) "
+            "ON CONFLICT (incident_id, version) DO UPDATE SET event_id = EXCLUDED.event_id, "
+            "claimed_at = now(), claimed_until = EXCLUDED.claimed_until "
+            "WHERE incident_action_claims.claimed_until <= now() RETURNING true",
             incident_id,
             version,
             event_id,
+            lease,
         )
         return ActionClaim("claimed" if claimed else "taken", current)
 
 
-async def release_claim(pool: asyncpg.Pool, *, incident_id: UUID, version: int) -> None:
+async def release_claim(pool: asyncpg.Pool, *, incident_id: UUID, event_id: UUID) -> None:
     """Give a claim back when its event could not be published, so a retry may act."""
     await pool.execute(
-        "DELETE FROM incident_action_claims WHERE incident_id = $1 AND version = $2",
+        "DELETE FROM incident_action_claims WHERE incident_id = $1 AND event_id = $2",
         incident_id,
-        version,
+        event_id,
     )
 
 
