@@ -9,6 +9,17 @@ import asyncpg
 import httpx
 import pytest
 
+from qianliyan.shared import topics
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    AlertAcknowledged,
+    AlertResolved,
+    AlertResolvedPayload,
+    IncidentActionPayload,
+)
+from qianliyan.shared.kafka import EventPublisher, create_producer
+from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
 from tests.integration.clients import as_suite, as_user, submit
 from tests.integration.topic_reader import wait_for
@@ -176,3 +187,46 @@ async def test_a_claim_left_by_a_request_that_died_runs_out(running_stack: Stack
     incident = await li.read()
     assert incident["status"] == "acknowledged"
     assert incident["acknowledged_by"] == "调度员李"
+
+
+async def test_of_two_actions_on_one_version_the_first_in_the_log_is_applied(
+    running_stack: StackConfig,
+) -> None:
+    # A publish that timed out can land after its claim was given back, beside the action
+    # a retry published on the same version: both are in the log, decided on one version.
+    config = running_stack
+    report_id = await reported_incident(config, "信号机灯丝断丝", f"信号机{uuid4().hex[:6]}")
+    zhao = Dispatcher(config, report_id, "调度员赵")
+    version = (await zhao.read())["version"]
+    actor = Actor(kind=ActorKind.DISPATCHER, id="调度员赵")
+    acted_on = IncidentActionPayload(incident_id=report_id, acted_on_version=version)
+    resolved = AlertResolved.first(
+        key=report_id,
+        actor=actor,
+        payload=AlertResolvedPayload(**acted_on.model_dump(), resolution="已更换灯泡"),
+    )
+    acknowledged = AlertAcknowledged.first(key=report_id, actor=actor, payload=acted_on)
+    producer = create_producer(
+        KafkaSettings(bootstrap_servers=config.kafka_bootstrap), client_id="second-action"
+    )
+    await producer.start()
+    try:
+        publisher = EventPublisher(producer, timeout_s=10)
+        for event in (resolved, acknowledged):
+            await publisher.publish(topics.ALERTS, event)
+    finally:
+        await producer.stop()
+
+    async def both_on_the_timeline() -> bool:
+        types = {entry["event_type"] for entry in (await zhao.read())["timeline"]}
+        return {"AlertResolved", "AlertAcknowledged"} <= types
+
+    await wait_for(both_on_the_timeline)
+    incident = await zhao.read()
+    assert incident["status"] == "resolved"
+    assert incident["acknowledged_by"] is None
+    assert incident["version"] == version + 1
+    (second,) = [e for e in incident["timeline"] if e["event_type"] == "AlertAcknowledged"]
+    assert second["detail"]["superseded_by"] == str(resolved.event_id)
+    (first,) = [e for e in incident["timeline"] if e["event_type"] == "AlertResolved"]
+    assert "superseded_by" not in first["detail"]

@@ -37,6 +37,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "reports": ("updated_at",),
     "incidents": ("version", "updated_at"),
     "incident_timeline": (),
+    "incident_actions": (),
     "alerts": (),
     "alert_deliveries": (),
     "projected_events": ("projected_at",),

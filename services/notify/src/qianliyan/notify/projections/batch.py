@@ -144,13 +144,15 @@ async def apply(connection: Connection, events: Sequence[Event]) -> None:
 
     # Actions are few and each depends on the status the one before left.
     acted: set[UUID] = set()
+    superseded: dict[UUID, UUID] = {}
     for action in actions:
-        await incidents.upsert_action(connection, action)
+        if first := await incidents.upsert_action(connection, action):
+            superseded[action.event_id] = first
         acted.add(action.payload.incident_id)
 
     await _alerting(connection, alerting)
     await incidents.refresh_many(connection, refreshes)
-    await incidents.timeline_many(connection, [*triaged, *actions, *alerting])
+    await incidents.timeline_many(connection, [*triaged, *actions, *alerting], superseded)
 
     stepped = {
         e.payload.incident_id for e in alerting if isinstance(e, AlertRaised | AlertEscalated)

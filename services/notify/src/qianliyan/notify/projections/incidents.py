@@ -81,15 +81,21 @@ async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
     await timeline(connection, event, event.payload.incident_id, timeline_detail(event))
 
 
-def timeline_detail(event: ReportTriaged | IncidentAction | AlertingEvent) -> dict[str, Any]:
-    """What the incident's timeline says of the event."""
+def timeline_detail(
+    event: ReportTriaged | IncidentAction | AlertingEvent, *, superseded_by: UUID | None = None
+) -> dict[str, Any]:
+    """What the incident's timeline says of the event; of an action not applied, which
+    action on the same version came first."""
     if isinstance(event, ReportTriaged):
         return {
             "report_id": str(event.payload.report_id),
             "severity": event.payload.severity.value,
             "rule_set_version": event.payload.rule_set_version,
         }
-    return event.payload.model_dump(mode="json", exclude={"incident_id"})
+    detail = event.payload.model_dump(mode="json", exclude={"incident_id"})
+    if superseded_by is not None:
+        detail["superseded_by"] = str(superseded_by)
+    return detail
 
 
 FEED_CHANNEL = "feed_changes"
@@ -168,14 +174,30 @@ async def refresh_many(connection: Connection, refreshes: Mapping[UUID, int]) ->
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
     """Apply a dispatcher's action to the incident and put it on the timeline."""
-    await upsert_action(connection, event)
+    superseded_by = await upsert_action(connection, event)
     await sync_alert_step(connection, event.payload.incident_id, changed=True)
-    await timeline(connection, event, event.payload.incident_id, timeline_detail(event))
+    detail = timeline_detail(event, superseded_by=superseded_by)
+    await timeline(connection, event, event.payload.incident_id, detail)
 
 
-async def upsert_action(connection: Connection, event: IncidentAction) -> None:
-    """What a dispatcher's action changes on the incident (its version moves by one)."""
+async def upsert_action(connection: Connection, event: IncidentAction) -> UUID | None:
+    """What a dispatcher's action changes on the incident (its version moves by one).
+
+    Only the first action in the log on each version is applied: the claim that keeps a
+    second request off a version can be given back while a publish that timed out still
+    lands. A later one changes nothing; the id of the one that came first is returned.
+    """
     payload = event.payload
+    first = await connection.fetchval(
+        "INSERT INTO incident_actions (incident_id, acted_on_version, event_id) "
+        "VALUES ($1, $2, $3) ON CONFLICT (incident_id, acted_on_version) "
+        "DO UPDATE SET event_id = incident_actions.event_id RETURNING event_id",
+        payload.incident_id,
+        payload.acted_on_version,
+        event.event_id,
+    )
+    if first != event.event_id:
+        return UUID(str(first))
     status = await connection.fetchval(
         "SELECT status FROM incidents WHERE incident_id = $1", payload.incident_id
     )
@@ -216,6 +238,7 @@ async def upsert_action(connection: Connection, event: IncidentAction) -> None:
             "UPDATE incidents SET alert_round = alert_round + 1 WHERE incident_id = $1",
             payload.incident_id,
         )
+    return None
 
 
 async def timeline(
@@ -234,9 +257,12 @@ async def timeline(
 
 
 async def timeline_many(
-    connection: Connection, events: Sequence[ReportTriaged | IncidentAction | AlertingEvent]
+    connection: Connection,
+    events: Sequence[ReportTriaged | IncidentAction | AlertingEvent],
+    superseded: Mapping[UUID, UUID],
 ) -> None:
-    """Put each event on its incident's timeline (one statement for them all)."""
+    """Put each event on its incident's timeline (one statement for them all); `superseded`
+    maps each action not applied to the one that came first on its version."""
     if not events:
         return
     await connection.execute(
@@ -250,7 +276,13 @@ async def timeline_many(
         [event.occurred_at for event in events],
         [event.actor.id for event in events],
         [event.type for event in events],
-        [json.dumps(timeline_detail(event), ensure_ascii=False) for event in events],
+        [
+            json.dumps(
+                timeline_detail(event, superseded_by=superseded.get(event.event_id)),
+                ensure_ascii=False,
+            )
+            for event in events
+        ],
     )
 
 

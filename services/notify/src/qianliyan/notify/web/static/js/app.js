@@ -1138,6 +1138,8 @@ function timelineText({ event_type: type, detail }) {
   if (!has(key)) return type;
   const shown = { ...detail };
   if (shown.severity) shown.severity = severityLabel(shown.severity);
+  // Another action on the same version came first in the log: this one changed nothing.
+  if (detail.superseded_by) return t("ev.superseded", detail.acted_on_version, t(key, shown));
   return t(key, shown);
 }
 
