@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -12,7 +13,13 @@ from uuid import uuid4
 import pytest
 
 from qianliyan.notify.app import DEFAULT_ROUTING
-from qianliyan.notify.domain.alerting import OpenIncident, RaisedAlert, plan_alert
+from qianliyan.notify.domain.alerting import (
+    DeliveryKey,
+    OpenIncident,
+    QuietIncidents,
+    RaisedAlert,
+    plan_alert,
+)
 from qianliyan.notify.domain.messages import AlertFacts, compose
 from qianliyan.notify.domain.outbound import OutboundPolicy
 from qianliyan.notify.domain.routing import Delivery, Routing, parse_routing, retry_delay
@@ -190,6 +197,79 @@ def test_low_severities_wait_out_quiet_hours_and_severe_ones_do_not() -> None:
 
     major = plan_alert(incident(Severity.MAJOR, raised_at=night), loaded, night)
     assert [d.recipient for d in major.deliveries] == ["duty"]
+
+
+def test_an_incident_whose_steps_are_sent_is_not_planned_again_until_its_next_step() -> None:
+    loaded, quiet = routing(), QuietIncidents()
+    alerted = incident(raised_at=MORNING)
+    plan = plan_alert(alerted, loaded, MORNING)
+    quiet.note(alerted, loaded, plan, settled=set(plan.deliveries))
+    assert quiet.is_quiet(alerted, loaded, MORNING + timedelta(minutes=9))
+    assert not quiet.is_quiet(alerted, loaded, MORNING + timedelta(minutes=10))  # step 1 due
+    # Anything about the incident changes, or the routing is loaded anew: planned again.
+    assert not quiet.is_quiet(replace(alerted, severity=Severity.CRITICAL), loaded, MORNING)
+    assert not quiet.is_quiet(replace(alerted, alert=RaisedAlert(MORNING, 1)), loaded, MORNING)
+    assert not quiet.is_quiet(replace(alerted, round=1, alert=None), loaded, MORNING)
+    assert not quiet.is_quiet(alerted, routing(), MORNING)
+    quiet.keep_only([])  # acknowledged, so no longer open
+    assert not quiet.is_quiet(alerted, loaded, MORNING)
+
+
+def test_an_incident_with_anything_left_to_do_is_planned_every_moment() -> None:
+    loaded, quiet = routing(), QuietIncidents()
+    unraised = incident()
+    quiet.note(unraised, loaded, plan_alert(unraised, loaded, MORNING), settled=set())
+    assert not quiet.is_quiet(unraised, loaded, MORNING)
+    alerted = incident(raised_at=MORNING)
+    plan = plan_alert(alerted, loaded, MORNING)
+    quiet.note(alerted, loaded, plan, settled=set(plan.deliveries))
+    assert quiet.is_quiet(alerted, loaded, MORNING)
+    # A delivery held by a claim is not settled: the claim may run out, and it goes again.
+    quiet.note(alerted, loaded, plan, settled=set())
+    assert not quiet.is_quiet(alerted, loaded, MORNING)
+
+
+def test_history_and_incidents_no_route_takes_stay_quiet_however_long() -> None:
+    loaded, quiet = routing(), QuietIncidents()
+    for nothing_to_do in (
+        incident(last_received_at=MORNING - timedelta(days=3)),
+        incident(Severity.INFO),
+    ):
+        plan = plan_alert(nothing_to_do, loaded, MORNING)
+        quiet.note(nothing_to_do, loaded, plan, settled=set())
+        assert quiet.is_quiet(nothing_to_do, loaded, MORNING + timedelta(days=30))
+
+
+@pytest.mark.parametrize(
+    ("severity", "raised_at"),
+    [
+        (Severity.MAJOR, MORNING),
+        (Severity.MINOR, datetime(2026, 11, 25, 14, 50, tzinfo=UTC)),  # 22:50, quiet hours
+    ],
+)
+def test_a_quiet_incident_would_have_been_planned_to_do_nothing(
+    severity: Severity, raised_at: datetime
+) -> None:
+    # Minute by minute for twelve hours, as the alerter does its moments: whenever the
+    # incident is skipped, planning it would have given nothing to do.
+    loaded, quiet = routing(), QuietIncidents()
+    alerted = incident(severity, raised_at=raised_at)
+    settled: set[DeliveryKey] = set()
+    planned = 0
+    for minute in range(12 * 60):
+        now = raised_at + timedelta(minutes=minute)
+        plan = plan_alert(alerted, loaded, now)
+        if quiet.is_quiet(alerted, loaded, now):
+            assert plan.escalate_to is None and set(plan.deliveries) <= settled, minute
+            continue
+        planned += 1
+        settled |= set(plan.deliveries)  # sent
+        if plan.escalate_to is not None:  # recorded, then projected
+            alerted = replace(alerted, alert=RaisedAlert(raised_at, plan.escalate_to))
+            plan = plan_alert(alerted, loaded, now)
+        quiet.note(alerted, loaded, plan, settled)
+    assert 0 < planned < 60, planned  # at its steps, not every minute
+    assert settled  # its steps were sent
 
 
 def test_retries_back_off_exponentially_up_to_a_cap_then_stop() -> None:

@@ -29,6 +29,7 @@ from qianliyan.notify.domain.alerting import (
     AlertPlan,
     DeliveryKey,
     OpenIncident,
+    QuietIncidents,
     RaisedAlert,
     plan_alert,
 )
@@ -64,22 +65,28 @@ NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
 
 _OPEN_INCIDENTS = """
     SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
-           a.raised_at, a.step,
-           (SELECT r.correlation_id FROM reports r WHERE r.incident_id = i.incident_id
-             ORDER BY r.captured_at LIMIT 1) AS correlation_id
+           a.raised_at, a.step
       FROM incidents i
       LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round
      WHERE i.status = 'open' AND i.severity IS NOT NULL
        AND (a.incident_id IS NOT NULL OR i.last_received_at > $1)
 """
 
-# Deliveries that need nothing now: settled, held by a live claim, or settled in the log.
+# The first report's chain is the alert's; an incident is never without reports.
+_CORRELATION_IDS = """
+    SELECT DISTINCT ON (incident_id) incident_id, correlation_id FROM reports
+     WHERE incident_id = ANY($1::uuid[]) ORDER BY incident_id, captured_at
+"""
+
+# Deliveries that need nothing now: settled (for good), or held by a live claim.
 _BUSY = """
-    SELECT incident_id, round, step, recipient, channel FROM delivery_claims
-     WHERE incident_id = ANY($1::uuid[]) AND (settled OR claimed_until > now())
-    UNION
-    SELECT incident_id, round, step, recipient, channel FROM alert_deliveries
-     WHERE incident_id = ANY($1::uuid[]) AND outcome IN ('delivered', 'failed')
+    SELECT incident_id, round, step, recipient, channel, bool_or(settled) AS settled
+      FROM (SELECT incident_id, round, step, recipient, channel, settled FROM delivery_claims
+             WHERE incident_id = ANY($1::uuid[]) AND (settled OR claimed_until > now())
+            UNION ALL
+            SELECT incident_id, round, step, recipient, channel, true FROM alert_deliveries
+             WHERE incident_id = ANY($1::uuid[]) AND outcome IN ('delivered', 'failed')) d
+     GROUP BY incident_id, round, step, recipient, channel
 """
 
 _CLAIM = """
@@ -125,6 +132,7 @@ class Alerter:
         self._slots = asyncio.Semaphore(max_parallel)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._http = httpx.AsyncClient(follow_redirects=False)
+        self._quiet = QuietIncidents()
 
     async def run(self, stop: asyncio.Event, *, interval_s: float) -> None:
         """Act every `interval_s` until `stop` is set; outages are waited out, not fatal."""
@@ -147,21 +155,49 @@ class Alerter:
         """Raise, escalate and start the deliveries due at `now`; publish what was decided."""
         routing = self._routing.current()
         rows = await self._pool.fetch(_OPEN_INCIDENTS, now - routing.spec.max_age)
-        # The first report's chain is the alert's; an incident is never without reports.
+        self._quiet.keep_only(row["incident_id"] for row in rows)
         incidents = [
-            (_open_incident(row), row["correlation_id"] or row["incident_id"]) for row in rows
+            incident
+            for incident in map(_open_incident, rows)
+            if not self._quiet.is_quiet(incident, routing, now)
         ]
-        busy = {
-            DeliveryKey(r["incident_id"], r["round"], r["step"], r["recipient"], r["channel"])
-            for r in await self._pool.fetch(_BUSY, [i.incident_id for i, _ in incidents])
-        }
-        for incident, correlation_id in incidents:
+        if incidents:
+            await self._act(incidents, routing, now)
+        await self.publish_outbox()
+
+    async def _act(self, incidents: list[OpenIncident], routing: Routing, now: datetime) -> None:
+        ids = [incident.incident_id for incident in incidents]
+        busy: set[DeliveryKey] = set()
+        settled: set[DeliveryKey] = set()
+        for r in await self._pool.fetch(_BUSY, ids):
+            key = DeliveryKey(r["incident_id"], r["round"], r["step"], r["recipient"], r["channel"])
+            busy.add(key)
+            if r["settled"]:
+                settled.add(key)
+        plans = []
+        for incident in incidents:
             plan = plan_alert(incident, routing, now)
+            self._quiet.note(incident, routing, plan, settled)
+            if (
+                plan.raise_route is not None
+                or plan.escalate_to is not None
+                or any(key not in busy for key in plan.deliveries)
+            ):
+                plans.append((incident, plan))
+        if not plans:
+            return
+        correlation_ids = {
+            row["incident_id"]: row["correlation_id"]
+            for row in await self._pool.fetch(
+                _CORRELATION_IDS, [incident.incident_id for incident, _ in plans]
+            )
+        }
+        for incident, plan in plans:
+            correlation_id = correlation_ids.get(incident.incident_id) or incident.incident_id
             await self._record_decisions(incident, plan, routing, correlation_id)
             for key in plan.deliveries:
                 if key not in busy:
                     await self._start_delivery(key, incident, routing, correlation_id)
-        await self.publish_outbox()
 
     async def _record_decisions(
         self, incident: OpenIncident, plan: AlertPlan, routing: Routing, correlation_id: UUID

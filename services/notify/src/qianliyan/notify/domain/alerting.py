@@ -1,12 +1,14 @@
 """What an open incident's alert needs at a given moment: raising, escalating, deliveries.
 
 The alerter reads the incident and its alert from the read models, asks `plan_alert`,
-and carries out the answer. Nothing is held in memory between moments, so a restart
-picks up exactly where the log and the read models say things stand.
+and carries out the answer. What it keeps in memory between moments is only which
+incidents need nothing until a known time (`QuietIncidents`); a restart forgets that and
+asks again, so it picks up exactly where the log and the read models say things stand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -91,3 +93,57 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
         deliveries=deliveries,
         next_due_at=escalation.next_due_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Quiet:
+    incident: OpenIncident
+    routing: Routing
+    until: datetime | None  # None: for as long as the incident and the routing stay so
+
+
+class QuietIncidents:
+    """The open incidents whose plan needs nothing until a known time, so the alerter
+    need not ask again each moment (most open incidents, once their steps are sent).
+
+    A plan needs nothing when it raises and escalates nothing and each of its deliveries
+    is settled for good: sent, or given up. Until `next_due_at` no new step falls due, so
+    the same incident under the same routing plans the same; a change to the incident
+    (a new round, another severity, a step recorded, a report arriving) or to the routing
+    asks again. A delivery held by a claim is not settled: its claim may run out.
+    """
+
+    def __init__(self) -> None:
+        self._quiet: dict[UUID, _Quiet] = {}
+
+    def is_quiet(self, incident: OpenIncident, routing: Routing, now: datetime) -> bool:
+        """Whether planning `incident` at `now` would certainly give nothing to do."""
+        quiet = self._quiet.get(incident.incident_id)
+        return (
+            quiet is not None
+            and quiet.incident == incident
+            and quiet.routing is routing
+            and (quiet.until is None or now < quiet.until)
+        )
+
+    def note(
+        self,
+        incident: OpenIncident,
+        routing: Routing,
+        plan: AlertPlan,
+        settled: Collection[DeliveryKey],
+    ) -> None:
+        """Remember `incident` as quiet until its next step when `plan` needs nothing."""
+        if (
+            plan.raise_route is None
+            and plan.escalate_to is None
+            and all(key in settled for key in plan.deliveries)
+        ):
+            self._quiet[incident.incident_id] = _Quiet(incident, routing, plan.next_due_at)
+        else:
+            self._quiet.pop(incident.incident_id, None)
+
+    def keep_only(self, incident_ids: Iterable[UUID]) -> None:
+        """Forget incidents no longer open (acknowledged, resolved)."""
+        kept = set(incident_ids)
+        self._quiet = {i: quiet for i, quiet in self._quiet.items() if i in kept}
