@@ -117,6 +117,7 @@ DOORS = [
     ("notify", "GET", "/v1/routing", {"ops": 200, "admin": 200}),
     ("notify", "GET", "/v1/contributions?unit=丰台西站", {"manager": 200, "admin": 200}),
     ("notify", "GET", "/v1/audit", {"ops": 200, "admin": 200}),
+    ("notify", "GET", "/v1/audit/access", {"ops": 200, "admin": 200}),
     ("notify", "GET", "/v1/access/users", {"admin": 200}),
     ("notify", "GET", "/v1/access/tokens", {"admin": 200}),
     ("triage", "GET", "/v1/rules", {"ops": 200, "admin": 200}),
@@ -390,6 +391,71 @@ async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> 
             headers=admin,
         )
         assert escalate.status_code == 422
+
+
+async def test_who_changed_which_person_and_token_is_in_the_audit(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    admin, name = headers_of(config, "admin"), f"mgr-{uuid4().hex[:6]}"
+    people = url(config, "notify", "/v1/access/users")
+    async with httpx.AsyncClient(headers=admin) as client:
+        password = "first horse battery"
+        added = await client.post(
+            people,
+            json={"username": name, "display_name": "李段长", "password": password,
+                  "roles": ["reporter"]},
+        )  # fmt: skip
+        assert added.status_code == 201, added.text
+        new_password = "second horse battery"
+        changes = [
+            {"roles": ["manager"], "units": ["丰台站"], "password": new_password},
+            {"display_name": "李段长"},  # as it was: nothing changes, nothing is recorded
+            {"disabled": True},
+        ]
+        for change in changes:
+            answer = await client.patch(f"{people}/{name}", json=change)
+            assert answer.status_code == 200, answer.text
+        issued = await client.post(
+            url(config, "notify", "/v1/access/tokens"),
+            json={"name": f"bridge-{name}", "scopes": ["reports:submit-for-others"]},
+        )
+        token_id = issued.json()["token_id"]
+        for _ in range(2):  # revoking again is no second change
+            revoked = await client.post(
+                url(config, "notify", f"/v1/access/tokens/{token_id}/revoke"),
+                json={"reason": "桥接停用"},
+            )
+            assert revoked.status_code == 200, revoked.text
+
+    async def trail(caller: str, **query: str) -> httpx.Response:
+        async with httpx.AsyncClient(headers=headers_of(config, caller)) as client:
+            return await client.get(url(config, "notify", "/v1/audit/access"), params=query)
+
+    person = (await trail("ops", subject=name)).json()["entries"]
+    assert [(e["actor"], e["action"]) for e in person] == [
+        ("adm", "user_changed"),
+        ("adm", "user_changed"),
+        ("adm", "user_added"),
+    ]
+    assert person[0]["detail"] == {"disabled": {"from": False, "to": True}}
+    assert person[1]["detail"] == {
+        "roles": {"from": ["reporter"], "to": ["manager"]},
+        "units": {"from": [], "to": ["丰台站"]},
+        "password": "changed",
+    }
+    assert person[2]["detail"] == {"display_name": "李段长", "roles": ["reporter"], "units": []}
+    shown = json.dumps(person, ensure_ascii=False)
+    assert password not in shown and new_password not in shown and "argon2" not in shown
+
+    token = (await trail("admin", subject=token_id)).json()["entries"]
+    assert [e["action"] for e in token] == ["token_revoked", "token_issued"]
+    assert token[0]["detail"] == {"name": f"bridge-{name}", "reason": "桥接停用"}
+    assert token[1]["detail"]["scopes"] == ["reports:submit-for-others"]
+    added_only = (await trail("admin", subject=name, action="user_added")).json()["entries"]
+    assert len(added_only) == 1
+    assert (await trail("admin", action="user_deleted")).status_code == 422
+    assert (await trail("dispatcher")).status_code == 403
 
 
 async def _service_logs(config: StackConfig) -> str:

@@ -274,3 +274,17 @@ def test_people_and_machine_tokens_from_the_ops_machine(
     assert refused.exit_code == 2 and "cannot be given access:manage" in refused.output
     revoked = cli.invoke(app, ["tokens", "revoke", token_id, "--reason", "test over"])
     assert revoked.exit_code == 0, revoked.output
+    disabled = cli.invoke(app, ["users", "disable", name])
+    assert disabled.exit_code == 0, disabled.output
+
+    trail = httpx.get(
+        f"http://127.0.0.1:{running_stack.notify_port}/v1/audit/access",
+        headers=as_user(running_stack, "adm", "admin"),
+    ).json()["entries"]
+    ours = [(e["actor"], e["action"]) for e in trail if e["subject"] in (name, token_id)]
+    assert ours == [
+        ("ops-cli", "user_changed"),
+        ("ops-cli", "token_revoked"),
+        ("ops-cli", "token_issued"),
+        ("ops-cli", "user_added"),
+    ]

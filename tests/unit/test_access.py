@@ -22,6 +22,7 @@ from qianliyan.shared.access.policy import (
     reporter_of_submission,
     visible_units,
 )
+from qianliyan.shared.access.store import User, user_change
 from qianliyan.shared.access.tokens import (
     RevocationList,
     Revocations,
@@ -274,3 +275,15 @@ def test_a_token_s_lifetime_must_be_a_whole_number_of_days(days: object) -> None
 def test_disabling_someone_takes_true_or_false_only(disabled: object) -> None:
     with pytest.raises(ValidationError, match="disabled"):
         UserChange.model_validate({"disabled": disabled})
+
+
+def test_a_change_to_a_person_is_recorded_field_by_field_and_a_password_only_as_changed() -> None:
+    before = User("wang", "王工", ("reporter",), (), disabled=False)
+    after = User("wang", "王工", ("manager", "reporter"), ("丰台站",), disabled=True)
+    assert user_change(before, after, password_changed=True) == {
+        "roles": {"from": ["reporter"], "to": ["manager", "reporter"]},
+        "units": {"from": [], "to": ["丰台站"]},
+        "disabled": {"from": False, "to": True},
+        "password": "changed",
+    }
+    assert user_change(before, before, password_changed=False) == {}

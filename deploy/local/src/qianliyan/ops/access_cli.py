@@ -112,7 +112,9 @@ def list_users() -> None:
 @users_app.command("disable")
 def disable_user(username: str) -> None:
     """Stop a person signing in; the tokens they hold stop working too."""
-    user = _with_pool(lambda pool: store.update_user(pool, username, disabled=True))
+    user = _with_pool(
+        lambda pool: store.update_user(pool, username, changed_by=OPERATOR, disabled=True)
+    )
     if user is None:
         raise _refuse(f"refused: there is no user {username!r}")
     typer.echo(f"disabled {username}")

@@ -1,12 +1,14 @@
-"""The access tables in PostgreSQL: people, machine tokens, revocations.
+"""The access tables in PostgreSQL: people, machine tokens, revocations, and who changed them.
 
 Passwords are kept as Argon2id hashes (pwdlib); hashing runs in a thread, as it is meant
-to be slow.
+to be slow. Every change to a person or a machine token is recorded in `access_changes`
+in the same transaction, with who made it (a password change says only that it changed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +60,35 @@ def _user(row: asyncpg.Record) -> User:
     )
 
 
+def user_change(before: User, after: User, *, password_changed: bool) -> dict[str, Any]:
+    """What a change did to a person, field by field ({"from": …, "to": …}); a password
+    change is named, never shown."""
+    changed: dict[str, Any] = {
+        field: {"from": old, "to": new}
+        for field in ("display_name", "roles", "units", "disabled")
+        if (old := _listed(getattr(before, field))) != (new := _listed(getattr(after, field)))
+    }
+    if password_changed:
+        changed["password"] = "changed"  # noqa: S105 - that it changed, not what to
+    return changed
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+async def _record_change(
+    connection: Any, *, actor: str, action: str, subject: str, detail: dict[str, Any]
+) -> None:
+    await connection.execute(
+        "INSERT INTO access_changes (actor, action, subject, detail) VALUES ($1, $2, $3, $4)",
+        actor,
+        action,
+        subject,
+        json.dumps(detail, ensure_ascii=False, default=str),
+    )
+
+
 async def hash_password(password: str) -> str:
     """The Argon2id hash of `password`."""
     return await asyncio.to_thread(_HASHER.hash, password)
@@ -76,24 +107,35 @@ async def create_user(
     """Add a person; `AccessConflict` when the user name is taken."""
     password_hash = await hash_password(password)
     try:
-        row = await pool.fetchrow(
-            """
-            INSERT INTO access_users
-                   (username, display_name, password_hash, roles, units, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            RETURNING *
-            """,
-            username,
-            display_name,
-            password_hash,
-            sorted(set(roles)),
-            sorted(set(units)),
-            created_by,
-        )
+        async with pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                """
+                INSERT INTO access_users
+                       (username, display_name, password_hash, roles, units, created_by)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                RETURNING *
+                """,
+                username,
+                display_name,
+                password_hash,
+                sorted(set(roles)),
+                sorted(set(units)),
+                created_by,
+            )
+            assert row is not None
+            user = _user(row)
+            await _record_change(
+                connection,
+                actor=created_by,
+                action="user_added",
+                subject=username,
+                detail={
+                    k: v for k, v in user.public().items() if k not in ("username", "disabled")
+                },
+            )
     except asyncpg.UniqueViolationError:
         raise AccessConflict(f"the user name {username!r} is taken") from None
-    assert row is not None
-    return _user(row)
+    return user
 
 
 async def get_user(pool: asyncpg.Pool, username: str) -> User | None:
@@ -121,6 +163,7 @@ async def update_user(
     pool: asyncpg.Pool,
     username: str,
     *,
+    changed_by: str,
     display_name: str | None = None,
     roles: Iterable[str] | None = None,
     units: Iterable[str] | None = None,
@@ -130,6 +173,11 @@ async def update_user(
     """Change what is given; tokens issued before a change of access stop working."""
     password_hash = await hash_password(password) if password is not None else None
     async with pool.acquire() as connection, connection.transaction():
+        before = await connection.fetchrow(
+            "SELECT * FROM access_users WHERE username = $1 FOR UPDATE", username
+        )
+        if before is None:
+            return None
         row = await connection.fetchrow(
             """
             UPDATE access_users SET
@@ -151,13 +199,22 @@ async def update_user(
             password_hash,
             disabled,
         )
-        if row is None:
-            return None
+        assert row is not None  # locked above
         # A token carries the roles and units it was issued with: any change to them, to
         # the password or to being enabled voids the tokens issued so far.
         if roles is not None or units is not None or password is not None or disabled:
             await _cut_off(connection, username)
-    return _user(row)
+        user = _user(row)
+        changed = user_change(_user(before), user, password_changed=password is not None)
+        if changed:
+            await _record_change(
+                connection,
+                actor=changed_by,
+                action="user_changed",
+                subject=username,
+                detail=changed,
+            )
+    return user
 
 
 async def _cut_off(connection: Any, subject: str) -> None:
@@ -221,21 +278,35 @@ async def record_machine_token(
     created_by: str,
 ) -> MachineToken:
     """Keep the record of an issued machine token (not the token itself)."""
-    row = await pool.fetchrow(
-        """
-        INSERT INTO access_tokens (token_id, name, scopes, units, expires_at, created_by)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        RETURNING *
-        """,
-        token_id,
-        name,
-        sorted(set(scopes)),
-        sorted(set(units)),
-        expires_at,
-        created_by,
-    )
-    assert row is not None
-    return _machine_token(row)
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            """
+            INSERT INTO access_tokens (token_id, name, scopes, units, expires_at, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            RETURNING *
+            """,
+            token_id,
+            name,
+            sorted(set(scopes)),
+            sorted(set(units)),
+            expires_at,
+            created_by,
+        )
+        assert row is not None
+        token = _machine_token(row)
+        await _record_change(
+            connection,
+            actor=created_by,
+            action="token_issued",
+            subject=token_id,
+            detail={
+                "name": token.name,
+                "scopes": list(token.scopes),
+                "units": list(token.units),
+                "expires_at": token.expires_at.isoformat(),
+            },
+        )
+    return token
 
 
 async def issue_machine_token(
@@ -282,7 +353,7 @@ async def revoke_machine_token(
             UPDATE access_tokens SET revoked_at = coalesce(revoked_at, now()),
                                      revoked_by = coalesce(revoked_by, $2)
             WHERE token_id = $1
-            RETURNING *
+            RETURNING *, revoked_at = now() AS revoked_now
             """,
             token_id,
             revoked_by,
@@ -290,6 +361,14 @@ async def revoke_machine_token(
         if row is None:
             return None
         await _revoke(connection, token_id, row["expires_at"], revoked_by, reason)
+        if row["revoked_now"]:  # not when revoking again what was revoked before
+            await _record_change(
+                connection,
+                actor=revoked_by,
+                action="token_revoked",
+                subject=token_id,
+                detail={"name": row["name"], "reason": reason},
+            )
     return _machine_token(row)
 
 
@@ -329,3 +408,40 @@ async def load_revocations(pool: asyncpg.Pool) -> Revocations:
         token_ids=frozenset(row["token_id"] for row in ids),
         cutoffs={row["subject"]: row["not_before"].astimezone(UTC) for row in cutoffs},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChangeQuery:
+    """Which changes: by who made them, whom or what they were about, kind and time."""
+
+    actor: str | None = None
+    subject: str | None = None
+    action: str | None = None
+    occurred_from: datetime | None = None
+    occurred_until: datetime | None = None
+
+
+async def access_changes(
+    pool: asyncpg.Pool, query: AccessChangeQuery, *, limit: int
+) -> list[dict[str, Any]]:
+    """Matching changes to people and machine tokens, newest first."""
+    rows = await pool.fetch(
+        """
+        SELECT occurred_at, actor, action, subject, detail
+          FROM access_changes
+         WHERE ($1::text IS NULL OR actor = $1)
+           AND ($2::text IS NULL OR subject = $2)
+           AND ($3::text IS NULL OR action = $3)
+           AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+           AND ($5::timestamptz IS NULL OR occurred_at < $5)
+         ORDER BY occurred_at DESC, change_id DESC
+         LIMIT $6
+        """,
+        query.actor,
+        query.subject,
+        query.action,
+        query.occurred_from,
+        query.occurred_until,
+        limit,
+    )
+    return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]

@@ -156,6 +156,7 @@ async def change_user(
     user = await store.update_user(
         access.pool,
         username,
+        changed_by=admin.subject,
         display_name=change.display_name,
         roles=[role.value for role in change.roles] if change.roles is not None else None,
         units=change.units,

@@ -1,17 +1,19 @@
-"""`GET /v1/audit`: who did what, when, to which incident."""
+"""`GET /v1/audit`: who did what, when, to which incident; `GET /v1/audit/access`: who
+changed which person or machine token."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.audit import AuditQuery, audit_entries
-from qianliyan.shared.access.http import require
+from qianliyan.shared.access import store
+from qianliyan.shared.access.http import access_of, require
 from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.http import time_filter
 from qianliyan.shared.text import PRINTABLE
@@ -56,3 +58,46 @@ async def audit(
     )
     entries = await audit_entries(res.pool, query, limit=limit)
     return AuditTrail(entries=[AuditEntry.model_validate(entry) for entry in entries])
+
+
+AccessAction = Literal["user_added", "user_changed", "token_issued", "token_revoked"]
+
+
+class AccessChange(BaseModel):
+    """One change to a person (`subject` is the user name) or a machine token (its id)."""
+
+    occurred_at: datetime
+    actor: str
+    action: AccessAction
+    subject: str
+    detail: dict[str, Any]
+
+
+class AccessTrail(BaseModel):
+    """Matching changes, newest first; page back with `until` = the last one's time."""
+
+    entries: list[AccessChange]
+
+
+@router.get("/access", response_model=AccessTrail)
+async def access_audit(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Permission.READ_AUDIT))],
+    actor: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
+    subject: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
+    action: AccessAction | None = None,
+    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    occurred_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AccessTrail:
+    """Who added or changed which person, issued or revoked which machine token, and when:
+    by actor, subject, action and time. Passwords are named as changed, never shown."""
+    query = store.AccessChangeQuery(
+        actor,
+        subject,
+        action,
+        time_filter(occurred_from, "from"),
+        time_filter(occurred_until, "until"),
+    )
+    entries = await store.access_changes(access_of(request).pool, query, limit=limit)
+    return AccessTrail(entries=[AccessChange.model_validate(entry) for entry in entries])

@@ -1,11 +1,13 @@
-"""Notify's migrations that fill new columns and tables from rows already there."""
+"""Migrations that fill new columns and tables from rows already there."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -14,6 +16,7 @@ from alembic import command
 
 from qianliyan.notify import migrations
 from qianliyan.notify.rebuild import in_schema
+from qianliyan.shared.access import migrations as access_migrations
 from qianliyan.shared.migrations import alembic_config
 from qianliyan.stack.config import StackConfig
 
@@ -36,11 +39,10 @@ async def schema(infra: StackConfig) -> AsyncIterator[tuple[asyncpg.Connection, 
         await admin.close()
 
 
-async def migrate(dsn: str, revision: str) -> None:
+async def migrate(dsn: str, revision: str, of: ModuleType = migrations) -> None:
+    """Bring the schema at `dsn` to `revision` of `of`'s migrations (notify's by default)."""
     config = alembic_config(
-        dsn,
-        script_location=Path(migrations.__file__).parent,
-        version_table=migrations.VERSION_TABLE,
+        dsn, script_location=Path(of.__file__ or "").parent, version_table=of.VERSION_TABLE
     )
     await asyncio.to_thread(command.upgrade, config, revision)
 
@@ -96,3 +98,38 @@ async def test_the_first_action_on_each_version_is_taken_from_the_timeline(
         (incident, 2, resolved),
         (other, 2, noted),
     }
+
+
+async def test_people_added_and_tokens_issued_and_revoked_before_are_in_the_access_trail(
+    schema: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, dsn = schema
+    await migrate(dsn, "0001", access_migrations)
+    await connection.execute(
+        "INSERT INTO access_users (username, display_name, password_hash, roles, units, "
+        "created_at, created_by) VALUES ('wang', '王工', 'hash', '{manager}', '{丰台站}', "
+        "'2026-11-01T08:00:00Z', 'admin')"
+    )
+    await connection.execute(
+        "INSERT INTO access_tokens (token_id, name, scopes, created_at, created_by, expires_at, "
+        "revoked_at, revoked_by) VALUES ('t1', 'bridge', '{reports:submit-for-others}', "
+        "'2026-11-02T08:00:00Z', 'admin', '2027-01-01T00:00:00Z', '2026-11-03T08:00:00Z', "
+        "'ops-cli')"
+    )
+    await connection.execute(
+        "INSERT INTO access_revoked_tokens (token_id, expires_at, revoked_by, reason) "
+        "VALUES ('t1', '2027-01-01T00:00:00Z', 'ops-cli', 'retired')"
+    )
+    await migrate(dsn, "head", access_migrations)
+    rows = await connection.fetch(
+        "SELECT actor, action, subject, detail::text FROM access_changes ORDER BY occurred_at"
+    )
+    assert [(r["actor"], r["action"], r["subject"]) for r in rows] == [
+        ("admin", "user_added", "wang"),
+        ("admin", "token_issued", "t1"),
+        ("ops-cli", "token_revoked", "t1"),
+    ]
+    details = [json.loads(r["detail"]) for r in rows]
+    assert details[0] == {"display_name": "王工", "roles": ["manager"], "units": ["丰台站"]}
+    assert details[1]["scopes"] == ["reports:submit-for-others"]
+    assert details[2] == {"name": "bridge", "reason": "retired"}
