@@ -455,6 +455,10 @@ async def test_who_changed_which_person_and_token_is_in_the_audit(
     added_only = (await trail("admin", subject=name, action="user_added")).json()["entries"]
     assert len(added_only) == 1
     assert (await trail("admin", action="user_deleted")).status_code == 422
+    # A time is ISO 8601: "0" once read as 1970 (pydantic's seconds since the epoch).
+    numeric = await trail("admin", until="0.0")
+    assert numeric.status_code == 422
+    assert numeric.json()["errors"][0]["field"] == "query.until"
     assert (await trail("dispatcher")).status_code == 403
 
 

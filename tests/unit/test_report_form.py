@@ -132,6 +132,13 @@ def test_a_reset_phone_clock_is_still_a_report() -> None:
     assert form.occurred_at is not None and form.occurred_at.year == 1970
 
 
+@pytest.mark.parametrize("moment", [0, 1733479200, 1.5, "0", "0.0", "1733479200", "-5", "1.5e2"])
+def test_a_capture_time_is_a_date_and_time_never_a_number_of_seconds(moment: object) -> None:
+    # Pydantic alone reads a number as seconds since 1970: 0 was a report from 1970.
+    with pytest.raises(ReportFormInvalid, match="occurred_at: .*must be a date and time"):
+        parse_report_form(json.dumps({"text": "x", "occurred_at": moment}))
+
+
 def test_a_capture_time_without_timezone_is_refused() -> None:
     with pytest.raises(ReportFormInvalid, match="occurred_at"):
         parse_report_form(json.dumps({"text": "x", "occurred_at": "2026-11-25T02:10:00"}))

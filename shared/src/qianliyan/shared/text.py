@@ -10,13 +10,18 @@ Three kinds of text, one rule each, the same in every service:
   message's title, where a line break does not belong;
 - a name or an identifier (a reporter, an assignee, a client's report id) is refused with
   a 422 when it holds one: changing an identifier would make it name something else.
+
+And a time is written as a date and time (ISO 8601), as the schemas say: pydantic would
+also read a number as seconds since 1970, so that `until=0` meant 1970 rather than a
+mistake.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator
 from pydantic_core import ErrorDetails
 
 # Unicode's control characters (category Cc) but line feed and tab; a carriage return
@@ -54,6 +59,21 @@ def _on_one_line(value: object) -> object:
 FREE_TEXT = BeforeValidator(without_stray_controls)
 # Marks a short label, as FREE_TEXT is placed: `Annotated[str, Field(...), ONE_LINE]`.
 ONE_LINE = BeforeValidator(_on_one_line)
+
+
+def _not_a_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+    raise ValueError("must be a date and time such as 2026-12-06T08:30:00+08:00, not a number")
+
+
+# A moment with its offset, written as ISO 8601 and never as a number of seconds.
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 
 def error_message(error: ErrorDetails) -> str:

@@ -7,7 +7,6 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,7 +25,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
 from qianliyan.shared.storage import photo_key, preview_key
-from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, error_message
+from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, IsoTime, error_message
 
 # Phones' clocks drift; a capture time further ahead than this is a wrong clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
@@ -46,7 +45,7 @@ class ReportForm(BaseModel):
     location: GeoPoint | None = None
     place: Annotated[str, Field(max_length=200), ONE_LINE] | None = None
     unit: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: IsoTime | None = Field(
         default=None, description="When the phone captured the report"
     )
     client_report_id: str | None = Field(

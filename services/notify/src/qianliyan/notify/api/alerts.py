@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
@@ -34,7 +34,7 @@ from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.shared.http import Problem, storable_time, time_filter
-from qianliyan.shared.text import PRINTABLE
+from qianliyan.shared.text import PRINTABLE, IsoTime
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -113,8 +113,8 @@ async def feed(
     status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
     min_severity: Severity | None = None,
     unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
-    opened_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    opened_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    opened_from: Annotated[IsoTime | None, Query(alias="from")] = None,
+    opened_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AlertPage:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.audit import AuditQuery, audit_entries
@@ -16,7 +16,7 @@ from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
 from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.http import time_filter
-from qianliyan.shared.text import PRINTABLE
+from qianliyan.shared.text import PRINTABLE, IsoTime
 
 router = APIRouter(prefix="/v1/audit", tags=["access"])
 
@@ -44,8 +44,8 @@ async def audit(
     actor: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     incident_id: UUID | None = None,
     event_type: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
-    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    occurred_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    occurred_from: Annotated[IsoTime | None, Query(alias="from")] = None,
+    occurred_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditTrail:
     """Who did what, when, to which incident: by actor, incident, event type and time."""
@@ -86,8 +86,8 @@ async def access_audit(
     actor: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     subject: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     action: AccessAction | None = None,
-    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    occurred_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    occurred_from: Annotated[IsoTime | None, Query(alias="from")] = None,
+    occurred_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AccessTrail:
     """Who added or changed which person, issued or revoked which machine token, and when:

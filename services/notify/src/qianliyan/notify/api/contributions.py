@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.contributions import Scope, contributions
 from qianliyan.shared.access.http import forbidden, require
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.http import time_filter
-from qianliyan.shared.text import PRINTABLE
+from qianliyan.shared.text import PRINTABLE, IsoTime
 
 router = APIRouter(prefix="/v1/contributions", tags=["contributions"])
 
@@ -43,8 +43,8 @@ async def who_reports_what(
     res: Annotated[NotifyResources, Depends(resources)],
     principal: Annotated[Principal, Depends(require(Permission.READ_CONTRIBUTIONS))],
     unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
-    captured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    captured_until: Annotated[AwareDatetime | None, Query(alias="until")] = None,
+    captured_from: Annotated[IsoTime | None, Query(alias="from")] = None,
+    captured_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Contributions:
     """Reports sent, reports of confirmed incidents, incidents opened first, and the median
