@@ -135,7 +135,7 @@ def test_a_reset_phone_clock_is_still_a_report() -> None:
 @pytest.mark.parametrize("moment", [0, 1733479200, 1.5, "0", "0.0", "1733479200", "-5", "1.5e2"])
 def test_a_capture_time_is_a_date_and_time_never_a_number_of_seconds(moment: object) -> None:
     # Pydantic alone reads a number as seconds since 1970: 0 was a report from 1970.
-    with pytest.raises(ReportFormInvalid, match="occurred_at: .*must be a date and time"):
+    with pytest.raises(ReportFormInvalid, match=r"occurred_at: .*must be a date and time"):
         parse_report_form(json.dumps({"text": "x", "occurred_at": moment}))
 
 
