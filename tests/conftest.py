@@ -18,7 +18,7 @@ from qianliyan.notify.app import DEFAULT_ROUTING
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra, Services
 from qianliyan.stack.init import init_stack
-from qianliyan.triage.rulebook import DEFAULT_RULES
+from tests.integration.clients import suite_rules_text
 
 # Offsets from the defaults that keep the suite clear of a dev stack on the same machine.
 TEST_PORTS = {
@@ -54,7 +54,7 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     ports = {name: port + offset for name, port in TEST_PORTS.items()}
     # Triage reads an editable copy of the rules, so tests can change them while it runs.
     rules = Path(data_dir) / "triage-rules.yaml"
-    shutil.copyfile(DEFAULT_RULES, rules)
+    rules.write_text(suite_rules_text(), encoding="utf-8")
     # Notify reads an editable copy of the routing, for the same reason.
     routing = Path(data_dir) / "notify-routing.yaml"
     shutil.copyfile(DEFAULT_ROUTING, routing)
