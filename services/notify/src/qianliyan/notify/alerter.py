@@ -1,10 +1,11 @@
 """The alerter: raises, escalates and delivers alerts, recording each step as an event.
 
 Every second it reads the open incidents and their alerts from the read models, asks the
-domain what is due, and acts. Decisions are written to an outbox in the same transaction
-as the claims that make them happen once (even with several notify instances), then
-published to the alerts topic, from where the projection records them. Timers are the
-alert's raise time plus the route's steps, so a restart loses none.
+domain what is due for those that may have something to do (`QuietIncidents` knows which
+need nothing until their next step), and acts. Decisions are written to an outbox in the
+same transaction as the claims that make them happen once (even with several notify
+instances), then published to the alerts topic, from where the projection records them.
+Timers are the alert's raise time plus the route's steps, so a restart loses none.
 
 A delivery is claimed for a lease before it is sent. A crash after sending and before
 recording lets the lease run out and the message go again: at least once, with the same
