@@ -179,11 +179,7 @@ class Alerter:
         for incident in incidents:
             plan = plan_alert(incident, routing, now)
             self._quiet.note(incident, routing, plan, settled)
-            if (
-                plan.raise_route is not None
-                or plan.escalate_to is not None
-                or any(key not in busy for key in plan.deliveries)
-            ):
+            if not plan.needs_nothing(busy):
                 plans.append((incident, plan))
         if not plans:
             return

@@ -62,6 +62,15 @@ class AlertPlan:
     deliveries: tuple[DeliveryKey, ...] = ()
     next_due_at: datetime | None = None
 
+    def needs_nothing(self, done: Collection[DeliveryKey]) -> bool:
+        """Whether the plan raises and escalates nothing and each of its deliveries is in
+        `done` (held by a claim now, or settled for good)."""
+        return (
+            self.raise_route is None
+            and self.escalate_to is None
+            and all(key in done for key in self.deliveries)
+        )
+
 
 NOTHING = AlertPlan()
 
@@ -134,11 +143,7 @@ class QuietIncidents:
         settled: Collection[DeliveryKey],
     ) -> None:
         """Remember `incident` as quiet until its next step when `plan` needs nothing."""
-        if (
-            plan.raise_route is None
-            and plan.escalate_to is None
-            and all(key in settled for key in plan.deliveries)
-        ):
+        if plan.needs_nothing(settled):
             self._quiet[incident.incident_id] = _Quiet(incident, routing, plan.next_due_at)
         else:
             self._quiet.pop(incident.incident_id, None)
