@@ -28,6 +28,8 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import Event, encode
@@ -240,6 +242,7 @@ async def _transact(
 ) -> None:
     consumed: list[Event] = []
     produced: list[tuple[str, Event]] = []
+    batches = _RecordBatches(producer)
     async with producer.transaction():
         events, dead = decode_records(records)
         first = str(events[0][1].correlation_id) if events else None
@@ -256,16 +259,61 @@ async def _transact(
                     dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
                     continue
                 for topic, output in outputs:
-                    await producer.send(
+                    await batches.add(
                         topic,
-                        encode(output),
                         key=output.key.encode(),
+                        value=encode(output),
                         headers=headers_for(output) + passed_on(record.headers),
                     )
                     produced.append((topic, output))
+        await batches.send()
         for letter in dead:
             await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
         await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
     # Counted once the transaction committed: an aborted one is done again.
     count_events(EVENTS_CONSUMED, ((partition.topic, event.type) for event in consumed))
     count_events(EVENTS_PRODUCED, ((topic, event.type) for topic, event in produced))
+
+
+class _RecordBatches:
+    """What one transaction produces, in one record batch per partition handed to the
+    producer whole.
+
+    `AIOKafkaProducer.send` looks up the partition, makes a future and later resolves it
+    for every record; for triage's small decisions that cost as much as the rules did.
+    A batch is placed by the producer's own partitioner, so each key lands where `send`
+    would have put it.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
+        self._open: dict[TopicPartition, BatchBuilder] = {}
+
+    async def add(
+        self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Append a record to its partition's batch, handing the batch over once full."""
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = self._partitions[topic] = sorted(
+                await self._producer.partitions_for(topic)
+            )
+        partition = TopicPartition(topic, self._partitioner(key, partitions, partitions))
+        batch = self._open.get(partition)
+        if batch is not None and batch.append(
+            key=key, value=value, timestamp=None, headers=headers
+        ):
+            return
+        if batch is not None:  # full
+            await self._producer.send_batch(batch, topic, partition=partition.partition)
+        batch = self._open[partition] = self._producer.create_batch()
+        # An empty batch takes any record, however large: the broker judges its size.
+        batch.append(key=key, value=value, timestamp=None, headers=headers)
+
+    async def send(self) -> None:
+        """Hand over every batch not yet full; the commit waits for their delivery."""
+        for partition, batch in self._open.items():
+            await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+        self._open.clear()
