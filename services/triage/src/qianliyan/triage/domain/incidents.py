@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -71,7 +72,7 @@ def normalise_place(place: str | None, unit: str | None = None) -> str | None:
 def text_bigrams(text: str) -> frozenset[str]:
     """Character pairs of the text without spaces: a similarity that needs no word breaks."""
     compact = "".join(text.casefold().split())
-    return frozenset(compact[i : i + 2] for i in range(len(compact) - 1)) or frozenset([compact])
+    return frozenset(map(operator.add, compact, compact[1:])) or frozenset([compact])
 
 
 def similarity(left: frozenset[str], right: frozenset[str]) -> float:
@@ -185,13 +186,14 @@ class IncidentGrouper:
         if self._newest is None or captured_at > self._newest:
             self._newest = captured_at
         horizon = self._newest - self.policy.memory
-        # The indexes by time are in capture order: what is past the horizon is a prefix.
-        cut = bisect.bisect_left(self._by_time, (horizon,))
+        # The indexes by time are in capture order: what is past the horizon is a prefix,
+        # and in a steady stream it is the one oldest report (counted, not searched for).
+        cut = _count_before(self._by_time, horizon)
         if not cut:
             return
         gone = self._by_time[:cut]
         del self._by_time[:cut]
-        del self._located_by_time[: bisect.bisect_left(self._located_by_time, (horizon,))]
+        del self._located_by_time[: _count_before(self._located_by_time, horizon)]
         for _, _, report_id in gone:
             remembered = self._by_report.pop(report_id)
             trace = remembered.trace
@@ -204,6 +206,14 @@ class IncidentGrouper:
             members.remove(trace)
             if not members:
                 del self._members[trace.incident_id]
+
+
+def _count_before(by_time: list[tuple[datetime, int, UUID]], moment: datetime) -> int:
+    """How many entries of a list in capture order were captured before `moment`."""
+    count = 0
+    while count < len(by_time) and by_time[count][0] < moment:
+        count += 1
+    return count
 
 
 @dataclass(frozen=True, slots=True)
