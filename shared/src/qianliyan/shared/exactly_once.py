@@ -253,7 +253,7 @@ async def _transact(
             for record, event in events:
                 consumed.append(event)
                 try:
-                    with correlated(str(event.correlation_id)):
+                    with correlated(event.correlation_id):
                         outputs = transform_one(event)
                 except Exception as exc:
                     dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))

@@ -19,7 +19,7 @@ class _Context(logging.Filter):
     """Adds the correlation id and trace id in force where the record was written."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = CORRELATION_ID.get()
+        record.correlation_id = str(CORRELATION_ID.get())
         context = trace.get_current_span().get_span_context()
         record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
         return True

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from uuid import UUID
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -24,7 +25,9 @@ from opentelemetry.trace import Link
 
 log = logging.getLogger(__name__)
 
-CORRELATION_ID: ContextVar[str] = ContextVar("correlation_id", default="-")
+# A string, or a UUID turned into one only by a log line that shows it: triage sets it
+# for every report and writes a line for almost none.
+CORRELATION_ID: ContextVar[str | UUID] = ContextVar("correlation_id", default="-")
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -86,7 +89,7 @@ def _context_of(headers: Headers | None) -> trace.SpanContext | None:
 
 
 @contextmanager
-def correlated(correlation_id: str | None) -> Iterator[None]:
+def correlated(correlation_id: str | UUID | None) -> Iterator[None]:
     """Log lines written inside are about the report of `correlation_id` (None: whichever
     report they were about already)."""
     if correlation_id is None:
