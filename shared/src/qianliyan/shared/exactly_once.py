@@ -28,13 +28,13 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import Event, encode
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.shared.kafka import (
+    PARTITIONER,
     DeadLetter,
     Record,
     create_producer,
@@ -281,13 +281,12 @@ class _RecordBatches:
 
     `AIOKafkaProducer.send` looks up the partition, makes a future and later resolves it
     for every record; for triage's small decisions that cost as much as the rules did.
-    A batch is placed by the producer's own partitioner, so each key lands where `send`
-    would have put it.
+    A batch is placed by the partitioner every producer of ours has, so each key lands
+    where `send` would have put it.
     """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._open: dict[TopicPartition, BatchBuilder] = {}
 
@@ -300,7 +299,7 @@ class _RecordBatches:
             partitions = self._partitions[topic] = sorted(
                 await self._producer.partitions_for(topic)
             )
-        partition = TopicPartition(topic, self._partitioner(key, partitions, partitions))
+        partition = TopicPartition(topic, PARTITIONER(key, partitions, partitions))
         batch = self._open.get(partition)
         if batch is not None and batch.append(
             key=key, value=value, timestamp=None, headers=headers

@@ -31,6 +31,8 @@ from aiokafka import (
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+from murmurhash2 import murmurhash2
 
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import Event, EventDecodeError, UnknownEvent, decode, encode
@@ -66,6 +68,26 @@ RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 TRANSACTION_RETRY_BACKOFF_MS = 20
 
 
+class KeyPartitioner(DefaultPartitioner):  # type: ignore[misc]
+    """Kafka's own placement of a keyed record, murmur2 of the key as the Java client and
+    aiokafka's default do, with the hash in C: aiokafka's pure-Python murmur2 took 7.6 us
+    a key, 6% of triage's CPU. A record without a key goes wherever aiokafka puts it."""
+
+    @classmethod
+    def __call__(
+        cls, key: bytes | None, partitions: Sequence[int], available: Sequence[int]
+    ) -> int:
+        """The partition of `key` among `partitions`, sorted by number as aiokafka gives them."""
+        if key is None:
+            return int(super().__call__(key, partitions, available))
+        return partitions[(murmurhash2(key, _MURMUR2_SEED) & 0x7FFFFFFF) % len(partitions)]
+
+
+# The seed of Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2).
+_MURMUR2_SEED = 0x9747B28C
+PARTITIONER = KeyPartitioner()
+
+
 def create_producer(
     settings: KafkaSettings, *, client_id: str, transactional_id: str | None = None
 ) -> AIOKafkaProducer:
@@ -73,6 +95,7 @@ def create_producer(
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=client_id,
+        partitioner=PARTITIONER,
         acks="all",
         enable_idempotence=True,
         transactional_id=transactional_id,
