@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qianliyan.shared.config_files import ConfigFileError, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
+from qianliyan.shared.events.reports import SEVERITY_SCALE
 
 HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 
@@ -130,7 +131,10 @@ class LoadedRules:
     patterns compiled, keywords folded, hours parsed."""
 
     spec: RuleFile
-    rules: tuple[PreparedRule, ...]
+    # The rules with a severity, each with its place on the scale (info is 0), and the rules
+    # that raise, each with its number of steps; both in the file's order.
+    floors: tuple[tuple[int, PreparedRule], ...]
+    raises: tuple[tuple[int, PreparedRule], ...]
     zone: ZoneInfo
     # The kinds of place (main line, yard, …) a named place is, by the file's patterns.
     kinds_of_place: Callable[[str], tuple[str, ...]]
@@ -156,7 +160,14 @@ def parse_rules(text: str) -> LoadedRules:
 
     return LoadedRules(
         spec=spec,
-        rules=tuple(_prepared(rule) for rule in spec.rules),
+        floors=tuple(
+            (SEVERITY_SCALE.index(rule.severity), _prepared(rule))
+            for rule in spec.rules
+            if rule.severity is not None
+        ),
+        raises=tuple(
+            (rule.raise_by, _prepared(rule)) for rule in spec.rules if rule.raise_by is not None
+        ),
         zone=ZoneInfo(spec.timezone),
         kinds_of_place=kinds_of_place,
     )

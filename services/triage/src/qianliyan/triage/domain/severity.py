@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from qianliyan.shared.events import ReportSubmittedPayload, Severity, TriageReason
 from qianliyan.shared.events.reports import SEVERITY_SCALE
@@ -33,36 +34,34 @@ def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> Sever
         kinds=rules.kinds_of_place(report.place) if report.place else (),
         local_time=report.captured_at.astimezone(rules.zone),
     )
-    floor = Severity.INFO
-    floor_reasons: list[TriageReason] = []
-    raise_reasons: list[tuple[int, TriageReason]] = []
-    for prepared in rules.rules:
-        if prepared.any_keyword is not None and not prepared.any_keyword.search(facts.text):
-            continue
+    floor: int | None = None
+    reasons: list[TriageReason] = []
+    for step, prepared in rules.floors:
         evidence = _evidence(prepared, report, facts)
-        if evidence is None:
-            continue
-        rule = prepared.rule
-        reason = TriageReason(rule_id=rule.id, summary=rule.summary, evidence=evidence)
-        if rule.severity is not None:
-            floor_reasons.append(reason)
-            floor = max(floor, rule.severity, key=SCALE.index)
-        else:
-            raise_reasons.append((rule.raise_by or 0, reason))
-    if not floor_reasons:
+        if evidence is not None:
+            reasons.append(_reason(prepared, evidence))
+            floor = step if floor is None else max(floor, step)
+    if floor is None:
         return SeverityDecision(Severity.INFO, ())
-    steps = sum(step for step, _ in raise_reasons)
-    severity = SCALE[min(SCALE.index(floor) + steps, len(SCALE) - 1)]
-    return SeverityDecision(severity, (*floor_reasons, *(reason for _, reason in raise_reasons)))
+    # Only now: a rule that raises raises what another found, so most reports never ask it.
+    for step, prepared in rules.raises:
+        evidence = _evidence(prepared, report, facts)
+        if evidence is not None:
+            reasons.append(_reason(prepared, evidence))
+            floor += step
+    return SeverityDecision(SCALE[min(floor, len(SCALE) - 1)], tuple(reasons))
 
 
-@dataclass(frozen=True, slots=True)
-class _Facts:
+class _Facts(NamedTuple):
     """What every rule looks at in one report, worked out once for all of them."""
 
     text: str  # case-folded
     kinds: tuple[str, ...]
     local_time: datetime
+
+
+def _reason(prepared: PreparedRule, evidence: list[str]) -> TriageReason:
+    return TriageReason(rule_id=prepared.rule.id, summary=prepared.rule.summary, evidence=evidence)
 
 
 def _evidence(
@@ -71,11 +70,10 @@ def _evidence(
     """What in the report satisfies every condition of the rule, or None if one fails."""
     rule = prepared.rule
     evidence: list[str] = []
-    if prepared.keywords:
-        hits = [keyword for keyword, folded in prepared.keywords if folded in facts.text]
-        if not hits:
+    if prepared.any_keyword is not None:
+        if prepared.any_keyword.search(facts.text) is None:
             return None
-        evidence += hits
+        evidence += [keyword for keyword, folded in prepared.keywords if folded in facts.text]
     if rule.categories:
         if report.category not in rule.categories:
             return None
