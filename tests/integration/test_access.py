@@ -459,6 +459,10 @@ async def test_who_changed_which_person_and_token_is_in_the_audit(
     numeric = await trail("admin", until="0.0")
     assert numeric.status_code == 422
     assert numeric.json()["errors"][0]["field"] == "query.until"
+    # A count is digits: pydantic alone reads "1.0" as 1.
+    fractional = await trail("admin", limit="1.0")
+    assert fractional.status_code == 422
+    assert fractional.json()["errors"][0]["field"] == "query.limit"
     assert (await trail("dispatcher")).status_code == 403
 
 

@@ -13,7 +13,7 @@ Three kinds of text, one rule each, the same in every service:
 
 And a time is written as a date and time (ISO 8601), as the schemas say: pydantic would
 also read a number as seconds since 1970, so that `until=0` meant 1970 rather than a
-mistake.
+mistake. A count is written in digits, not as `1.0`.
 """
 
 from __future__ import annotations
@@ -74,6 +74,20 @@ def _not_a_number(value: object) -> object:
 
 # A moment with its offset, written as ISO 8601 and never as a number of seconds.
 IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def _written_as_a_whole_number(value: object) -> object:
+    if isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value):
+        raise ValueError("must be a whole number such as 50")
+    return value
+
+
+# A count asked for in a query (`limit`), written in digits: pydantic would also read
+# "1.0" as 1, which the schema, saying integer, does not allow.
+WholeNumber = Annotated[int, BeforeValidator(_written_as_a_whole_number)]
 
 
 def error_message(error: ErrorDetails) -> str:

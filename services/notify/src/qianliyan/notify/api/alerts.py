@@ -34,7 +34,7 @@ from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.shared.http import Problem, storable_time, time_filter
-from qianliyan.shared.text import PRINTABLE, IsoTime
+from qianliyan.shared.text import PRINTABLE, IsoTime, WholeNumber
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -115,7 +115,7 @@ async def feed(
     unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     opened_from: Annotated[IsoTime | None, Query(alias="from")] = None,
     opened_until: Annotated[IsoTime | None, Query(alias="until")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[WholeNumber, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AlertPage:
     """Alerts filtered by status, minimum severity, unit and time opened; cursor-paged."""

@@ -16,7 +16,7 @@ from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
 from qianliyan.shared.access.policy import Permission, Principal
 from qianliyan.shared.http import time_filter
-from qianliyan.shared.text import PRINTABLE, IsoTime
+from qianliyan.shared.text import PRINTABLE, IsoTime, WholeNumber
 
 router = APIRouter(prefix="/v1/audit", tags=["access"])
 
@@ -46,7 +46,7 @@ async def audit(
     event_type: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     occurred_from: Annotated[IsoTime | None, Query(alias="from")] = None,
     occurred_until: Annotated[IsoTime | None, Query(alias="until")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 100,
 ) -> AuditTrail:
     """Who did what, when, to which incident: by actor, incident, event type and time."""
     query = AuditQuery(
@@ -88,7 +88,7 @@ async def access_audit(
     action: AccessAction | None = None,
     occurred_from: Annotated[IsoTime | None, Query(alias="from")] = None,
     occurred_until: Annotated[IsoTime | None, Query(alias="until")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 100,
 ) -> AccessTrail:
     """Who added or changed which person, issued or revoked which machine token, and when:
     by actor, subject, action and time. Passwords are named as changed, never shown."""

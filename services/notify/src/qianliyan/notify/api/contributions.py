@@ -15,7 +15,7 @@ from qianliyan.notify.projections.contributions import Scope, contributions
 from qianliyan.shared.access.http import forbidden, require
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.http import time_filter
-from qianliyan.shared.text import PRINTABLE, IsoTime
+from qianliyan.shared.text import PRINTABLE, IsoTime, WholeNumber
 
 router = APIRouter(prefix="/v1/contributions", tags=["contributions"])
 
@@ -45,7 +45,7 @@ async def who_reports_what(
     unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
     captured_from: Annotated[IsoTime | None, Query(alias="from")] = None,
     captured_until: Annotated[IsoTime | None, Query(alias="until")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 100,
 ) -> Contributions:
     """Reports sent, reports of confirmed incidents, incidents opened first, and the median
     time from capture to arrival, per reporter and per unit."""
