@@ -176,6 +176,6 @@ class Event(BaseModel):
 
 @functools.cache
 def _contract_of(cls: type[Event]) -> tuple[str, int]:
-    # Read once per class: pydantic's `model_fields` is rebuilt on every access from the
-    # class, and every event made asks for both.
+    # Read once per class: pydantic's `model_fields` goes through a deprecation descriptor
+    # and a class method on every access, and every event made asks for both.
     return str(cls.model_fields["type"].default), int(cls.model_fields["version"].default)
