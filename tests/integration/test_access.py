@@ -466,6 +466,59 @@ async def test_who_changed_which_person_and_token_is_in_the_audit(
     assert (await trail("dispatcher")).status_code == 403
 
 
+async def test_signing_in_and_out_and_refused_attempts_are_in_the_audit(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    name, password = f"desk-{uuid4().hex[:6]}", "correct horse battery"
+    async with httpx.AsyncClient() as client:
+        created = await client.post(
+            url(config, "notify", "/v1/access/users"),
+            json={"username": name, "display_name": "值班员", "password": password,
+                  "roles": ["dispatcher"]},
+            headers=headers_of(config, "admin"),
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        wrong = await client.post(
+            url(config, "ingest", "/v1/auth/token"),
+            json={"username": name, "password": "wrong horse battery"},
+        )
+        assert wrong.status_code == 401
+        page = await client.post(
+            url(config, "notify", "/v1/auth/session"),
+            json={"username": name, "password": password},
+        )
+        assert page.status_code == 200, page.text
+        api = await client.post(
+            url(config, "ingest", "/v1/auth/token"),
+            json={"username": name, "password": password},
+        )
+        assert api.status_code == 200, api.text
+        token = api.json()["access_token"]
+        client.cookies.clear()  # the bearer token signs out, not the page's cookie
+        signed_out = await client.delete(
+            url(config, "notify", "/v1/auth/session"), headers=bearer(token)
+        )
+        assert signed_out.status_code == 204, signed_out.text
+        answer = await client.get(
+            url(config, "notify", "/v1/audit/access"),
+            params={"subject": name},
+            headers=headers_of(config, "ops"),
+        )
+    entries = answer.json()["entries"]
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        (name, "signed_out"),
+        (name, "signed_in"),
+        (name, "signed_in"),
+        ("anonymous", "sign_in_refused"),
+        ("adm", "user_added"),
+    ]
+    assert entries[0]["detail"] == {"via": "token"}
+    assert [e["detail"]["via"] for e in entries[1:4]] == ["token", "page", "token"]
+    assert {e["detail"]["address"] for e in entries[1:4]} == {"127.0.0.1"}
+    assert password not in json.dumps(entries)
+
+
 async def _service_logs(config: StackConfig) -> str:
     logs = config.data_dir / "logs"
     return "".join(path.read_text(errors="replace") for path in logs.glob("*.log"))

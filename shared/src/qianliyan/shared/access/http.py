@@ -241,16 +241,24 @@ def auth_router() -> APIRouter:
     """Sign-in for API clients (a token) and for pages (a session cookie), and sign-out."""
     router = APIRouter(prefix="/v1/auth", tags=["access"])
 
-    async def sign_in(request: Request, credentials: SignIn) -> TokenIssued:
+    async def sign_in(request: Request, credentials: SignIn, *, via: str) -> TokenIssued:
         access = access_of(request)
+        address = client_address(request)
         await access.limits.check(
             access.settings.sign_in_limit,
-            f"sign-in:address:{client_address(request)}",
+            f"sign-in:address:{address}",
             f"sign-in:user:{credentials.username}",
         )
         try:
             user = await store.check_password(
                 access.pool, credentials.username, credentials.password
+            )
+            await store.record_sign_in(
+                access.pool,
+                username=credentials.username,
+                signed_in=user is not None,
+                via=via,
+                address=address,
             )
         except Exception as exc:
             if is_transient(exc):
@@ -281,12 +289,12 @@ def auth_router() -> APIRouter:
     @router.post("/token", response_model=TokenIssued)
     async def token(request: Request, credentials: SignIn) -> TokenIssued:
         """Sign in with a user name and password; the answer holds a bearer token."""
-        return await sign_in(request, credentials)
+        return await sign_in(request, credentials, via="token")
 
     @router.post("/session", response_model=SignedInAs)
     async def session(request: Request, credentials: SignIn, response: Response) -> SignedInAs:
         """Sign a page in: the token goes into an HttpOnly cookie that scripts cannot read."""
-        issued = await sign_in(request, credentials)
+        issued = await sign_in(request, credentials, via="page")
         response.set_cookie(
             SESSION_COOKIE,
             issued.access_token,
@@ -303,12 +311,12 @@ def auth_router() -> APIRouter:
         """Sign out: the token stops working on every service, and the cookie is dropped."""
         access = access_of(request)
         if principal.token_id is not None:
-            await store.revoke_token(
+            await store.sign_out(
                 access.pool,
                 principal.token_id,
+                username=principal.subject,
                 expires_at=datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
-                revoked_by=principal.subject,
-                reason="signed out",
+                via="token" if request.headers.get("authorization") else "page",
             )
             access.revocations.forget()
         response = Response(status_code=204)

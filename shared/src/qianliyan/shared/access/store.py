@@ -77,6 +77,10 @@ def _listed(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+# The actor of a refused sign-in: whoever tried is not known.
+ANONYMOUS = "anonymous"
+
+
 async def _record_change(
     connection: Any, *, actor: str, action: str, subject: str, detail: dict[str, Any]
 ) -> None:
@@ -372,12 +376,35 @@ async def revoke_machine_token(
     return _machine_token(row)
 
 
-async def revoke_token(
-    pool: asyncpg.Pool, token_id: str, *, expires_at: datetime, revoked_by: str, reason: str
+async def sign_out(
+    pool: asyncpg.Pool, token_id: str, *, username: str, expires_at: datetime, via: str
 ) -> None:
-    """Void one token everywhere (a person signing out, say)."""
+    """Void a person's own token everywhere, and say so in the access trail."""
+    async with pool.acquire() as connection, connection.transaction():
+        await _revoke(connection, token_id, expires_at, username, "signed out")
+        await _record_change(
+            connection,
+            actor=username,
+            action="signed_out",
+            subject=username,
+            detail={"via": via},
+        )
+
+
+async def record_sign_in(
+    pool: asyncpg.Pool, *, username: str, signed_in: bool, via: str, address: str
+) -> None:
+    """A sign-in, or an attempt refused for a wrong password or a disabled account, in the
+    access trail. Nobody is known to have made a refused attempt: its actor is `anonymous`
+    and its subject the user name that was tried."""
     async with pool.acquire() as connection:
-        await _revoke(connection, token_id, expires_at, revoked_by, reason)
+        await _record_change(
+            connection,
+            actor=username if signed_in else ANONYMOUS,
+            action="signed_in" if signed_in else "sign_in_refused",
+            subject=username,
+            detail={"via": via, "address": address},
+        )
 
 
 async def _revoke(

@@ -60,11 +60,20 @@ async def audit(
     return AuditTrail(entries=[AuditEntry.model_validate(entry) for entry in entries])
 
 
-AccessAction = Literal["user_added", "user_changed", "token_issued", "token_revoked"]
+AccessAction = Literal[
+    "user_added",
+    "user_changed",
+    "token_issued",
+    "token_revoked",
+    "signed_in",
+    "sign_in_refused",
+    "signed_out",
+]
 
 
 class AccessChange(BaseModel):
-    """One change to a person (`subject` is the user name) or a machine token (its id)."""
+    """One change to a person (`subject` is the user name) or a machine token (its id), or
+    a person signing in or out (`actor` is `anonymous` for a refused sign-in)."""
 
     occurred_at: datetime
     actor: str
@@ -90,8 +99,9 @@ async def access_audit(
     occurred_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 100,
 ) -> AccessTrail:
-    """Who added or changed which person, issued or revoked which machine token, and when:
-    by actor, subject, action and time. Passwords are named as changed, never shown."""
+    """Who added or changed which person, issued or revoked which machine token, who signed
+    in (or was refused, from which address) and out, and when: by actor, subject, action
+    and time. Passwords are named as changed, never shown."""
     query = store.AccessChangeQuery(
         actor,
         subject,
