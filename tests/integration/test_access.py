@@ -101,6 +101,22 @@ def url(config: StackConfig, service: str, path: str) -> str:
     return f"http://127.0.0.1:{config.service_port(service)}{path}"
 
 
+async def sign_in(
+    client: httpx.AsyncClient,
+    config: StackConfig,
+    username: str,
+    password: str,
+    *,
+    service: str = "ingest",
+    path: str = "/v1/auth/token",
+) -> httpx.Response:
+    """A sign-in with a user name and password (an API client's, unless `path` says the
+    page's session)."""
+    return await client.post(
+        url(config, service, path), json={"username": username, "password": password}
+    )
+
+
 # (service, method, path, body, {caller: expected status}); callers not named get 403,
 # and "nobody" always gets 401.
 DOORS = [
@@ -320,15 +336,9 @@ async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> 
             headers=admin,
         )
         assert again.status_code == 409
-        wrong = await client.post(
-            url(config, "ingest", "/v1/auth/token"),
-            json={"username": name, "password": "wrong horse battery"},
-        )
+        wrong = await sign_in(client, config, name, "wrong horse battery")
         assert wrong.status_code == 401
-        signed_in = await client.post(
-            url(config, "ingest", "/v1/auth/token"),
-            json={"username": name, "password": "correct horse battery"},
-        )
+        signed_in = await sign_in(client, config, name, "correct horse battery")
         assert signed_in.status_code == 200, signed_in.text
         token = signed_in.json()["access_token"]
         assert token not in (await _service_logs(config))
@@ -350,10 +360,7 @@ async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> 
             return all(answer.status_code == 401 for answer in answers)
 
         await wait_for(refused_everywhere, timeout_s=10)
-        after = await client.post(
-            url(config, "notify", "/v1/auth/token"),
-            json={"username": name, "password": "correct horse battery"},
-        )
+        after = await sign_in(client, config, name, "correct horse battery", service="notify")
         assert after.status_code == 401
 
         issued = await client.post(
@@ -479,20 +486,13 @@ async def test_signing_in_and_out_and_refused_attempts_are_in_the_audit(
             headers=headers_of(config, "admin"),
         )  # fmt: skip
         assert created.status_code == 201, created.text
-        wrong = await client.post(
-            url(config, "ingest", "/v1/auth/token"),
-            json={"username": name, "password": "wrong horse battery"},
-        )
+        wrong = await sign_in(client, config, name, "wrong horse battery")
         assert wrong.status_code == 401
-        page = await client.post(
-            url(config, "notify", "/v1/auth/session"),
-            json={"username": name, "password": password},
+        page = await sign_in(
+            client, config, name, password, service="notify", path="/v1/auth/session"
         )
         assert page.status_code == 200, page.text
-        api = await client.post(
-            url(config, "ingest", "/v1/auth/token"),
-            json={"username": name, "password": password},
-        )
+        api = await sign_in(client, config, name, password)
         assert api.status_code == 200, api.text
         token = api.json()["access_token"]
         client.cookies.clear()  # the bearer token signs out, not the page's cookie

@@ -286,5 +286,6 @@ def test_people_and_machine_tokens_from_the_ops_machine(
         ("ops-cli", "user_changed"),
         ("ops-cli", "token_revoked"),
         ("ops-cli", "token_issued"),
+        (name, "signed_in"),  # the person the command added signed in, above
         ("ops-cli", "user_added"),
     ]
