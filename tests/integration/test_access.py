@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import jwt
 import pytest
@@ -26,6 +27,7 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from qianliyan.shared.access import store
 from qianliyan.shared.access.tokens import TokenSigner
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
@@ -517,6 +519,26 @@ async def test_signing_in_and_out_and_refused_attempts_are_in_the_audit(
     assert [e["detail"]["via"] for e in entries[1:4]] == ["token", "page", "token"]
     assert {e["detail"]["address"] for e in entries[1:4]} == {"127.0.0.1"}
     assert password not in json.dumps(entries)
+
+
+async def test_a_sign_out_sent_twice_is_one_sign_out_in_the_audit(
+    running_stack: StackConfig,
+) -> None:
+    # Two instances may each be asked to sign the same token out before either knows.
+    name, token_id = f"twice-{uuid4().hex[:6]}", f"session-{uuid4().hex}"
+    until = datetime.now(UTC) + timedelta(hours=1)
+    pool = await asyncpg.create_pool(running_stack.postgres_dsn, min_size=1, max_size=2)
+    try:
+        for _ in range(2):
+            await store.sign_out(pool, token_id, username=name, expires_at=until, via="page")
+        actions = await pool.fetch("SELECT action FROM access_changes WHERE subject = $1", name)
+        revoked = await pool.fetchval(
+            "SELECT count(*) FROM access_revoked_tokens WHERE token_id = $1", token_id
+        )
+    finally:
+        await pool.close()
+    assert [row["action"] for row in actions] == ["signed_out"]
+    assert revoked == 1
 
 
 async def _service_logs(config: StackConfig) -> str:

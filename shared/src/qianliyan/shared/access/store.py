@@ -1,8 +1,9 @@
-"""The access tables in PostgreSQL: people, machine tokens, revocations, and who changed them.
+"""The access tables in PostgreSQL: people, machine tokens, revocations, and the trail.
 
 Passwords are kept as Argon2id hashes (pwdlib); hashing runs in a thread, as it is meant
 to be slow. Every change to a person or a machine token is recorded in `access_changes`
-in the same transaction, with who made it (a password change says only that it changed).
+in the same transaction, with who made it (a password change says only that it changed),
+and so are sign-ins, refused sign-ins and sign-outs.
 """
 
 from __future__ import annotations
@@ -379,9 +380,11 @@ async def revoke_machine_token(
 async def sign_out(
     pool: asyncpg.Pool, token_id: str, *, username: str, expires_at: datetime, via: str
 ) -> None:
-    """Void a person's own token everywhere, and say so in the access trail."""
+    """Void a person's own token everywhere, and say so in the access trail (once: a
+    sign-out sent twice, to two instances at once, say, is one sign-out)."""
     async with pool.acquire() as connection, connection.transaction():
-        await _revoke(connection, token_id, expires_at, username, "signed out")
+        if not await _revoke(connection, token_id, expires_at, username, "signed out"):
+            return
         await _record_change(
             connection,
             actor=username,
@@ -409,8 +412,9 @@ async def record_sign_in(
 
 async def _revoke(
     connection: Any, token_id: str, expires_at: datetime, revoked_by: str, reason: str
-) -> None:
-    await connection.execute(
+) -> bool:
+    """Void `token_id`; whether it was not void already."""
+    status = await connection.execute(
         """
         INSERT INTO access_revoked_tokens (token_id, expires_at, revoked_by, reason)
         VALUES ($1, $2, $3, $4)
@@ -421,6 +425,7 @@ async def _revoke(
         revoked_by,
         reason,
     )
+    return bool(status == "INSERT 0 1")
 
 
 async def load_revocations(pool: asyncpg.Pool) -> Revocations:
