@@ -70,7 +70,9 @@ async def submit_report(
     report: Annotated[str, Form(description="The report as JSON")],
     res: Annotated[IngestResources, Depends(resources)],
     submitter: Submitter,
-    photos: Annotated[list[UploadFile] | None, File(description="0 to 5 photos")] = None,
+    # A list, not "a list or null": multipart has no null, and a nullable list hides
+    # from client generators (schemathesis among them) that its items are files.
+    photos: Annotated[list[UploadFile], File(default_factory=list, description="0 to 5 photos")],
     idempotency_key_header: Annotated[
         str | None,
         Header(alias="Idempotency-Key", min_length=1, max_length=200),
@@ -83,15 +85,14 @@ async def submit_report(
         reporter_id = reporter_of_submission(submitter, form.reporter_id)
     except NotAllowed as refused:
         raise forbidden(f"{str(refused).capitalize()}.") from None
-    uploads = photos or []
-    if len(uploads) + len(form.photo_ids) > settings.max_photos:
+    if len(photos) + len(form.photo_ids) > settings.max_photos:
         raise Problem(
             422,
             "Too many photos",
-            f"{len(uploads) + len(form.photo_ids)} photos were sent or referenced; "
+            f"{len(photos) + len(form.photo_ids)} photos were sent or referenced; "
             f"the limit is {settings.max_photos} per report.",
         )
-    total_bytes = sum(upload.size or 0 for upload in uploads)
+    total_bytes = sum(photo.size or 0 for photo in photos)
     if total_bytes > settings.max_report_bytes:
         raise Problem(
             413,
@@ -99,7 +100,7 @@ async def submit_report(
             f"The photos add up to {human_size(total_bytes)}; the limit per report is "
             f"{human_size(settings.max_report_bytes)}. Send fewer photos or smaller ones.",
         )
-    prepared = await prepare_uploads(uploads, photo_limits(settings))
+    prepared = await prepare_uploads(photos, photo_limits(settings))
     staged = await _staged_photos(res, form.photo_ids)
 
     key = idempotency_key(
