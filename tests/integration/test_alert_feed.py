@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 import pytest
 
+from qianliyan.notify.projections.events import project_batch
+from qianliyan.notify.projections.incidents import FeedFilter, FeedPosition, list_alerts
+from qianliyan.notify.rebuild import scratch_schema
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+    ReportTriagedPayload,
+    Severity,
+)
 from qianliyan.stack.config import StackConfig
 from tests.integration.clients import as_suite, jpeg_photo, submit
 from tests.integration.topic_reader import wait_for
@@ -94,3 +108,55 @@ async def test_an_alert_shows_its_reports_photos_reasons_and_timeline(
 
         unknown = await client.get(f"{base}/{uuid4()}")
         assert unknown.status_code == 404
+
+
+async def test_paging_passes_incidents_left_without_reports_once_each(infra: StackConfig) -> None:
+    """A triage older than its report's last (delivered late) still refreshes its
+    incident, which then holds no report: no opening time, so it sorts last. A page
+    ending on one must not bring it back, nor stop the pages short of the others."""
+    reporter, triage = Actor(kind=ActorKind.REPORTER, id="w-1"), Actor(kind=ActorKind.OPS, id="t")
+    merged_into, emptied, events = uuid4(), [], []
+    for minute in range(3):
+        report_id, first = uuid4(), uuid4()
+        captured = datetime(2026, 3, 1, 8, minute, tzinfo=UTC)
+        submitted = ReportSubmitted.first(
+            key=str(report_id),
+            actor=reporter,
+            payload=ReportSubmittedPayload(
+                report_id=report_id, text="道岔故障", captured_at=captured, received_at=captured
+            ),
+        )
+        events.append(submitted)
+        for incident, triaged_at in ((merged_into, captured + timedelta(1)), (first, captured)):
+            decision = ReportTriagedPayload(
+                report_id=report_id,
+                incident_id=incident,
+                severity=Severity.MAJOR,
+                rule_set_version="v1",
+                reasons=[],
+                captured_at=captured,
+            )
+            triaged = ReportTriaged.caused_by(
+                submitted, key=str(report_id), actor=triage, payload=decision
+            )
+            events.append(triaged.model_copy(update={"occurred_at": triaged_at}))
+        emptied.append(first)
+    async with scratch_schema(infra.postgres_dsn, "feed") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            await project_batch(pool, events)
+            listed = await list_alerts(pool, where=FeedFilter(), after=None, limit=10)
+            assert [row["opened_at"] for row in listed[1:]] == [None, None, None]
+            paged: list[UUID] = []
+            after = None
+            while len(paged) < 10 and (
+                page := await list_alerts(pool, where=FeedFilter(), after=after, limit=1)
+            ):
+                row = page[0]
+                paged.append(row["incident_id"])
+                after = FeedPosition(row["severity_rank"], row["opened_at"], row["incident_id"])
+        finally:
+            await pool.close()
+    assert paged == [row["incident_id"] for row in listed]
+    assert sorted(paged) == sorted([merged_into, *emptied])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -426,13 +426,17 @@ async def list_alerts(
     if where.opened_until:
         conditions.append(f"opened_at < {value(where.opened_until)}")
     if after is not None:
-        # Rows strictly after the cursor in (rank DESC NULLS LAST, opened DESC, id DESC).
+        # Rows strictly after the cursor in the feed's order, its key made as the rows' is:
+        # an incident left without reports has no opening time, and sorts last.
         rank, opened, ident = (
-            value(after.severity_rank if after.severity_rank is not None else 0),
-            value(after.opened_at or datetime.min.replace(tzinfo=UTC)),
+            value(after.severity_rank),
+            value(after.opened_at),
             value(after.incident_id),
         )
-        conditions.append(f"({_FEED_KEY}) < ({rank}, {opened}, {ident})")
+        cursor_key = (
+            f"COALESCE({rank}::smallint, 0), COALESCE({opened}::timestamptz, '-infinity'), {ident}"
+        )
+        conditions.append(f"({_FEED_KEY}) < ({cursor_key})")
     query = (
         f"SELECT {_FEED_COLUMNS} FROM incidents WHERE {' AND '.join(conditions)} "  # noqa: S608
         f"ORDER BY {_FEED_ORDER} LIMIT {value(limit)}"
