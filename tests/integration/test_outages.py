@@ -7,6 +7,9 @@ also show that triage and notify recover by themselves.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import uuid4
@@ -14,6 +17,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from qianliyan.shared.settings import StorageSettings
 from qianliyan.stack.component import Component
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra
@@ -67,3 +71,37 @@ async def test_an_outage_answers_503_and_the_retry_succeeds_once_it_is_over(
     [photo_ref] = events[0].payload.photos
     assert photo_ref.sha256 == retried.json()["photos"][0]
     minio_client(running_stack).stat_object(running_stack.bucket, photo_ref.object_key)
+
+
+@contextmanager
+def paused(part: Component) -> Iterator[None]:
+    """`part` stops answering inside the block, its connections still open (as a paused
+    machine or a dropped route leaves them), and answers again after it."""
+    pid = part.status().pid
+    assert pid is not None, f"{part.name} is not running"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_photo_store_that_stops_answering_is_a_503_within_its_read_timeout(
+    running_stack: StackConfig,
+) -> None:
+    key = str(uuid4())
+    report = {"text": "对象存储无响应期间的报告", "reporter_id": "w-outage"}
+    photo = jpeg_photo()
+    timeout_s = StorageSettings().read_timeout_s
+    with paused(Infra(running_stack).minio):
+        began = time.monotonic()
+        refused = await submit(running_stack, report, [photo], idempotency_key=key)
+        waited_s = time.monotonic() - began
+    assert_unavailable(refused, "photo store is unavailable")
+    # minio's own client waited five minutes a read, and read five more times.
+    assert waited_s < timeout_s * 2, f"answered after {waited_s:.0f} s"
+
+    retried = await submit(running_stack, report, [photo], idempotency_key=key)
+    assert retried.status_code == 202, retried.text
+    events = await submitted_events(running_stack, retried.json()["report_id"])
+    assert len({event.event_id for event in events}) == 1

@@ -47,6 +47,17 @@ class StorageSettings(BaseModel):
         description="host:port that browsers reach the store at, for signed photo links",
     )
     link_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    connect_timeout_s: float = Field(
+        default=3.0, gt=0, description="Seconds to open a connection to the store"
+    )
+    read_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "Seconds to wait for the store's answer once a request is sent; a store that "
+            "stays silent longer is unavailable (a 503), not waited for"
+        ),
+    )
     upload_retention_days: int = Field(
         default=7,
         ge=1,

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from datetime import timedelta
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED, CopySource, Filter
 from minio.error import S3Error
@@ -54,6 +57,27 @@ def _client(settings: StorageSettings, endpoint: str) -> Minio:
         secret_key=settings.secret_key.get_secret_value(),
         secure=settings.secure,
         region=settings.region,
+        http_client=_connections(settings),
+    )
+
+
+def _connections(settings: StorageSettings) -> urllib3.PoolManager:
+    """The pool minio makes for itself, but with waits a request can afford.
+
+    minio's own waits five minutes for each read and retries five times, so a store
+    that stopped answering without closing its connections (a paused machine, a
+    dropped route) held a report for half an hour and a worker thread with it. Here a
+    refused or failed connection is retried briefly, as a restarting store needs, and
+    a read that times out is not: that store is unavailable, and the phone retries.
+    """
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(
+            total=5, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+        ),
     )
 
 
