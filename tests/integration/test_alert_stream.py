@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
 
+from qianliyan.notify.api.alerts import CHANGES_PER_READ, STREAM_RECHECK_S
 from qianliyan.stack.config import StackConfig
 from tests.integration.clients import as_suite, submit
 
@@ -95,3 +97,50 @@ async def test_a_malformed_last_event_id_is_a_422(running_stack: StackConfig) ->
             headers={"Last-Event-ID": "yesterday"},
         )
     assert answer.status_code == 422
+
+
+async def test_a_client_far_behind_catches_up_without_pausing(running_stack: StackConfig) -> None:
+    """A stream reads the change log a page at a time; a full page means more are waiting,
+    so it goes on at once rather than waiting for the next change (or its re-check)."""
+    config = running_stack
+    backlog = 5 * CHANGES_PER_READ
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        latest = "SELECT COALESCE(max(change_id), 0) FROM feed_changes"
+        answer = await submit(config, {"text": "站台冒烟", "place": f"C{uuid4().hex[:6]}"}, [])
+        received = await read_until(
+            config, await connection.fetchval(latest), answer.json()["report_id"]
+        )
+        alert = received[-1][1]
+        start = await connection.fetchval(latest)
+        # As a re-triage that moved many incidents leaves it, without waking the streams.
+        await connection.execute(
+            "INSERT INTO feed_changes (incident_id) SELECT $1 FROM generate_series(1, $2)",
+            UUID(alert["incident_id"]),
+            backlog,
+        )
+    finally:
+        await connection.close()
+    began = time.monotonic()
+    received = await read_count(config, start, backlog)
+    took_s = time.monotonic() - began
+    assert len(received) == backlog
+    # Waiting after each full page took at least STREAM_RECHECK_S four times over.
+    assert took_s < 2 * STREAM_RECHECK_S, f"{backlog} changes took {took_s:.1f} s"
+
+
+async def read_count(config: StackConfig, last_event_id: int, count: int) -> list[int]:
+    """The ids of the first `count` events on the stream after `last_event_id`."""
+    url = f"http://127.0.0.1:{config.notify_port}/v1/alerts/stream"
+    ids: list[int] = []
+    async with (
+        asyncio.timeout(60),
+        httpx.AsyncClient(headers=as_suite(config), timeout=None) as client,
+        client.stream("GET", url, headers={"Last-Event-ID": str(last_event_id)}) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                ids.append(int(line.removeprefix("id:")))
+                if len(ids) == count:
+                    return ids
+    raise AssertionError("the stream ended early")

@@ -139,6 +139,9 @@ async def feed(
 
 # A stream re-checks the change log this often even without a notification.
 STREAM_RECHECK_S = 5.0
+# Changes read at once; a full read means more are waiting, read without a pause (a page
+# resuming after a long gap, or after a re-triage moved many incidents).
+CHANGES_PER_READ = 500
 
 
 @router.get("/stream")
@@ -179,7 +182,8 @@ async def stream(
             # Read per round: a manager's units follow edits of the organisation file.
             units = visible_units(principal, Permission.READ_ALERTS, res.org.current())
             changed = res.feed_signal.next_change()
-            for change in await changes_after(res.pool, position):
+            changes = await changes_after(res.pool, position, limit=CHANGES_PER_READ)
+            for change in changes:
                 position = change.pop("change_id")
                 if units is not None and change["unit"] not in units:
                     continue
@@ -188,7 +192,8 @@ async def stream(
                     event="alert",
                     id=str(position),
                 )
-            await res.feed_signal.wait(changed, STREAM_RECHECK_S)
+            if len(changes) < CHANGES_PER_READ:  # caught up: wait for the next change
+                await res.feed_signal.wait(changed, STREAM_RECHECK_S)
 
     return EventSourceResponse(events(), ping=15)
 
