@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
 
+from qianliyan.notify.alerter import open_incidents
+from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.alert_receivers import (
@@ -283,3 +286,30 @@ async def test_a_report_captured_days_ago_that_arrives_now_pages(
         detail = await alert_detail(config, incident_id)
         shown = datetime.fromisoformat(detail["last_report_at"])
         assert abs(shown - captured) < timedelta(seconds=1)
+
+
+async def test_the_alerter_asks_after_reopened_incidents_however_old_their_reports(
+    infra: StackConfig,
+) -> None:
+    """The horizon (`max_age`) keeps re-triaged history quiet; a reopening is news."""
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=3)
+    async with scratch_schema(infra.postgres_dsn, "alerter") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            rows = [  # (round, last report received)
+                (uuid4(), 0, long_ago),  # history re-triaged
+                (uuid4(), 1, long_ago),  # resolved long ago, reopened today
+                (uuid4(), 0, now),  # a report just in
+            ]
+            await pool.executemany(
+                "INSERT INTO incidents (incident_id, version, rule_severity, alert_round, "
+                "last_received_at, report_count, photo_count) "
+                "VALUES ($1, 1, 'major', $2, $3, 1, 0)",
+                rows,
+            )
+            found = await open_incidents(pool, received_since=now - timedelta(hours=24))
+        finally:
+            await pool.close()
+    assert sorted(incident.incident_id for incident in found) == sorted([rows[1][0], rows[2][0]])

@@ -129,11 +129,12 @@ def incident(
     raised_at: datetime | None = None,
     step: int = 0,
     last_received_at: datetime = MORNING,
+    round_: int = 0,
 ) -> OpenIncident:
     alert = RaisedAlert(raised_at=raised_at, step=step) if raised_at else None
     return OpenIncident(
         incident_id=uuid4(),
-        round=0,
+        round=round_,
         severity=severity,
         unit="A站",
         place="站台",
@@ -154,6 +155,12 @@ def test_history_re_triaged_pages_nobody() -> None:
     # The default horizon is a day: a report that arrived just inside it still pages.
     recent = incident(last_received_at=MORNING - timedelta(hours=23))
     assert plan_alert(recent, routing(), MORNING).raise_route == "station-a"
+
+
+def test_an_incident_reopened_is_raised_afresh_however_old_its_reports() -> None:
+    # Resolved on day one, reopened on day three: the fault is back, and a person said so.
+    reopened = incident(last_received_at=MORNING - timedelta(days=3), round_=1)
+    assert plan_alert(reopened, routing(), MORNING).raise_route == "station-a"
 
 
 def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:

@@ -70,7 +70,7 @@ _OPEN_INCIDENTS = """
       FROM incidents i
       LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round
      WHERE i.status = 'open' AND i.severity IS NOT NULL
-       AND (a.incident_id IS NOT NULL OR i.last_received_at > $1)
+       AND (a.incident_id IS NOT NULL OR i.alert_round > 0 OR i.last_received_at > $1)
 """
 
 # The first report's chain is the alert's; an incident is never without reports.
@@ -155,12 +155,10 @@ class Alerter:
     async def tick(self, now: datetime) -> None:
         """Raise, escalate and start the deliveries due at `now`; publish what was decided."""
         routing = self._routing.current()
-        rows = await self._pool.fetch(_OPEN_INCIDENTS, now - routing.spec.max_age)
-        self._quiet.keep_only(row["incident_id"] for row in rows)
+        candidates = await open_incidents(self._pool, received_since=now - routing.spec.max_age)
+        self._quiet.keep_only(incident.incident_id for incident in candidates)
         incidents = [
-            incident
-            for incident in map(_open_incident, rows)
-            if not self._quiet.is_quiet(incident, routing, now)
+            incident for incident in candidates if not self._quiet.is_quiet(incident, routing, now)
         ]
         if incidents:
             await self._act(incidents, routing, now)
@@ -391,6 +389,12 @@ async def _to_outbox(connection: Connection | asyncpg.Pool, event: Event) -> Non
         event.event_id,
         encode(event).decode(),
     )
+
+
+async def open_incidents(pool: asyncpg.Pool, *, received_since: datetime) -> list[OpenIncident]:
+    """The open incidents with a severity that may need alerting: already alerted in their
+    round, reopened (a later round), or with a report received since `received_since`."""
+    return [_open_incident(row) for row in await pool.fetch(_OPEN_INCIDENTS, received_since)]
 
 
 def _open_incident(row: Any) -> OpenIncident:

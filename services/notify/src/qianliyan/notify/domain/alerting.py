@@ -82,9 +82,10 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
         return NOTHING
     if incident.alert is None:
         quiet_for = now - incident.last_received_at if incident.last_received_at else None
-        if quiet_for is not None and quiet_for > routing.spec.max_age:
+        if incident.round == 0 and quiet_for is not None and quiet_for > routing.spec.max_age:
             # History re-triaged: nobody is paged about the past. A report that arrives now
-            # is news, however long ago its phone captured it.
+            # is news, however long ago its phone captured it; so is a reopening (a later
+            # round), which a person decided, however old the reports.
             return NOTHING
         return AlertPlan(raise_route=route.id)
     # Route and steps follow the severity as it is now, so an incident that grew worse

@@ -231,7 +231,8 @@ class RoutingFile(_Strict):
         default=timedelta(hours=24),
         description=(
             "an incident whose latest report arrived longer ago is not alerted (a re-triage "
-            "of history); how long ago the phone captured it does not count"
+            "of history), unless it was reopened; how long ago the phone captured it does "
+            "not count"
         ),
     )
     quiet_hours: QuietHours | None = None
