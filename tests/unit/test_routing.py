@@ -187,7 +187,8 @@ def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:
         incident(raised_at=MORNING, step=1), loaded, MORNING + timedelta(minutes=41)
     )
     assert repeated.escalate_to == 2
-    assert {d.step for d in repeated.deliveries if d.recipient == "chief"} == {1, 2}
+    # The repeat is the chief's message now; step 1 was theirs before it.
+    assert {d.step for d in repeated.deliveries if d.recipient == "chief"} == {2}
     assert repeated.next_due_at == MORNING + timedelta(minutes=70)
 
 
@@ -204,6 +205,20 @@ def test_low_severities_wait_out_quiet_hours_and_severe_ones_do_not() -> None:
 
     major = plan_alert(incident(Severity.MAJOR, raised_at=night), loaded, night)
     assert [d.recipient for d in major.deliveries] == ["duty"]
+
+
+def test_steps_held_back_together_tell_each_recipient_once_at_the_newest() -> None:
+    # Raised at 23:30 in Shanghai, minor: the chief's step and fourteen repeats fall due
+    # in the night, and all wait for 07:00. Each recipient is told once, by the newest.
+    night = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+    morning = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
+    plan = plan_alert(incident(Severity.MINOR, raised_at=night), routing(), morning)
+    assert plan.escalate_to == 15
+    assert sorted((d.step, d.recipient, d.channel) for d in plan.deliveries) == [
+        (0, "duty", "mailto-0"),
+        (15, "chief", "hook"),
+        (15, "chief", "mailto-1"),
+    ]
 
 
 def test_an_incident_whose_steps_are_sent_is_not_planned_again_until_its_next_step() -> None:

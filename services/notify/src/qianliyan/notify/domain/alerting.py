@@ -91,10 +91,16 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
     # Route and steps follow the severity as it is now, so an incident that grew worse
     # reaches the people its new route names; the raise time keeps the clock.
     escalation = routing.escalation_at(route, incident.severity, incident.alert.raised_at, now)
+    # A recipient named by several steps due together (repeats held back by quiet hours or
+    # an outage, or a route grown more severe) is told once, at the newest of them: nine
+    # messages at the end of the night would say no more than the last one.
+    newest: dict[str, int] = {}
+    for due in escalation.due:
+        for recipient_id in due.recipients:
+            newest[recipient_id] = max(due.step, newest.get(recipient_id, due.step))
     deliveries = tuple(
-        DeliveryKey(incident.incident_id, incident.round, due.step, recipient_id, label)
-        for due in escalation.due
-        for recipient_id in due.recipients
+        DeliveryKey(incident.incident_id, incident.round, step, recipient_id, label)
+        for recipient_id, step in newest.items()
         for label, _ in routing.recipient(recipient_id).labelled_channels()
     )
     highest = max((due.step for due in escalation.due), default=0)
