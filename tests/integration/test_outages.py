@@ -7,6 +7,7 @@ also show that triage and notify recover by themselves.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -14,9 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
 
+from qianliyan.notify.feed_signal import FeedSignal
+from qianliyan.notify.projections.incidents import FEED_CHANNEL
 from qianliyan.shared.settings import StorageSettings
 from qianliyan.stack.component import Component
 from qianliyan.stack.config import StackConfig
@@ -105,3 +109,28 @@ async def test_a_photo_store_that_stops_answering_is_a_503_within_its_read_timeo
     assert retried.status_code == 202, retried.text
     events = await submitted_events(running_stack, retried.json()["report_id"])
     assert len({event.event_id for event in events}) == 1
+
+
+async def test_the_live_feed_hears_changes_again_after_postgres_restarts(
+    running_stack: StackConfig,
+) -> None:
+    """Streams wait on one NOTIFY connection; PostgreSQL dropping it must not leave them
+    to their 5 s re-check for good."""
+    feed = FeedSignal()
+    await feed.start(running_stack.postgres_dsn)
+    try:
+        with stopped(Infra(running_stack).postgres):
+            pass
+        woken = feed.next_change()  # set once it is listening again
+        async with asyncio.timeout(30):
+            await woken.wait()
+        change = feed.next_change()
+        connection = await asyncpg.connect(running_stack.postgres_dsn)
+        try:
+            await connection.execute("SELECT pg_notify($1, '0')", FEED_CHANNEL)
+        finally:
+            await connection.close()
+        async with asyncio.timeout(5):
+            await change.wait()
+    finally:
+        await feed.stop()

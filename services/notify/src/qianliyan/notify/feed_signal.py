@@ -4,28 +4,76 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import asyncpg
 
 from qianliyan.notify.projections.incidents import FEED_CHANNEL
+from qianliyan.shared.kafka import retry_pause
+
+log = logging.getLogger(__name__)
 
 
 class FeedSignal:
-    """One listening connection for the whole app; streams wait on it instead of polling."""
+    """One listening connection for the whole app; streams wait on it instead of polling.
+
+    A connection PostgreSQL drops (a restart, a failover) is made again, and the streams
+    are woken once it is back, to read what was recorded meanwhile. Until then they
+    re-check on their timeout, as without it.
+    """
 
     def __init__(self) -> None:
         self._changed = asyncio.Event()
         self._connection: asyncpg.Connection | None = None
+        self._stopping = asyncio.Event()
+        self._listening: asyncio.Task[None] | None = None
 
     async def start(self, dsn: str) -> None:
-        """Listen on the feed's channel."""
-        self._connection = await asyncpg.connect(dsn)
-        await self._connection.add_listener(FEED_CHANNEL, self.on_notify)
+        """Listen on the feed's channel, now and again after each lost connection."""
+        lost = await self._listen(dsn)
+        self._listening = asyncio.create_task(self._keep_listening(dsn, lost))
 
     async def stop(self) -> None:
         """Stop listening."""
+        self._stopping.set()
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
         if self._connection is not None:
             await self._connection.close()
+
+    async def _listen(self, dsn: str) -> asyncio.Event:
+        """Connect and listen; the event returned is set when the connection is lost."""
+        lost = asyncio.Event()
+        connection = await asyncpg.connect(dsn)
+        connection.add_termination_listener(lambda _: lost.set())
+        await connection.add_listener(FEED_CHANNEL, self.on_notify)
+        self._connection = connection
+        return lost
+
+    async def _keep_listening(self, dsn: str, lost: asyncio.Event) -> None:
+        while True:
+            await lost.wait()
+            log.warning("the feed's notification connection was lost; connecting again")
+            attempt = 0
+            while True:
+                await retry_pause(attempt, self._stopping)
+                if self._stopping.is_set():
+                    return
+                try:
+                    lost = await self._listen(dsn)
+                    break
+                # Whatever the failure, the streams still re-check on their own: keep trying.
+                except Exception as exc:
+                    log.warning(
+                        "connecting for feed notifications failed (%s: %s)",
+                        type(exc).__name__,
+                        exc,
+                    )
+                    attempt += 1
+            log.info("listening for feed changes again")
+            self.on_notify()  # changes recorded while nobody listened
 
     def on_notify(self, *_: object) -> None:
         """A change was recorded (PostgreSQL's NOTIFY on the feed's channel)."""
