@@ -72,6 +72,17 @@ async def test_an_upload_that_is_not_a_photo_is_refused(running_stack: StackConf
     assert refused.json()["errors"][0]["field"] == "photos[1]"
 
 
+async def test_a_photo_past_the_limit_is_refused_naming_its_own_size(
+    running_stack: StackConfig,
+) -> None:
+    # Only the limit's worth is ever read, but the sender is told the size it sent.
+    refused = await upload(running_stack, jpeg_photo() + b"\0" * (25 * 1024 * 1024))
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"field": "photos[1]", "message": "the file is 25.0 MB, more than the limit of 10.0 MB"}
+    ]
+
+
 def test_unreferenced_uploads_expire_by_the_stores_own_lifecycle_rule(
     running_stack: StackConfig,
 ) -> None:

@@ -280,7 +280,7 @@ def test_a_photo_past_the_byte_limit_is_refused_naming_the_limit(data: bytes, ov
     limits = PhotoLimits(max_bytes=max(1, len(data) - over), max_pixels=LIMITS.max_pixels)
     result = outcome(data, limits)
     assert isinstance(result, PhotoRejected)
-    assert "the limit is" in result.reason
+    assert "more than the limit of" in result.reason
 
 
 def test_every_seed_is_accepted_as_it_is() -> None:

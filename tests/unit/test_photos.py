@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from qianliyan.ingest.domain.jpeg import pixels_only
-from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, prepare_photo
+from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, prepare_photo, too_large
 from qianliyan.ingest.memory import keep_large_buffers_unmapped
 
 LIMITS = PhotoLimits(max_bytes=2 * 1024 * 1024, max_pixels=4_000_000)
@@ -128,8 +128,14 @@ def test_refuses_a_jpeg_with_a_zip_archive_appended() -> None:
 def test_refuses_too_many_bytes_naming_size_and_limit() -> None:
     small_limit = PhotoLimits(max_bytes=1024, max_pixels=LIMITS.max_pixels)
     data = image_bytes("PNG", (300, 300)) + b"\0" * 3000
-    with pytest.raises(PhotoRejected, match=r"the file is \d+ KB; the limit is 1 KB"):
+    with pytest.raises(PhotoRejected, match=r"the file is \d+ KB, more than the limit of 1 KB"):
         prepare_photo(1, data, small_limit)
+
+
+def test_a_photo_just_past_the_limit_is_told_in_bytes() -> None:
+    # 10 MB and one byte reads as 10.0 MB, as the limit does.
+    refused = too_large(1, 10 * 1024 * 1024 + 1, PhotoLimits(10 * 1024 * 1024, 10**6))
+    assert refused.reason == "the file is 10,485,761 bytes, more than the limit of 10,485,760 bytes"
 
 
 def test_refuses_a_decompression_bomb_before_decoding() -> None:

@@ -7,7 +7,13 @@ import os
 
 from fastapi import UploadFile
 
-from qianliyan.ingest.domain.photos import PhotoLimits, PhotoRejected, PreparedPhoto, prepare_photo
+from qianliyan.ingest.domain.photos import (
+    PhotoLimits,
+    PhotoRejected,
+    PreparedPhoto,
+    prepare_photo,
+    too_large,
+)
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.shared.http import Problem
 
@@ -38,12 +44,21 @@ async def _in_worker(
         return await asyncio.to_thread(_prepare, position, data, limits)
 
 
+async def _outcome(
+    position: int, upload: UploadFile, limits: PhotoLimits
+) -> PreparedPhoto | PhotoRejected:
+    # The form parser holds the whole file, so its size is known: past the limit, it is
+    # refused by that size (the one the sender knows), neither read nor decoded.
+    if upload.size is not None and upload.size > limits.max_bytes:
+        return too_large(position, upload.size, limits)
+    # Read one byte past the limit: enough to know a photo is too large, never more.
+    return await _in_worker(position, await upload.read(limits.max_bytes + 1), limits)
+
+
 async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> list[PreparedPhoto]:
     """Every uploaded photo prepared, or one 422 listing each refused photo and why."""
-    # Read one byte past the limit: enough to know a photo is too large, never more.
-    contents = [await upload.read(limits.max_bytes + 1) for upload in uploads]
     outcomes = await asyncio.gather(
-        *(_in_worker(position, data, limits) for position, data in enumerate(contents, start=1))
+        *(_outcome(position, upload, limits) for position, upload in enumerate(uploads, start=1))
     )
     prepared = [o for o in outcomes if isinstance(o, PreparedPhoto)]
     rejected = [o for o in outcomes if isinstance(o, PhotoRejected)]

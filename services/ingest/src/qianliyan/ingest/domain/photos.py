@@ -107,15 +107,20 @@ def human_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+def too_large(position: int, size: int, limits: PhotoLimits) -> PhotoRejected:
+    """The refusal of a photo of `size` bytes, past the limit."""
+    shown, limit = human_size(size), human_size(limits.max_bytes)
+    if shown == limit:  # just past it: rounded alike, the two would read as equal
+        shown, limit = f"{size:,} bytes", f"{limits.max_bytes:,} bytes"
+    return PhotoRejected(position, f"the file is {shown}, more than the limit of {limit}")
+
+
 def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPhoto:
     """Accept `data` as a JPEG, PNG, WebP or HEIC photo, or raise `PhotoRejected` saying why."""
     if not data:
         raise PhotoRejected(position, "the file is empty")
     if len(data) > limits.max_bytes:
-        raise PhotoRejected(
-            position,
-            f"the file is {human_size(len(data))}; the limit is {human_size(limits.max_bytes)}",
-        )
+        raise too_large(position, len(data), limits)
     if _carries_active_content(data):
         raise PhotoRejected(position, _HIDES_CONTENT)
     try:
