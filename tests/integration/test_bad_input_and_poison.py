@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
@@ -156,3 +157,15 @@ async def test_a_report_whose_photos_add_up_past_the_limit_is_a_413(
     refused = await submit(running_stack, {"text": "太大了"}, [eight_mb] * 4)
     assert refused.status_code == 413
     assert refused.json()["detail"].startswith("The photos add up to 32.0 MB")
+
+
+async def test_a_phone_clock_running_ahead_is_taken_from_its_arrival(
+    running_stack: StackConfig,
+) -> None:
+    # Refused once ("occurred_at is in the future"), and every attempt the page made
+    # stamped the same wrong clock again: the reporter had no way in.
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    answer = await submit(running_stack, {"text": "时钟快了", "occurred_at": ahead.isoformat()}, [])
+    assert answer.status_code == 202, answer.text
+    shown = await wait_for(lambda: report_status(running_stack, answer.json()["report_id"]))
+    assert shown["captured_at"] == shown["received_at"] == answer.json()["received_at"]

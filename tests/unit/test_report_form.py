@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qianliyan.ingest.domain.reports import ReportForm, ReportFormInvalid, parse_report_form
+from qianliyan.ingest.domain.reports import (
+    ReportForm,
+    ReportFormInvalid,
+    capture_time,
+    parse_report_form,
+)
 from qianliyan.shared.text import NOT_PRINTABLE
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -114,10 +119,16 @@ def test_chinese_text_and_place_are_kept_verbatim() -> None:
     assert form.place == "K123+400"
 
 
-def test_a_capture_time_from_the_future_is_refused() -> None:
-    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-    with pytest.raises(ReportFormInvalid, match="occurred_at"):
-        parse_report_form(json.dumps({"text": "x", "occurred_at": future}))
+def test_a_phone_clock_running_ahead_counts_the_report_from_its_arrival() -> None:
+    arrived = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    ahead = parse_report_form(json.dumps({"text": "x", "occurred_at": "2026-12-06T10:00:00Z"}))
+    assert ahead.occurred_at == arrived + timedelta(hours=2)  # kept as sent, for a retry's key
+    assert capture_time(ahead.occurred_at, arrived) == arrived
+    # A few minutes' drift is kept, as is any time before the arrival.
+    drifted = arrived + timedelta(minutes=9)
+    assert capture_time(drifted, arrived) == drifted
+    assert capture_time(arrived - timedelta(days=2), arrived) == arrived - timedelta(days=2)
+    assert capture_time(None, arrived) == arrived
 
 
 @pytest.mark.parametrize("moment", ["0001-01-01T05:00:00+08:00", "1969-12-31T23:59:59Z"])

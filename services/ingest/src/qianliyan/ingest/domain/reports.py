@@ -27,7 +27,9 @@ from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
 from qianliyan.shared.storage import photo_key, preview_key
 from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, IsoTime, error_message
 
-# Phones' clocks drift; a capture time further ahead than this is a wrong clock.
+# Phones' clocks drift; a capture time further ahead of the arrival than this is a wrong
+# clock, and the report counts from its arrival instead. Refusing it left the reporter
+# no way in: the page stamps each attempt from the same clock.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 # A phone whose clock was reset says 1970, and its report is still taken (it pages by its
 # arrival); before that no clock is speaking, and grouping's arithmetic on the year 1
@@ -46,7 +48,11 @@ class ReportForm(BaseModel):
     place: Annotated[str, Field(max_length=200), ONE_LINE] | None = None
     unit: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
     occurred_at: IsoTime | None = Field(
-        default=None, description="When the phone captured the report"
+        default=None,
+        description=(
+            "When the phone captured the report; one more than ten minutes after its "
+            "arrival is a clock running ahead, and the arrival time is taken instead"
+        ),
     )
     client_report_id: str | None = Field(
         default=None, min_length=1, max_length=100, pattern=PRINTABLE
@@ -66,13 +72,9 @@ class ReportForm(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _from_a_clock_and_not_ahead(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value < EARLIEST_CAPTURE:
+    def _from_a_clock(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value < EARLIEST_CAPTURE:
             raise ValueError("occurred_at is before 1970; check the phone's clock")
-        if value - datetime.now(value.tzinfo) > MAX_CLOCK_SKEW:
-            raise ValueError("occurred_at is in the future; check the phone's clock")
         return value
 
 
@@ -115,6 +117,14 @@ def photo_ref(photo: PreparedPhoto) -> PhotoRef:
     )
 
 
+def capture_time(occurred_at: datetime | None, received_at: datetime) -> datetime:
+    """When the report was captured: as the phone says, unless its clock runs ahead (a
+    report is not from the future) or it did not say; then when it arrived."""
+    if occurred_at is None or occurred_at - received_at > MAX_CLOCK_SKEW:
+        return received_at
+    return occurred_at
+
+
 def build_report_submitted(
     *,
     form: ReportForm,
@@ -137,7 +147,7 @@ def build_report_submitted(
         location=form.location,
         place=form.place,
         unit=form.unit,
-        captured_at=form.occurred_at or received_at,
+        captured_at=capture_time(form.occurred_at, received_at),
         received_at=received_at,
         photos=photos,
         client_report_id=form.client_report_id,
