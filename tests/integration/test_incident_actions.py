@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -9,6 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
+from qianliyan.notify.projections.events import project_one_by_one
+from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.shared import topics
 from qianliyan.shared.events import (
     Actor,
@@ -17,6 +20,11 @@ from qianliyan.shared.events import (
     AlertResolved,
     AlertResolvedPayload,
     IncidentActionPayload,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+    ReportTriagedPayload,
+    Severity,
 )
 from qianliyan.shared.kafka import EventPublisher, create_producer
 from qianliyan.shared.settings import KafkaSettings
@@ -230,3 +238,65 @@ async def test_of_two_actions_on_one_version_the_first_in_the_log_is_applied(
     assert second["detail"]["superseded_by"] == str(resolved.event_id)
     (first,) = [e for e in incident["timeline"] if e["event_type"] == "AlertResolved"]
     assert "superseded_by" not in first["detail"]
+
+
+async def test_after_a_rebuild_in_another_order_the_next_action_is_still_applied(
+    infra: StackConfig,
+) -> None:
+    """Live, a triage projected before its submission gets a second refresh; a rebuild
+    reading the topics side by side may meet them the other way round, and count one
+    fewer. The version must still end past every version acted on."""
+    report_id, incident_id = uuid4(), uuid4()
+    reporter, triage = Actor(kind=ActorKind.REPORTER, id="w-1"), Actor(kind=ActorKind.OPS, id="t")
+    dispatcher = Actor(kind=ActorKind.DISPATCHER, id="调度员甲")
+    captured = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    submitted = ReportSubmitted.first(
+        key=str(report_id),
+        actor=reporter,
+        payload=ReportSubmittedPayload(
+            report_id=report_id, text="道岔故障", captured_at=captured, received_at=captured
+        ),
+    )
+    triaged = ReportTriaged.caused_by(
+        submitted,
+        key=str(report_id),
+        actor=triage,
+        payload=ReportTriagedPayload(
+            report_id=report_id,
+            incident_id=incident_id,
+            severity=Severity.MAJOR,
+            rule_set_version="v1",
+            reasons=[],
+            captured_at=captured,
+        ),
+    )
+    # Live: triage, then submission (version 2), acknowledged on 2.
+    acknowledged = AlertAcknowledged.first(
+        key=str(incident_id),
+        actor=dispatcher,
+        payload=IncidentActionPayload(incident_id=incident_id, acted_on_version=2),
+    )
+    async with scratch_schema(infra.postgres_dsn, "actions") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            # The rebuild's order: the submission first.
+            await project_one_by_one(pool, [submitted, triaged, acknowledged])
+            version = await pool.fetchval(
+                "SELECT version FROM incidents WHERE incident_id = $1", incident_id
+            )
+            assert version > 2
+            resolved = AlertResolved.first(
+                key=str(incident_id),
+                actor=dispatcher,
+                payload=AlertResolvedPayload(
+                    incident_id=incident_id, acted_on_version=version, resolution="已处理"
+                ),
+            )
+            await project_one_by_one(pool, [resolved])
+            status = await pool.fetchval(
+                "SELECT status FROM incidents WHERE incident_id = $1", incident_id
+            )
+        finally:
+            await pool.close()
+    assert status == "resolved"

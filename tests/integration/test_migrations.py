@@ -133,3 +133,28 @@ async def test_people_added_and_tokens_issued_and_revoked_before_are_in_the_acce
     assert details[0] == {"display_name": "王工", "roles": ["manager"], "units": ["丰台站"]}
     assert details[1]["scopes"] == ["reports:submit-for-others"]
     assert details[2] == {"name": "bridge", "reason": "retired"}
+
+
+async def test_each_incident_version_is_kept_and_lifted_past_the_versions_acted_on(
+    schema: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, dsn = schema
+    await migrate(dsn, "0011")
+    live, rebuilt, untouched = uuid4(), uuid4(), uuid4()
+    await connection.executemany(
+        "INSERT INTO incidents (incident_id, version) VALUES ($1, $2)",
+        [(live, 5), (rebuilt, 2), (untouched, 3)],
+    )
+    # Live, the version is past every action; a rebuild could leave it on one (2 here).
+    await connection.executemany(
+        "INSERT INTO incident_actions (incident_id, acted_on_version, event_id) "
+        "VALUES ($1, $2, $3)",
+        [(live, 2, uuid4()), (live, 4, uuid4()), (rebuilt, 2, uuid4())],
+    )
+    await migrate(dsn, "head")
+    versions = await connection.fetch("SELECT incident_id, version FROM incidents")
+    assert {row["incident_id"]: row["version"] for row in versions} == {
+        live: 5,
+        rebuilt: 3,
+        untouched: 3,
+    }

@@ -27,8 +27,9 @@ from qianliyan.shared.events import (
 
 # Each incident's rule severity (the most severe of its reports, by their latest triage)
 # and what the feed shows of it (when, where, how many), upserted in one statement for
-# any number of incidents. $2 counts the refreshes each incident gets: its version moves
-# by one per refresh, so a batch of refreshes ends at the version one-by-one would give.
+# any number of incidents. $2 counts the refreshes each incident gets: its change count
+# (and so its version) moves by one per refresh, so a batch of refreshes ends at the
+# version one-by-one would give.
 # Ties in capture time go to the lower report id, so the choice never depends on a plan.
 _REFRESH = """
     WITH touched AS (
@@ -53,7 +54,7 @@ _REFRESH = """
          GROUP BY incident_id
     )
     INSERT INTO incidents (
-        incident_id, version, rule_severity, opened_at, last_report_at, last_received_at,
+        incident_id, change_count, rule_severity, opened_at, last_report_at, last_received_at,
         report_count, place, unit, headline, photo_count
     )
     SELECT t.incident_id, t.refreshes, s.rule_severity, s.opened_at, s.last_report_at,
@@ -70,7 +71,7 @@ _REFRESH = """
         unit = EXCLUDED.unit,
         headline = EXCLUDED.headline,
         photo_count = EXCLUDED.photo_count,
-        version = incidents.version + EXCLUDED.version,
+        change_count = incidents.change_count + EXCLUDED.change_count,
         updated_at = now()
 """
 
@@ -224,13 +225,18 @@ async def upsert_action(connection: Connection, event: IncidentAction) -> UUID |
     placeholders = ", ".join(f"${i}" for i in range(2, len(changes) + 2))
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in changes)
     # An action may be projected before the incident's first triage when a rebuild reads
-    # the topics side by side, so the row is created if it is missing.
+    # the topics side by side, so the row is created if it is missing. The version ends
+    # past the one acted on, however many refreshes this order of topics counted (see
+    # migration 0012): the next action is taken on a version no action holds.
+    floor = f"${len(changes) + 2}::int + 1"
     await connection.execute(
-        f"INSERT INTO incidents (incident_id, version, {columns}) "  # noqa: S608
-        f"VALUES ($1, 1, {placeholders}) ON CONFLICT (incident_id) DO UPDATE SET {updates}, "
-        "version = incidents.version + 1, updated_at = now()",
+        f"INSERT INTO incidents (incident_id, change_count, version_floor, {columns}) "  # noqa: S608
+        f"VALUES ($1, 1, {floor}, {placeholders}) ON CONFLICT (incident_id) DO UPDATE SET "
+        f"{updates}, change_count = incidents.change_count + 1, "
+        f"version_floor = GREATEST(incidents.version_floor, {floor}), updated_at = now()",
         payload.incident_id,
         *changes.values(),
+        payload.acted_on_version,
     )
     if isinstance(event, AlertReopened):
         # A new round: the incident is alerted and escalated afresh.
