@@ -16,6 +16,7 @@ from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
+    Event,
     ReportSubmitted,
     ReportSubmittedPayload,
     ReportTriaged,
@@ -115,7 +116,8 @@ async def test_paging_passes_incidents_left_without_reports_once_each(infra: Sta
     incident, which then holds no report: no opening time, so it sorts last. A page
     ending on one must not bring it back, nor stop the pages short of the others."""
     reporter, triage = Actor(kind=ActorKind.REPORTER, id="w-1"), Actor(kind=ActorKind.OPS, id="t")
-    merged_into, emptied, events = uuid4(), [], []
+    merged_into, emptied = uuid4(), []
+    events: list[Event] = []
     for minute in range(3):
         report_id, first = uuid4(), uuid4()
         captured = datetime(2026, 3, 1, 8, minute, tzinfo=UTC)
