@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
 
-from qianliyan.notify.projections.events import project_one_by_one
+from qianliyan.notify.projections.events import project_batch, project_one_by_one
 from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.shared import topics
 from qianliyan.shared.events import (
@@ -240,19 +243,15 @@ async def test_of_two_actions_on_one_version_the_first_in_the_log_is_applied(
     assert "superseded_by" not in first["detail"]
 
 
-async def test_after_a_rebuild_in_another_order_the_next_action_is_still_applied(
-    infra: StackConfig,
-) -> None:
-    """Live, a triage projected before its submission gets a second refresh; a rebuild
-    reading the topics side by side may meet them the other way round, and count one
-    fewer. The version must still end past every version acted on."""
-    report_id, incident_id = uuid4(), uuid4()
-    reporter, triage = Actor(kind=ActorKind.REPORTER, id="w-1"), Actor(kind=ActorKind.OPS, id="t")
-    dispatcher = Actor(kind=ActorKind.DISPATCHER, id="调度员甲")
-    captured = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+DISPATCHER = Actor(kind=ActorKind.DISPATCHER, id="调度员甲")
+
+
+def reported(incident_id: UUID) -> tuple[ReportSubmitted, ReportTriaged]:
+    """A report's submission and its triage into `incident_id`."""
+    report_id, captured = uuid4(), datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
     submitted = ReportSubmitted.first(
         key=str(report_id),
-        actor=reporter,
+        actor=Actor(kind=ActorKind.REPORTER, id="w-1"),
         payload=ReportSubmittedPayload(
             report_id=report_id, text="道岔故障", captured_at=captured, received_at=captured
         ),
@@ -260,7 +259,7 @@ async def test_after_a_rebuild_in_another_order_the_next_action_is_still_applied
     triaged = ReportTriaged.caused_by(
         submitted,
         key=str(report_id),
-        actor=triage,
+        actor=Actor(kind=ActorKind.OPS, id="triage"),
         payload=ReportTriagedPayload(
             report_id=report_id,
             incident_id=incident_id,
@@ -270,33 +269,83 @@ async def test_after_a_rebuild_in_another_order_the_next_action_is_still_applied
             captured_at=captured,
         ),
     )
-    # Live: triage, then submission (version 2), acknowledged on 2.
-    acknowledged = AlertAcknowledged.first(
-        key=str(incident_id),
-        actor=dispatcher,
-        payload=IncidentActionPayload(incident_id=incident_id, acted_on_version=2),
+    return submitted, triaged
+
+
+def acknowledged(incident_id: UUID, version: int) -> AlertAcknowledged:
+    payload = IncidentActionPayload(incident_id=incident_id, acted_on_version=version)
+    return AlertAcknowledged.first(key=str(incident_id), actor=DISPATCHER, payload=payload)
+
+
+def resolved(incident_id: UUID, version: int) -> AlertResolved:
+    payload = AlertResolvedPayload(
+        incident_id=incident_id, acted_on_version=version, resolution="已处理"
     )
+    return AlertResolved.first(key=str(incident_id), actor=DISPATCHER, payload=payload)
+
+
+@asynccontextmanager
+async def scratch_pool(infra: StackConfig) -> AsyncIterator[asyncpg.Pool]:
+    """notify's read models in a schema of their own, dropped afterwards."""
     async with scratch_schema(infra.postgres_dsn, "actions") as dsn:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
         assert pool is not None
         try:
-            # The rebuild's order: the submission first.
-            await project_one_by_one(pool, [submitted, triaged, acknowledged])
-            version = await pool.fetchval(
-                "SELECT version FROM incidents WHERE incident_id = $1", incident_id
-            )
-            assert version > 2
-            resolved = AlertResolved.first(
-                key=str(incident_id),
-                actor=dispatcher,
-                payload=AlertResolvedPayload(
-                    incident_id=incident_id, acted_on_version=version, resolution="已处理"
-                ),
-            )
-            await project_one_by_one(pool, [resolved])
-            status = await pool.fetchval(
-                "SELECT status FROM incidents WHERE incident_id = $1", incident_id
-            )
+            yield pool
         finally:
             await pool.close()
+
+
+async def test_after_a_rebuild_in_another_order_the_next_action_is_still_applied(
+    infra: StackConfig,
+) -> None:
+    """Live, a triage projected before its submission gets a second refresh; a rebuild
+    reading the topics side by side may meet them the other way round, and count one
+    fewer. The version must still end past every version acted on."""
+    incident_id = uuid4()
+    submitted, triaged = reported(incident_id)
+    async with scratch_pool(infra) as pool:
+        # Live it was triage, submission (version 2), acknowledged on 2; rebuilt, the
+        # submission comes first.
+        await project_one_by_one(pool, [submitted, triaged, acknowledged(incident_id, 2)])
+        version = await pool.fetchval(
+            "SELECT version FROM incidents WHERE incident_id = $1", incident_id
+        )
+        assert version > 2
+        await project_one_by_one(pool, [resolved(incident_id, version)])
+        status = await pool.fetchval(
+            "SELECT status FROM incidents WHERE incident_id = $1", incident_id
+        )
     assert status == "resolved"
+
+
+@pytest.mark.parametrize("one_by_one", [True, False], ids=["one by one", "batched"])
+async def test_an_action_the_status_it_meets_no_longer_allows_is_not_applied(
+    infra: StackConfig, one_by_one: bool
+) -> None:
+    """Two dispatchers act at once on two versions, a report landing between them: one
+    resolves on 1, a triage makes 2 before the resolve is projected, the other
+    acknowledges 2. A resolved incident must not turn acknowledged."""
+    incident_id = uuid4()
+    first, second = reported(incident_id), reported(incident_id)
+    events = [*first, *second, resolved(incident_id, 1), acknowledged(incident_id, 3)]
+    project = project_one_by_one if one_by_one else project_batch
+    async with scratch_pool(infra) as pool:
+        await project(pool, events[:2])  # version 1: both dispatchers see it open
+        await project(pool, events[2:4])  # the second report, version 3, still open
+        await project(pool, events[4:])
+        incident = await pool.fetchrow(
+            "SELECT status, acknowledged_by, version FROM incidents WHERE incident_id = $1",
+            incident_id,
+        )
+        entry = await pool.fetchval(
+            "SELECT detail::text FROM incident_timeline WHERE event_id = $1", events[-1].event_id
+        )
+    assert incident is not None
+    assert (incident["status"], incident["acknowledged_by"]) == ("resolved", None)
+    assert incident["version"] > 3  # past the acknowledgement's version, so it stays taken
+    assert json.loads(entry) == {
+        "acted_on_version": 3,
+        "refused": "the incident is resolved; reopen it first",
+        "status_then": "resolved",
+    }

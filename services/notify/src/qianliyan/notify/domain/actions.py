@@ -90,17 +90,21 @@ class ActionRefused(ValueError):
     """The action makes no sense in the incident's current status."""
 
 
-def check_allowed(request: ActionRequest, status: IncidentStatus) -> None:
-    """Raise `ActionRefused` saying why, when `request` cannot apply in `status`."""
-    if isinstance(request, Note):
+def check_allowed(action: ActionRequest | IncidentAction, status: IncidentStatus) -> None:
+    """Raise `ActionRefused` saying why, when `action` cannot apply in `status`.
+
+    The same rule answers a request, against the status the dispatcher saw, and its event,
+    against the status when it is projected: another action may have landed between.
+    """
+    if isinstance(action, Note | AlertNoteAdded):
         return
-    if isinstance(request, Reopen):
+    if isinstance(action, Reopen | AlertReopened):
         if status != "resolved":
             raise ActionRefused("only a resolved incident can be reopened")
         return
     if status == "resolved":
         raise ActionRefused("the incident is resolved; reopen it first")
-    if isinstance(request, Acknowledge) and status == "acknowledged":
+    if isinstance(action, Acknowledge | AlertAcknowledged) and status == "acknowledged":
         raise ActionRefused("the incident is already acknowledged")
 
 

@@ -144,15 +144,15 @@ async def apply(connection: Connection, events: Sequence[Event]) -> None:
 
     # Actions are few and each depends on the status the one before left.
     acted: set[UUID] = set()
-    superseded: dict[UUID, UUID] = {}
+    not_applied: dict[UUID, incidents.NotApplied] = {}
     for action in actions:
-        if first := await incidents.upsert_action(connection, action):
-            superseded[action.event_id] = first
+        if why := await incidents.upsert_action(connection, action):
+            not_applied[action.event_id] = why
         acted.add(action.payload.incident_id)
 
     await _alerting(connection, alerting)
     await incidents.refresh_many(connection, refreshes)
-    await incidents.timeline_many(connection, [*triaged, *actions, *alerting], superseded)
+    await incidents.timeline_many(connection, [*triaged, *actions, *alerting], not_applied)
 
     stepped = {
         e.payload.incident_id for e in alerting if isinstance(e, AlertRaised | AlertEscalated)

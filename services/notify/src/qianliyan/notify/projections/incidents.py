@@ -11,7 +11,12 @@ from uuid import UUID
 
 import asyncpg
 
-from qianliyan.notify.domain.actions import status_after
+from qianliyan.notify.domain.actions import (
+    ActionRefused,
+    IncidentStatus,
+    check_allowed,
+    status_after,
+)
 from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertAcknowledged,
@@ -82,21 +87,23 @@ async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
     await timeline(connection, event, event.payload.incident_id, timeline_detail(event))
 
 
+# Why an action changed nothing, as its timeline entry says: the action that came first on
+# its version (`superseded_by`), or the refusal of the status it met (`refused`, with
+# `status_then`). Empty for an action applied.
+NotApplied = Mapping[str, str]
+
+
 def timeline_detail(
-    event: ReportTriaged | IncidentAction | AlertingEvent, *, superseded_by: UUID | None = None
+    event: ReportTriaged | IncidentAction | AlertingEvent, *, not_applied: NotApplied | None = None
 ) -> dict[str, Any]:
-    """What the incident's timeline says of the event; of an action not applied, which
-    action on the same version came first."""
+    """What the incident's timeline says of the event; of an action not applied, why."""
     if isinstance(event, ReportTriaged):
         return {
             "report_id": str(event.payload.report_id),
             "severity": event.payload.severity.value,
             "rule_set_version": event.payload.rule_set_version,
         }
-    detail = event.payload.model_dump(mode="json", exclude={"incident_id"})
-    if superseded_by is not None:
-        detail["superseded_by"] = str(superseded_by)
-    return detail
+    return event.payload.model_dump(mode="json", exclude={"incident_id"}) | dict(not_applied or {})
 
 
 FEED_CHANNEL = "feed_changes"
@@ -175,18 +182,22 @@ async def refresh_many(connection: Connection, refreshes: Mapping[UUID, int]) ->
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:
     """Apply a dispatcher's action to the incident and put it on the timeline."""
-    superseded_by = await upsert_action(connection, event)
+    not_applied = await upsert_action(connection, event)
     await sync_alert_step(connection, event.payload.incident_id, changed=True)
-    detail = timeline_detail(event, superseded_by=superseded_by)
+    detail = timeline_detail(event, not_applied=not_applied)
     await timeline(connection, event, event.payload.incident_id, detail)
 
 
-async def upsert_action(connection: Connection, event: IncidentAction) -> UUID | None:
-    """What a dispatcher's action changes on the incident (its version moves by one).
+async def upsert_action(connection: Connection, event: IncidentAction) -> NotApplied:
+    """What a dispatcher's action changes on the incident (its version moves by one);
+    empty when it is applied, or what the timeline says of why it changed nothing.
 
     Only the first action in the log on each version is applied: the claim that keeps a
     second request off a version can be given back while a publish that timed out still
-    lands. A later one changes nothing; the id of the one that came first is returned.
+    lands. A later one names the one that came first. Nor is an action applied that the
+    status it meets no longer allows: two dispatchers can act on two versions at once
+    when a report lands between them (one resolves on 5, a triage makes 6, the other
+    acknowledges 6), and a resolved incident must not turn acknowledged.
     """
     payload = event.payload
     first = await connection.fetchval(
@@ -198,11 +209,26 @@ async def upsert_action(connection: Connection, event: IncidentAction) -> UUID |
         event.event_id,
     )
     if first != event.event_id:
-        return UUID(str(first))
-    status = await connection.fetchval(
-        "SELECT status FROM incidents WHERE incident_id = $1", payload.incident_id
+        return {"superseded_by": str(first)}
+    status: IncidentStatus = (
+        await connection.fetchval(
+            "SELECT status FROM incidents WHERE incident_id = $1", payload.incident_id
+        )
+        or "open"
     )
-    changes: dict[str, Any] = {"status": status_after(event, status or "open")}
+    try:
+        check_allowed(event, status)
+    except ActionRefused as refused:
+        # Its version is taken all the same: the version moves past it, as if applied.
+        await connection.execute(
+            "INSERT INTO incidents (incident_id, version_floor) VALUES ($1, $2::int + 1) "
+            "ON CONFLICT (incident_id) DO UPDATE "
+            "SET version_floor = GREATEST(incidents.version_floor, EXCLUDED.version_floor)",
+            payload.incident_id,
+            payload.acted_on_version,
+        )
+        return {"refused": str(refused), "status_then": status}
+    changes: dict[str, Any] = {"status": status_after(event, status)}
     if isinstance(event, SeverityOverridden):
         changes |= {
             "override_severity": event.payload.severity.value,
@@ -244,7 +270,7 @@ async def upsert_action(connection: Connection, event: IncidentAction) -> UUID |
             "UPDATE incidents SET alert_round = alert_round + 1 WHERE incident_id = $1",
             payload.incident_id,
         )
-    return None
+    return {}
 
 
 async def timeline(
@@ -265,10 +291,10 @@ async def timeline(
 async def timeline_many(
     connection: Connection,
     events: Sequence[ReportTriaged | IncidentAction | AlertingEvent],
-    superseded: Mapping[UUID, UUID],
+    not_applied: Mapping[UUID, NotApplied],
 ) -> None:
-    """Put each event on its incident's timeline (one statement for them all); `superseded`
-    maps each action not applied to the one that came first on its version."""
+    """Put each event on its incident's timeline (one statement for them all);
+    `not_applied` says, by event id, why an action changed nothing."""
     if not events:
         return
     await connection.execute(
@@ -284,7 +310,7 @@ async def timeline_many(
         [event.type for event in events],
         [
             json.dumps(
-                timeline_detail(event, superseded_by=superseded.get(event.event_id)),
+                timeline_detail(event, not_applied=not_applied.get(event.event_id)),
                 ensure_ascii=False,
             )
             for event in events

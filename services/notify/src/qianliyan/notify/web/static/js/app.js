@@ -1140,6 +1140,8 @@ function timelineText({ event_type: type, detail }) {
   if (shown.severity) shown.severity = severityLabel(shown.severity);
   // Another action on the same version came first in the log: this one changed nothing.
   if (detail.superseded_by) return t("ev.superseded", detail.acted_on_version, t(key, shown));
+  // Another action landed first and left a status this one no longer applies to.
+  if (detail.refused) return t("ev.refused", t(`status.${detail.status_then}`), t(key, shown));
   return t(key, shown);
 }
 

@@ -147,6 +147,7 @@ const STRINGS = {
     "ev.AlertResolved": (d) => `解决：${d.resolution}`,
     "ev.AlertReopened": (d) => `重新打开：${d.reason}`,
     "ev.superseded": (version, what) => `未生效（第 ${version} 版已有先到的操作）：${what}`,
+    "ev.refused": (status, what) => `未生效（事件当时${status}）：${what}`,
     "ev.AlertRaised": (d) => `发出警报：${d.severity}（路由 ${d.route}）`,
     "ev.AlertEscalated": (d) => `无人确认，升级到第 ${d.step} 级`,
     "ev.AlertDelivered": (d) => `已通知 ${d.recipient}（${d.channel}）`,
@@ -323,6 +324,7 @@ const STRINGS = {
     "ev.AlertReopened": (d) => `Reopened: ${d.reason}`,
     "ev.superseded": (version, what) =>
       `Not applied (another action on version ${version} came first): ${what}`,
+    "ev.refused": (status, what) => `Not applied (the incident was ${status} by then): ${what}`,
     "ev.AlertRaised": (d) => `Alert raised: ${d.severity} (route ${d.route})`,
     "ev.AlertEscalated": (d) => `Nobody acknowledged: escalated to step ${d.step}`,
     "ev.AlertDelivered": (d) => `Told ${d.recipient} (${d.channel})`,
