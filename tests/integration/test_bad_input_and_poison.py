@@ -169,3 +169,17 @@ async def test_a_phone_clock_running_ahead_is_taken_from_its_arrival(
     assert answer.status_code == 202, answer.text
     shown = await wait_for(lambda: report_status(running_stack, answer.json()["report_id"]))
     assert shown["captured_at"] == shown["received_at"] == answer.json()["received_at"]
+
+
+async def test_too_many_photos_is_a_422_naming_where_they_came_from(
+    running_stack: StackConfig,
+) -> None:
+    staged = hashlib.sha256(b"staged").hexdigest()
+    refused = await submit(
+        running_stack, {"text": "照片太多", "photo_ids": [staged]}, [jpeg_photo()] * 5
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [
+        {"field": "photos", "message": "5 of 6 photos; at most 5"},
+        {"field": "report.photo_ids", "message": "1 of 6 photos; at most 5"},
+    ]

@@ -58,6 +58,15 @@ async def test_a_reused_key_with_different_content_is_refused(running_stack: Sta
     assert first.status_code == 202
     assert reused.status_code == 422
     assert "already used for a different report" in reused.json()["detail"]
+    assert reused.json()["errors"] == [
+        {"field": "header.Idempotency-Key", "message": "already used for a different report"}
+    ]
+    # Sent as the phone's own report id, the same refusal names that field.
+    phone_id = str(uuid4())
+    await submit(running_stack, {"text": "信号故障", "client_report_id": phone_id}, [])
+    again = await submit(running_stack, {"text": "另一件事", "client_report_id": phone_id}, [])
+    assert again.status_code == 422
+    assert [error["field"] for error in again.json()["errors"]] == ["report.client_report_id"]
 
 
 async def test_a_retry_after_ingest_restarted_gets_the_same_answer(

@@ -85,12 +85,24 @@ async def submit_report(
         reporter_id = reporter_of_submission(submitter, form.reporter_id)
     except NotAllowed as refused:
         raise forbidden(f"{str(refused).capitalize()}.") from None
-    if len(photos) + len(form.photo_ids) > settings.max_photos:
+    in_all = len(photos) + len(form.photo_ids)
+    if in_all > settings.max_photos:
         raise Problem(
             422,
             "Too many photos",
-            f"{len(photos) + len(form.photo_ids)} photos were sent or referenced; "
+            f"{in_all} photos were sent or referenced; "
             f"the limit is {settings.max_photos} per report.",
+            errors=[
+                {
+                    "field": field,
+                    "message": f"{count} of {in_all} photos; at most {settings.max_photos}",
+                }
+                for field, count in (
+                    ("photos", len(photos)),
+                    ("report.photo_ids", len(form.photo_ids)),
+                )
+                if count
+            ],
         )
     total_bytes = sum(photo.size or 0 for photo in photos)
     if total_bytes > settings.max_report_bytes:
@@ -111,7 +123,11 @@ async def submit_report(
     if key is None:
         report_id, event_id, received_at = new_event_id(), new_event_id(), datetime.now(UTC)
     else:
-        decision = await _claim(res, key, fingerprint(form, [photo.sha256 for photo in prepared]))
+        key_field = (
+            "header.Idempotency-Key" if idempotency_key_header else "report.client_report_id"
+        )
+        digest = fingerprint(form, [photo.sha256 for photo in prepared])
+        decision = await _claim(res, key, digest, key_field=key_field)
         if isinstance(decision, Replay):
             return JSONResponse(decision.response, status_code=202)
         claimed = decision.submission
@@ -156,8 +172,11 @@ def _parse_form(raw: str) -> ReportForm:
         ) from None
 
 
-async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Replay:
-    """Claim the key, waiting a little for a first attempt that is still in flight."""
+async def _claim(
+    res: IngestResources, key: str, digest: str, *, key_field: str
+) -> Proceed | Replay:
+    """Claim the key (sent as `key_field`), waiting a little for a first attempt that is
+    still in flight."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + res.settings.in_flight_wait_s
     while True:
@@ -176,6 +195,7 @@ async def _claim(res: IngestResources, key: str, digest: str) -> Proceed | Repla
                 "Idempotency key reused",
                 "This idempotency key (or client_report_id) was already used for a different "
                 "report; use a new key for a new report.",
+                errors=[{"field": key_field, "message": "already used for a different report"}],
             )
         assert isinstance(decision, StillInFlight)
         if loop.time() >= deadline:
