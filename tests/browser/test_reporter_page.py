@@ -15,7 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Request, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    expect,
+)
 
 from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
 from qianliyan.stack.config import StackConfig
@@ -248,3 +256,39 @@ async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_a
     assert len(events) == 1, f"expected one ReportSubmitted, got {len(events)}"
     assert events[0].actor.id == reporter.username
     assert events[0].payload.text == text
+
+
+async def test_a_report_held_back_by_the_server_says_why_while_it_waits(
+    running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
+) -> None:
+    # Once, a 429 (too many attempts) and a 409 (the last attempt still in flight) both
+    # read "server unavailable 429/409", as if something were broken.
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "信号工 赵磊", roles=["reporter"]))
+    held_back = [
+        (429, "将自动重试（发送过于频繁，稍后再试）"),
+        (409, "将自动重试（上一次发送仍在处理）"),
+    ]
+    answered: list[int] = []
+
+    async def hold_back(route: Route) -> None:
+        if route.request.method != "POST" or len(answered) == len(held_back):
+            await route.continue_()
+            return
+        status = held_back[len(answered)][0]
+        answered.append(status)
+        await route.fulfill(
+            status=status,
+            headers={"Retry-After": "1"},
+            json={"type": "about:blank", "title": "Held back", "status": status, "detail": "x"},
+        )
+
+    await page.route("**/v1/reports", hold_back)
+    await page.get_by_label("情况描述（必填）").fill(f"信号机灯丝断。编号 {uuid.uuid4().hex[:8]}")
+    await page.get_by_role("button", name="发送报告").click()
+    report = page.locator("#reports > li").first
+    for _, note in held_back:
+        await expect(report.locator(".note")).to_have_text(note, timeout=20_000)
+    await expect(report.locator(".badge")).to_have_text("已接收", timeout=20_000)
+    assert answered == [429, 409]

@@ -31,6 +31,9 @@ const FIRST_POLL_MS = 1_500;
 const MAX_POLL_MS = 30_000;
 const POLL_FOR_MS = 30 * 60_000; // after that a report stays "received" on this page
 const RETRYABLE_4XX = new Set([408, 409, 429]);
+// What the reporter is told while a report waits, for the answers that say more than
+// "the server is busy".
+const WAITING_BECAUSE = { 409: "stillProcessing", 429: "tooManyAttempts" };
 
 let running = false;
 let again = false;
@@ -116,8 +119,10 @@ async function send(record) {
       signal: AbortSignal.timeout(POST_TIMEOUT_MS),
     });
     body = await readJson(response);
-  } catch {
-    return retryLater(record, { key: "networkDown" }, null);
+  } catch (error) {
+    // Given up on at POST_TIMEOUT_MS: the network is there, too slow for these photos.
+    const key = error?.name === "TimeoutError" ? "uploadTooSlow" : "networkDown";
+    return retryLater(record, { key }, null);
   }
   if (response.status === 401) {
     // The session ended: the report waits, as it was, for the reporter to sign in again.
@@ -152,7 +157,9 @@ async function send(record) {
     }));
   }
   const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
-  return retryLater(record, { key: "serverBusy", status: response.status }, retryAfter);
+  const because = WAITING_BECAUSE[response.status];
+  const note = because ? { key: because } : { key: "serverBusy", status: response.status };
+  return retryLater(record, note, retryAfter);
 }
 
 function multipart(record) {
