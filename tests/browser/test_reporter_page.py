@@ -292,3 +292,46 @@ async def test_a_report_held_back_by_the_server_says_why_while_it_waits(
         await expect(report.locator(".note")).to_have_text(note, timeout=20_000)
     await expect(report.locator(".badge")).to_have_text("已接收", timeout=20_000)
     assert answered == [429, 409]
+
+
+async def test_photos_go_one_by_one_and_one_that_breaks_off_is_sent_again_alone(
+    running_stack: StackConfig, phone: BrowserContext, tmp_path: Path, make_user: MakeUser
+) -> None:
+    # Once, the report and all its photos were one request: over a slow link five photos
+    # never finished in the page's two minutes, and every retry started again from zero.
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "线路工 孙浩", roles=["reporter"]))
+    uploads: list[str] = []
+
+    async def break_off_once(route: Route) -> None:
+        uploads.append(route.request.url)
+        if len(uploads) == 2:  # the second photo's first upload breaks off
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    report_parts: list[bytes] = []
+    page.on(
+        "request",
+        lambda r: (
+            report_parts.append(r.post_data_buffer or b"")
+            if r.method == "POST" and r.url.endswith("/v1/reports")
+            else None
+        ),
+    )
+    await page.route("**/v1/photos", break_off_once)
+    await page.get_by_label("情况描述（必填）").fill(f"钢轨断裂。编号 {uuid.uuid4().hex[:8]}")
+    photos = [camera_photo(tmp_path / "a.jpg"), camera_photo(tmp_path / "b.jpg")]
+    await page.locator("#photo-pick").set_input_files(photos)
+    await expect(page.locator("#photo-previews img")).to_have_count(2)
+    await page.get_by_role("button", name="发送报告").click()
+    report = page.locator("#reports > li").first
+    await expect(report.locator(".badge")).to_have_text("已接收", timeout=30_000)
+
+    assert len(uploads) == 3  # the first photo once, the second twice
+    assert len(report_parts) == 1 and b'"photo_ids"' in report_parts[0]
+    client_report_id = await report.get_attribute("data-id")
+    assert client_report_id
+    [event] = await submitted_for(running_stack, client_report_id)
+    assert [(photo.width, photo.height) for photo in event.payload.photos] == [(2048, 1365)] * 2

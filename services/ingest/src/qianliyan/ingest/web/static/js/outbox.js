@@ -32,8 +32,12 @@ export async function createReport(report, photos, owner = null) {
     owner,
     createdAt: report.occurred_at,
     report: { ...report, client_report_id: id },
-    photos, // [{ name, type, bytes: ArrayBuffer }]
+    photos, // [{ name, type, bytes: ArrayBuffer, id: once uploaded on its own }]
     photoCount: photos.length,
+    // Photos are uploaded one by one, then the report names them. A report kept from
+    // before sends them inside its own request, as its first attempts did: the server
+    // tells a retry from a new report by what was sent.
+    photosApart: true,
     state: "waiting",
     attempts: 0,
     nextAttemptAt: 0,

@@ -1,5 +1,9 @@
 // Sends waiting reports and follows accepted ones until they are triaged.
 //
+// A report's photos are uploaded one by one first (POST /v1/photos), each kept as done
+// once the store has it, and then the report names them: on a slow link a single photo
+// finishes where five in one request timed out, and a retry resends only what is left.
+//
 // One pass at a time, and across tabs one at a time too (Web Locks), so two tabs never
 // send the same report at once; if they did, the idempotency key would still make it one
 // report. A 4xx is the server refusing this report: final, shown with its reasons. A 409
@@ -106,21 +110,65 @@ export function isMine(r) {
 }
 
 async function send(record) {
-  await updateReport(record.id, () => ({ state: "sending" }));
-  let response;
-  let body;
+  record = await updateReport(record.id, () => ({ state: "sending" }));
+  // Photos go first, one request each: over a slow link one photo fits in a request's
+  // time where five together did not, and one that breaks off costs only itself. The
+  // store names each by its content, so sending one again is harmless.
+  if (record.photosApart) {
+    for (const [index, photo] of record.photos.entries()) {
+      if (photo.id) continue;
+      const answer = await post("/v1/photos", photoForm(photo), {});
+      if (answer.response?.status !== 201 || !answer.body?.photo_id) {
+        return notThrough(record, answer, `photos[${index + 1}]`);
+      }
+      record = await updateReport(record.id, (r) => ({
+        photos: r.photos.map((p, i) => (i === index ? { ...p, id: answer.body.photo_id } : p)),
+      }));
+    }
+  }
+  const answer = await post("/v1/reports", reportForm(record), { "Idempotency-Key": record.id });
+  const { response, body } = answer;
+  if (response?.status === 202 && body?.status_url) {
+    const now = Date.now();
+    return updateReport(record.id, () => ({
+      state: "received",
+      accepted: body,
+      photos: [], // on the server now; free the phone's storage
+      note: null,
+      nextPollAt: now + FIRST_POLL_MS,
+      pollDelay: FIRST_POLL_MS,
+      pollUntil: now + POLL_FOR_MS,
+    }));
+  }
+  return notThrough(record, answer, null);
+}
+
+/** POST `form` with the session's CSRF token: `{response, body}`, or `{error}` when no
+ * answer came (no network, or given up on after POST_TIMEOUT_MS). */
+async function post(url, form, headers) {
   try {
     await ensureCsrf();
-    response = await fetch("/v1/reports", {
+    const response = await fetch(url, {
       method: "POST",
-      body: multipart(record),
-      headers: { "Idempotency-Key": record.id, Accept: "application/json", ...csrfHeaders() },
+      body: form,
+      headers: { Accept: "application/json", ...headers, ...csrfHeaders() },
       cache: "no-store",
       signal: AbortSignal.timeout(POST_TIMEOUT_MS),
     });
-    body = await readJson(response);
+    return { response, body: await readJson(response) };
   } catch (error) {
-    // Given up on at POST_TIMEOUT_MS: the network is there, too slow for these photos.
+    return { error };
+  }
+}
+
+/**
+ * What a request that did not get the report (or one of its photos) through leaves the
+ * report as: waiting to retry, waiting for a sign-in, or refused for good. `part` names
+ * the photo a refusal was about (the server, sent one photo, calls it "photos[1]").
+ */
+function notThrough(record, { response, body, error }, part) {
+  if (!response) {
+    // Given up on at POST_TIMEOUT_MS: the network is there, too slow for the upload.
     const key = error?.name === "TimeoutError" ? "uploadTooSlow" : "networkDown";
     return retryLater(record, { key }, null);
   }
@@ -137,24 +185,10 @@ async function send(record) {
     forgetCsrf(); // the next answer brings a fresh token; the next attempt sends it
     return retryLater(record, { key: "serverBusy", status: response.status }, null);
   }
-  if (response.status === 202 && body?.status_url) {
-    const now = Date.now();
-    return updateReport(record.id, () => ({
-      state: "received",
-      accepted: body,
-      photos: [], // on the server now; free the phone's storage
-      note: null,
-      nextPollAt: now + FIRST_POLL_MS,
-      pollDelay: FIRST_POLL_MS,
-      pollUntil: now + POLL_FOR_MS,
-    }));
-  }
   if (response.status >= 400 && response.status < 500 && !RETRYABLE_4XX.has(response.status)) {
-    return updateReport(record.id, () => ({
-      state: "failed",
-      problem: problemOf(response, body),
-      note: null,
-    }));
+    const problem = problemOf(response, body);
+    if (part) problem.errors = problem.errors.map((e) => ({ ...e, field: part }));
+    return updateReport(record.id, () => ({ state: "failed", problem, note: null }));
   }
   const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
   const because = WAITING_BECAUSE[response.status];
@@ -162,12 +196,26 @@ async function send(record) {
   return retryLater(record, note, retryAfter);
 }
 
-function multipart(record) {
+/** The report; its photos by the ids their uploads got, or (a report written before
+ * photos went apart) as parts of the same request. */
+function reportForm(record) {
   const form = new FormData();
-  form.append("report", JSON.stringify(record.report));
-  for (const photo of record.photos) {
-    form.append("photos", new Blob([photo.bytes], { type: photo.type }), photo.name);
+  if (!record.photosApart) {
+    form.append("report", JSON.stringify(record.report));
+    for (const photo of record.photos) {
+      form.append("photos", new Blob([photo.bytes], { type: photo.type }), photo.name);
+    }
+    return form;
   }
+  const photoIds = record.photos.map((photo) => photo.id);
+  const report = photoIds.length ? { ...record.report, photo_ids: photoIds } : record.report;
+  form.append("report", JSON.stringify(report));
+  return form;
+}
+
+function photoForm(photo) {
+  const form = new FormData();
+  form.append("photo", new Blob([photo.bytes], { type: photo.type }), photo.name);
   return form;
 }
 
