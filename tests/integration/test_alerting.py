@@ -304,7 +304,7 @@ async def test_the_alerter_asks_after_reopened_incidents_however_old_their_repor
                 (uuid4(), 0, now),  # a report just in
             ]
             await pool.executemany(
-                "INSERT INTO incidents (incident_id, change_count, rule_severity, alert_round, "
+                "INSERT INTO incidents (incident_id, version, rule_severity, alert_round, "
                 "last_received_at, report_count, photo_count) "
                 "VALUES ($1, 1, 'major', $2, $3, 1, 0)",
                 rows,

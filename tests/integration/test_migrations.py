@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 
 from qianliyan.notify import migrations
+from qianliyan.notify.projections.incidents import CURRENT_VERSION
 from qianliyan.notify.rebuild import in_schema
 from qianliyan.shared.access import migrations as access_migrations
 from qianliyan.shared.migrations import alembic_config
@@ -39,12 +40,16 @@ async def schema(infra: StackConfig) -> AsyncIterator[tuple[asyncpg.Connection, 
         await admin.close()
 
 
-async def migrate(dsn: str, revision: str, of: ModuleType = migrations) -> None:
-    """Bring the schema at `dsn` to `revision` of `of`'s migrations (notify's by default)."""
+async def migrate(
+    dsn: str, revision: str, of: ModuleType = migrations, *, downgrade: bool = False
+) -> None:
+    """Bring the schema at `dsn` to `revision` of `of`'s migrations (notify's by default),
+    up or, with `downgrade`, down."""
     config = alembic_config(
         dsn, script_location=Path(of.__file__ or "").parent, version_table=of.VERSION_TABLE
     )
-    await asyncio.to_thread(command.upgrade, config, revision)
+    step = command.downgrade if downgrade else command.upgrade
+    await asyncio.to_thread(step, config, revision)
 
 
 async def test_claims_made_before_their_lease_run_out_a_minute_after(
@@ -151,10 +156,14 @@ async def test_each_incident_version_is_kept_and_lifted_past_the_versions_acted_
         "VALUES ($1, $2, $3)",
         [(live, 2, uuid4()), (live, 4, uuid4()), (rebuilt, 2, uuid4())],
     )
-    await migrate(dsn, "head")
+    await migrate(dsn, "0012")
+    expected = {live: 5, rebuilt: 3, untouched: 3}
+    versions = await connection.fetch(
+        f"SELECT incident_id, {CURRENT_VERSION} AS version FROM incidents"
+    )
+    assert {row["incident_id"]: row["version"] for row in versions} == expected
+    # Going back keeps each version as it read, or the next action on a lifted one
+    # would be taken for a copy of the one acted on there.
+    await migrate(dsn, "0011", downgrade=True)
     versions = await connection.fetch("SELECT incident_id, version FROM incidents")
-    assert {row["incident_id"]: row["version"] for row in versions} == {
-        live: 5,
-        rebuilt: 3,
-        untouched: 3,
-    }
+    assert {row["incident_id"]: row["version"] for row in versions} == expected

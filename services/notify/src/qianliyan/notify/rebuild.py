@@ -35,7 +35,7 @@ from qianliyan.shared.settings import KafkaSettings
 # than what it says (the order of topics differs between live and a rebuild).
 READ_MODELS: dict[str, tuple[str, ...]] = {
     "reports": ("updated_at",),
-    "incidents": ("change_count", "version", "updated_at"),
+    "incidents": ("version", "updated_at"),
     "incident_timeline": (),
     "incident_actions": (),
     "alerts": (),

@@ -30,11 +30,16 @@ from qianliyan.shared.events import (
     SeverityOverridden,
 )
 
+# An incident's version, as dispatchers act on it: its count of changes (`version`, which
+# the projection moves), or one past the newest version acted on when that is more (a
+# rebuild can count fewer changes; migration 0012). Every read of the version is this.
+CURRENT_VERSION = "GREATEST(version, version_floor)"
+
 # Each incident's rule severity (the most severe of its reports, by their latest triage)
 # and what the feed shows of it (when, where, how many), upserted in one statement for
-# any number of incidents. $2 counts the refreshes each incident gets: its change count
-# (and so its version) moves by one per refresh, so a batch of refreshes ends at the
-# version one-by-one would give.
+# any number of incidents. $2 counts the refreshes each incident gets: its count of
+# changes (`version`, see CURRENT_VERSION) moves by one per refresh, so a batch of
+# refreshes ends at the version one-by-one would give.
 # Ties in capture time go to the lower report id, so the choice never depends on a plan.
 _REFRESH = """
     WITH touched AS (
@@ -59,7 +64,7 @@ _REFRESH = """
          GROUP BY incident_id
     )
     INSERT INTO incidents (
-        incident_id, change_count, rule_severity, opened_at, last_report_at, last_received_at,
+        incident_id, version, rule_severity, opened_at, last_report_at, last_received_at,
         report_count, place, unit, headline, photo_count
     )
     SELECT t.incident_id, t.refreshes, s.rule_severity, s.opened_at, s.last_report_at,
@@ -76,7 +81,7 @@ _REFRESH = """
         unit = EXCLUDED.unit,
         headline = EXCLUDED.headline,
         photo_count = EXCLUDED.photo_count,
-        change_count = incidents.change_count + EXCLUDED.change_count,
+        version = incidents.version + EXCLUDED.version,
         updated_at = now()
 """
 
@@ -256,9 +261,9 @@ async def upsert_action(connection: Connection, event: IncidentAction) -> NotApp
     # migration 0012): the next action is taken on a version no action holds.
     floor = f"${len(changes) + 2}::int + 1"
     await connection.execute(
-        f"INSERT INTO incidents (incident_id, change_count, version_floor, {columns}) "  # noqa: S608
+        f"INSERT INTO incidents (incident_id, version, version_floor, {columns}) "  # noqa: S608
         f"VALUES ($1, 1, {floor}, {placeholders}) ON CONFLICT (incident_id) DO UPDATE SET "
-        f"{updates}, change_count = incidents.change_count + 1, "
+        f"{updates}, version = incidents.version + 1, "
         f"version_floor = GREATEST(incidents.version_floor, {floor}), updated_at = now()",
         payload.incident_id,
         *changes.values(),
@@ -320,10 +325,15 @@ async def timeline_many(
 
 async def fetch_incident(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, Any] | None:
     """One incident with its reports and timeline, or None when unknown."""
-    row = await pool.fetchrow("SELECT * FROM incidents WHERE incident_id = $1", incident_id)
+    row = await pool.fetchrow(
+        f"SELECT *, {CURRENT_VERSION} AS current_version FROM incidents WHERE incident_id = $1",  # noqa: S608
+        incident_id,
+    )
     if row is None:
         return None
     incident = dict(row)
+    incident["version"] = incident.pop("current_version")
+    del incident["version_floor"]
     reports = await pool.fetch(
         "SELECT report_id FROM reports WHERE incident_id = $1 ORDER BY captured_at", incident_id
     )
@@ -373,7 +383,8 @@ async def claim_action(
     claim whose lease ran out (its request died before it published or gave it back)."""
     async with pool.acquire() as connection, connection.transaction():
         current = await connection.fetchval(
-            "SELECT version FROM incidents WHERE incident_id = $1 FOR UPDATE", incident_id
+            f"SELECT {CURRENT_VERSION} FROM incidents WHERE incident_id = $1 FOR UPDATE",  # noqa: S608
+            incident_id,
         )
         if current != version:
             return ActionClaim("stale", current)
@@ -429,8 +440,8 @@ _FEED_ORDER = (
     "incident_id DESC"
 )
 _FEED_COLUMNS = (
-    "incident_id, version, status, severity, severity_rank, opened_at, last_report_at, "
-    "report_count, place, unit, assignee, alert_step, headline, photo_count"
+    f"incident_id, {CURRENT_VERSION} AS version, status, severity, severity_rank, opened_at, "
+    "last_report_at, report_count, place, unit, assignee, alert_step, headline, photo_count"
 )
 
 
