@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from qianliyan.notify import feed_signal
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.projections.incidents import FEED_CHANNEL
 from qianliyan.shared.settings import StorageSettings
@@ -133,4 +134,30 @@ async def test_the_live_feed_hears_changes_again_after_postgres_restarts(
         async with asyncio.timeout(5):
             await change.wait()
     finally:
+        await feed.stop()
+
+
+async def test_the_live_feed_notices_a_connection_that_stopped_answering(
+    running_stack: StackConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server gone without closing the connection (a failover, a dropped route) leaves
+    it open and silent: only asking finds out."""
+    monkeypatch.setattr(feed_signal, "CHECK_EVERY_S", 0.5)
+    monkeypatch.setattr(feed_signal, "CHECK_TIMEOUT_S", 1.0)
+    listening = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+    admin = await asyncpg.connect(running_stack.postgres_dsn)
+    try:
+        before = {row["pid"] for row in await admin.fetch(listening)}
+        feed = FeedSignal()
+        await feed.start(running_stack.postgres_dsn)
+        [backend] = {row["pid"] for row in await admin.fetch(listening)} - before
+    finally:
+        await admin.close()
+    os.kill(backend, signal.SIGSTOP)  # the backend of this listening connection only
+    try:
+        woken = feed.next_change()  # set once it listens on a new connection
+        async with asyncio.timeout(30):
+            await woken.wait()
+    finally:
+        os.kill(backend, signal.SIGCONT)
         await feed.stop()

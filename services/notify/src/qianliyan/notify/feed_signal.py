@@ -13,13 +13,19 @@ from qianliyan.shared.kafka import retry_pause
 
 log = logging.getLogger(__name__)
 
+# How often the listening connection is asked whether it still reaches PostgreSQL, and how
+# long it has to answer.
+CHECK_EVERY_S = 30.0
+CHECK_TIMEOUT_S = 5.0
+
 
 class FeedSignal:
     """One listening connection for the whole app; streams wait on it instead of polling.
 
-    A connection PostgreSQL drops (a restart, a failover) is made again, and the streams
-    are woken once it is back, to read what was recorded meanwhile. Until then they
-    re-check on their timeout, as without it.
+    A connection PostgreSQL drops (a restart) or that stops answering (a failover, a
+    dropped route: asked every CHECK_EVERY_S) is made again, and the streams are woken
+    once it is back, to read what was recorded meanwhile. Until then they re-check on
+    their timeout, as without it.
     """
 
     def __init__(self) -> None:
@@ -47,14 +53,36 @@ class FeedSignal:
         """Connect and listen; the event returned is set when the connection is lost."""
         lost = asyncio.Event()
         connection = await asyncpg.connect(dsn)
-        connection.add_termination_listener(lambda _: lost.set())
-        await connection.add_listener(FEED_CHANNEL, self.on_notify)
+        try:
+            connection.add_termination_listener(lambda _: lost.set())
+            await connection.add_listener(FEED_CHANNEL, self.on_notify)
+        except BaseException:  # stopped, or failed, half way: the connection goes too
+            connection.terminate()
+            raise
         self._connection = connection
         return lost
 
+    async def _answers(self) -> bool:
+        """Whether the listening connection still reaches PostgreSQL. One whose server
+        vanished without closing it (a failover, a dropped route) is never told so: it only
+        waits, and nothing is sent on it to find out."""
+        assert self._connection is not None
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await self._connection.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
     async def _keep_listening(self, dsn: str, lost: asyncio.Event) -> None:
         while True:
-            await lost.wait()
+            try:
+                await asyncio.wait_for(lost.wait(), timeout=CHECK_EVERY_S)
+            except TimeoutError:
+                if await self._answers():
+                    continue
+                assert self._connection is not None
+                self._connection.terminate()
             log.warning("the feed's notification connection was lost; connecting again")
             attempt = 0
             while True:
