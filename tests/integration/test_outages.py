@@ -103,8 +103,9 @@ async def test_a_photo_store_that_stops_answering_is_a_503_within_its_read_timeo
         refused = await submit(running_stack, report, [photo], idempotency_key=key)
         waited_s = time.monotonic() - began
     assert_unavailable(refused, "photo store is unavailable")
-    # minio's own client waited five minutes a read, and read five more times.
-    assert waited_s < timeout_s * 2, f"answered after {waited_s:.0f} s"
+    # Two reads of the read timeout; minio's own client waited five minutes a read, and
+    # read five more times.
+    assert waited_s < timeout_s * 3, f"answered after {waited_s:.0f} s"
 
     retried = await submit(running_stack, report, [photo], idempotency_key=key)
     assert retried.status_code == 202, retried.text

@@ -48,14 +48,19 @@ class StorageSettings(BaseModel):
     )
     link_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
     connect_timeout_s: float = Field(
-        default=3.0, gt=0, description="Seconds to open a connection to the store"
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds to open a connection to the store; also the longest a request may "
+            "stall while its body is sent (urllib3 sends under the connect timeout)"
+        ),
     )
     read_timeout_s: float = Field(
         default=15.0,
         gt=0,
         description=(
-            "Seconds to wait for the store's answer once a request is sent; a store that "
-            "stays silent longer is unavailable (a 503), not waited for"
+            "Seconds to wait for the store's answer once a request is sent (tried twice); "
+            "a store that stays silent longer is unavailable (a 503), not waited for"
         ),
     )
     upload_retention_days: int = Field(

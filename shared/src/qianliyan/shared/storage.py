@@ -67,8 +67,10 @@ def _connections(settings: StorageSettings) -> urllib3.PoolManager:
     minio's own waits five minutes for each read and retries five times, so a store
     that stopped answering without closing its connections (a paused machine, a
     dropped route) held a report for half an hour and a worker thread with it. Here a
-    refused or failed connection is retried briefly, as a restarting store needs, and
-    a read that times out is not: that store is unavailable, and the phone retries.
+    refused connection is retried briefly, as a restarting store needs, and a failed
+    read once: urllib3 counts a reset connection (a store restarting mid-request, a
+    kept-alive connection it had closed) as a failed read too. A store that stays
+    silent costs two read timeouts; then it is unavailable, and the phone retries.
     """
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s),
@@ -76,7 +78,7 @@ def _connections(settings: StorageSettings) -> urllib3.PoolManager:
         cert_reqs="CERT_REQUIRED",
         ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         retries=urllib3.Retry(
-            total=5, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            total=5, read=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
         ),
     )
 
