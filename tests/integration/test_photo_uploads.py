@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 import httpx
 import pytest
 
-from qianliyan.shared.storage import UPLOADS_PREFIX, preview_key
+from qianliyan.shared.storage import (
+    UPLOADS_PREFIX,
+    preview_key,
+    staged_metadata_key,
+    staged_photo_key,
+    staged_preview_key,
+)
 from qianliyan.stack.config import StackConfig
 from tests.integration.clients import (
     as_suite,
@@ -53,6 +60,23 @@ async def test_photos_uploaded_one_by_one_join_the_report(running_stack: StackCo
         stored = read_object(running_stack, ref.object_key)
         assert hashlib.sha256(stored).hexdigest() == ref.sha256
         assert read_object(running_stack, preview_key(ref.sha256))
+
+
+async def test_a_retry_after_the_uploads_expired_still_gets_its_first_answer(
+    running_stack: StackConfig,
+) -> None:
+    # The answer to an accepted report was lost; by the phone's retry, the store's
+    # lifecycle rule has removed the uploads the report named (a week, by default).
+    photo_id = (await upload(running_stack, jpeg_photo())).json()["photo_id"]
+    report, key = {"text": "隧道渗水", "photo_ids": [photo_id]}, str(uuid.uuid4())
+    accepted = await submit(running_stack, report, [], idempotency_key=key)
+    assert accepted.status_code == 202, accepted.text
+    store = minio_client(running_stack)
+    for name in (staged_photo_key, staged_preview_key, staged_metadata_key):
+        store.remove_object(running_stack.bucket, name(photo_id))
+    retried = await submit(running_stack, report, [], idempotency_key=key)
+    assert retried.status_code == 202, retried.text
+    assert retried.json() == accepted.json()
 
 
 async def test_a_photo_that_was_never_uploaded_is_named_in_the_422(

@@ -113,7 +113,6 @@ async def submit_report(
             f"{human_size(settings.max_report_bytes)}. Send fewer photos or smaller ones.",
         )
     prepared = await prepare_uploads(photos, photo_limits(settings))
-    staged = await _staged_photos(res, form.photo_ids)
 
     key = idempotency_key(
         reporter_id=reporter_id,
@@ -133,16 +132,19 @@ async def submit_report(
         claimed = decision.submission
         report_id, event_id, received_at = claimed.report_id, claimed.event_id, claimed.received_at
 
-    event = build_report_submitted(
-        form=form,
-        reporter_id=reporter_id,
-        sent_by=submitter.subject,
-        photos=[photo_ref(photo) for photo in prepared] + staged,
-        report_id=report_id,
-        event_id=event_id,
-        received_at=received_at,
-    )
     try:
+        # After the claim: a retry of a report accepted long ago gets its first answer,
+        # even once the uploads it named have left the upload area.
+        staged = await _staged_photos(res, form.photo_ids)
+        event = build_report_submitted(
+            form=form,
+            reporter_id=reporter_id,
+            sent_by=submitter.subject,
+            photos=[photo_ref(photo) for photo in prepared] + staged,
+            report_id=report_id,
+            event_id=event_id,
+            received_at=received_at,
+        )
         await _store_photos(res, prepared, staged)
         await _publish(res, event)
     except Problem:
