@@ -26,9 +26,10 @@ from playwright.async_api import (
 )
 
 from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
+from qianliyan.shared.storage import staged_metadata_key, staged_photo_key, staged_preview_key
 from qianliyan.stack.config import StackConfig
 from tests.browser.conftest import MakeUser, Person
-from tests.integration.clients import as_suite
+from tests.integration.clients import as_suite, minio_client
 from tests.integration.topic_reader import read_topic
 
 pytestmark = pytest.mark.browser
@@ -335,3 +336,43 @@ async def test_photos_go_one_by_one_and_one_that_breaks_off_is_sent_again_alone(
     assert client_report_id
     [event] = await submitted_for(running_stack, client_report_id)
     assert [(photo.width, photo.height) for photo in event.payload.photos] == [(2048, 1365)] * 2
+
+
+async def test_photos_whose_uploads_expired_go_up_again_before_the_report(
+    running_stack: StackConfig, phone: BrowserContext, tmp_path: Path, make_user: MakeUser
+) -> None:
+    # The store removes uploads no report named within a week; a report that waited
+    # longer (its reporter signed out, say) must not fail for good while the phone
+    # still holds its photos.
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "桥隧工 吴强", roles=["reporter"]))
+    photo_ids: list[str] = []
+    uploads: list[str] = []
+
+    async def upload(route: Route) -> None:
+        uploads.append(route.request.url)
+        response = await route.fetch()
+        photo_ids.append((await response.json())["photo_id"])
+        await route.fulfill(response=response)
+
+    async def expire_before_first_report(route: Route) -> None:
+        if len(uploads) == 1:  # as the lifecycle rule would have, a week on
+            store = minio_client(running_stack)
+            for name in (staged_photo_key, staged_preview_key, staged_metadata_key):
+                store.remove_object(running_stack.bucket, name(photo_ids[0]))
+        await route.continue_()
+
+    await page.route("**/v1/photos", upload)
+    await page.route("**/v1/reports", expire_before_first_report)
+    await page.get_by_label("情况描述（必填）").fill(f"桥梁支座移位。编号 {uuid.uuid4().hex[:8]}")
+    await page.locator("#photo-pick").set_input_files(camera_photo(tmp_path / "bridge.jpg"))
+    await expect(page.locator("#photo-previews img")).to_have_count(1)
+    await page.get_by_role("button", name="发送报告").click()
+    report = page.locator("#reports > li").first
+    await expect(report.locator(".badge")).to_have_text("已接收", timeout=30_000)
+    assert len(uploads) == 2  # up again after the 422 named it
+    client_report_id = await report.get_attribute("data-id")
+    assert client_report_id
+    [event] = await submitted_for(running_stack, client_report_id)
+    assert [photo.sha256 for photo in event.payload.photos] == photo_ids[:1]

@@ -140,7 +140,30 @@ async function send(record) {
       pollUntil: now + POLL_FOR_MS,
     }));
   }
+  const expired = expiredUploads(record, answer);
+  if (expired.size) {
+    // The store let uploads go that no report named in time (a week, by default): the
+    // phone still has the photos, so they go up again, then the report.
+    await updateReport(record.id, (r) => ({
+      photos: r.photos.map((p, i) => (expired.has(i) ? { ...p, id: undefined } : p)),
+    }));
+    return retryLater(record, { key: "photosAgain" }, null);
+  }
   return notThrough(record, answer, null);
+}
+
+/** The positions of the photos whose uploads the server no longer has ("no uploaded
+ * photo" for `report.photo_ids.N`). */
+function expiredUploads(record, { response, body }) {
+  const expired = new Set();
+  if (!record.photosApart || response?.status !== 422 || !Array.isArray(body?.errors)) {
+    return expired;
+  }
+  for (const { field } of body.errors) {
+    const match = /^report\.photo_ids\.(\d+)$/.exec(field ?? "");
+    if (match) expired.add(Number(match[1]));
+  }
+  return expired;
 }
 
 /** POST `form` with the session's CSRF token: `{response, body}`, or `{error}` when no
