@@ -239,6 +239,104 @@ async def test_escalation_fires_on_time_survives_a_restart_and_stops_on_acknowle
         assert [t["detail"]["step"] for t in escalations] == [1]
 
 
+async def test_an_alert_grown_critical_tells_again_those_told_it_was_major(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    unit = f"加重站{uuid4().hex[:6]}"
+    secret = new_secret()
+    async with WebhookReceiver(secret) as hooks:
+        text = f"""\
+version: "test-{uuid4().hex[:8]}"
+timezone: Asia/Shanghai
+recipients:
+{webhook_recipient(hooks, secret, "duty")}{webhook_recipient(hooks, secret, "chief")}
+routes:
+  - id: test-critical
+    min_severity: critical
+    units: ["{unit}"]
+    escalation:
+      - after: 0s
+        notify: [duty, chief]
+  - id: test-major
+    min_severity: major
+    units: ["{unit}"]
+    escalation:
+      - after: 0s
+        notify: [duty]
+"""
+        await use_routing(config, text, version_of(text))
+        incident_id = await first_report(config, unit, "3站台积水")
+        [major] = await wait_for(lambda: _some(hooks.accepted("duty")), timeout_s=30)
+        assert major.document is not None and major.document["severity"] == "major"
+        assert not major.document["upgraded"]
+
+        # The dispatcher sees it is worse than the rules said: critical now.
+        detail = await alert_detail(config, incident_id)
+        answer = await _override(config, incident_id, detail["version"], "critical")
+        assert answer.status_code == 202, answer.text
+
+        async def told_twice() -> list[Any] | None:
+            return hooks.accepted("duty")[1:] or None
+
+        [critical] = await wait_for(told_twice, timeout_s=30)
+        assert critical.document is not None and critical.document["severity"] == "critical"
+        assert critical.document["upgraded"]
+        assert critical.document["title"].startswith("【级别上调】[紧急]")
+        assert critical.webhook_id != major.webhook_id  # a new message, not a repeat
+        [chief] = await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
+        assert chief.document is not None and chief.document["severity"] == "critical"
+
+        async def recorded() -> dict[str, Any] | None:
+            detail = await alert_detail(config, incident_id)
+            told = {(d["recipient"], d["severity"], d["outcome"]) for d in detail["deliveries"]}
+            expected = {("duty", "critical", "delivered"), ("chief", "critical", "delivered")}
+            return detail if told == expected else None
+
+        # Each step's row shows its most severe level; the timeline keeps both of the desk's.
+        detail = await wait_for(recorded, timeout_s=30)
+        desk = [
+            t
+            for t in detail["timeline"]
+            if t["event_type"] == "AlertDelivered" and t["detail"]["recipient"] == "duty"
+        ]
+        assert [t["detail"]["severity"] for t in desk] == ["major", "critical"]
+        [alert] = detail["alerts"]
+        assert (alert["severity"], alert["upgraded_to"]) == ("major", "critical")
+        [upgrade] = [t for t in detail["timeline"] if t["event_type"] == "AlertUpgraded"]
+        assert upgrade["detail"]["severity"] == "critical"
+        assert upgrade["detail"]["route"] == "test-critical"
+
+        # Made milder again: nobody is told of that, and nothing is told twice.
+        answer = await _override(config, incident_id, detail["version"], "major")
+        assert answer.status_code == 202, answer.text
+
+        async def milder() -> bool:
+            severity: str = (await alert_detail(config, incident_id))["severity"]
+            return severity == "major"
+
+        await wait_for(milder)
+        await asyncio.sleep(3)  # a few alerter moments
+        assert len(hooks.accepted("duty")) == 2 and len(hooks.accepted("chief")) == 1
+        kinds = [t["event_type"] for t in (await alert_detail(config, incident_id))["timeline"]]
+        assert kinds.count("AlertUpgraded") == 1
+
+
+async def _override(
+    config: StackConfig, incident_id: str, version: int, severity: str
+) -> httpx.Response:
+    async with httpx.AsyncClient(headers=as_user(config, "调度员甲", "dispatcher")) as client:
+        return await client.post(
+            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
+            json={
+                "action": "override_severity",
+                "severity": severity,
+                "reason": "现场确认",
+                "expected_version": version,
+            },
+        )
+
+
 async def _some(items: list[Any]) -> list[Any] | None:
     return items or None
 

@@ -38,6 +38,8 @@ from qianliyan.shared.events import (
     AlertReopenedPayload,
     AlertResolved,
     AlertResolvedPayload,
+    AlertUpgraded,
+    AlertUpgradedPayload,
     DeliveryPayload,
     Event,
     IncidentActionPayload,
@@ -166,12 +168,27 @@ def alerting(rng: random.Random, incident: UUID, round_: int) -> list[Event]:
             payload=AlertRaisedPayload(
                 incident_id=incident,
                 round=round_,
-                severity=Severity.CRITICAL,
+                severity=Severity.MAJOR,
                 route="值班",
                 routing_version="r1",
             ),
         )
     ]
+    # Upgrades go up only, whatever their order: a milder one after a severer changes nothing.
+    for severity in rng.sample([Severity.MAJOR, Severity.CRITICAL], rng.randrange(0, 3)):
+        made.append(
+            AlertUpgraded.first(
+                key=key,
+                actor=actor,
+                payload=AlertUpgradedPayload(
+                    incident_id=incident,
+                    round=round_,
+                    severity=severity,
+                    route=f"值班-{severity}",
+                    routing_version="r1",
+                ),
+            )
+        )
     for step in range(1, rng.randrange(1, 4)):
         made.append(
             AlertEscalated.first(
@@ -187,6 +204,8 @@ def alerting(rng: random.Random, incident: UUID, round_: int) -> list[Event]:
             "incident_id": incident,
             "round": round_,
             "step": 0,
+            # None: recorded before upgrades were told, of the raised severity.
+            "severity": rng.choice([None, Severity.MAJOR, Severity.CRITICAL]),
             "recipient": rng.choice(["甲", "乙"]),
             "channel": "webhook:alerts",
             "attempt": attempt,

@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 
 from qianliyan.notify import migrations
+from qianliyan.notify.projections.alerts import level_of
 from qianliyan.notify.projections.incidents import CURRENT_VERSION
 from qianliyan.notify.rebuild import in_schema
 from qianliyan.shared.access import migrations as access_migrations
@@ -167,3 +168,39 @@ async def test_each_incident_version_is_kept_and_lifted_past_the_versions_acted_
     await migrate(dsn, "0011", downgrade=True)
     versions = await connection.fetch("SELECT incident_id, version FROM incidents")
     assert {row["incident_id"]: row["version"] for row in versions} == expected
+
+
+async def test_deliveries_of_the_last_release_still_record_and_read_as_the_raised_level(
+    schema: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, dsn = schema
+    await migrate(dsn, "0013")
+    incident = uuid4()
+    await connection.execute(
+        "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version) "
+        "VALUES ($1, 0, now(), 'major', 'major', 'r1')",
+        incident,
+    )
+    # The last release's statements, as it runs them while this one rolls out.
+    await connection.execute(
+        "INSERT INTO delivery_claims (incident_id, round, step, recipient, channel, attempts, "
+        "claimed_until) VALUES ($1, 0, 0, 'duty', 'wecom', 1, now()) "
+        "ON CONFLICT (incident_id, round, step, recipient, channel) DO UPDATE SET "
+        "attempts = delivery_claims.attempts + 1",
+        incident,
+    )
+    await connection.execute(
+        "INSERT INTO alert_deliveries (incident_id, round, step, recipient, channel, outcome, "
+        "attempts, updated_at) VALUES ($1, 0, 0, 'duty', 'wecom', 'delivered', 1, now()) "
+        "ON CONFLICT (incident_id, round, step, recipient, channel) DO UPDATE SET "
+        "outcome = EXCLUDED.outcome",
+        incident,
+    )
+    for table in ("delivery_claims", "alert_deliveries"):
+        level = await connection.fetchval(
+            f"SELECT {level_of(table)} FROM {table} WHERE incident_id = $1",
+            incident,
+        )
+        assert level == 3  # major: what the alert was raised at
+    await migrate(dsn, "0012", downgrade=True)
+    assert await connection.fetchval("SELECT count(*) FROM alert_deliveries") == 1

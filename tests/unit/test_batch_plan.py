@@ -18,10 +18,14 @@ from qianliyan.notify.projections.batch import (
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
+    AlertDelivered,
     AlertEscalated,
     AlertEscalatedPayload,
     AlertRaised,
     AlertRaisedPayload,
+    AlertUpgraded,
+    AlertUpgradedPayload,
+    DeliveryPayload,
     ReportSubmitted,
     ReportSubmittedPayload,
     ReportTriaged,
@@ -94,7 +98,7 @@ def test_the_newest_triage_stands_and_the_first_makes_the_row() -> None:
     assert triage_per_report([early, newest, tie, older]) == [(early, tie)]
 
 
-def test_an_escalation_ahead_of_its_alert_goes_one_by_one() -> None:
+def test_an_escalation_or_upgrade_ahead_of_its_alert_goes_one_by_one() -> None:
     incident = uuid4()
     raised = AlertRaised.first(
         key=str(incident),
@@ -102,7 +106,7 @@ def test_an_escalation_ahead_of_its_alert_goes_one_by_one() -> None:
         payload=AlertRaisedPayload(
             incident_id=incident,
             round=0,
-            severity=Severity.CRITICAL,
+            severity=Severity.MAJOR,
             route="值班",
             routing_version="r1",
         ),
@@ -112,6 +116,29 @@ def test_an_escalation_ahead_of_its_alert_goes_one_by_one() -> None:
         actor=ACTOR,
         payload=AlertEscalatedPayload(incident_id=incident, round=0, step=1, routing_version="r1"),
     )
-    check_alert_order([raised, escalated])
-    with pytest.raises(OrderMatters):
-        check_alert_order([escalated, raised])
+    upgraded = AlertUpgraded.first(
+        key=str(incident),
+        actor=ACTOR,
+        payload=AlertUpgradedPayload(
+            incident_id=incident,
+            round=0,
+            severity=Severity.CRITICAL,
+            route="值班",
+            routing_version="r1",
+        ),
+    )
+    common = {"incident_id": incident, "round": 0, "step": 0, "recipient": "甲", "channel": "c"}
+    # A delivery recorded before upgrades were told is of the severity its alert was raised
+    # at, read from the alert, which it is compared with once it names its level too.
+    delivered_then = AlertDelivered.first(
+        key=str(incident), actor=ACTOR, payload=DeliveryPayload(**common, attempt=1)
+    )
+    delivered_now = AlertDelivered.first(
+        key=str(incident),
+        actor=ACTOR,
+        payload=DeliveryPayload(**common, attempt=1, severity=Severity.CRITICAL),
+    )
+    check_alert_order([raised, upgraded, escalated, delivered_then, delivered_now])
+    for first in (escalated, upgraded, delivered_then, delivered_now):
+        with pytest.raises(OrderMatters):
+            check_alert_order([first, raised])

@@ -131,7 +131,7 @@ def incident(
     last_received_at: datetime = MORNING,
     round_: int = 0,
 ) -> OpenIncident:
-    alert = RaisedAlert(raised_at=raised_at, step=step) if raised_at else None
+    alert = RaisedAlert(raised_at=raised_at, step=step, severity=severity) if raised_at else None
     return OpenIncident(
         incident_id=uuid4(),
         round=round_,
@@ -221,6 +221,52 @@ def test_steps_held_back_together_tell_each_recipient_once_at_the_newest() -> No
     ]
 
 
+def test_an_incident_grown_more_severe_tells_its_route_again_at_the_new_level() -> None:
+    # Raised "major" at 10:00 and the duty desk told; at 10:05 a report (or a dispatcher)
+    # makes it critical. "Critical" is news to the desk, though step 0 was sent already.
+    loaded = routing()
+    major = incident(raised_at=MORNING)
+    told = set(plan_alert(major, loaded, MORNING).deliveries)
+    assert {(d.severity, d.step, d.recipient) for d in told} == {(Severity.MAJOR, 0, "duty")}
+
+    worse = replace(major, severity=Severity.CRITICAL)
+    upgrade = plan_alert(worse, loaded, MORNING + timedelta(minutes=5))
+    assert (upgrade.upgrade_to, upgrade.upgrade_route) == (Severity.CRITICAL, "station-a")
+    assert {(d.severity, d.step, d.recipient) for d in upgrade.deliveries} == {
+        (Severity.CRITICAL, 0, "duty")
+    }
+    assert not upgrade.needs_nothing(told)
+    assert upgrade.escalate_to is None  # the clock is the raise time's: step 1 at 10:10
+
+    # Once projected, the alert stands at critical: no second upgrade, and each step is
+    # told at that level, the chief's included.
+    upgraded = replace(worse, alert=RaisedAlert(MORNING, 0, Severity.MAJOR, Severity.CRITICAL))
+    later = plan_alert(upgraded, loaded, MORNING + timedelta(minutes=10))
+    assert later.upgrade_to is None
+    assert {(d.severity, d.step, d.recipient) for d in later.deliveries} == {
+        (Severity.CRITICAL, 0, "duty"),
+        (Severity.CRITICAL, 1, "chief"),
+    }
+    # Made milder again: nobody is told of that, and nothing told is told again.
+    milder = replace(upgraded, severity=Severity.MAJOR)
+    calmer = plan_alert(milder, loaded, MORNING + timedelta(minutes=6))
+    assert calmer.upgrade_to is None
+    assert calmer.needs_nothing(set(upgrade.deliveries))
+
+
+def test_an_upgrade_after_steps_fell_due_tells_each_recipient_once_at_the_newest() -> None:
+    # Major, unacknowledged past the chief's step; then critical: both are told again.
+    loaded = routing()
+    worse = replace(incident(Severity.CRITICAL), alert=RaisedAlert(MORNING, 1, Severity.MAJOR))
+    plan = plan_alert(worse, loaded, MORNING + timedelta(minutes=12))
+    assert plan.upgrade_to == Severity.CRITICAL
+    assert sorted((d.severity, d.step, d.recipient, d.channel) for d in plan.deliveries) == [
+        (Severity.CRITICAL, 0, "duty", "mailto-0"),
+        (Severity.CRITICAL, 1, "chief", "hook"),
+        (Severity.CRITICAL, 1, "chief", "mailto-1"),
+    ]
+
+
 def test_an_incident_whose_steps_are_sent_is_not_planned_again_until_its_next_step() -> None:
     loaded, quiet = routing(), QuietIncidents()
     alerted = incident(raised_at=MORNING)
@@ -230,7 +276,9 @@ def test_an_incident_whose_steps_are_sent_is_not_planned_again_until_its_next_st
     assert not quiet.is_quiet(alerted, loaded, MORNING + timedelta(minutes=10))  # step 1 due
     # Anything about the incident changes, or the routing is loaded anew: planned again.
     assert not quiet.is_quiet(replace(alerted, severity=Severity.CRITICAL), loaded, MORNING)
-    assert not quiet.is_quiet(replace(alerted, alert=RaisedAlert(MORNING, 1)), loaded, MORNING)
+    assert not quiet.is_quiet(
+        replace(alerted, alert=RaisedAlert(MORNING, 1, Severity.MAJOR)), loaded, MORNING
+    )
     assert not quiet.is_quiet(replace(alerted, round=1, alert=None), loaded, MORNING)
     assert not quiet.is_quiet(alerted, routing(), MORNING)
     quiet.keep_only([])  # acknowledged, so no longer open
@@ -287,7 +335,8 @@ def test_a_quiet_incident_would_have_been_planned_to_do_nothing(
         planned += 1
         settled |= set(plan.deliveries)  # sent
         if plan.escalate_to is not None:  # recorded, then projected
-            alerted = replace(alerted, alert=RaisedAlert(raised_at, plan.escalate_to))
+            alert = RaisedAlert(raised_at, plan.escalate_to, severity)
+            alerted = replace(alerted, alert=alert)
             plan = plan_alert(alerted, loaded, now)
         quiet.note(alerted, loaded, plan, settled)
     assert 0 < planned < 60, planned  # at its steps, not every minute
@@ -328,6 +377,11 @@ def test_messages_speak_the_recipients_language() -> None:
     en = compose(facts, step=2, language="en", timezone="Asia/Shanghai", link=None)
     assert en.title == "[Escalation 2] [Critical] A站 · K12+300"
     assert "3 report(s)" in en.body
+    # Told again because the incident grew worse: the title says so before anything else.
+    zh = compose(facts, step=0, language="zh", timezone="Asia/Shanghai", link=None, upgraded=True)
+    assert zh.title == "【级别上调】[紧急] A站 · K12+300"
+    en = compose(facts, step=1, language="en", timezone="Asia/Shanghai", link=None, upgraded=True)
+    assert en.title == "[Escalation 1] [Now more severe] [Critical] A站 · K12+300"
 
 
 def test_a_title_is_one_line_whatever_an_older_event_carries() -> None:

@@ -36,6 +36,7 @@ from qianliyan.notify.domain.alerting import (
 )
 from qianliyan.notify.domain.messages import AlertFacts, compose
 from qianliyan.notify.domain.routing import Routing, retry_delay
+from qianliyan.notify.projections.alerts import level_of
 from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.db import Connection
 from qianliyan.shared.errors import is_transient
@@ -49,6 +50,8 @@ from qianliyan.shared.events import (
     AlertEscalatedPayload,
     AlertRaised,
     AlertRaisedPayload,
+    AlertUpgraded,
+    AlertUpgradedPayload,
     DeliveryPayload,
     Event,
     Severity,
@@ -56,6 +59,7 @@ from qianliyan.shared.events import (
     encode,
 )
 from qianliyan.shared.events.envelope import derived_event_id
+from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.metrics import DELIVERIES
 from qianliyan.shared.tracing import span
@@ -66,7 +70,7 @@ NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
 
 _OPEN_INCIDENTS = """
     SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
-           a.raised_at, a.step
+           a.raised_at, a.step, a.severity AS alert_severity, a.upgraded_to
       FROM incidents i
       LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round
      WHERE i.status = 'open' AND i.severity IS NOT NULL
@@ -80,26 +84,41 @@ _CORRELATION_IDS = """
 """
 
 # Deliveries that need nothing now: settled (for good), or held by a live claim.
-_BUSY = """
-    SELECT incident_id, round, step, recipient, channel, bool_or(settled) AS settled
-      FROM (SELECT incident_id, round, step, recipient, channel, settled FROM delivery_claims
-             WHERE incident_id = ANY($1::uuid[]) AND (settled OR claimed_until > now())
+# Deliveries that need nothing now: settled (for good), or held by a live claim; each at
+# the most severe level it told of (a rank, 1 for info to 4 for critical).
+_BUSY = f"""
+    SELECT incident_id, round, step, recipient, channel, level, bool_or(settled) AS settled
+      FROM (SELECT c.incident_id, c.round, c.step, c.recipient, c.channel,
+                   {level_of("c")} AS level, c.settled
+              FROM delivery_claims c
+             WHERE c.incident_id = ANY($1::uuid[]) AND (c.settled OR c.claimed_until > now())
             UNION ALL
-            SELECT incident_id, round, step, recipient, channel, true FROM alert_deliveries
-             WHERE incident_id = ANY($1::uuid[]) AND outcome IN ('delivered', 'failed')) d
-     GROUP BY incident_id, round, step, recipient, channel
-"""
+            SELECT d.incident_id, d.round, d.step, d.recipient, d.channel,
+                   {level_of("d")}, true
+              FROM alert_deliveries d
+             WHERE d.incident_id = ANY($1::uuid[]) AND d.outcome IN ('delivered', 'failed')) x
+     GROUP BY incident_id, round, step, recipient, channel, level
+"""  # noqa: S608 - fixed names
 
-_CLAIM = """
-    INSERT INTO delivery_claims (incident_id, round, step, recipient, channel, attempts,
-                                 claimed_until)
-    VALUES ($1, $2, $3, $4, $5, 1, now() + $6::interval)
+# One claim per step, recipient and channel: a more severe level takes it over once the
+# milder one's attempt is over (settled, or its lease or retry wait has run out), and
+# counts its attempts afresh.
+_SAME_LEVEL = f"{level_of('EXCLUDED')} IS NOT DISTINCT FROM {level_of('delivery_claims')}"
+_CLAIM = f"""
+    INSERT INTO delivery_claims (incident_id, round, step, recipient, channel, severity,
+                                 attempts, claimed_until)
+    VALUES ($1, $2, $3, $4, $5, $6, 1, now() + $7::interval)
     ON CONFLICT (incident_id, round, step, recipient, channel) DO UPDATE SET
-        attempts = delivery_claims.attempts + 1,
+        severity = EXCLUDED.severity,
+        attempts = CASE WHEN {_SAME_LEVEL} THEN delivery_claims.attempts + 1 ELSE 1 END,
+        settled = false,
         claimed_until = EXCLUDED.claimed_until
-    WHERE NOT delivery_claims.settled AND delivery_claims.claimed_until <= now()
+    WHERE (NOT delivery_claims.settled AND delivery_claims.claimed_until <= now()
+           AND {_SAME_LEVEL})
+       OR ((delivery_claims.settled OR delivery_claims.claimed_until <= now())
+           AND {level_of("EXCLUDED")} > {level_of("delivery_claims")})
     RETURNING attempts
-"""
+"""  # noqa: S608 - fixed names
 
 _FACTS = """
     SELECT i.severity, i.place, i.unit, i.report_count, i.opened_at,
@@ -169,10 +188,14 @@ class Alerter:
         busy: set[DeliveryKey] = set()
         settled: set[DeliveryKey] = set()
         for r in await self._pool.fetch(_BUSY, ids):
-            key = DeliveryKey(r["incident_id"], r["round"], r["step"], r["recipient"], r["channel"])
-            busy.add(key)
-            if r["settled"]:
-                settled.add(key)
+            # A step told at a level is told at every milder one too.
+            for severity in SEVERITY_SCALE[: r["level"] or 0]:
+                key = DeliveryKey(
+                    r["incident_id"], r["round"], severity, r["step"], r["recipient"], r["channel"]
+                )
+                busy.add(key)
+                if r["settled"]:
+                    settled.add(key)
         plans = []
         for incident in incidents:
             plan = plan_alert(incident, routing, now)
@@ -209,6 +232,16 @@ class Alerter:
                 routing_version=routing.version,
             )
             await _to_outbox(self._pool, chain.event(AlertRaised, payload, "raised"))
+        if plan.upgrade_to is not None and plan.upgrade_route is not None:
+            payload_upgraded = AlertUpgradedPayload(
+                incident_id=incident.incident_id,
+                round=incident.round,
+                severity=plan.upgrade_to,
+                route=plan.upgrade_route,
+                routing_version=routing.version,
+            )
+            event = chain.event(AlertUpgraded, payload_upgraded, f"upgraded/{plan.upgrade_to}")
+            await _to_outbox(self._pool, event)
         if plan.escalate_to is not None:
             payload_escalated = AlertEscalatedPayload(
                 incident_id=incident.incident_id,
@@ -216,8 +249,10 @@ class Alerter:
                 step=plan.escalate_to,
                 routing_version=routing.version,
             )
-            event = chain.event(AlertEscalated, payload_escalated, f"escalated/{plan.escalate_to}")
-            await _to_outbox(self._pool, event)
+            escalated = chain.event(
+                AlertEscalated, payload_escalated, f"escalated/{plan.escalate_to}"
+            )
+            await _to_outbox(self._pool, escalated)
 
     async def _start_delivery(
         self, key: DeliveryKey, incident: OpenIncident, routing: Routing, correlation_id: UUID
@@ -225,28 +260,42 @@ class Alerter:
         timeout = routing.spec.delivery.timeout
         # The lease outlives one attempt with room to record it.
         lease = timedelta(seconds=timeout.total_seconds() * 2 + 30)
-        attempt = await self._pool.fetchval(
-            _CLAIM, key.incident_id, key.round, key.step, key.recipient, key.channel, lease
-        )
+        attempt = await self._pool.fetchval(_CLAIM, *_key_values(key), lease)
         if attempt is None:
             return  # another instance has it, or it is settled
-        task = asyncio.create_task(self._deliver(key, attempt, routing, correlation_id))
+        # Told at a level above the one raised: the message says the incident grew worse.
+        upgraded = incident.alert is not None and key.severity != incident.alert.severity
+        task = asyncio.create_task(
+            self._deliver(key, attempt, routing, correlation_id, upgraded=upgraded)
+        )
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
     async def _deliver(
-        self, key: DeliveryKey, attempt: int, routing: Routing, correlation_id: UUID
+        self,
+        key: DeliveryKey,
+        attempt: int,
+        routing: Routing,
+        correlation_id: UUID,
+        *,
+        upgraded: bool,
     ) -> None:
         async with self._slots:
             try:
                 with span("deliver alert", correlation_id=str(correlation_id)):
-                    await self._attempt(key, attempt, routing, correlation_id)
+                    await self._attempt(key, attempt, routing, correlation_id, upgraded=upgraded)
             except Exception:
                 # The claim's lease runs out and a later moment tries again.
                 log.exception("delivery %s attempt %d could not be recorded", key, attempt)
 
     async def _attempt(
-        self, key: DeliveryKey, attempt: int, routing: Routing, correlation_id: UUID
+        self,
+        key: DeliveryKey,
+        attempt: int,
+        routing: Routing,
+        correlation_id: UUID,
+        *,
+        upgraded: bool,
     ) -> None:
         recipient = routing.recipient(key.recipient)
         channel = dict(recipient.labelled_channels())[key.channel]
@@ -255,6 +304,7 @@ class Alerter:
         message = compose(
             facts,
             step=key.step,
+            upgraded=upgraded,
             language=recipient.language,
             timezone=routing.spec.timezone,
             link=link,
@@ -267,6 +317,7 @@ class Alerter:
             "step": key.step,
             "attempt": attempt,
             "severity": facts.severity.value,
+            "upgraded": upgraded,
             "unit": facts.unit,
             "place": facts.place,
             "report_count": facts.report_count,
@@ -277,6 +328,7 @@ class Alerter:
         common = {
             "incident_id": key.incident_id,
             "round": key.round,
+            "severity": key.severity,
             "step": key.step,
             "recipient": key.recipient,
             "channel": key.channel,
@@ -311,14 +363,10 @@ class Alerter:
             event = chain.event(AlertDelivered, DeliveryPayload(**common), purpose)
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(
-                "UPDATE delivery_claims SET settled = $6, claimed_until = COALESCE($7, now()) "
+                "UPDATE delivery_claims SET settled = $7, claimed_until = COALESCE($8, now()) "
                 "WHERE incident_id = $1 AND round = $2 AND step = $3 AND recipient = $4 "
-                "AND channel = $5",
-                key.incident_id,
-                key.round,
-                key.step,
-                key.recipient,
-                key.channel,
+                "AND channel = $5 AND severity = $6",
+                *_key_values(key),
                 settled,
                 getattr(event.payload, "next_attempt_at", None),
             )
@@ -397,10 +445,21 @@ async def open_incidents(pool: asyncpg.Pool, *, received_since: datetime) -> lis
     return [_open_incident(row) for row in await pool.fetch(_OPEN_INCIDENTS, received_since)]
 
 
+def _key_values(key: DeliveryKey) -> tuple[Any, ...]:
+    """The delivery's key as `_CLAIM` takes it: its row's key, then its level."""
+    return (key.incident_id, key.round, key.step, key.recipient, key.channel, key.severity.value)
+
+
 def _open_incident(row: Any) -> OpenIncident:
     alert = None
     if row["raised_at"] is not None:
-        alert = RaisedAlert(raised_at=row["raised_at"], step=row["step"])
+        upgraded_to = row["upgraded_to"]
+        alert = RaisedAlert(
+            raised_at=row["raised_at"],
+            step=row["step"],
+            severity=Severity(row["alert_severity"]),
+            upgraded_to=Severity(upgraded_to) if upgraded_to is not None else None,
+        )
     return OpenIncident(
         incident_id=row["incident_id"],
         round=row["alert_round"],

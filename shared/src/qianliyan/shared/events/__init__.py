@@ -9,6 +9,8 @@ from qianliyan.shared.events.alerts import (
     AlertingEvent,
     AlertRaised,
     AlertRaisedPayload,
+    AlertUpgraded,
+    AlertUpgradedPayload,
     DeliveryPayload,
 )
 from qianliyan.shared.events.codec import EventDecodeError, UnknownEvent, decode, encode
@@ -58,6 +60,8 @@ __all__ = [
     "AlertReopenedPayload",
     "AlertResolved",
     "AlertResolvedPayload",
+    "AlertUpgraded",
+    "AlertUpgradedPayload",
     "AlertingEvent",
     "DeliveryPayload",
     "Event",

@@ -1,7 +1,10 @@
-"""Events of alerting people: an alert raised, escalated, and each delivery attempt's outcome.
+"""Events of alerting people: an alert raised, upgraded, escalated, and each delivery
+attempt's outcome.
 
-Deliveries are keyed by (incident, round, step, recipient): a replay or a rebuild projects
-these events and never performs a delivery again. A reopened incident starts a new round.
+Deliveries are keyed by (incident, round, severity, step, recipient, channel): a replay or
+a rebuild projects these events and never performs a delivery again. A reopened incident
+starts a new round; an incident that grows more severe while alerted tells its people
+again, at the new severity.
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ class AlertRaised(Event):
     payload: AlertRaisedPayload
 
 
+class AlertUpgradedPayload(AlertRoundPayload):
+    """The more severe level the alert now stands at, and the route that level matched."""
+
+    severity: Severity
+    route: str = Field(description="The routing rule the new severity matched")
+    routing_version: str
+
+
+class AlertUpgraded(Event):
+    """The incident grew more severe while alerted: the people its route names for the new
+    severity are told again, even those told already at the milder one."""
+
+    type: Literal["AlertUpgraded"] = "AlertUpgraded"
+    version: Literal[1] = 1
+    payload: AlertUpgradedPayload
+
+
 class AlertEscalatedPayload(AlertRoundPayload):
     """The escalation step now due, because nobody acknowledged the alert in time."""
 
@@ -59,6 +79,11 @@ class DeliveryPayload(AlertRoundPayload):
     """One attempt to tell one recipient about one step of an alert."""
 
     step: int = Field(ge=0)
+    severity: Severity | None = Field(
+        default=None,
+        description="The alert's level the recipient is told of: its raised severity, or "
+        "the one it was upgraded to. Absent before upgrades were told: the raised severity",
+    )
     recipient: str = Field(min_length=1, max_length=200)
     channel: str = Field(description="The channel's kind and host, never its secrets")
     attempt: int = Field(ge=1)
@@ -89,9 +114,10 @@ class AlertDeliveryFailed(Event):
     payload: AlertDeliveryFailedPayload
 
 
-AlertingEvent = AlertRaised | AlertEscalated | AlertDelivered | AlertDeliveryFailed
+AlertingEvent = AlertRaised | AlertUpgraded | AlertEscalated | AlertDelivered | AlertDeliveryFailed
 ALERTING_EVENT_CLASSES: tuple[type[Event], ...] = (
     AlertRaised,
+    AlertUpgraded,
     AlertEscalated,
     AlertDelivered,
     AlertDeliveryFailed,

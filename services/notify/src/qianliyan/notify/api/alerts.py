@@ -205,13 +205,18 @@ class AlertReport(ReportContent):
 
 
 class AlertRound(BaseModel):
-    """The alert of one round: when it was raised, by which route, how far it escalated."""
+    """The alert of one round: when it was raised, by which route, the most severe level
+    it was upgraded to since, how far it escalated."""
 
     round: int
     raised_at: datetime
-    severity: str
+    severity: Severity = Field(description="The severity it was raised at")
     route: str
     routing_version: str
+    upgraded_to: Severity | None = Field(
+        description="The most severe level it reached since, each telling its route again"
+    )
+    upgraded_at: datetime | None
     step: int
     escalated_at: datetime | None
 
@@ -220,6 +225,9 @@ class DeliveryOutcome(BaseModel):
     """How telling one recipient through one channel went."""
 
     round: int
+    severity: Severity | None = Field(
+        description="The alert's most severe level the recipient was told of at this step"
+    )
     step: int
     recipient: str
     channel: str

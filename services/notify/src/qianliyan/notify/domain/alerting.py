@@ -13,16 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from qianliyan.notify.domain.routing import Routing
+from qianliyan.notify.domain.routing import Routing, severity_rank
 from qianliyan.shared.events import Severity
 
 
 @dataclass(frozen=True, slots=True)
 class RaisedAlert:
-    """The current round's alert, as projected."""
+    """The current round's alert, as projected: when it was raised and at what severity,
+    the most severe level it was upgraded to since, and its escalation step."""
 
     raised_at: datetime
     step: int
+    severity: Severity
+    upgraded_to: Severity | None = None
+
+    @property
+    def level(self) -> Severity:
+        """The most severe the alert has told anyone of."""
+        return self.upgraded_to or self.severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +49,31 @@ class OpenIncident:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryKey:
-    """One message for one step to one channel of one recipient: sent at most once."""
+    """One message for one step, at one level of the alert, to one channel of one
+    recipient: sent at most once."""
 
     incident_id: UUID
     round: int
+    severity: Severity
     step: int
     recipient: str
     channel: str
 
     def __str__(self) -> str:
-        return f"{self.incident_id}:{self.round}:{self.step}:{self.recipient}:{self.channel}"
+        return (
+            f"{self.incident_id}:{self.round}:{self.severity.value}:{self.step}:"
+            f"{self.recipient}:{self.channel}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class AlertPlan:
-    """What to do now: raise via `raise_route`, record `escalate_to`, send `deliveries`."""
+    """What to do now: raise via `raise_route`, upgrade to `upgrade_to` (matching
+    `upgrade_route`), record `escalate_to`, send `deliveries`."""
 
     raise_route: str | None = None
+    upgrade_to: Severity | None = None
+    upgrade_route: str | None = None
     escalate_to: int | None = None
     deliveries: tuple[DeliveryKey, ...] = ()
     next_due_at: datetime | None = None
@@ -67,6 +83,7 @@ class AlertPlan:
         `done` (held by a claim now, or settled for good)."""
         return (
             self.raise_route is None
+            and self.upgrade_to is None
             and self.escalate_to is None
             and all(key in done for key in self.deliveries)
         )
@@ -89,8 +106,13 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
             return NOTHING
         return AlertPlan(raise_route=route.id)
     # Route and steps follow the severity as it is now, so an incident that grew worse
-    # reaches the people its new route names; the raise time keeps the clock.
-    escalation = routing.escalation_at(route, incident.severity, incident.alert.raised_at, now)
+    # reaches the people its new route names; the raise time keeps the clock. Each level
+    # the alert reaches is told anew, to those told at a milder one too: "critical" is news
+    # to a desk told "major". A milder severity later tells nobody again.
+    alert = incident.alert
+    upgraded = severity_rank(incident.severity) > severity_rank(alert.level)
+    level = incident.severity if upgraded else alert.level
+    escalation = routing.escalation_at(route, incident.severity, alert.raised_at, now)
     # A recipient named by several steps due together (repeats held back by quiet hours or
     # an outage, or a route grown more severe) is told once, at the newest of them: nine
     # messages at the end of the night would say no more than the last one.
@@ -99,13 +121,15 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
         for recipient_id in due.recipients:
             newest[recipient_id] = max(due.step, newest.get(recipient_id, due.step))
     deliveries = tuple(
-        DeliveryKey(incident.incident_id, incident.round, step, recipient_id, label)
+        DeliveryKey(incident.incident_id, incident.round, level, step, recipient_id, label)
         for recipient_id, step in newest.items()
         for label, _ in routing.recipient(recipient_id).labelled_channels()
     )
     highest = max((due.step for due in escalation.due), default=0)
     return AlertPlan(
-        escalate_to=highest if highest > incident.alert.step else None,
+        upgrade_to=level if upgraded else None,
+        upgrade_route=route.id if upgraded else None,
+        escalate_to=highest if highest > alert.step else None,
         deliveries=deliveries,
         next_due_at=escalation.next_due_at,
     )

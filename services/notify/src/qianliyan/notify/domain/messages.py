@@ -18,6 +18,7 @@ SEVERITY_NAMES = {
 _TEXT = {
     "zh": {
         "escalated": "【升级{step}】",
+        "upgraded": "【级别上调】",
         "reports": "{n} 份报告",
         "opened": "首报 {time}",
         "why": "依据",
@@ -26,6 +27,7 @@ _TEXT = {
     },
     "en": {
         "escalated": "[Escalation {step}] ",
+        "upgraded": "[Now more severe] ",
         "reports": "{n} report(s)",
         "opened": "first reported {time}",
         "why": "Why",
@@ -60,15 +62,24 @@ class Message:
 
 
 def compose(
-    facts: AlertFacts, *, step: int, language: str, timezone: str, link: str | None
+    facts: AlertFacts,
+    *,
+    step: int,
+    language: str,
+    timezone: str,
+    link: str | None,
+    upgraded: bool = False,
 ) -> Message:
-    """The message for one escalation step, in `language` ('zh' or 'en')."""
+    """The message for one escalation step, in `language` ('zh' or 'en'); `upgraded` when
+    it tells of a level above the one the alert was raised at."""
     text = _TEXT[language]
     severity = SEVERITY_NAMES[language][facts.severity.value]
     # One line whatever an older event carries: it is an e-mail's subject, say.
     parts = (one_line(part) for part in (facts.unit, facts.place) if part)
     where = " · ".join(part for part in parts if part) or text["unknown_place"]
     prefix = text["escalated"].format(step=step) if step > 0 else ""
+    if upgraded:
+        prefix += text["upgraded"]
     title = f"{prefix}[{severity}] {where}"
     lines = []
     if facts.first_text:

@@ -12,7 +12,8 @@ a report's row is followed by a refresh of its incident, so the last refresh of 
 sees what an earlier one would. Two orders break it, and the plan says so with
 `OrderMatters` for the caller to go event by event: a triage that moves a report away
 from an incident refreshed earlier in the batch (one by one leaves that incident as it
-was then), and an escalation ahead of its alert (one by one finds no alert to escalate).
+was then), and an escalation, an upgrade or a delivery ahead of its alert (one by one
+finds no alert to change, or to read a delivery's level from).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from qianliyan.shared.events import (
     AlertEscalated,
     AlertingEvent,
     AlertRaised,
+    AlertUpgraded,
     Event,
     IncidentAction,
     ReportSubmitted,
@@ -109,14 +111,15 @@ def incident_refreshes(
 
 
 def check_alert_order(events: Iterable[AlertingEvent]) -> None:
-    """Raise `OrderMatters` when an escalation comes before the raising of its alert."""
-    escalated: set[tuple[UUID, int]] = set()
+    """Raise `OrderMatters` when an escalation, an upgrade or a delivery comes before the
+    raising of its alert."""
+    ahead: set[tuple[UUID, int]] = set()
     for event in events:
         key = (event.payload.incident_id, event.payload.round)
-        if isinstance(event, AlertEscalated):
-            escalated.add(key)
-        elif isinstance(event, AlertRaised) and key in escalated:
-            raise OrderMatters("an escalation comes before its alert")
+        if not isinstance(event, AlertRaised):
+            ahead.add(key)
+        elif key in ahead:
+            raise OrderMatters("an event about an alert comes before the alert")
 
 
 async def apply(connection: Connection, events: Sequence[Event]) -> None:
@@ -173,9 +176,10 @@ async def _triage_states(connection: Connection, report_ids: set[UUID]) -> dict[
 
 
 async def _alerting(connection: Connection, events: Sequence[AlertingEvent]) -> None:
-    # Each statement runs once per event, in order, pipelined: deliveries and escalations
-    # depend on the order of their own kind only (once alerts come before escalations).
+    # Each statement runs once per event, in order, pipelined: deliveries, upgrades and
+    # escalations depend on the order of their own kind only (once alerts come first).
     raised = [alerts.raise_values(e) for e in events if isinstance(e, AlertRaised)]
+    upgraded = [alerts.upgrade_values(e) for e in events if isinstance(e, AlertUpgraded)]
     escalated = [alerts.escalate_values(e) for e in events if isinstance(e, AlertEscalated)]
     delivered = [
         alerts.delivery_values(e)
@@ -184,6 +188,7 @@ async def _alerting(connection: Connection, events: Sequence[AlertingEvent]) -> 
     ]
     for statement, values in (
         (alerts.RAISE, raised),
+        (alerts.UPGRADE, upgraded),
         (alerts.ESCALATE, escalated),
         (alerts.DELIVERY, delivered),
     ):

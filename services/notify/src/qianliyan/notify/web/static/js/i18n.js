@@ -149,8 +149,10 @@ const STRINGS = {
     "ev.superseded": (version, what) => `未生效（第 ${version} 版已有先到的操作）：${what}`,
     "ev.refused": (status, what) => `未生效（事件当时${status}）：${what}`,
     "ev.AlertRaised": (d) => `发出警报：${d.severity}（路由 ${d.route}）`,
+    "ev.AlertUpgraded": (d) => `事件加重为 ${d.severity}，按路由 ${d.route} 重新通知`,
     "ev.AlertEscalated": (d) => `无人确认，升级到第 ${d.step} 级`,
-    "ev.AlertDelivered": (d) => `已通知 ${d.recipient}（${d.channel}）`,
+    "ev.AlertDelivered": (d) =>
+      `已通知 ${d.recipient}（${d.channel}${d.severity ? `，${d.severity}` : ""}）`,
     "ev.AlertDeliveryFailed": (d) =>
       `通知 ${d.recipient} 失败（${d.channel}）：${d.error}${d.next_attempt_at ? "，将重试" : "，不再重试"}`,
     system: "系统",
@@ -326,8 +328,10 @@ const STRINGS = {
       `Not applied (another action on version ${version} came first): ${what}`,
     "ev.refused": (status, what) => `Not applied (the incident was ${status} by then): ${what}`,
     "ev.AlertRaised": (d) => `Alert raised: ${d.severity} (route ${d.route})`,
+    "ev.AlertUpgraded": (d) => `Grew to ${d.severity}: told again by route ${d.route}`,
     "ev.AlertEscalated": (d) => `Nobody acknowledged: escalated to step ${d.step}`,
-    "ev.AlertDelivered": (d) => `Told ${d.recipient} (${d.channel})`,
+    "ev.AlertDelivered": (d) =>
+      `Told ${d.recipient} (${d.channel}${d.severity ? `, ${d.severity}` : ""})`,
     "ev.AlertDeliveryFailed": (d) =>
       `Telling ${d.recipient} failed (${d.channel}): ${d.error}${d.next_attempt_at ? "; will retry" : "; no more attempts"}`,
     system: "system",
