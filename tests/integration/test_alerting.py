@@ -283,7 +283,7 @@ routes:
         assert critical.document is not None and critical.document["severity"] == "critical"
         assert critical.document["upgraded"]
         assert critical.document["title"].startswith("【级别上调】[紧急]")
-        assert critical.webhook_id != major.webhook_id  # a new message, not a repeat
+        assert critical.webhook_id == f"{major.webhook_id}:critical"  # new, not a repeat
         [chief] = await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
         assert chief.document is not None and chief.document["severity"] == "critical"
 

@@ -15,6 +15,7 @@ from qianliyan.notify.projections.batch import (
     incident_refreshes,
     triage_per_report,
 )
+from qianliyan.notify.projections.incidents import timeline_detail
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
@@ -142,3 +143,20 @@ def test_an_escalation_or_upgrade_ahead_of_its_alert_goes_one_by_one() -> None:
     for first in (escalated, upgraded, delivered_then, delivered_now):
         with pytest.raises(OrderMatters):
             check_alert_order([first, raised])
+
+
+def test_a_delivery_recorded_before_upgrades_reads_on_the_timeline_as_it_did_then() -> None:
+    incident = uuid4()
+    common = {"incident_id": incident, "round": 0, "step": 0, "recipient": "甲", "channel": "c"}
+    then = AlertDelivered.first(
+        key=str(incident), actor=ACTOR, payload=DeliveryPayload(**common, attempt=1)
+    )
+    now = AlertDelivered.first(
+        key=str(incident),
+        actor=ACTOR,
+        payload=DeliveryPayload(**common, attempt=1, severity=Severity.CRITICAL),
+    )
+    # Live, the entries of the last release were written without a severity: a rebuild
+    # must write them the same, or `check` finds every one of them differing.
+    assert "severity" not in timeline_detail(then)
+    assert timeline_detail(now)["severity"] == "critical"

@@ -19,6 +19,7 @@ from qianliyan.notify.domain.alerting import (
     QuietIncidents,
     RaisedAlert,
     plan_alert,
+    telling,
 )
 from qianliyan.notify.domain.messages import AlertFacts, compose
 from qianliyan.notify.domain.outbound import OutboundPolicy
@@ -254,6 +255,29 @@ def test_an_incident_grown_more_severe_tells_its_route_again_at_the_new_level() 
     assert calmer.needs_nothing(set(upgrade.deliveries))
 
 
+def test_a_receiver_sees_the_id_it_always_saw_at_the_raised_level_and_a_new_one_after() -> None:
+    major = incident(raised_at=MORNING)
+    [at_raise] = plan_alert(major, routing(), MORNING).deliveries
+    told = telling(at_raise, major)
+    # As every release before upgrades made it: a repeat sent across our upgrade is dropped.
+    assert told.delivery_id == f"{major.incident_id}:0:0:duty:mailto-0"
+    assert not told.upgraded
+
+    worse = replace(major, severity=Severity.CRITICAL)
+    [upgraded] = plan_alert(worse, routing(), MORNING).deliveries
+    told_again = telling(upgraded, worse)
+    assert told_again.delivery_id == f"{major.incident_id}:0:0:duty:mailto-0:critical"
+    assert told_again.upgraded
+    # Back to major before the chief's step fell due: it is told at the level reached, once,
+    # but the message does not say the incident grew worse.
+    calmer = replace(
+        major, alert=RaisedAlert(MORNING, 1, Severity.MAJOR, upgraded_to=Severity.CRITICAL)
+    )
+    plan = plan_alert(calmer, routing(), MORNING + timedelta(minutes=10))
+    [chief, *_] = [d for d in plan.deliveries if d.recipient == "chief"]
+    assert chief.severity == Severity.CRITICAL and not telling(chief, calmer).upgraded
+
+
 def test_an_upgrade_after_steps_fell_due_tells_each_recipient_once_at_the_newest() -> None:
     # Major, unacknowledged past the chief's step; then critical: both are told again.
     loaded = routing()
@@ -377,7 +401,7 @@ def test_messages_speak_the_recipients_language() -> None:
     en = compose(facts, step=2, language="en", timezone="Asia/Shanghai", link=None)
     assert en.title == "[Escalation 2] [Critical] A站 · K12+300"
     assert "3 report(s)" in en.body
-    # Told again because the incident grew worse: the title says so before anything else.
+    # Told again because the incident grew worse: the title says so before the severity.
     zh = compose(facts, step=0, language="zh", timezone="Asia/Shanghai", link=None, upgraded=True)
     assert zh.title == "【级别上调】[紧急] A站 · K12+300"
     en = compose(facts, step=1, language="en", timezone="Asia/Shanghai", link=None, upgraded=True)

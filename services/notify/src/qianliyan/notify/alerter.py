@@ -32,7 +32,9 @@ from qianliyan.notify.domain.alerting import (
     OpenIncident,
     QuietIncidents,
     RaisedAlert,
+    Telling,
     plan_alert,
+    telling,
 )
 from qianliyan.notify.domain.messages import AlertFacts, compose
 from qianliyan.notify.domain.routing import Routing, retry_delay
@@ -83,7 +85,6 @@ _CORRELATION_IDS = """
      WHERE incident_id = ANY($1::uuid[]) ORDER BY incident_id, captured_at
 """
 
-# Deliveries that need nothing now: settled (for good), or held by a live claim.
 # Deliveries that need nothing now: settled (for good), or held by a live claim; each at
 # the most severe level it told of (a rank, 1 for info to 4 for critical).
 _BUSY = f"""
@@ -263,40 +264,27 @@ class Alerter:
         attempt = await self._pool.fetchval(_CLAIM, *_key_values(key), lease)
         if attempt is None:
             return  # another instance has it, or it is settled
-        # Told at a level above the one raised: the message says the incident grew worse.
-        upgraded = incident.alert is not None and key.severity != incident.alert.severity
         task = asyncio.create_task(
-            self._deliver(key, attempt, routing, correlation_id, upgraded=upgraded)
+            self._deliver(telling(key, incident), attempt, routing, correlation_id)
         )
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
     async def _deliver(
-        self,
-        key: DeliveryKey,
-        attempt: int,
-        routing: Routing,
-        correlation_id: UUID,
-        *,
-        upgraded: bool,
+        self, telling: Telling, attempt: int, routing: Routing, correlation_id: UUID
     ) -> None:
         async with self._slots:
             try:
                 with span("deliver alert", correlation_id=str(correlation_id)):
-                    await self._attempt(key, attempt, routing, correlation_id, upgraded=upgraded)
+                    await self._attempt(telling, attempt, routing, correlation_id)
             except Exception:
                 # The claim's lease runs out and a later moment tries again.
-                log.exception("delivery %s attempt %d could not be recorded", key, attempt)
+                log.exception("delivery %s attempt %d could not be recorded", telling.key, attempt)
 
     async def _attempt(
-        self,
-        key: DeliveryKey,
-        attempt: int,
-        routing: Routing,
-        correlation_id: UUID,
-        *,
-        upgraded: bool,
+        self, telling: Telling, attempt: int, routing: Routing, correlation_id: UUID
     ) -> None:
+        key = telling.key
         recipient = routing.recipient(key.recipient)
         channel = dict(recipient.labelled_channels())[key.channel]
         facts = await self._facts(key.incident_id)
@@ -304,20 +292,20 @@ class Alerter:
         message = compose(
             facts,
             step=key.step,
-            upgraded=upgraded,
+            upgraded=telling.upgraded,
             language=recipient.language,
             timezone=routing.spec.timezone,
             link=link,
         )
         document = {
             "type": "qianliyan.alert",
-            "delivery_id": str(key),
+            "delivery_id": telling.delivery_id,
             "incident_id": str(key.incident_id),
             "round": key.round,
             "step": key.step,
             "attempt": attempt,
             "severity": facts.severity.value,
-            "upgraded": upgraded,
+            "upgraded": telling.upgraded,
             "unit": facts.unit,
             "place": facts.place,
             "report_count": facts.report_count,
@@ -335,7 +323,7 @@ class Alerter:
             "attempt": attempt,
         }
         chain = _Chain(key.incident_id, key.round, correlation_id)
-        purpose = f"delivery/{key}/{attempt}"
+        purpose = f"delivery/{telling.delivery_id}/{attempt}"
         settled = True
         event: Event
         try:
@@ -343,7 +331,7 @@ class Alerter:
                 channel,
                 message,
                 document,
-                delivery_id=str(key),
+                delivery_id=telling.delivery_id,
                 timeout_s=routing.spec.delivery.timeout.total_seconds(),
                 http=self._http,
                 outbound=routing.outbound,

@@ -1,10 +1,10 @@
 """Events of alerting people: an alert raised, upgraded, escalated, and each delivery
 attempt's outcome.
 
-Deliveries are keyed by (incident, round, severity, step, recipient, channel): a replay or
-a rebuild projects these events and never performs a delivery again. A reopened incident
-starts a new round; an incident that grows more severe while alerted tells its people
-again, at the new severity.
+A delivery is one message per (incident, round, step, recipient, channel) and level of the
+alert: a replay or a rebuild projects these events and never performs a delivery again. A
+reopened incident starts a new round; an incident that grows more severe while alerted
+tells its people again, at the new level.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class DeliveryPayload(AlertRoundPayload):
     severity: Severity | None = Field(
         default=None,
         description="The alert's level the recipient is told of: its raised severity, or "
-        "the one it was upgraded to. Absent before upgrades were told: the raised severity",
+        "the one it was upgraded to. Absent from deliveries recorded before upgrades were "
+        "told, which are read as of the raised severity",
     )
     recipient: str = Field(min_length=1, max_length=200)
     channel: str = Field(description="The channel's kind and host, never its secrets")

@@ -50,7 +50,8 @@ class OpenIncident:
 @dataclass(frozen=True, slots=True)
 class DeliveryKey:
     """One message for one step, at one level of the alert, to one channel of one
-    recipient: sent at most once."""
+    recipient: sent at most once. (Its record is one per step, recipient and channel, at
+    the most severe level told: a step told at a level is done at every milder one.)"""
 
     incident_id: UUID
     round: int
@@ -61,9 +62,35 @@ class DeliveryKey:
 
     def __str__(self) -> str:
         return (
-            f"{self.incident_id}:{self.round}:{self.severity.value}:{self.step}:"
-            f"{self.recipient}:{self.channel}"
+            f"{self.incident_id}:{self.round}:{self.step}:{self.recipient}:{self.channel}"
+            f"@{self.severity.value}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Telling:
+    """A delivery as its recipient gets it: its key, the id the receiver sees on every
+    attempt (webhook-id), and whether it says the incident grew worse."""
+
+    key: DeliveryKey
+    delivery_id: str
+    upgraded: bool
+
+
+def telling(key: DeliveryKey, incident: OpenIncident) -> Telling:
+    """How `key`, planned for `incident`, is told.
+
+    At the level the alert was raised at, the id is the one every release before upgrades
+    gave (a receiver drops a repeat sent across the upgrade of ours); at an upgraded level
+    it names the level. "Grew worse" is said while the incident stands at that level: a
+    step newly due after the severity went down again tells the severity as it is now.
+    """
+    raised = incident.alert.severity if incident.alert is not None else key.severity
+    delivery_id = f"{key.incident_id}:{key.round}:{key.step}:{key.recipient}:{key.channel}"
+    if key.severity != raised:
+        delivery_id += f":{key.severity.value}"
+    upgraded = key.severity != raised and incident.severity == key.severity
+    return Telling(key, delivery_id, upgraded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +135,9 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
     # Route and steps follow the severity as it is now, so an incident that grew worse
     # reaches the people its new route names; the raise time keeps the clock. Each level
     # the alert reaches is told anew, to those told at a milder one too: "critical" is news
-    # to a desk told "major". A milder severity later tells nobody again.
+    # to a desk told "major". A milder severity later tells nobody again what they were
+    # told; a step that falls due after it is keyed at the level reached, so it is told
+    # once whatever the severity does next.
     alert = incident.alert
     upgraded = severity_rank(incident.severity) > severity_rank(alert.level)
     level = incident.severity if upgraded else alert.level

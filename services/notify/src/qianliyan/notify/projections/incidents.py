@@ -21,6 +21,8 @@ from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertAcknowledged,
     AlertAssigned,
+    AlertDelivered,
+    AlertDeliveryFailed,
     AlertingEvent,
     AlertReopened,
     AlertResolved,
@@ -108,7 +110,12 @@ def timeline_detail(
             "severity": event.payload.severity.value,
             "rule_set_version": event.payload.rule_set_version,
         }
-    return event.payload.model_dump(mode="json", exclude={"incident_id"}) | dict(not_applied or {})
+    detail = event.payload.model_dump(mode="json", exclude={"incident_id"})
+    if isinstance(event, AlertDelivered | AlertDeliveryFailed) and detail["severity"] is None:
+        # Recorded before upgrades were told: its entry reads as it did then, so a rebuild
+        # equals the timeline written live at the time.
+        del detail["severity"]
+    return detail | dict(not_applied or {})
 
 
 FEED_CHANNEL = "feed_changes"

@@ -6,9 +6,13 @@ delivery was done. Deliveries and the alerter's claims now say the level they te
 (`severity`), and a step told at a level is told again at a more severe one; an alert
 records the level it was upgraded to (`AlertUpgraded`).
 
-The keys stay as they were and the new columns are nullable: null is the alert's raised
-severity, which every delivery so far told, and which an instance of the last release
-still tells (and writes so) while this one rolls out.
+The keys stay as they were and the new columns are nullable: null is read as the
+alert's raised severity, which every delivery so far told. An instance of the last
+release keeps running on this schema, but it knows nothing of upgrades: it skips
+`AlertUpgraded`, writes null for what it tells, and can record a retry over a more
+severe level's row. Stop notify's old instances before starting this release (or run
+`qianliyan check` after the rollout, and `rebuild` if it differs). A step the last
+release told after its incident grew worse is told once more, at the upgraded level.
 
 Revision ID: 0013
 Revises: 0012
