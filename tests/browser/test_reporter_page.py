@@ -214,6 +214,31 @@ async def test_english_and_a_refusal_shown_with_the_servers_reason_and_not_retri
     await expect(report).to_have_attribute("data-state", "failed")
 
 
+async def test_a_refusal_is_told_in_chinese_by_its_code(
+    running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
+) -> None:
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "王芳", roles=["reporter"]))
+
+    await page.get_by_label("情况描述（必填）").fill("     ")
+    async with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith("/v1/reports")
+    ) as answer:
+        await page.get_by_role("button", name="发送报告").click()
+    problem = await (await answer.value).json()
+    assert problem["code"] == "invalid_report"
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+        ("report.text", "string_too_short")
+    ]
+
+    # The server's words are English; a worker reads what was wrong in Chinese.
+    report = page.locator("#reports > li").first
+    await expect(report).to_have_attribute("data-state", "failed")
+    await expect(report.locator(".problem")).to_have_text("报告内容有误，请修改后重发。")
+    await expect(report.locator(".problem-errors li")).to_have_text(["情况描述：不能为空"])
+
+
 async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_again(
     running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
 ) -> None:

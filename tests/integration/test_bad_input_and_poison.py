@@ -41,7 +41,11 @@ async def test_a_refused_report_leaves_no_event_and_no_photo(running_stack: Stac
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert problem["errors"] == [
-        {"field": "photos[2]", "message": "the content is not a JPEG, PNG, WebP or HEIC image"}
+        {
+            "field": "photos[2]",
+            "code": "photo_not_an_image",
+            "message": "the content is not a JPEG, PNG, WebP or HEIC image",
+        }
     ]
 
     # A later good report reaching notify shows ingest has moved on; the refused one
@@ -180,6 +184,16 @@ async def test_too_many_photos_is_a_422_naming_where_they_came_from(
     )
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"] == [
-        {"field": "photos", "message": "5 of 6 photos; at most 5"},
-        {"field": "report.photo_ids", "message": "1 of 6 photos; at most 5"},
+        {
+            "field": "photos",
+            "code": "too_many_photos",
+            "message": "5 of 6 photos; at most 5",
+            "context": {"count": 5, "total": 6, "limit": 5},
+        },
+        {
+            "field": "report.photo_ids",
+            "code": "too_many_photos",
+            "message": "1 of 6 photos; at most 5",
+            "context": {"count": 1, "total": 6, "limit": 5},
+        },
     ]

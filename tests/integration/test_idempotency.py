@@ -59,7 +59,11 @@ async def test_a_reused_key_with_different_content_is_refused(running_stack: Sta
     assert reused.status_code == 422
     assert "already used for a different report" in reused.json()["detail"]
     assert reused.json()["errors"] == [
-        {"field": "header.Idempotency-Key", "message": "already used for a different report"}
+        {
+            "field": "header.Idempotency-Key",
+            "code": "used_for_another_report",
+            "message": "already used for a different report",
+        }
     ]
     # Sent as the phone's own report id, the same refusal names that field.
     phone_id = str(uuid4())

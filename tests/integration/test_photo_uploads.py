@@ -86,7 +86,11 @@ async def test_a_photo_that_was_never_uploaded_is_named_in_the_422(
     refused = await submit(running_stack, {"text": "x", "photo_ids": [unknown]}, [])
     assert refused.status_code == 422
     assert refused.json()["errors"] == [
-        {"field": "report.photo_ids.0", "message": f"no uploaded photo {unknown}"}
+        {
+            "field": "report.photo_ids.0",
+            "code": "photo_not_uploaded",
+            "message": f"no uploaded photo {unknown}",
+        }
     ]
 
 
@@ -103,7 +107,12 @@ async def test_a_photo_past_the_limit_is_refused_naming_its_own_size(
     refused = await upload(running_stack, jpeg_photo() + b"\0" * (25 * 1024 * 1024))
     assert refused.status_code == 422
     assert refused.json()["errors"] == [
-        {"field": "photos[1]", "message": "the file is 25.0 MB, more than the limit of 10.0 MB"}
+        {
+            "field": "photos[1]",
+            "code": "photo_too_large",
+            "message": "the file is 25.0 MB, more than the limit of 10.0 MB",
+            "context": {"size": "25.0 MB", "limit": "10.0 MB"},
+        }
     ]
 
 

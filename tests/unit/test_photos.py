@@ -80,21 +80,26 @@ def test_a_small_preview_is_made() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "reason"),
+    ("data", "reason", "code"),
     [
-        (b"", "empty"),
-        (b"%PDF-1.7 not a photo", "hides other content"),
-        (b"just some text", "not a JPEG, PNG, WebP or HEIC"),
-        (image_bytes("GIF"), "the content is GIF"),
-        (image_bytes("JPEG", (400, 300))[:600], "damaged or truncated"),
-        (image_bytes("JPEG") + b"<script>alert(1)</script>", "hides other content"),
+        (b"", "empty", "photo_empty"),
+        (b"%PDF-1.7 not a photo", "hides other content", "photo_hides_content"),
+        (b"just some text", "not a JPEG, PNG, WebP or HEIC", "photo_not_an_image"),
+        (image_bytes("GIF"), "the content is GIF", "photo_format_not_taken"),
+        (image_bytes("JPEG", (400, 300))[:600], "damaged or truncated", "photo_damaged"),
+        (
+            image_bytes("JPEG") + b"<script>alert(1)</script>",
+            "hides other content",
+            "photo_hides_content",
+        ),
     ],
 )
-def test_refuses_what_is_not_a_whole_clean_photo(data: bytes, reason: str) -> None:
+def test_refuses_what_is_not_a_whole_clean_photo(data: bytes, reason: str, code: str) -> None:
     with pytest.raises(PhotoRejected, match=reason) as caught:
         prepare_photo(3, data, LIMITS)
     assert caught.value.position == 3
     assert str(caught.value).startswith("photo 3:")
+    assert caught.value.code == code  # what a page says in its reader's language
 
 
 @pytest.mark.parametrize(
@@ -128,8 +133,12 @@ def test_refuses_a_jpeg_with_a_zip_archive_appended() -> None:
 def test_refuses_too_many_bytes_naming_size_and_limit() -> None:
     small_limit = PhotoLimits(max_bytes=1024, max_pixels=LIMITS.max_pixels)
     data = image_bytes("PNG", (300, 300)) + b"\0" * 3000
-    with pytest.raises(PhotoRejected, match=r"the file is \d+ KB, more than the limit of 1 KB"):
+    with pytest.raises(
+        PhotoRejected, match=r"the file is \d+ KB, more than the limit of 1 KB"
+    ) as caught:
         prepare_photo(1, data, small_limit)
+    assert caught.value.code == "photo_too_large"
+    assert caught.value.context == {"size": f"{len(data) / 1024:.0f} KB", "limit": "1 KB"}
 
 
 def test_a_photo_just_past_the_limit_is_told_in_bytes() -> None:
@@ -142,8 +151,10 @@ def test_refuses_a_decompression_bomb_before_decoding() -> None:
     # A 5000x5000 single-colour PNG is a few KB but 25 megapixels once decoded.
     bomb = image_bytes("PNG", (5000, 5000))
     assert len(bomb) < LIMITS.max_bytes
-    with pytest.raises(PhotoRejected, match="5000x5000 pixels"):
+    with pytest.raises(PhotoRejected, match="5000x5000 pixels") as caught:
         prepare_photo(1, bomb, LIMITS)
+    assert caught.value.code == "photo_too_many_pixels"
+    assert caught.value.context == {"width": 5000, "height": 5000, "limit": LIMITS.max_pixels}
 
 
 def test_this_machine_s_glibc_takes_the_fixed_mmap_threshold() -> None:

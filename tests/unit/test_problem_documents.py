@@ -76,5 +76,9 @@ async def test_the_documented_shape_is_the_one_sent() -> None:
         assert set(answer.json()) <= set(schema["properties"])
         assert set(schema["required"]) <= set(answer.json())
     assert invalid.status_code == 422
-    assert invalid.json()["errors"][0]["field"] == "body.size"
+    # For a program as well as for a person: a page says it in its reader's language.
+    assert invalid.json()["code"] == "invalid_request"
+    [error] = invalid.json()["errors"]
+    assert (error["field"], error["code"]) == ("body.size", "int_parsing")
     assert refused.status_code == 409
+    assert refused.json()["code"] == "too_big"

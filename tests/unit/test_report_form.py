@@ -109,7 +109,7 @@ def test_an_identifier_with_a_control_character_is_refused_by_name(field: str, v
     with pytest.raises(ReportFormInvalid) as refused:
         parse_report_form(json.dumps({"text": "x", field: value}))
     assert refused.value.errors == [
-        {"field": f"report.{field}", "message": NOT_PRINTABLE},
+        {"field": f"report.{field}", "code": "not_printable", "message": NOT_PRINTABLE},
     ]
 
 
@@ -136,6 +136,29 @@ def test_a_capture_time_before_any_phone_clock_is_refused(moment: str) -> None:
     # The year 1 was accepted once, and was a 202 that triage could not place.
     with pytest.raises(ReportFormInvalid, match="before 1970"):
         parse_report_form(json.dumps({"text": "x", "occurred_at": moment}))
+
+
+def test_each_refusal_names_its_code_and_the_limits_it_names() -> None:
+    # What the reporter's page says in Chinese: pydantic's error types, and ours.
+    cases = {
+        json.dumps({"text": "   "}): ("report.text", "string_too_short", {"min_length": 1}),
+        json.dumps({"text": "长" * 5001}): (
+            "report.text",
+            "string_too_long",
+            {"max_length": 5000},
+        ),
+        json.dumps({"text": "x", "occurred_at": "1969-12-31T23:59:59Z"}): (
+            "report.occurred_at",
+            "clock_before_1970",
+            {},
+        ),
+        json.dumps({}): ("report.text", "missing", {}),
+    }
+    for raw, (field, code, context) in cases.items():
+        with pytest.raises(ReportFormInvalid) as refused:
+            parse_report_form(raw)
+        [error] = refused.value.errors
+        assert (error["field"], error["code"], error.get("context", {})) == (field, code, context)
 
 
 def test_a_reset_phone_clock_is_still_a_report() -> None:

@@ -1,11 +1,14 @@
 """The one HTTP error shape and health endpoints used by all three services.
 
 Errors follow RFC 9457 problem details: a title, the status, a human `detail` that
-says what to do, and for input errors one entry per offending field.
+says what to do, and for input errors one entry per offending field. Each problem and
+each entry also has a `code`, and an entry the values its message names (`context`), so
+a page can say it in its reader's language; the English texts are the fallback.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -20,8 +23,8 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qianliyan.shared.field_errors import field_problem, invalid_fields
 from qianliyan.shared.logs import configure_logging
-from qianliyan.shared.text import error_message
 from qianliyan.shared.tracing import configure_tracing
 
 PROBLEM_JSON = "application/problem+json"
@@ -44,6 +47,7 @@ class Problem(Exception):
         super().__init__(detail)
         self.status = status
         self.title = title
+        self.code = problem_code(title)
         self.detail = detail
         self.errors = errors or []
         self.headers = dict(headers or {})
@@ -53,6 +57,7 @@ class Problem(Exception):
         body: dict[str, Any] = {
             "type": "about:blank",
             "title": self.title,
+            "code": self.code,
             "status": self.status,
             "detail": self.detail,
         }
@@ -61,11 +66,24 @@ class Problem(Exception):
         return body
 
 
+def problem_code(title: str) -> str:
+    """A problem's code: its title in snake case ("Photos refused": photos_refused)."""
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
 class FieldProblem(BaseModel):
     """One offending field of an invalid request."""
 
     field: str = Field(description="Where it is: the part and the field, e.g. body.text")
-    message: str
+    code: str = Field(
+        description="Why, for a program: pydantic's error type for a value of the wrong "
+        "form (missing, string_too_long, ...), or ours (photo_too_large, ...)"
+    )
+    message: str = Field(description="Why, for a person, in English")
+    context: dict[str, str | int | float] = Field(
+        default_factory=dict,
+        description="The values the message names (a limit, a size), to say it in another language",
+    )
 
 
 class ProblemDetails(BaseModel):
@@ -73,6 +91,10 @@ class ProblemDetails(BaseModel):
 
     type: str = "about:blank"
     title: str
+    code: str = Field(
+        description="What went wrong, for a program: the title in snake case "
+        "(photos_refused, invalid_report, ...)"
+    )
     status: int
     detail: str = Field(description="What went wrong and what to do, for a person")
     errors: list[FieldProblem] = Field(
@@ -106,7 +128,7 @@ def time_filter(moment: datetime | None, name: str) -> datetime | None:
             422,
             "Invalid request",
             "Some fields are missing or invalid.",
-            errors=[{"field": f"query.{name}", "message": str(exc)}],
+            errors=[field_problem(f"query.{name}", "time_out_of_range", str(exc))],
         ) from None
 
 
@@ -165,10 +187,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_invalid_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"field": ".".join(str(part) for part in error["loc"]), "message": error_message(error)}
-            for error in exc.errors()
-        ]
+        errors = invalid_fields(exc.errors())
         return problem_response(
             Problem(422, "Invalid request", "Some fields are missing or invalid.", errors=errors)
         )

@@ -93,7 +93,13 @@ WholeNumber = Annotated[int, BeforeValidator(_written_as_a_whole_number)]
 def error_message(error: ErrorDetails) -> str:
     """What a validation error says to a person: pydantic's words, but a control
     character is named as such rather than by the pattern that found it."""
+    return NOT_PRINTABLE if error_code(error) == "not_printable" else error["msg"]
+
+
+def error_code(error: ErrorDetails) -> str:
+    """What a validation error is, for a program: pydantic's type (`string_too_long`,
+    `missing`, ...), or `not_printable` for a control character in a name."""
     context = error.get("ctx") or {}
     if error["type"] == "string_pattern_mismatch" and context.get("pattern") == PRINTABLE:
-        return NOT_PRINTABLE
-    return error["msg"]
+        return "not_printable"
+    return error["type"]

@@ -37,6 +37,7 @@ from qianliyan.shared.access.http import SignedIn, forbidden, presented
 from qianliyan.shared.access.policy import NotAllowed, reporter_of_submission
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import PhotoRef, ReportSubmitted, new_event_id
+from qianliyan.shared.field_errors import field_problem
 from qianliyan.shared.http import Problem, unavailable
 from qianliyan.shared.storage import (
     photo_key,
@@ -93,10 +94,12 @@ async def submit_report(
             f"{in_all} photos were sent or referenced; "
             f"the limit is {settings.max_photos} per report.",
             errors=[
-                {
-                    "field": field,
-                    "message": f"{count} of {in_all} photos; at most {settings.max_photos}",
-                }
+                field_problem(
+                    field,
+                    "too_many_photos",
+                    f"{count} of {in_all} photos; at most {settings.max_photos}",
+                    {"count": count, "total": in_all, "limit": settings.max_photos},
+                )
                 for field, count in (
                     ("photos", len(photos)),
                     ("report.photo_ids", len(form.photo_ids)),
@@ -197,7 +200,11 @@ async def _claim(
                 "Idempotency key reused",
                 "This idempotency key (or client_report_id) was already used for a different "
                 "report; use a new key for a new report.",
-                errors=[{"field": key_field, "message": "already used for a different report"}],
+                errors=[
+                    field_problem(
+                        key_field, "used_for_another_report", "already used for a different report"
+                    )
+                ],
             )
         assert isinstance(decision, StillInFlight)
         if loop.time() >= deadline:
@@ -235,7 +242,9 @@ async def _staged_photos(res: IngestResources, photo_ids: list[str]) -> list[Pho
             "Photos not uploaded",
             "Some referenced photos were never uploaded or have expired; upload them again.",
             errors=[
-                {"field": f"report.photo_ids.{i}", "message": f"no uploaded photo {photo_id}"}
+                field_problem(
+                    f"report.photo_ids.{i}", "photo_not_uploaded", f"no uploaded photo {photo_id}"
+                )
                 for i, photo_id in missing
             ],
         )

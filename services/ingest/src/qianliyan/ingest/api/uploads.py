@@ -15,6 +15,7 @@ from qianliyan.ingest.domain.photos import (
     too_large,
 )
 from qianliyan.ingest.settings import IngestSettings
+from qianliyan.shared.field_errors import field_problem
 from qianliyan.shared.http import Problem
 
 
@@ -67,6 +68,9 @@ async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> lis
             422,
             "Photos refused",
             "; ".join(str(rejection) for rejection in rejected),
-            errors=[{"field": f"photos[{r.position}]", "message": r.reason} for r in rejected],
+            errors=[
+                field_problem(f"photos[{r.position}]", r.code, r.reason, r.context)
+                for r in rejected
+            ],
         )
     return prepared

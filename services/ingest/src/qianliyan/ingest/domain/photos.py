@@ -20,6 +20,7 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -92,12 +93,21 @@ class PreparedPhoto:
 
 
 class PhotoRejected(ValueError):
-    """One photo is refused; `position` counts from 1, as a person would."""
+    """One photo is refused; `position` counts from 1, as a person would. `reason` says
+    why in English, `code` for a program, and `context` the values `reason` names."""
 
-    def __init__(self, position: int, reason: str) -> None:
+    def __init__(
+        self,
+        position: int,
+        code: str,
+        reason: str,
+        context: Mapping[str, str | int] | None = None,
+    ) -> None:
         super().__init__(f"photo {position}: {reason}")
         self.position = position
+        self.code = code
         self.reason = reason
+        self.context = dict(context or {})
 
 
 def human_size(size: int) -> str:
@@ -112,17 +122,22 @@ def too_large(position: int, size: int, limits: PhotoLimits) -> PhotoRejected:
     shown, limit = human_size(size), human_size(limits.max_bytes)
     if shown == limit:  # just past it: rounded alike, the two would read as equal
         shown, limit = f"{size:,} bytes", f"{limits.max_bytes:,} bytes"
-    return PhotoRejected(position, f"the file is {shown}, more than the limit of {limit}")
+    return PhotoRejected(
+        position,
+        "photo_too_large",
+        f"the file is {shown}, more than the limit of {limit}",
+        {"size": shown, "limit": limit},
+    )
 
 
 def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPhoto:
     """Accept `data` as a JPEG, PNG, WebP or HEIC photo, or raise `PhotoRejected` saying why."""
     if not data:
-        raise PhotoRejected(position, "the file is empty")
+        raise PhotoRejected(position, "photo_empty", "the file is empty")
     if len(data) > limits.max_bytes:
         raise too_large(position, len(data), limits)
     if _carries_active_content(data):
-        raise PhotoRejected(position, _HIDES_CONTENT)
+        raise PhotoRejected(position, "photo_hides_content", _HIDES_CONTENT)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -131,15 +146,19 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
                 if source_format not in STORED_AS:
                     raise PhotoRejected(
                         position,
+                        "photo_format_not_taken",
                         f"the content is {source_format or 'not an image'}; "
                         "send a JPEG, PNG, WebP or HEIC photo",
+                        {"format": source_format or "?"},
                     )
                 width, height = image.size
                 if width * height > limits.max_pixels:
                     raise PhotoRejected(
                         position,
+                        "photo_too_many_pixels",
                         f"the image is {width}x{height} pixels; "
                         f"the limit is {limits.max_pixels:,} pixels",
+                        {"width": width, "height": height, "limit": limits.max_pixels},
                     )
                 taken_at, location = _capture_metadata(image)
                 copied = _copied_if_upright_jpeg(position, image, data, taken_at, location)
@@ -151,14 +170,18 @@ def prepare_photo(position: int, data: bytes, limits: PhotoLimits) -> PreparedPh
         raise
     except UnidentifiedImageError:
         raise PhotoRejected(
-            position, "the content is not a JPEG, PNG, WebP or HEIC image"
+            position, "photo_not_an_image", "the content is not a JPEG, PNG, WebP or HEIC image"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoRejected(position, "the image expands to too many pixels") from None
+        raise PhotoRejected(
+            position, "photo_expands_too_far", "the image expands to too many pixels"
+        ) from None
     # pillow-heif says a truncated HEIC with EOFError, where Pillow's decoders use OSError,
     # and a damaged one whose tiles claim more pixels than its header with RuntimeError.
     except (OSError, EOFError, SyntaxError, ValueError, RuntimeError) as exc:
-        raise PhotoRejected(position, f"the image is damaged or truncated ({exc})") from None
+        raise PhotoRejected(
+            position, "photo_damaged", f"the image is damaged or truncated ({exc})"
+        ) from None
 
 
 def _carries_active_content(data: bytes) -> bool:
@@ -186,7 +209,7 @@ def _copied_if_upright_jpeg(
         return None
     if _carries_active_content(stored):
         # Something hidden in the scans now ends the file (an archive whose tail was cut).
-        raise PhotoRejected(position, _HIDES_CONTENT)
+        raise PhotoRejected(position, "photo_hides_content", _HIDES_CONTENT)
     with Image.open(io.BytesIO(stored)) as pixels:
         if pixels.size != image.size or pixels.mode not in ("RGB", "L"):
             return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
@@ -13,6 +13,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from qianliyan.ingest.domain.photos import PreparedPhoto
 from qianliyan.shared.events import (
@@ -24,8 +25,9 @@ from qianliyan.shared.events import (
     ReportSubmittedPayload,
 )
 from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
+from qianliyan.shared.field_errors import invalid_fields
 from qianliyan.shared.storage import photo_key, preview_key
-from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, IsoTime, error_message
+from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, IsoTime
 
 # Phones' clocks drift; a capture time further ahead of the arrival than this is a wrong
 # clock, and the report counts from its arrival instead. Refusing it left the reporter
@@ -74,14 +76,16 @@ class ReportForm(BaseModel):
     @classmethod
     def _from_a_clock(cls, value: datetime | None) -> datetime | None:
         if value is not None and value < EARLIEST_CAPTURE:
-            raise ValueError("occurred_at is before 1970; check the phone's clock")
+            raise PydanticCustomError(
+                "clock_before_1970", "occurred_at is before 1970; check the phone's clock"
+            )
         return value
 
 
 class ReportFormInvalid(ValueError):
     """The `report` part is not a valid report; `errors` names each offending field."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
         self.errors = errors
 
@@ -91,15 +95,7 @@ def parse_report_form(raw: str | bytes) -> ReportForm:
     try:
         return ReportForm.model_validate_json(raw)
     except ValidationError as exc:
-        raise ReportFormInvalid(
-            [
-                {
-                    "field": ".".join(["report", *(str(part) for part in error["loc"])]),
-                    "message": error_message(error),
-                }
-                for error in exc.errors()
-            ]
-        ) from None
+        raise ReportFormInvalid(invalid_fields(exc.errors(), within="report")) from None
 
 
 def photo_ref(photo: PreparedPhoto) -> PhotoRef:

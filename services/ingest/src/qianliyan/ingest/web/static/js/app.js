@@ -12,7 +12,7 @@ import {
   signIn,
   signOut,
 } from "./auth.js";
-import { currentLang, t, toggleLang, translatePage } from "./i18n.js";
+import { currentLang, has, t, toggleLang, translatePage } from "./i18n.js";
 import {
   allReports,
   createReport,
@@ -353,10 +353,8 @@ function triageDetails(status) {
 
 function problemDetails(r) {
   const { problem } = r;
-  const parts = [
-    element("p", { className: "problem" }, problem.detail || problem.title || String(problem.status)),
-  ];
-  const errors = problem.errors.map((e) => element("li", {}, `${e.field}: ${e.message}`));
+  const parts = [element("p", { className: "problem" }, problemText(problem))];
+  const errors = problem.errors.map((e) => element("li", {}, fieldProblemText(e)));
   if (errors.length) parts.push(element("ul", { className: "problem-errors" }, ...errors));
   const edit = element("button", { type: "button", className: "button secondary" }, t("edit"));
   edit.addEventListener("click", () => editAgain(r.id));
@@ -364,6 +362,29 @@ function problemDetails(r) {
   dismiss.addEventListener("click", () => deleteReport(r.id));
   parts.push(element("div", { className: "row" }, edit, dismiss));
   return parts;
+}
+
+/** The server's refusal in the reader's language where the page knows its code, else in
+ * the server's own words. */
+function problemText(problem) {
+  const key = `problem.${problem.code}`;
+  if (problem.code && has(key)) return t(key);
+  return problem.detail || problem.title || String(problem.status);
+}
+
+function fieldProblemText(error) {
+  const key = `err.${error.code}`;
+  if (!error.code || !has(key)) return `${error.field}: ${error.message}`;
+  return `${fieldLabel(error.field)}：${t(key, error.context ?? {})}`;
+}
+
+/** A field as the form names it: "report.text" is the description, "photos[2]" and
+ * "report.photo_ids.1" the second photo (uploaded with the report, or before it). */
+function fieldLabel(field) {
+  const photo = /^(?:photos\[(\d+)\]|report\.photo_ids\.(\d+))$/.exec(field);
+  if (photo) return t("field.photo", photo[1] ? Number(photo[1]) : Number(photo[2]) + 1);
+  const key = `field.${field.split(".").slice(0, 2).join(".")}`;
+  return has(key) ? t(key) : field;
 }
 
 /** Put a refused report back into the form; sending it again makes a new report. */

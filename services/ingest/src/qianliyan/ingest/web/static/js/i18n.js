@@ -83,6 +83,47 @@ const STRINGS = {
     photoCount: (n) => `${n} 张照片`,
     edit: "修改后重发",
     dismiss: "移除",
+
+    // The server's refusals, by their codes; a code without an entry shows the server's
+    // own (English) words.
+    "problem.invalid_report": "报告内容有误，请修改后重发。",
+    "problem.invalid_request": "请求有误。",
+    "problem.photos_refused": "有照片未通过检查，请换一张再发。",
+    "problem.too_many_photos": "照片太多。",
+    "problem.report_too_large": "照片加起来太大，请少发几张或换小一些的。",
+    "problem.request_too_large": "内容太大，请少发几张照片。",
+    "problem.photos_not_uploaded": "照片上传已过期，请重新发送。",
+    "problem.idempotency_key_reused": "报告编号已用于另一份报告，请重新填写后发送。",
+    "problem.forbidden": "此账号不能提交这份报告。",
+    "field.report.text": "情况描述",
+    "field.report.category": "类别",
+    "field.report.place": "地点",
+    "field.report.unit": "单位",
+    "field.report.location": "位置",
+    "field.report.occurred_at": "时间",
+    "field.report.client_report_id": "报告编号",
+    "field.header.Idempotency-Key": "报告编号",
+    "field.photos": "照片",
+    "field.photo": (n) => `第 ${n} 张照片`,
+    "err.missing": () => "必须填写",
+    "err.string_too_short": ({ min_length }) =>
+      min_length > 1 ? `至少 ${min_length} 个字` : "不能为空",
+    "err.string_too_long": ({ max_length }) => `最多 ${max_length} 个字`,
+    "err.not_printable": () => "不能包含控制字符（如换行）",
+    "err.clock_before_1970": () => "手机时间有误（早于 1970 年），请校准手机时间",
+    "err.photo_empty": () => "文件是空的",
+    "err.photo_too_large": ({ size, limit }) => `文件 ${size}，超过 ${limit} 的上限`,
+    "err.photo_hides_content": () => "文件里夹带了照片以外的内容",
+    "err.photo_format_not_taken": ({ format }) =>
+      `不支持 ${format} 格式，请发 JPEG、PNG、WebP 或 HEIC 照片`,
+    "err.photo_not_an_image": () => "不是照片（只收 JPEG、PNG、WebP 或 HEIC）",
+    "err.photo_too_many_pixels": ({ width, height, limit }) =>
+      `${width}×${height} 像素，超过 ${limit} 像素的上限`,
+    "err.photo_expands_too_far": () => "图片解开后过大",
+    "err.photo_damaged": () => "照片已损坏或不完整",
+    "err.too_many_photos": ({ limit, total }) => `一份报告最多 ${limit} 张，这次共 ${total} 张`,
+    "err.photo_not_uploaded": () => "上传已过期，需重新上传",
+    "err.used_for_another_report": () => "已用于另一份报告",
   },
   en: {
     title: "Qianliyan · Field report",
@@ -184,6 +225,11 @@ export function currentLang() {
 export function t(key, ...args) {
   const entry = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
   return typeof entry === "function" ? entry(...args) : entry;
+}
+
+/** Whether the current language has its own words for `key` (no fallback to English). */
+export function has(key) {
+  return STRINGS[lang][key] !== undefined;
 }
 
 /** Fill every element marked with data-i18n / data-i18n-placeholder under `root`. */

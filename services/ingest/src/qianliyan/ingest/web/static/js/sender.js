@@ -305,6 +305,7 @@ async function readJson(response) {
 function problemOf(response, body) {
   return {
     status: response.status,
+    code: typeof body?.code === "string" ? body.code : null,
     title: body?.title ?? response.statusText,
     detail: body?.detail ?? "",
     errors: Array.isArray(body?.errors) ? body.errors : [],
