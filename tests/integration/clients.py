@@ -141,6 +141,22 @@ async def submit(
         )
 
 
+async def override_severity(
+    config: StackConfig, incident_id: str, version: int, severity: str, who: str
+) -> httpx.Response:
+    """A dispatcher sets the incident's severity, as of `version`."""
+    async with httpx.AsyncClient(headers=as_user(config, who, "dispatcher")) as client:
+        return await client.post(
+            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
+            json={
+                "action": "override_severity",
+                "severity": severity,
+                "reason": "现场确认",
+                "expected_version": version,
+            },
+        )
+
+
 async def submitted_events(config: StackConfig, report_id: str) -> list[ReportSubmitted]:
     """Every ReportSubmitted record in the log for `report_id`."""
     records = await read_topic(config.kafka_bootstrap, "incidents.reports")

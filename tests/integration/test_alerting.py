@@ -26,7 +26,7 @@ from tests.integration.alert_receivers import (
     new_secret,
     use_routing,
 )
-from tests.integration.clients import as_suite, as_user, submit
+from tests.integration.clients import as_suite, as_user, override_severity, submit
 from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.integration
@@ -273,7 +273,9 @@ routes:
 
         # The dispatcher sees it is worse than the rules said: critical now.
         detail = await alert_detail(config, incident_id)
-        answer = await _override(config, incident_id, detail["version"], "critical")
+        answer = await override_severity(
+            config, incident_id, detail["version"], "critical", "调度员甲"
+        )
         assert answer.status_code == 202, answer.text
 
         async def told_twice() -> list[Any] | None:
@@ -308,7 +310,9 @@ routes:
         assert upgrade["detail"]["route"] == "test-critical"
 
         # Made milder again: nobody is told of that, and nothing is told twice.
-        answer = await _override(config, incident_id, detail["version"], "major")
+        answer = await override_severity(
+            config, incident_id, detail["version"], "major", "调度员甲"
+        )
         assert answer.status_code == 202, answer.text
 
         async def milder() -> bool:
@@ -320,21 +324,6 @@ routes:
         assert len(hooks.accepted("duty")) == 2 and len(hooks.accepted("chief")) == 1
         kinds = [t["event_type"] for t in (await alert_detail(config, incident_id))["timeline"]]
         assert kinds.count("AlertUpgraded") == 1
-
-
-async def _override(
-    config: StackConfig, incident_id: str, version: int, severity: str
-) -> httpx.Response:
-    async with httpx.AsyncClient(headers=as_user(config, "调度员甲", "dispatcher")) as client:
-        return await client.post(
-            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
-            json={
-                "action": "override_severity",
-                "severity": severity,
-                "reason": "现场确认",
-                "expected_version": version,
-            },
-        )
 
 
 async def _some(items: list[Any]) -> list[Any] | None:

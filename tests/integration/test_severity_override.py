@@ -12,8 +12,8 @@ from qianliyan.stack.config import StackConfig
 from qianliyan.triage.retriage import apply_plan, build_plan
 from tests.integration.clients import (
     as_suite,
-    as_user,
     default_rules_with,
+    override_severity,
     submit,
     triage_settings,
 )
@@ -28,21 +28,6 @@ async def incident(config: StackConfig, incident_id: str) -> dict[str, object] |
             f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}"
         )
     return answer.json() if answer.status_code == 200 else None
-
-
-async def override(
-    config: StackConfig, incident_id: str, version: int, severity: str, who: str
-) -> httpx.Response:
-    async with httpx.AsyncClient(headers=as_user(config, who, "dispatcher")) as client:
-        return await client.post(
-            f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
-            json={
-                "action": "override_severity",
-                "severity": severity,
-                "reason": "现场确认",
-                "expected_version": version,
-            },
-        )
 
 
 async def test_an_override_wins_once_and_survives_a_retriage(running_stack: StackConfig) -> None:
@@ -68,8 +53,8 @@ async def test_an_override_wins_once_and_survives_a_retriage(running_stack: Stac
     assert before["severity"] == before["rule_severity"] == "major"
 
     first, second = await asyncio.gather(
-        override(config, incident_id, before["version"], "critical", "dispatcher-a"),
-        override(config, incident_id, before["version"], "minor", "dispatcher-b"),
+        override_severity(config, incident_id, before["version"], "critical", "dispatcher-a"),
+        override_severity(config, incident_id, before["version"], "minor", "dispatcher-b"),
     )
     assert sorted([first.status_code, second.status_code]) == [202, 409]
     winner, loser = (first, second) if first.status_code == 202 else (second, first)
@@ -92,7 +77,7 @@ async def test_an_override_wins_once_and_survives_a_retriage(running_stack: Stac
     assert after["severity"] == expected
     assert after["version"] == winner.json()["incident_version"]
 
-    stale = await override(config, incident_id, before["version"], "info", "dispatcher-c")
+    stale = await override_severity(config, incident_id, before["version"], "info", "dispatcher-c")
     assert stale.status_code == 409
 
     # Rules that make signal failures minor, run over history: the override still wins.
