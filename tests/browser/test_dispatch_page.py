@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 import httpx
 import pytest
 from playwright.async_api import (
@@ -352,6 +353,47 @@ async def test_an_action_on_a_version_someone_else_changed_is_refused_and_reload
         (dispatcher.username, "已通知车站值班员"),
         ("值班主任", "车站已派人查看"),
     ]
+    await still_same_document(page, problems)
+
+
+async def test_an_action_while_another_is_being_recorded_is_refused_in_chinese(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit, dispatcher)
+    place = f"3号道岔 {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=place, text="3号道岔附近冒烟", photo=False)
+    shown = row(page, place)
+    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+    incident_id = await shown.get_attribute("data-incident-id")
+    assert incident_id
+    seen_version = await settled_version(config, incident_id)
+    await shown.get_by_role("button").click()
+    detail = page.locator("#detail-body")
+    await expect(detail).to_have_attribute("data-version", str(seen_version))
+
+    # Another dispatcher's action on this version is being recorded (claimed, not yet in
+    # the log): this one is refused, and the page says why in the dispatcher's language.
+    claim = uuid.uuid4()
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        await connection.execute(
+            "INSERT INTO incident_action_claims (incident_id, version, event_id, claimed_until) "
+            "VALUES ($1, $2, $3, now() + interval '5 minutes')",
+            uuid.UUID(incident_id),
+            seen_version,
+            claim,
+        )
+        await detail.get_by_role("button", name="确认接警").click()
+        message = detail.locator("#detail-message")
+        await expect(message).to_have_text(
+            "操作未执行：另一位调度员对此事件的操作正在记录，请稍后再决定"
+        )
+    finally:
+        await connection.execute("DELETE FROM incident_action_claims WHERE event_id = $1", claim)
+        await connection.close()
+    await detail.get_by_role("button", name="确认接警").click()
+    await expect(page.locator("#detail-message")).to_have_text("已完成：确认接警")
     await still_same_document(page, problems)
 
 

@@ -852,7 +852,7 @@ async function perform(action, fields) {
 /** What to tell the dispatcher about a refused or failed action. */
 async function explain(failure, incidentId, sentVersion) {
   const { problem } = failure;
-  const detail = problem.detail || problem.title || `HTTP ${failure.status}`;
+  const detail = problemText(problem, failure.status);
   if (failure.status === 409) {
     // Stale, or not possible in the incident's status: either way, show what is true now.
     let fresh = null;
@@ -883,6 +883,14 @@ async function explain(failure, incidentId, sentVersion) {
   if (failure.status >= 500) return { kind: "error", text: () => t("serverError", failure.status) };
   const errors = (problem.errors ?? []).map((e) => `${e.field}: ${e.message}`);
   return { kind: "error", text: detail, extra: errors };
+}
+
+/** The server's refusal in the dispatcher's language where the page knows its code, else
+ * in the server's own words. */
+function problemText(problem, status) {
+  const key = `problem.${problem.code}`;
+  if (problem.code && has(key)) return t(key);
+  return problem.detail || problem.title || `HTTP ${status}`;
 }
 
 /** The alert once the read model has reached `version` (the action is projected), or null. */

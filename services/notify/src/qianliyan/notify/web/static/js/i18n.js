@@ -78,6 +78,9 @@ const STRINGS = {
     conflict: "此事件已被他人更改，已重新载入。请看清最新情况后再操作。",
     changeLine: (time, actor, what) => `${time} ${actor}：${what}`,
     refused: (why) => `操作未执行：${why}`,
+    // The server's refusals, by their codes; a code without an entry shows its own words.
+    "problem.incident_changing": "另一位调度员对此事件的操作正在记录，请稍后再决定",
+    "problem.incident_not_found": "找不到这个事件",
     networkError: "网络不可用，操作未发送；输入已保留，请稍后重试。",
     serverError: (status) => `服务器暂时不可用（${status}），操作未执行；请稍后重试。`,
     sent: "已提交，正在更新…",
