@@ -768,6 +768,8 @@ async def test_a_body_over_the_limit_is_refused_at_the_door(running_stack: Stack
         )
     assert streamed.status_code == 413
     assert streamed.headers["content-type"] == "application/problem+json"
+    # Said alike whether the length was declared or counted: a page keys on the code.
+    assert answer.json()["code"] == streamed.json()["code"] == "request_too_large"
 
     # Ingest takes photos, so its door is wider, but it has one; triage takes no body. Only
     # the head is sent: a declared length over the limit is refused before any body.

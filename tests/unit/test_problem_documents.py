@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import typing
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
+from pydantic_core.core_schema import ErrorType
 
-from qianliyan.shared.http import PROBLEM_JSON, Problem, install_problem_handlers
+from qianliyan.shared.http import PROBLEM_JSON, Problem, install_problem_handlers, problem_code
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [
+    ROOT / "services/ingest/src/qianliyan/ingest/web/static/js/i18n.js",
+    ROOT / "services/notify/src/qianliyan/notify/web/static/js/i18n.js",
+]
 
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
 
@@ -82,3 +92,28 @@ async def test_the_documented_shape_is_the_one_sent() -> None:
     assert (error["field"], error["code"]) == ("body.size", "int_parsing")
     assert refused.status_code == 409
     assert refused.json()["code"] == "too_big"
+
+
+def test_the_codes_the_pages_say_in_chinese_are_codes_the_services_send() -> None:
+    # A code is a problem's title in snake case: a reworded title, or a renamed code of
+    # ours, would silently send a worker back to the English words.
+    sources = "\n".join(
+        path.read_text(encoding="utf-8")
+        for folder in ("services", "shared")
+        for path in (ROOT / folder).rglob("*.py")
+        if "/src/" in str(path)
+    )
+    titles = re.findall(r'Problem\(\s*\d+,\s*"([^"]+)"', sources)
+    sent_problems = {problem_code(title) for title in titles}
+    ours = re.findall(
+        r'(?:PhotoRejected\(\s*\w+,|field_problem\(\s*[^,]+,|PydanticCustomError\()\s*"(\w+)"',
+        sources,
+    )
+    sent_fields = {*typing.get_args(ErrorType), "not_printable", *ours}
+    assert {"photo_too_large", "too_many_photos", "clock_before_1970"} <= sent_fields
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        translated = set(re.findall(r'"problem\.(\w+)"', text))
+        assert translated and translated <= sent_problems, (page.name, translated - sent_problems)
+        unknown = set(re.findall(r'"err\.(\w+)"', text)) - sent_fields
+        assert not unknown, (page.name, unknown)

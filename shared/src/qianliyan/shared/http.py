@@ -178,6 +178,12 @@ class RequestSizeLimit:
         await self.app(scope, counted, send)
 
 
+# The framework's refusals that ours also make, under our titles (and so our codes): a body
+# past the limit is `request_too_large` whether it said its length or not, and whatever
+# Python calls status 413 (its phrase changed in 3.13).
+_TITLES = {413: "Request too large"}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render `Problem` and request-validation failures as problem details."""
 
@@ -196,7 +202,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # The framework's own refusals (no such route, a body over the size limit, a
         # multipart body that does not parse) in the same shape as ours.
         assert isinstance(exc, HTTPException)
-        title = HTTPStatus(exc.status_code).phrase
+        title = _TITLES.get(exc.status_code) or HTTPStatus(exc.status_code).phrase
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem_response(Problem(exc.status_code, title, detail, headers=exc.headers))
 

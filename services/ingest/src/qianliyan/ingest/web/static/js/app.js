@@ -12,7 +12,7 @@ import {
   signIn,
   signOut,
 } from "./auth.js";
-import { currentLang, has, t, toggleLang, translatePage } from "./i18n.js";
+import { currentLang, t, toggleLang, translatePage } from "./i18n.js";
 import {
   allReports,
   createReport,
@@ -367,15 +367,21 @@ function problemDetails(r) {
 /** The server's refusal in the reader's language where the page knows its code, else in
  * the server's own words. */
 function problemText(problem) {
-  const key = `problem.${problem.code}`;
-  if (problem.code && has(key)) return t(key);
-  return problem.detail || problem.title || String(problem.status);
+  const known = problem.code && ownWords(`problem.${problem.code}`);
+  return known || problem.detail || problem.title || String(problem.status);
 }
 
 function fieldProblemText(error) {
-  const key = `err.${error.code}`;
-  if (!error.code || !has(key)) return `${error.field}: ${error.message}`;
-  return `${fieldLabel(error.field)}：${t(key, error.context ?? {})}`;
+  const known = error.code && ownWords(`err.${error.code}`, error.context ?? {});
+  return known ? `${fieldLabel(error.field)}：${known}` : `${error.field}: ${error.message}`;
+}
+
+/** The page's words for `key`, or null where it has none (an English page, say, which
+ * shows the server's own). Asked through `t` alone: a cached older i18n.js, loaded beside
+ * a newer app.js on a slow link, has no other export this needs. */
+function ownWords(key, ...args) {
+  const words = t(key, ...args);
+  return words === key ? null : words;
 }
 
 /** A field as the form names it: "report.text" is the description, "photos[2]" and
@@ -383,8 +389,7 @@ function fieldProblemText(error) {
 function fieldLabel(field) {
   const photo = /^(?:photos\[(\d+)\]|report\.photo_ids\.(\d+))$/.exec(field);
   if (photo) return t("field.photo", photo[1] ? Number(photo[1]) : Number(photo[2]) + 1);
-  const key = `field.${field.split(".").slice(0, 2).join(".")}`;
-  return has(key) ? t(key) : field;
+  return ownWords(`field.${field.split(".").slice(0, 2).join(".")}`) ?? field;
 }
 
 /** Put a refused report back into the form; sending it again makes a new report. */

@@ -91,16 +91,17 @@ const STRINGS = {
     "problem.photos_refused": "有照片未通过检查，请换一张再发。",
     "problem.too_many_photos": "照片太多。",
     "problem.report_too_large": "照片加起来太大，请少发几张或换小一些的。",
-    "problem.request_too_large": "内容太大，请少发几张照片。",
+    "problem.request_too_large": "照片文件太大，请换一张或少发几张。",
     "problem.photos_not_uploaded": "照片上传已过期，请重新发送。",
     "problem.idempotency_key_reused": "报告编号已用于另一份报告，请重新填写后发送。",
-    "problem.forbidden": "此账号不能提交这份报告。",
+    "problem.not_allowed": "此账号不能提交报告或照片。",
     "field.report.text": "情况描述",
     "field.report.category": "类别",
     "field.report.place": "地点",
     "field.report.unit": "单位",
     "field.report.location": "位置",
-    "field.report.occurred_at": "时间",
+    "field.report.occurred_at": "发生时间",
+    "field.report.photo_ids": "照片",
     "field.report.client_report_id": "报告编号",
     "field.header.Idempotency-Key": "报告编号",
     "field.photos": "照片",
@@ -118,8 +119,8 @@ const STRINGS = {
       `不支持 ${format} 格式，请发 JPEG、PNG、WebP 或 HEIC 照片`,
     "err.photo_not_an_image": () => "不是照片（只收 JPEG、PNG、WebP 或 HEIC）",
     "err.photo_too_many_pixels": ({ width, height, limit }) =>
-      `${width}×${height} 像素，超过 ${limit} 像素的上限`,
-    "err.photo_expands_too_far": () => "图片解开后过大",
+      `${width}×${height} 像素，超过 ${Math.round(limit / 10000)} 万像素的上限`,
+    "err.photo_expands_too_far": () => "图片解码后像素过多",
     "err.photo_damaged": () => "照片已损坏或不完整",
     "err.too_many_photos": ({ limit, total }) => `一份报告最多 ${limit} 张，这次共 ${total} 张`,
     "err.photo_not_uploaded": () => "上传已过期，需重新上传",
@@ -225,11 +226,6 @@ export function currentLang() {
 export function t(key, ...args) {
   const entry = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
   return typeof entry === "function" ? entry(...args) : entry;
-}
-
-/** Whether the current language has its own words for `key` (no fallback to English). */
-export function has(key) {
-  return STRINGS[lang][key] !== undefined;
 }
 
 /** Fill every element marked with data-i18n / data-i18n-placeholder under `root`. */
