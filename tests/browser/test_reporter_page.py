@@ -237,6 +237,12 @@ async def test_a_refusal_is_told_in_chinese_by_its_code(
     await expect(report).to_have_attribute("data-state", "failed")
     await expect(report.locator(".problem")).to_have_text("报告内容有误，请修改后重发。")
     await expect(report.locator(".problem-errors li")).to_have_text(["情况描述：不能为空"])
+    # A photo just past the limit is told in bytes, and those read as 字节.
+    said = await page.evaluate(
+        """import("/static/js/i18n.js").then(({ t }) => t("err.photo_too_large", {
+             size: "10,485,761 bytes", limit: "10,485,760 bytes" }))"""
+    )
+    assert said == "文件 10,485,761 字节，超过 10,485,760 字节 的上限"
 
 
 async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_again(

@@ -278,6 +278,19 @@ def test_a_receiver_sees_the_id_it_always_saw_at_the_raised_level_and_a_new_one_
     assert chief.severity == Severity.CRITICAL and not telling(chief, calmer).upgraded
 
 
+def test_a_minor_alert_held_for_the_night_that_grows_major_is_told_at_once() -> None:
+    # 23:30 in Shanghai: minor waits for 07:00; major does not wait, upgraded or not.
+    night = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+    held = incident(Severity.MINOR, raised_at=night)
+    assert plan_alert(held, routing(), night).deliveries == ()
+    worse = replace(held, severity=Severity.MAJOR)
+    plan = plan_alert(worse, routing(), night + timedelta(minutes=5))
+    assert plan.upgrade_to == Severity.MAJOR
+    assert [(d.severity, d.step, d.recipient) for d in plan.deliveries] == [
+        (Severity.MAJOR, 0, "duty")
+    ]
+
+
 def test_an_upgrade_after_steps_fell_due_tells_each_recipient_once_at_the_newest() -> None:
     # Major, unacknowledged past the chief's step; then critical: both are told again.
     loaded = routing()

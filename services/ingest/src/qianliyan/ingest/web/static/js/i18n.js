@@ -3,6 +3,9 @@
 
 const STORAGE_KEY = "qly.lang";
 
+// A size as the server writes it ("25.0 MB", or "10,485,761 bytes" just past a limit).
+const inChinese = (size) => String(size).replace(/ bytes$/, " 字节");
+
 const STRINGS = {
   zh: {
     title: "千里眼 · 现场报告",
@@ -113,7 +116,8 @@ const STRINGS = {
     "err.not_printable": () => "不能包含控制字符（如换行）",
     "err.clock_before_1970": () => "手机时间有误（早于 1970 年），请校准手机时间",
     "err.photo_empty": () => "文件是空的",
-    "err.photo_too_large": ({ size, limit }) => `文件 ${size}，超过 ${limit} 的上限`,
+    "err.photo_too_large": ({ size, limit }) =>
+      `文件 ${inChinese(size)}，超过 ${inChinese(limit)} 的上限`,
     "err.photo_hides_content": () => "文件里夹带了照片以外的内容",
     "err.photo_format_not_taken": ({ format }) =>
       `不支持 ${format} 格式，请发 JPEG、PNG、WebP 或 HEIC 照片`,
