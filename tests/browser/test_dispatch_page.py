@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -159,6 +160,38 @@ async def settled_version(config: StackConfig, incident_id: str) -> int:
     raise AssertionError(f"incident {incident_id} kept changing")
 
 
+@dataclass
+class OpenedAlert:
+    """A fresh unit's alert, opened in the dispatch page once its incident stopped changing."""
+
+    page: Page
+    problems: list[str]
+    place: str
+    shown: Locator  # its row in the feed
+    detail: Locator  # the detail pane
+    incident_id: str
+    version: int
+
+
+async def open_fresh_alert(
+    desk: BrowserContext, config: StackConfig, dispatcher: Person, switch: str
+) -> OpenedAlert:
+    """Report smoke near `switch` for a new unit, and open its alert on the desk."""
+    unit = new_unit()
+    page, problems = await open_page(desk, config, unit, dispatcher)
+    place = f"{switch} {uuid.uuid4().hex[:4]}"
+    await report(config, unit=unit, place=place, text=f"{switch}附近冒烟", photo=False)
+    shown = row(page, place)
+    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+    incident_id = await shown.get_attribute("data-incident-id")
+    assert incident_id
+    version = await settled_version(config, incident_id)
+    await shown.get_by_role("button").click()
+    detail = page.locator("#detail-body")
+    await expect(detail).to_have_attribute("data-version", str(version))
+    return OpenedAlert(page, problems, place, shown, detail, incident_id, version)
+
+
 def row(page: Page, place: str) -> Locator:
     return page.locator("#alerts > li", has_text=place)
 
@@ -303,19 +336,11 @@ async def test_alerts_made_during_a_network_blip_arrive_when_it_ends(
 async def test_an_action_on_a_version_someone_else_changed_is_refused_and_reloaded(
     running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
-    config, unit = running_stack, new_unit()
-    page, problems = await open_page(desk, config, unit, dispatcher)
-    place = f"2号道岔 {uuid.uuid4().hex[:4]}"
-    await report(config, unit=unit, place=place, text="2号道岔附近冒烟", photo=False)
-    shown = row(page, place)
-    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
-    incident_id = await shown.get_attribute("data-incident-id")
-    assert incident_id
-    seen_version = await settled_version(config, incident_id)
-    await shown.get_by_role("button").click()
-    detail = page.locator("#detail-body")
-    await expect(detail.get_by_role("heading", name=place)).to_be_visible()
-    await expect(detail).to_have_attribute("data-version", str(seen_version))
+    config = running_stack
+    opened = await open_fresh_alert(desk, config, dispatcher, "2号道岔")
+    page, problems, shown, detail = opened.page, opened.problems, opened.shown, opened.detail
+    incident_id, seen_version = opened.incident_id, opened.version
+    await expect(detail.get_by_role("heading", name=opened.place)).to_be_visible()
 
     # The dispatcher starts writing a note; meanwhile another dispatcher assigns the
     # incident. The page hears of it but does not change what the dispatcher is looking at.
@@ -359,18 +384,9 @@ async def test_an_action_on_a_version_someone_else_changed_is_refused_and_reload
 async def test_an_action_while_another_is_being_recorded_is_refused_in_chinese(
     running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
-    config, unit = running_stack, new_unit()
-    page, problems = await open_page(desk, config, unit, dispatcher)
-    place = f"3号道岔 {uuid.uuid4().hex[:4]}"
-    await report(config, unit=unit, place=place, text="3号道岔附近冒烟", photo=False)
-    shown = row(page, place)
-    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
-    incident_id = await shown.get_attribute("data-incident-id")
-    assert incident_id
-    seen_version = await settled_version(config, incident_id)
-    await shown.get_by_role("button").click()
-    detail = page.locator("#detail-body")
-    await expect(detail).to_have_attribute("data-version", str(seen_version))
+    config = running_stack
+    opened = await open_fresh_alert(desk, config, dispatcher, "3号道岔")
+    page, detail = opened.page, opened.detail
 
     # Another dispatcher's action on this version is being recorded (claimed, not yet in
     # the log): this one is refused, and the page says why in the dispatcher's language.
@@ -380,8 +396,8 @@ async def test_an_action_while_another_is_being_recorded_is_refused_in_chinese(
         await connection.execute(
             "INSERT INTO incident_action_claims (incident_id, version, event_id, claimed_until) "
             "VALUES ($1, $2, $3, now() + interval '5 minutes')",
-            uuid.UUID(incident_id),
-            seen_version,
+            uuid.UUID(opened.incident_id),
+            opened.version,
             claim,
         )
         await detail.get_by_role("button", name="确认接警").click()
@@ -394,7 +410,7 @@ async def test_an_action_while_another_is_being_recorded_is_refused_in_chinese(
         await connection.close()
     await detail.get_by_role("button", name="确认接警").click()
     await expect(page.locator("#detail-message")).to_have_text("已完成：确认接警")
-    await still_same_document(page, problems)
+    await still_same_document(page, opened.problems)
 
 
 async def test_a_wrong_password_is_refused_on_the_form_and_signing_out_asks_again(
@@ -468,18 +484,9 @@ async def test_a_manager_sees_their_units_alerts_and_is_told_they_may_not_overri
 async def test_when_the_session_ends_the_page_asks_again_and_keeps_the_note_being_written(
     running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
-    config, unit = running_stack, new_unit()
-    page, problems = await open_page(desk, config, unit, dispatcher)
-    place = f"4号道岔 {uuid.uuid4().hex[:4]}"
-    await report(config, unit=unit, place=place, text="4号道岔附近冒烟", photo=False)
-    shown = row(page, place)
-    await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
-    incident_id = await shown.get_attribute("data-incident-id")
-    assert incident_id
-    version = await settled_version(config, incident_id)
-    await shown.get_by_role("button").click()
-    detail = page.locator("#detail-body")
-    await expect(detail).to_have_attribute("data-version", str(version))
+    config = running_stack
+    opened = await open_fresh_alert(desk, config, dispatcher, "4号道岔")
+    page, problems, detail = opened.page, opened.problems, opened.detail
     await detail.get_by_role("button", name="添加备注").click()
     await detail.get_by_label("备注", exact=True).fill("已通知工务段")
 
