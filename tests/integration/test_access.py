@@ -338,6 +338,15 @@ async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> 
             headers=admin,
         )
         assert again.status_code == 409
+        # A sign-in name is ASCII, as the schema says to any client: 王 goes in the
+        # display name.
+        unicode = await client.post(
+            url(config, "notify", "/v1/access/users"),
+            json={"username": "ù", "display_name": "x", "password": "x" * 12, "roles": ["ops"]},
+            headers=admin,
+        )
+        assert unicode.status_code == 422
+        assert unicode.json()["errors"][0]["code"] == "string_pattern_mismatch"
         wrong = await sign_in(client, config, name, "wrong horse battery")
         assert wrong.status_code == 401
         signed_in = await sign_in(client, config, name, "correct horse battery")

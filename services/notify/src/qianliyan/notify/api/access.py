@@ -21,7 +21,18 @@ from qianliyan.shared.text import PRINTABLE
 router = APIRouter(prefix="/v1/access", tags=["access"])
 
 Admin = Annotated[Principal, Depends(require(Permission.MANAGE_ACCESS))]
-UserName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\w.@-]+$")]
+# A sign-in name: ASCII letters and digits, `_ . @ -` (a staff number, pinyin, an e-mail
+# address); the display name carries the person's name in any script. Spelt out: `\w`
+# is Unicode here but ASCII to a JSON Schema reader, and the two disagreed on "ù".
+UserName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.@-]+$",
+        description="ASCII letters and digits, and _ . @ -",
+    ),
+]
 UnitName = Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
 # Long enough that guessing is hopeless, short enough to type on a phone.
 MIN_PASSWORD = 10
