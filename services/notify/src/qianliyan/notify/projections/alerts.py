@@ -8,7 +8,12 @@ from uuid import UUID
 
 import asyncpg
 
-from qianliyan.notify.projections.incidents import sync_alert_step, timeline, timeline_detail
+from qianliyan.notify.projections.incidents import (
+    SEVERITY_SCALE_SQL,
+    sync_alert_step,
+    timeline,
+    timeline_detail,
+)
 from qianliyan.shared.db import Connection
 from qianliyan.shared.events import (
     AlertDelivered,
@@ -25,13 +30,12 @@ RAISE = (
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (incident_id, round) DO NOTHING"
 )
 # Levels only go up, as steps do: an upgrade replayed late never makes the alert milder.
-UPGRADE = """
+UPGRADE = f"""
     UPDATE alerts SET upgraded_to = $3, upgraded_at = $4
      WHERE incident_id = $1 AND round = $2
-       AND array_position(ARRAY['info', 'minor', 'major', 'critical'], $3::text)
-         > array_position(ARRAY['info', 'minor', 'major', 'critical'],
-                          COALESCE(upgraded_to, severity))
-"""
+       AND array_position({SEVERITY_SCALE_SQL}, $3::text)
+         > array_position({SEVERITY_SCALE_SQL}, COALESCE(upgraded_to, severity))
+"""  # noqa: S608 - fixed names
 # Steps only go up: an escalation replayed late never takes the alert back a step.
 ESCALATE = (
     "UPDATE alerts SET step = $3, escalated_at = $4 "
@@ -47,8 +51,7 @@ def level_of(row: str) -> str:
         f"SELECT a.severity FROM alerts a "  # noqa: S608 - fixed names
         f"WHERE a.incident_id = {row}.incident_id AND a.round = {row}.round"
     )
-    scale = "ARRAY['info', 'minor', 'major', 'critical']"
-    return f"array_position({scale}, COALESCE({row}.severity, ({raised})))"
+    return f"array_position({SEVERITY_SCALE_SQL}, COALESCE({row}.severity, ({raised})))"
 
 
 # One row per step, recipient and channel: its most severe level, and of that level the

@@ -31,11 +31,16 @@ from qianliyan.shared.events import (
     ReportTriaged,
     SeverityOverridden,
 )
+from qianliyan.shared.events.reports import SEVERITY_SCALE
 
 # An incident's version, as dispatchers act on it: its count of changes (`version`, which
 # the projection moves), or one past the newest version acted on when that is more (a
 # rebuild can count fewer changes; migration 0012). Every read of the version is this.
 CURRENT_VERSION = "GREATEST(version, version_floor)"
+
+# The severity scale as SQL, least severe first: `array_position` of a severity in it is
+# its rank (1 for info to 4 for critical), as `severity_rank` is in Python.
+SEVERITY_SCALE_SQL = f"ARRAY[{', '.join(repr(s.value) for s in SEVERITY_SCALE)}]"
 
 # Each incident's rule severity (the most severe of its reports, by their latest triage)
 # and what the feed shows of it (when, where, how many), upserted in one statement for
@@ -43,13 +48,12 @@ CURRENT_VERSION = "GREATEST(version, version_floor)"
 # changes (`version`, see CURRENT_VERSION) moves by one per refresh, so a batch of
 # refreshes ends at the version one-by-one would give.
 # Ties in capture time go to the lower report id, so the choice never depends on a plan.
-_REFRESH = """
+_REFRESH = f"""
     WITH touched AS (
         SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(incident_id, refreshes)
     ), summary AS (
         SELECT incident_id,
-               (array_agg(severity ORDER BY array_position(
-                   ARRAY['info', 'minor', 'major', 'critical'], severity) DESC)
+               (array_agg(severity ORDER BY array_position({SEVERITY_SCALE_SQL}, severity) DESC)
                    FILTER (WHERE severity IS NOT NULL))[1] AS rule_severity,
                min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
                -- A report's capture time until its submission is projected.
@@ -85,7 +89,7 @@ _REFRESH = """
         photo_count = EXCLUDED.photo_count,
         version = incidents.version + EXCLUDED.version,
         updated_at = now()
-"""
+"""  # noqa: S608 - fixed names
 
 
 async def apply_triaged(connection: Connection, event: ReportTriaged) -> None:
