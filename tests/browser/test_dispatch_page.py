@@ -19,6 +19,7 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 import pytest
+import yaml
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -31,6 +32,7 @@ from playwright.async_api import (
 
 from qianliyan.stack.config import StackConfig
 from tests.browser.conftest import MakeUser, Person
+from tests.integration.alert_receivers import WebhookReceiver, free_port, new_secret, use_routing
 from tests.integration.clients import as_suite, as_user, jpeg_photo, submit
 
 pytestmark = pytest.mark.browser
@@ -506,3 +508,68 @@ async def test_when_the_session_ends_the_page_asks_again_and_keeps_the_note_bein
     await expect(detail.locator("#detail-message")).to_have_text("已完成：添加备注")
     await expect(detail.locator(".timeline li", has_text="已通知工务段")).to_have_count(1)
     await still_same_document(page, problems)
+
+
+async def test_the_open_alert_shows_whom_it_reached_and_who_could_not_be_told(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    config, unit = running_stack, new_unit()
+    assert config.notify_routing_file is not None
+    suite_routing = config.notify_routing_file.read_text(encoding="utf-8")
+    secret = new_secret()
+    # The desk's webhook answers its first call 503; the section chief's is a port nobody
+    # listens on, so after three tries five seconds apart the page must say "call them".
+    async with WebhookReceiver(secret, fail_first=1) as hooks:
+        routing = f"""\
+version: "told-{uuid.uuid4().hex[:8]}"
+delivery: {{max_attempts: 3, first_retry: 5s, max_retry: 5s, timeout: 2s}}
+recipients:
+  - id: duty
+    name: 站值班员
+    channels:
+      - id: wecom
+        webhook: "{hooks.url("duty")}"
+        secret: "{secret}"
+  - id: chief
+    name: 段长
+    channels:
+      - id: wecom
+        webhook: "http://127.0.0.1:{free_port()}/hook"
+        secret: "{secret}"
+routes:
+  - id: told-route
+    min_severity: major
+    units: ["{unit}"]
+    escalation:
+      - after: 0s
+        notify: [duty, chief]
+"""
+        await use_routing(config, routing, routing.split('"')[1])
+        try:
+            page, problems = await open_page(desk, config, unit, dispatcher)
+            place = f"5号道岔 {uuid.uuid4().hex[:4]}"
+            await report(config, unit=unit, place=place, text="5号道岔附近冒烟", photo=False)
+            shown = row(page, place)
+            await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+            await shown.get_by_role("button").click()
+            detail = page.locator("#detail-body")
+            told = detail.locator("section.told")
+            chief = told.locator('li[data-recipient="chief"]')
+            # Opened while the chief's tries are still going on (about ten seconds).
+            await expect(chief).to_contain_text("未送达", timeout=LIVE_WAIT_MS)
+            await expect(chief).to_contain_text("段长 (chief)")
+
+            # Nothing moves the incident's version meanwhile: the page reads it again.
+            await expect(chief).to_have_class("told-row told-failed", timeout=LIVE_WAIT_MS)
+            await expect(chief.locator(".told-state")).to_contain_text("失败，试了 3 次")
+            duty = told.locator('li[data-recipient="duty"]')
+            await expect(duty.locator(".told-who")).to_have_text("站值班员 (duty)")
+            await expect(duty.locator(".told-how")).to_have_text("wecom · 首次通知 · 紧急")
+            await expect(duty.locator(".told-state")).to_contain_text("已送达")
+            await expect(told.locator(".told-summary")).to_have_text(
+                "已送达 1，失败 1（请电话联系）"
+            )
+            assert [h.answered for h in hooks.hits] == [503, 200]
+            await still_same_document(page, problems)
+        finally:
+            await use_routing(config, suite_routing, yaml.safe_load(suite_routing)["version"])

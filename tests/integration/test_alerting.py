@@ -129,6 +129,8 @@ async def test_an_alert_reaches_webhook_and_email_once_retried_and_recorded(
             }
             by_channel = {d["channel"]: d for d in detail["deliveries"]}
             assert "ConnectError" in by_channel["broken"]["last_error"]
+            # Named as the routing file in force names them, for the dispatcher to call.
+            assert {d["recipient_name"] for d in detail["deliveries"]} == {"站值班员"}
             # The failing channel did not hold the others back.
             assert by_channel["email"]["updated_at"] < by_channel["broken"]["updated_at"]
 

@@ -230,6 +230,10 @@ class DeliveryOutcome(BaseModel):
     )
     step: int
     recipient: str
+    recipient_name: str | None = Field(
+        description="The recipient's name in the routing file in force; null once it is "
+        "no longer there"
+    )
     channel: str
     outcome: Literal["delivered", "retrying", "failed"]
     attempts: int
@@ -262,6 +266,9 @@ async def alert_detail(
     alert = await visible_incident(res, principal, Permission.READ_ALERTS, incident_id)
     alert["reports"] = await fetch_alert_reports(res.pool, incident_id)
     alert |= await fetch_alerting(res.pool, incident_id)
+    names = {recipient.id: recipient.name for recipient in res.routing.current().spec.recipients}
+    for delivery in alert["deliveries"]:
+        delivery["recipient_name"] = names.get(delivery["recipient"])
     for report in alert["reports"]:
         sign_photo_links(report["photos"], res.photos)
     return alert

@@ -47,6 +47,7 @@ const FORMS = {
 const LATE_AFTER_MS = 5 * 60_000; // a report that took longer to arrive sat on a phone
 const STALE_LINKS_MS = 10 * 60_000; // photo links are signed for 15 minutes
 const WAIT_FOR_VERSION_MS = 10_000;
+const WATCH_TOLD_MS = 10_000; // how often an alert being sent out is read again
 const $ = (id) => document.getElementById(id);
 
 const view = {
@@ -520,7 +521,27 @@ function showDetail(detail) {
   view.changed = new Set(added.map(entryKey));
   view.detail = detail;
   view.detailError = null;
+  watchTold();
   return added;
+}
+
+let toldWatch = null;
+
+/** While the open alert may be being sent out (unacknowledged, or a delivery waiting to
+ * retry), read it again now and then: raising, escalating and telling people leave the
+ * incident's version as it was, so the feed does not announce them. */
+function watchTold() {
+  clearTimeout(toldWatch);
+  const d = view.detail;
+  const sending =
+    d &&
+    (d.status === "open" || (d.deliveries ?? []).some((x) => x.outcome === "retrying"));
+  if (!sending || view.signedOut) return;
+  toldWatch = setTimeout(() => {
+    if (view.selected !== d.incident_id) return;
+    if (composing()) watchTold();
+    else refreshDetail();
+  }, WATCH_TOLD_MS);
 }
 
 function entryKey(entry) {
@@ -585,6 +606,7 @@ async function refreshDetail() {
   } catch (failure) {
     if (!(failure instanceof ApiError)) throw failure;
     renderDetailNotice(); // the notice offers a reload by hand
+    watchTold(); // and the deliveries are read again when the network is back
   } finally {
     refreshing = false;
   }
@@ -634,6 +656,7 @@ function renderDetail() {
     messageBar(),
     actionBar(d),
     facts(d),
+    toldSection(d),
     reportsSection(d),
     timelineSection(d),
   );
@@ -1109,6 +1132,46 @@ function reasonsList(report) {
     items.length
       ? element("ul", {}, ...items)
       : element("p", { className: "muted" }, t("noReasons")),
+  );
+}
+
+/** Whom the current round's alert has reached, step by step: a delivery that failed is
+ * someone the dispatcher may have to call. */
+function toldSection(d) {
+  const deliveries = (d.deliveries ?? []).filter((x) => x.round === d.alert_round);
+  const counts = { delivered: 0, retrying: 0, failed: 0 };
+  for (const delivery of deliveries) counts[delivery.outcome] += 1;
+  return element(
+    "section",
+    { className: "told", "aria-labelledby": "told-heading" },
+    element("h3", { id: "told-heading" }, t("told")),
+    deliveries.length
+      ? element("p", { className: "told-summary" }, t("told.summary", counts))
+      : element("p", { className: "muted" }, t("told.nobody")),
+    deliveries.length
+      ? element("ul", { className: "told-list" }, ...deliveries.map(toldRow))
+      : null,
+  );
+}
+
+function toldRow(x) {
+  const who = x.recipient_name ? `${x.recipient_name} (${x.recipient})` : x.recipient;
+  const how = [
+    x.channel,
+    x.step > 0 ? t("told.escalation", x.step) : t("told.first"),
+    x.severity && severityLabel(x.severity),
+  ];
+  let state;
+  if (x.outcome === "delivered") state = t("told.delivered", clock(x.updated_at));
+  else if (x.outcome === "retrying") {
+    state = t("told.retrying", x.attempts, clock(x.next_attempt_at), x.last_error ?? "");
+  } else state = t("told.failed", x.attempts, x.last_error ?? "");
+  return element(
+    "li",
+    { className: `told-row told-${x.outcome}`, "data-recipient": x.recipient },
+    element("span", { className: "told-who" }, who),
+    element("span", { className: "told-how" }, how.filter(Boolean).join(" · ")),
+    element("span", { className: "told-state" }, state),
   );
 }
 

@@ -141,6 +141,22 @@ const STRINGS = {
     noText: "（无文字）",
     evidence: "依据",
 
+    told: "通知情况",
+    "told.nobody": "本轮尚未通知任何人",
+    "told.summary": (n) =>
+      [
+        `已送达 ${n.delivered}`,
+        n.retrying && `重试中 ${n.retrying}`,
+        n.failed && `失败 ${n.failed}（请电话联系）`,
+      ]
+        .filter(Boolean)
+        .join("，"),
+    "told.first": "首次通知",
+    "told.escalation": (step) => `第 ${step} 级升级`,
+    "told.delivered": (time) => `已送达 ${time}`,
+    "told.retrying": (n, time, error) => `未送达，已试 ${n} 次，${time} 再试：${error}`,
+    "told.failed": (n, error) => `失败，试了 ${n} 次，不再重试：${error}`,
+
     timeline: "时间线",
     "ev.ReportTriaged": (d) => `报告分级为 ${d.severity}`,
     "ev.AlertAcknowledged": () => "确认接警",
@@ -318,6 +334,22 @@ const STRINGS = {
     ruleSet: (v) => `rules ${v}`,
     noText: "(no text)",
     evidence: "evidence",
+
+    told: "Who was told",
+    "told.nobody": "Nobody has been told in this round yet",
+    "told.summary": (n) =>
+      [
+        `${n.delivered} delivered`,
+        n.retrying && `${n.retrying} retrying`,
+        n.failed && `${n.failed} failed (call them)`,
+      ]
+        .filter(Boolean)
+        .join(", "),
+    "told.first": "first message",
+    "told.escalation": (step) => `escalation step ${step}`,
+    "told.delivered": (time) => `delivered ${time}`,
+    "told.retrying": (n, time, error) => `not delivered after ${n} tries, next at ${time}: ${error}`,
+    "told.failed": (n, error) => `failed after ${n} tries, given up: ${error}`,
 
     timeline: "Timeline",
     "ev.ReportTriaged": (d) => `Report triaged as ${d.severity}`,
