@@ -573,3 +573,47 @@ routes:
             await still_same_document(page, problems)
         finally:
             await use_routing(config, suite_routing, yaml.safe_load(suite_routing)["version"])
+
+
+async def test_an_action_on_a_version_a_new_report_moved_says_what_came_in(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    config = running_stack
+    opened = await open_fresh_alert(desk, config, dispatcher, "6号道岔")
+    page, detail, incident_id = opened.page, opened.detail, opened.incident_id
+    unit = (await alert(config, incident_id))["unit"]
+
+    # While the dispatcher writes a note, a second worker reports the same place: the
+    # incident moves on, and no person changed it.
+    await detail.get_by_role("button", name="添加备注").click()
+    await detail.get_by_label("备注", exact=True).fill("已通知工务段")
+    await report(config, unit=unit, place=opened.place, text="6号道岔烟更大了", photo=False)
+    await expect(detail.locator("#detail-notice")).to_be_visible(timeout=LIVE_WAIT_MS)
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    message = detail.locator("#detail-message")
+    await expect(message).to_contain_text("此事件有了新情况，已重新载入")
+    await expect(message).not_to_contain_text("他人")
+    await expect(message.locator(".message-extra").first).to_contain_text("triage：报告分级为")
+    await expect(detail.locator(".report-text")).to_have_count(2)
+
+    # A change that leaves no timeline entry (a report's place arriving after its triage,
+    # as its projection writes it) is told by what the dispatcher can see of it.
+    version = int(await detail.get_attribute("data-version") or "0")
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        await connection.execute(
+            "UPDATE incidents SET version = version + 1, place = '6号道岔北侧' "
+            "WHERE incident_id = $1",
+            uuid.UUID(incident_id),
+        )
+    finally:
+        await connection.close()
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    await expect(message).to_contain_text("此事件有了新情况，已重新载入")
+    await expect(message.locator(".message-extra")).to_have_text(
+        [f"地点：{opened.place} → 6号道岔北侧"]
+    )
+    await expect(detail).to_have_attribute("data-version", str(version + 1))
+    await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
+    await expect(message).to_have_text("已完成：添加备注")
+    await still_same_document(page, opened.problems)

@@ -25,6 +25,16 @@ const ACTIONS = {
   acknowledged: ["assign", "note", "override_severity", "resolve"],
   resolved: ["note", "reopen"],
 };
+// The timeline entries a person's action makes; every other entry is the system's (a
+// report, its triage, the alert being sent).
+const ACTION_EVENTS = new Set([
+  "AlertAcknowledged",
+  "AlertAssigned",
+  "AlertNoteAdded",
+  "SeverityOverridden",
+  "AlertResolved",
+  "AlertReopened",
+]);
 // What each action asks for besides who and which version.
 const FORMS = {
   assign: [{ name: "assignee", label: "field.assignee", hint: "hint.assignee", max: 200 }],
@@ -884,19 +894,23 @@ async function explain(failure, incidentId, sentVersion) {
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
     }
+    const before = view.detail?.incident_id === incidentId ? view.detail : null;
     const added = fresh && view.selected === incidentId ? showDetail(fresh) : [];
     if (fresh && fresh.version !== sentVersion) {
-      // What changed, newest last; the server's own words when nothing shows on the timeline.
+      // What changed, newest last: from the timeline, else what the dispatcher sees of it
+      // (a report's text and place arrive after its triage, and leave no entry).
       const changes = added
         .slice(-3)
         .map(
           (e) => () =>
             t("changeLine", clock(e.occurred_at), e.actor || t("system"), timelineText(e)),
         );
+      const byPerson = added.some((e) => ACTION_EVENTS.has(e.event_type));
+      const seen = before ? changedFacts(before, fresh) : [];
       return {
         kind: "conflict",
-        text: () => t("conflict"),
-        extra: changes.length ? changes : [detail],
+        text: () => t(byPerson ? "conflict" : "conflictNews"),
+        extra: changes.length ? changes : seen.length ? seen : [() => t("conflictUnseen")],
       };
     }
     return { kind: "error", text: () => t("refused", detail) };
@@ -906,6 +920,25 @@ async function explain(failure, incidentId, sentVersion) {
   if (failure.status >= 500) return { kind: "error", text: () => t("serverError", failure.status) };
   const errors = (problem.errors ?? []).map((e) => `${e.field}: ${e.message}`);
   return { kind: "error", text: detail, extra: errors };
+}
+
+/** What the dispatcher sees of the alert that differs between `before` and `after`, as
+ * lines to show (each a function giving it in the language of the moment). */
+function changedFacts(before, after) {
+  const shown = (d) => ({
+    "fact.severity": severityLabel(d.severity),
+    "fact.place": d.place || t("nobody"),
+    "fact.unit": d.unit || t("nobody"),
+    "fact.reports": String(d.report_count),
+    "fact.assignee": d.assignee || t("nobody"),
+  });
+  const [was, now] = [shown(before), shown(after)];
+  const lines = Object.keys(was)
+    .filter((label) => was[label] !== now[label])
+    .map((label) => () => t("changedFact", t(label), was[label], now[label]));
+  const content = (d) => JSON.stringify((d.reports ?? []).map((r) => [r.text, r.photos?.length]));
+  if (!lines.length && content(before) !== content(after)) lines.push(() => t("changedReports"));
+  return lines;
 }
 
 /** The server's refusal in the dispatcher's language where the page knows its code, else

@@ -76,6 +76,10 @@ const STRINGS = {
     incident: "事件",
     changedElsewhere: "您填写期间此事件有了新变化。重新载入后再决定（已填写的内容会保留）。",
     conflict: "此事件已被他人更改，已重新载入。请看清最新情况后再操作。",
+    conflictNews: "此事件有了新情况，已重新载入。请看清最新情况后再操作。",
+    conflictUnseen: "此事件在您打开后有了更新。",
+    changedFact: (label, was, now) => `${label}：${was} → ${now}`,
+    changedReports: "报告的文字或照片有了更新",
     changeLine: (time, actor, what) => `${time} ${actor}：${what}`,
     refused: (why) => `操作未执行：${why}`,
     // The server's refusals, by their codes; a code without an entry shows its own words.
@@ -89,6 +93,8 @@ const STRINGS = {
     needSignIn: "登录已失效，请重新登录后再试；填写的内容已保留。",
 
     "fact.severity": "级别",
+    "fact.place": "地点",
+    "fact.unit": "单位",
     "fact.ruleSeverity": (sev) => `规则判定：${sev}`,
     "fact.override": (sev, who, reason) => `人工改为 ${sev}（${who}：${reason}）`,
     "fact.opened": "发生",
@@ -272,6 +278,10 @@ const STRINGS = {
     changedElsewhere:
       "This incident changed while you were writing. Reload before deciding (what you typed is kept).",
     conflict: "Changed by someone else — reloaded. Check what is new before acting.",
+    conflictNews: "Something new came in — reloaded. Check what is new before acting.",
+    conflictUnseen: "The incident was updated after you opened it.",
+    changedFact: (label, was, now) => `${label}: ${was} → ${now}`,
+    changedReports: "A report's text or photos were updated",
     changeLine: (time, actor, what) => `${time} ${actor}: ${what}`,
     refused: (why) => `Not done: ${why}`,
     networkError: "No network: the action was not sent; your input is kept, try again shortly.",
@@ -283,6 +293,8 @@ const STRINGS = {
     needSignIn: "Your session has ended: sign in again and retry; what you wrote is kept.",
 
     "fact.severity": "Severity",
+    "fact.place": "Place",
+    "fact.unit": "Unit",
     "fact.ruleSeverity": (sev) => `rules: ${sev}`,
     "fact.override": (sev, who, reason) => `set to ${sev} by ${who}: ${reason}`,
     "fact.opened": "Opened",
