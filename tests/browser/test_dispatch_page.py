@@ -19,7 +19,6 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 import pytest
-import yaml
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -32,7 +31,12 @@ from playwright.async_api import (
 
 from qianliyan.stack.config import StackConfig
 from tests.browser.conftest import MakeUser, Person
-from tests.integration.alert_receivers import WebhookReceiver, free_port, new_secret, use_routing
+from tests.integration.alert_receivers import (
+    WebhookReceiver,
+    free_port,
+    new_secret,
+    routing_in_force,
+)
 from tests.integration.clients import as_suite, as_user, jpeg_photo, submit
 
 pytestmark = pytest.mark.browser
@@ -514,8 +518,6 @@ async def test_the_open_alert_shows_whom_it_reached_and_who_could_not_be_told(
     running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
 ) -> None:
     config, unit = running_stack, new_unit()
-    assert config.notify_routing_file is not None
-    suite_routing = config.notify_routing_file.read_text(encoding="utf-8")
     secret = new_secret()
     # The desk's webhook answers its first call 503; the section chief's is a port nobody
     # listens on, so after three tries five seconds apart the page must say "call them".
@@ -544,8 +546,7 @@ routes:
       - after: 0s
         notify: [duty, chief]
 """
-        await use_routing(config, routing, routing.split('"')[1])
-        try:
+        async with routing_in_force(config, routing):
             page, problems = await open_page(desk, config, unit, dispatcher)
             place = f"5号道岔 {uuid.uuid4().hex[:4]}"
             await report(config, unit=unit, place=place, text="5号道岔附近冒烟", photo=False)
@@ -571,8 +572,6 @@ routes:
             )
             assert [h.answered for h in hooks.hits] == [503, 200]
             await still_same_document(page, problems)
-        finally:
-            await use_routing(config, suite_routing, yaml.safe_load(suite_routing)["version"])
 
 
 async def test_an_action_on_a_version_a_new_report_moved_says_what_came_in(

@@ -8,6 +8,8 @@ import base64
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -141,6 +144,19 @@ async def use_routing(config: StackConfig, text: str, version: str) -> None:
         return bool(in_force["version"] == version)
 
     await wait_for(applied)
+
+
+@asynccontextmanager
+async def routing_in_force(config: StackConfig, text: str) -> AsyncIterator[None]:
+    """`text` as notify's routing until the block ends, then the routing as it was: for a
+    test whose routes would take other tests' alerts."""
+    assert config.notify_routing_file is not None
+    before = config.notify_routing_file.read_text(encoding="utf-8")
+    await use_routing(config, text, yaml.safe_load(text)["version"])
+    try:
+        yield
+    finally:
+        await use_routing(config, before, yaml.safe_load(before)["version"])
 
 
 async def alert_known(config: StackConfig, incident_id: str) -> None:

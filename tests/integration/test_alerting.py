@@ -14,7 +14,22 @@ import httpx
 import pytest
 
 from qianliyan.notify.alerter import open_incidents
+from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.rebuild import scratch_schema
+from qianliyan.shared import topics
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    AlertRaised,
+    AlertRaisedPayload,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+    ReportTriagedPayload,
+    Severity,
+)
+from qianliyan.shared.kafka import EventPublisher, create_producer
+from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.alert_receivers import (
@@ -24,6 +39,7 @@ from tests.integration.alert_receivers import (
     alert_known,
     free_port,
     new_secret,
+    routing_in_force,
     use_routing,
 )
 from tests.integration.clients import as_suite, as_user, override_severity, submit
@@ -408,3 +424,161 @@ async def test_the_alerter_asks_after_reopened_incidents_however_old_their_repor
         finally:
             await pool.close()
     assert sorted(incident.incident_id for incident in found) == sorted([rows[1][0], rows[2][0]])
+
+
+async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
+    infra: StackConfig,
+) -> None:
+    """Triage's decision can be read before the report it is about: until the report is
+    read, the alerter learns when that triage was made, and so how long to wait."""
+    now = datetime.now(UTC)
+    report_id = uuid4()
+    submitted = ReportSubmitted.first(
+        key=str(report_id),
+        actor=Actor(kind=ActorKind.REPORTER, id="w-1"),
+        payload=ReportSubmittedPayload(
+            report_id=report_id,
+            text="4站台冒烟",
+            unit="等待站",
+            place="4站台",
+            captured_at=now,
+            received_at=now,
+        ),
+    )
+    triaged = ReportTriaged.caused_by(
+        submitted,
+        key=str(report_id),
+        actor=Actor(kind=ActorKind.SERVICE, id="triage"),
+        payload=ReportTriagedPayload(
+            report_id=report_id,
+            incident_id=report_id,
+            severity=Severity.CRITICAL,
+            rule_set_version="v1",
+            reasons=[],
+            captured_at=now,
+        ),
+    )
+    raised = AlertRaised.first(
+        key=str(report_id),
+        actor=Actor(kind=ActorKind.SERVICE, id="notify"),
+        payload=AlertRaisedPayload(
+            incident_id=report_id,
+            round=0,
+            severity=Severity.CRITICAL,
+            unit="等待站",
+            place="4站台",
+            route="r",
+            routing_version="r1",
+        ),
+    )
+    async with scratch_schema(infra.postgres_dsn, "waiting") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        assert pool is not None
+
+        async def seen() -> tuple[datetime | None, str | None]:
+            [incident] = await open_incidents(pool, received_since=now - timedelta(hours=1))
+            return incident.awaiting_report_since, incident.unit
+
+        try:
+            await project_batch(pool, [triaged])
+            assert await seen() == (triaged.occurred_at, None)
+            await project_batch(pool, [submitted])
+            assert await seen() == (None, "等待站")
+            # Raised, it waits for nothing any more, whatever its later reports do.
+            await pool.execute("UPDATE reports SET submitted_event_id = NULL")
+            await project_batch(pool, [raised])
+            assert await seen() == (None, "等待站")
+        finally:
+            await pool.close()
+
+
+async def test_an_alert_whose_triage_is_read_first_waits_for_the_reports_place(
+    running_stack: StackConfig,
+) -> None:
+    """Notify reads the triage topic beside the reports topic. When a decision comes
+    first, the alert waits for the report, so its messages say where and what."""
+    config = running_stack
+    unit = f"先判站{uuid4().hex[:6]}"
+    secret = new_secret()
+    report_id = uuid4()
+    now = datetime.now(UTC)
+    submitted = ReportSubmitted.first(
+        key=str(report_id),
+        actor=Actor(kind=ActorKind.REPORTER, id="w-7"),
+        payload=ReportSubmittedPayload(
+            report_id=report_id,
+            text="7站台冒烟",
+            unit=unit,
+            place="7站台",
+            captured_at=now,
+            received_at=now,
+        ),
+    )
+    triaged = ReportTriaged.caused_by(
+        submitted,
+        key=str(report_id),
+        actor=Actor(kind=ActorKind.SERVICE, id="triage"),
+        payload=ReportTriagedPayload(
+            report_id=report_id,
+            incident_id=report_id,
+            severity=Severity.CRITICAL,
+            rule_set_version="early",
+            reasons=[],
+            captured_at=now,
+        ),
+    )
+    async with WebhookReceiver(secret) as hooks:
+        # Only a route that asks nothing of unit or place can take an incident whose
+        # report is not read yet; it is put back as it was after, as it takes any alert.
+        text = f"""\
+version: "test-{uuid4().hex[:8]}"
+report_wait: 20s
+recipients:
+{webhook_recipient(hooks, secret, "duty")}
+routes:
+  - id: any-critical
+    min_severity: critical
+    escalation:
+      - after: 0s
+        notify: [duty]
+"""
+        async with routing_in_force(config, text):
+            await _told_once_the_report_is_read(config, hooks, submitted, triaged)
+
+
+async def _told_once_the_report_is_read(
+    config: StackConfig,
+    hooks: WebhookReceiver,
+    submitted: ReportSubmitted,
+    triaged: ReportTriaged,
+) -> None:
+    """The alert waits for the report while nobody is told; then it says where."""
+    report_id, unit = submitted.payload.report_id, submitted.payload.unit
+
+    def told() -> list[Any]:
+        return [
+            hit
+            for hit in hooks.accepted("duty")
+            if hit.document is not None and hit.document["incident_id"] == str(report_id)
+        ]
+
+    producer = create_producer(
+        KafkaSettings(bootstrap_servers=config.kafka_bootstrap), client_id="early-triage"
+    )
+    await producer.start()
+    try:
+        publisher = EventPublisher(producer, timeout_s=10)
+        await publisher.publish(topics.TRIAGE, triaged)
+        await alert_known(config, str(report_id))
+        await asyncio.sleep(3)  # a few alerter moments: nobody is told of "somewhere"
+        assert told() == []
+        assert (await alert_detail(config, str(report_id)))["alerts"] == []
+        await publisher.publish(topics.REPORTS, submitted)
+    finally:
+        await producer.stop()
+
+    [hit] = await wait_for(lambda: _some(told()), timeout_s=30)
+    assert hit.document["title"] == f"[紧急] {unit} · 7站台"
+    detail = await alert_detail(config, str(report_id))
+    [raised] = [t for t in detail["timeline"] if t["event_type"] == "AlertRaised"]
+    assert (raised["detail"]["unit"], raised["detail"]["place"]) == (unit, "7站台")

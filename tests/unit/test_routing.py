@@ -164,6 +164,32 @@ def test_an_incident_reopened_is_raised_afresh_however_old_its_reports() -> None
     assert plan_alert(reopened, routing(), MORNING).raise_route == "station-a"
 
 
+def test_an_alert_waits_a_moment_for_the_report_its_triage_came_before() -> None:
+    loaded, quiet = routing(), QuietIncidents()
+    # Triaged critical a second ago; its report's unit and place are not read yet.
+    waiting = replace(
+        incident(Severity.CRITICAL),
+        unit=None,
+        place=None,
+        awaiting_report_since=MORNING - timedelta(seconds=1),
+    )
+    held = plan_alert(waiting, loaded, MORNING)
+    assert held.raise_route is None
+    assert held.next_due_at == MORNING + timedelta(seconds=4)  # the default wait is 5s
+    quiet.note(waiting, loaded, held, settled=set())
+    assert quiet.is_quiet(waiting, loaded, MORNING + timedelta(seconds=3))
+    # The report is read: planned again at once, and raised by the route of its unit.
+    arrived = replace(waiting, unit="A站", place="站台", awaiting_report_since=None)
+    assert not quiet.is_quiet(arrived, loaded, MORNING + timedelta(seconds=1))
+    assert plan_alert(arrived, loaded, MORNING + timedelta(seconds=1)).raise_route == "station-a"
+    # A report that never comes holds nobody back beyond the wait.
+    late = plan_alert(waiting, loaded, MORNING + timedelta(seconds=4))
+    assert late.raise_route == "anywhere-critical"
+    # An alert already raised is never held: an incident's later reports do not wait.
+    raised = replace(waiting, alert=RaisedAlert(MORNING, 0, Severity.CRITICAL))
+    assert plan_alert(raised, loaded, MORNING).deliveries
+
+
 def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:
     loaded = routing()
     at_raise = plan_alert(incident(raised_at=MORNING), loaded, MORNING)

@@ -72,7 +72,11 @@ NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
 
 _OPEN_INCIDENTS = """
     SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
-           a.raised_at, a.step, a.severity AS alert_severity, a.upgraded_to
+           a.raised_at, a.step, a.severity AS alert_severity, a.upgraded_to,
+           CASE WHEN a.incident_id IS NULL THEN
+               (SELECT min(r.triaged_at) FROM reports r
+                 WHERE r.incident_id = i.incident_id AND r.submitted_event_id IS NULL)
+           END AS awaiting_report_since
       FROM incidents i
       LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round
      WHERE i.status = 'open' AND i.severity IS NOT NULL
@@ -456,4 +460,5 @@ def _open_incident(row: Any) -> OpenIncident:
         place=row["place"],
         last_received_at=row["last_received_at"],
         alert=alert,
+        awaiting_report_since=row["awaiting_report_since"],
     )

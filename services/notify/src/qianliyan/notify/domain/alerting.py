@@ -45,6 +45,9 @@ class OpenIncident:
     # When its latest report reached ingest, whenever the phone captured it.
     last_received_at: datetime | None
     alert: RaisedAlert | None
+    # Before it is alerted: when the first of its reports whose submission is not read yet
+    # (the topics are read side by side) was triaged; None once every one is read.
+    awaiting_report_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,13 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
             # is news, however long ago its phone captured it; so is a reopening (a later
             # round), which a person decided, however old the reports.
             return NOTHING
+        if incident.awaiting_report_since is not None:
+            # Its route and its first messages are better for the report's place, unit and
+            # text, which come a moment after its triage at most; a report that never comes
+            # (its submission parked as a dead letter) holds nobody back for long.
+            held_until = incident.awaiting_report_since + routing.spec.report_wait
+            if now < held_until:
+                return AlertPlan(next_due_at=held_until)
         return AlertPlan(raise_route=route.id)
     # Route and steps follow the severity as it is now, so an incident that grew worse
     # reaches the people its new route names; the raise time keeps the clock. Each level

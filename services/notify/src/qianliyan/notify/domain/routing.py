@@ -235,6 +235,14 @@ class RoutingFile(_Strict):
             "not count"
         ),
     )
+    report_wait: Duration = Field(
+        default=timedelta(seconds=5),
+        description=(
+            "an incident whose triage notify read before its report's text, place and unit "
+            "waits up to this long after the triage for them, so the alert's route and "
+            "messages have them; then it is raised with what is known"
+        ),
+    )
     quiet_hours: QuietHours | None = None
     delivery: Delivery = Delivery()
     recipients: list[Recipient] = Field(default_factory=list)
