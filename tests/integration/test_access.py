@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -40,6 +41,7 @@ from tests.integration.clients import (
     submit,
     user_token,
 )
+from tests.integration.test_alert_stream import read_until
 from tests.integration.topic_reader import wait_for
 
 # Stations of the packaged organisation file: 丰台西站 is under 丰台站; 北京南站 is not.
@@ -204,11 +206,15 @@ async def test_a_manager_sees_only_the_alerts_of_their_units(
                 params={"limit": 200},
                 headers=headers_of(config, caller),
             )
-            feeds[caller] = {(a["incident_id"], a["unit"]) for a in answer.json()["alerts"]}
-    assert (scene.incident_id, STATION) in feeds["manager"]
-    assert {unit for _, unit in feeds["manager"]} <= {"丰台站", "丰台西站"}
-    assert {unit for _, unit in feeds["other-manager"]} <= {"北京南站"}
-    assert (scene.incident_id, STATION) in feeds["dispatcher"]
+            feeds[caller] = {
+                (a["incident_id"], a["unit"], frozenset(a["units"]))
+                for a in answer.json()["alerts"]
+            }
+    assert (scene.incident_id, STATION, frozenset([STATION])) in feeds["manager"]
+    # Each incident listed has a report from one of the manager's units.
+    assert all(units & {"丰台站", "丰台西站"} for _, _, units in feeds["manager"])
+    assert all("北京南站" in units for _, _, units in feeds["other-manager"])
+    assert (scene.incident_id, STATION, frozenset([STATION])) in feeds["dispatcher"]
 
 
 async def test_contributions_without_a_unit_are_those_the_caller_may_see(
@@ -945,3 +951,77 @@ async def test_a_live_stream_ends_when_its_token_is_revoked(running_stack: Stack
             url(config, "notify", "/v1/alerts/stream"), headers=bearer(display["token"])
         )
         assert again.status_code == 401
+
+
+async def test_a_manager_reaches_an_incident_their_worker_reported_though_another_unit_opened_it(
+    running_stack: StackConfig,
+) -> None:
+    """Two departments at one spot: a worker of 北京南站 reports first, one of 丰台西站
+    after, and triage makes it one incident. 丰台站's manager (over 丰台西站) lists it,
+    follows it live, opens it and acts on it; a manager of neither unit cannot."""
+    config = running_stack
+    spot = {"lat": 20 + random.random(), "lon": 110 + random.random()}  # nobody else's
+
+    async def reported(unit: str, text: str) -> dict[str, Any]:
+        accepted = await submit(
+            config,
+            {"text": text, "unit": unit, "place": f"信号楼{uuid4().hex[:4]}", "location": spot},
+            [],
+            auth=as_user(config, "rep-a", "reporter"),
+        )
+        assert accepted.status_code == 202, accepted.text
+        report_url = url(config, "notify", f"/v1/reports/{accepted.json()['report_id']}")
+
+        async def triaged() -> dict[str, Any] | None:
+            async with httpx.AsyncClient(headers=as_suite(config)) as client:
+                answer = await client.get(report_url)
+            view: dict[str, Any] = answer.json()
+            return view if answer.status_code == 200 and view["status"] in TRIAGED else None
+
+        found: dict[str, Any] = await wait_for(triaged, timeout_s=60)
+        return found
+
+    incident_id = (await reported("北京南站", "信号楼配电室冒烟"))["incident_id"]
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        before = await connection.fetchval("SELECT COALESCE(max(change_id), 0) FROM feed_changes")
+    finally:
+        await connection.close()
+    joined = await reported(STATION, "信号楼旁有烟")
+    # Both units' reports share a partition (their keys hash alike) and this spot.
+    assert joined["incident_id"] == incident_id, "triage did not group the two reports"
+
+    manager = headers_of(config, "manager")
+    stranger = as_user(config, "mgr-jh", "manager", units=("京沪线工务段",))
+    async with httpx.AsyncClient() as client:
+
+        async def feed(headers: dict[str, str], **params: Any) -> dict[str, Any]:
+            answer = await client.get(
+                url(config, "notify", "/v1/alerts"),
+                params={"limit": 200, **params},
+                headers=headers,
+            )
+            return {a["incident_id"]: a for a in answer.json()["alerts"]}
+
+        listed = (await feed(manager))[incident_id]
+        assert (listed["unit"], sorted(listed["units"])) == ("北京南站", ["丰台西站", "北京南站"])
+        assert incident_id in await feed(headers_of(config, "dispatcher"), unit=STATION)
+        assert incident_id not in await feed(stranger)
+
+        detail = url(config, "notify", f"/v1/alerts/{incident_id}")
+        assert (await client.get(detail, headers=stranger)).status_code == 403
+        shown = await client.get(detail, headers=manager)
+        assert shown.status_code == 200
+        assert sorted(shown.json()["units"]) == ["丰台西站", "北京南站"]
+        note = {
+            "action": "note",
+            "note": "丰台西站已派人",
+            "expected_version": shown.json()["version"],
+        }
+        act = url(config, "notify", f"/v1/incidents/{incident_id}/actions")
+        assert (await client.post(act, json=note, headers=stranger)).status_code == 403
+        assert (await client.post(act, json=note, headers=manager)).status_code == 202
+
+    # The live stream tells the manager of the change their worker's report made.
+    events = await read_until(config, before, incident_id, caller=manager)
+    assert all(set(event["units"]) & {"丰台站", "丰台西站"} for _, event in events)

@@ -26,8 +26,10 @@ async def read_until(
     *,
     timeout_s: float = 30,
     in_query: bool = False,
+    caller: dict[str, str] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Events from the stream after `last_event_id`, until one about `incident_id` arrives.
+    """Events from the stream after `last_event_id`, until one about `incident_id` arrives,
+    as `caller` (the suite's token when None) sees them.
 
     The id goes in the Last-Event-ID header, as EventSource sends it, or `in_query`, as a
     page that opens a new EventSource itself passes it.
@@ -37,7 +39,7 @@ async def read_until(
     event: dict[str, str] = {}
     async with (
         asyncio.timeout(timeout_s),
-        httpx.AsyncClient(headers=as_suite(config), timeout=None) as client,
+        httpx.AsyncClient(headers=caller or as_suite(config), timeout=None) as client,
     ):
         if in_query:
             headers, params = {}, {"last_event_id": str(last_event_id)}

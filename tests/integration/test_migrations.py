@@ -204,3 +204,39 @@ async def test_deliveries_of_the_last_release_still_record_and_read_as_the_raise
         assert level == 3  # major: what the alert was raised at
     await migrate(dsn, "0012", downgrade=True)
     assert await connection.fetchval("SELECT count(*) FROM alert_deliveries") == 1
+
+
+async def test_each_incident_gets_every_unit_its_reports_came_from(
+    schema: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, dsn = schema
+    await migrate(dsn, "0013")
+    shared, alone, without = uuid4(), uuid4(), uuid4()
+    await connection.executemany(
+        "INSERT INTO incidents (incident_id, version, unit) VALUES ($1, 1, $2)",
+        [(shared, "北京南站"), (alone, "丰台站"), (without, None)],
+    )
+    await connection.executemany(
+        "INSERT INTO reports (report_id, incident_id, unit, captured_at) "
+        "VALUES ($1, $2, $3, now())",
+        [
+            (uuid4(), shared, "北京南站"),
+            (uuid4(), shared, "丰台西站"),
+            (uuid4(), shared, "丰台西站"),
+            (uuid4(), alone, "丰台站"),
+            (uuid4(), without, None),
+        ],
+    )
+    await migrate(dsn, "head")
+    rows = await connection.fetch("SELECT incident_id, units FROM incidents")
+    assert {row["incident_id"]: sorted(row["units"]) for row in rows} == {
+        shared: ["丰台西站", "北京南站"],
+        alone: ["丰台站"],
+        without: [],
+    }
+    await migrate(dsn, "0013", downgrade=True)
+    columns = await connection.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'incidents' "
+        "AND table_schema = current_schema()"
+    )
+    assert "units" not in {row["column_name"] for row in columns}

@@ -53,7 +53,10 @@ class AlertSummary(BaseModel):
     last_report_at: datetime | None
     report_count: int
     place: str | None
-    unit: str | None
+    unit: str | None = Field(description="The first report's unit, which its alert is routed by")
+    units: list[str] = Field(
+        description="Every unit its reports came from; their managers see it and may act on it"
+    )
     assignee: str | None
     alert_step: int | None = Field(
         description="How far the alert has escalated (0: first people told); None: not sent"
@@ -185,7 +188,7 @@ async def stream(
             changes = await changes_after(res.pool, position, limit=CHANGES_PER_READ)
             for change in changes:
                 position = change.pop("change_id")
-                if units is not None and change["unit"] not in units:
+                if units is not None and units.isdisjoint(change["units"]):
                     continue
                 yield ServerSentEvent(
                     data=AlertSummary.model_validate(change).model_dump_json(),

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.domain.actions import (
@@ -47,6 +47,9 @@ class IncidentView(BaseModel):
     resolved_by: str | None
     resolved_at: datetime | None
     resolution: str | None
+    units: list[str] = Field(
+        description="Every unit its reports came from; their managers see it and may act on it"
+    )
     report_ids: list[UUID]
     timeline: list[dict[str, Any]]
 
@@ -68,12 +71,15 @@ async def incident_or_404(pool: asyncpg.Pool, incident_id: UUID) -> dict[str, An
 async def visible_incident(
     res: NotifyResources, principal: Principal, permission: Permission, incident_id: UUID
 ) -> dict[str, Any]:
-    """The incident, when `permission` reaches its unit for `principal`; else a 404 or 403."""
+    """The incident, when `permission` reaches one of its units (any its reports came from)
+    for `principal`; else a 404 or 403."""
     incident = await incident_or_404(res.pool, incident_id)
-    if not may_reach_unit(principal, permission, incident["unit"], res.org.current()):
-        raise forbidden(
-            f"{principal.subject} may not do this for incidents of {incident['unit'] or 'no unit'}."
-        )
+    org = res.org.current()
+    # An incident no report has named a unit for yet is the dispatch centre's alone.
+    units = incident["units"] or [None]
+    if not any(may_reach_unit(principal, permission, unit, org) for unit in units):
+        named = ", ".join(incident["units"]) or "no unit"
+        raise forbidden(f"{principal.subject} may not do this for incidents of {named}.")
     return incident
 
 

@@ -63,6 +63,8 @@ _REFRESH = f"""
                    FILTER (WHERE place IS NOT NULL))[1] AS place,
                (array_agg(unit ORDER BY captured_at, report_id)
                    FILTER (WHERE unit IS NOT NULL))[1] AS unit,
+               COALESCE(array_agg(DISTINCT unit ORDER BY unit) FILTER (WHERE unit IS NOT NULL),
+                        ARRAY[]::text[]) AS units,
                left((array_agg(text ORDER BY captured_at, report_id)
                    FILTER (WHERE text IS NOT NULL))[1], 140) AS headline,
                sum(jsonb_array_length(photos)) AS photo_count
@@ -71,11 +73,11 @@ _REFRESH = f"""
     )
     INSERT INTO incidents (
         incident_id, version, rule_severity, opened_at, last_report_at, last_received_at,
-        report_count, place, unit, headline, photo_count
+        report_count, place, unit, units, headline, photo_count
     )
     SELECT t.incident_id, t.refreshes, s.rule_severity, s.opened_at, s.last_report_at,
-           s.last_received_at, COALESCE(s.report_count, 0), s.place, s.unit, s.headline,
-           COALESCE(s.photo_count, 0)
+           s.last_received_at, COALESCE(s.report_count, 0), s.place, s.unit,
+           COALESCE(s.units, ARRAY[]::text[]), s.headline, COALESCE(s.photo_count, 0)
       FROM touched t LEFT JOIN summary s USING (incident_id)
     ON CONFLICT (incident_id) DO UPDATE SET
         rule_severity = EXCLUDED.rule_severity,
@@ -85,6 +87,7 @@ _REFRESH = f"""
         report_count = EXCLUDED.report_count,
         place = EXCLUDED.place,
         unit = EXCLUDED.unit,
+        units = EXCLUDED.units,
         headline = EXCLUDED.headline,
         photo_count = EXCLUDED.photo_count,
         version = incidents.version + EXCLUDED.version,
@@ -437,10 +440,11 @@ class FeedFilter:
 
     statuses: tuple[str, ...] = ()
     min_severity_rank: int | None = None
-    unit: str | None = None
+    unit: str | None = None  # one of the units its reports came from
     opened_from: datetime | None = None
     opened_until: datetime | None = None
-    # The units a manager may see (None: every unit, as for the dispatch centre).
+    # The units a manager may see (None: every unit, as for the dispatch centre); an
+    # incident any of whose reports came from one of them is theirs too.
     within_units: frozenset[str] | None = None
 
 
@@ -452,7 +456,8 @@ _FEED_ORDER = (
 )
 _FEED_COLUMNS = (
     f"incident_id, {CURRENT_VERSION} AS version, status, severity, severity_rank, opened_at, "
-    "last_report_at, report_count, place, unit, assignee, alert_step, headline, photo_count"
+    "last_report_at, report_count, place, unit, units, assignee, alert_step, headline, "
+    "photo_count"
 )
 
 
@@ -471,10 +476,11 @@ async def list_alerts(
         conditions.append(f"status = ANY({value(list(where.statuses))}::text[])")
     if where.min_severity_rank is not None:
         conditions.append(f"severity_rank >= {value(where.min_severity_rank)}")
+    # An incident is of every unit its reports came from (the GIN index incidents_units).
     if where.unit:
-        conditions.append(f"unit = {value(where.unit)}")
+        conditions.append(f"units @> ARRAY[{value(where.unit)}::text]")
     if where.within_units is not None:
-        conditions.append(f"unit = ANY({value(sorted(where.within_units))}::text[])")
+        conditions.append(f"units && {value(sorted(where.within_units))}::text[]")
     if where.opened_from:
         conditions.append(f"opened_at >= {value(where.opened_from)}")
     if where.opened_until:

@@ -360,6 +360,12 @@ function renderStale() {
   if (view.downSince) stale.textContent = t("staleSince", clock(view.downSince.toISOString()));
 }
 
+/** The incident's units, the first report's (which its alert is routed by) first. */
+function unitsText(alert) {
+  const others = (alert.units ?? []).filter((unit) => unit !== alert.unit);
+  return [alert.unit, ...others].filter(Boolean).join("、");
+}
+
 function placeOf(alert) {
   return alert?.place || alert?.unit || t("noPlace");
 }
@@ -380,7 +386,7 @@ function renderList() {
   $("alerts").setAttribute("aria-busy", String(!view.loaded));
   replaceKeepingFocus($("alerts"), ...view.alerts.map(alertRow));
 
-  const units = new Set(view.alerts.map((a) => a.unit).filter(Boolean));
+  const units = new Set(view.alerts.flatMap((a) => a.units ?? [a.unit]).filter(Boolean));
   const known = $("known-units");
   if (known.options.length !== units.size) {
     known.replaceChildren(...[...units].sort().map((unit) => element("option", { value: unit })));
@@ -417,7 +423,7 @@ function alertRow(alert) {
       { className: "cell cell-place" },
       alert.headline && element("span", { className: "headline", title: alert.headline }, alert.headline),
       element("span", { className: "place" }, alert.place || t("noPlace")),
-      alert.unit && element("span", { className: "unit" }, alert.unit),
+      alert.unit && element("span", { className: "unit" }, unitsText(alert)),
     ),
     element("span", { className: "cell cell-count" }, t("reportCount", alert.report_count)),
     timeCell(alert.opened_at),
@@ -689,7 +695,7 @@ function detailHead(d) {
         "p",
         { className: "sub" },
         [
-          d.unit,
+          unitsText(d),
           `${t("incident")} ${d.incident_id.slice(0, 8)}`,
           `${t("fact.version")} ${d.version}`,
         ]
@@ -928,7 +934,7 @@ function changedFacts(before, after) {
   const shown = (d) => ({
     "fact.severity": severityLabel(d.severity),
     "fact.place": d.place || t("nobody"),
-    "fact.unit": d.unit || t("nobody"),
+    "fact.unit": unitsText(d) || t("nobody"),
     "fact.reports": String(d.report_count),
     "fact.assignee": d.assignee || t("nobody"),
   });

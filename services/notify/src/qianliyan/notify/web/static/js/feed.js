@@ -40,7 +40,7 @@ function matches(alert, { statuses, minSeverity, unit }) {
   if (minSeverity && (SEVERITY_RANK[alert.severity] ?? 0) < SEVERITY_RANK[minSeverity]) {
     return false;
   }
-  return !unit || alert.unit === unit;
+  return !unit || (alert.units ?? [alert.unit]).includes(unit); // any report's unit
 }
 
 /**
