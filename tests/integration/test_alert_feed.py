@@ -50,7 +50,8 @@ async def test_the_feed_orders_filters_and_pages(running_stack: StackConfig) -> 
 
     everything = await wait_for(all_listed)
     assert [a["severity"] for a in everything] == ["critical", "major", "minor", "info", "info"]
-    assert everything[3]["opened_at"] >= everything[4]["opened_at"]  # newest first within a rank
+    # Within a rank, the one that came in last first.
+    assert everything[3]["last_received_at"] >= everything[4]["last_received_at"]
     assert everything[0]["place"] == "点0" and everything[0]["report_count"] == 1
 
     pages, cursor = [], None
@@ -73,6 +74,37 @@ async def test_the_feed_orders_filters_and_pages(running_stack: StackConfig) -> 
     bad = await feed(config, cursor="not-a-cursor")
     assert bad.status_code == 422
     assert "cursor" in bad.json()["detail"]
+
+
+async def test_a_report_that_waited_on_a_phone_is_on_top_when_it_arrives(
+    running_stack: StackConfig,
+) -> None:
+    """Two reports of one severity: one captured five minutes ago, then one captured an
+    hour ago that waited on a phone without network. The late one is what is new."""
+    config = running_stack
+    unit = f"迟到站{uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    ids = []
+    for minutes, place in ((5, "北咽喉"), (60, "南咽喉")):
+        captured = (now - timedelta(minutes=minutes)).isoformat()
+        fields = {"text": "道岔故障", "unit": unit, "place": place, "occurred_at": captured}
+        answer = await submit(config, fields, [])
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["report_id"])
+
+    async def both_listed() -> list[dict[str, Any]] | None:
+        alerts = (await feed(config, unit=unit)).json()["alerts"]
+        return alerts if len(alerts) == 2 and all(a["severity"] for a in alerts) else None
+
+    recent, late = ids
+    listed = await wait_for(both_listed)
+    assert listed[0]["severity"] == listed[1]["severity"]
+    assert [a["incident_id"] for a in listed] == [late, recent]
+    assert listed[0]["opened_at"] < listed[1]["opened_at"]  # opened earlier, listed first
+    # Paging keeps that order.
+    first = (await feed(config, unit=unit, limit=1)).json()
+    rest = (await feed(config, unit=unit, limit=1, cursor=first["next_cursor"])).json()
+    assert [first["alerts"][0]["incident_id"], rest["alerts"][0]["incident_id"]] == [late, recent]
 
 
 async def test_an_alert_shows_its_reports_photos_reasons_and_timeline(
@@ -149,7 +181,7 @@ async def test_paging_passes_incidents_left_without_reports_once_each(infra: Sta
         try:
             await project_batch(pool, events)
             listed = await list_alerts(pool, where=FeedFilter(), after=None, limit=10)
-            assert [row["opened_at"] for row in listed[1:]] == [None, None, None]
+            assert [row["last_received_at"] for row in listed[1:]] == [None, None, None]
             paged: list[UUID] = []
             after = None
             while len(paged) < 10 and (
@@ -157,7 +189,9 @@ async def test_paging_passes_incidents_left_without_reports_once_each(infra: Sta
             ):
                 row = page[0]
                 paged.append(row["incident_id"])
-                after = FeedPosition(row["severity_rank"], row["opened_at"], row["incident_id"])
+                after = FeedPosition(
+                    row["severity_rank"], row["last_received_at"], row["incident_id"]
+                )
         finally:
             await pool.close()
     assert paged == [row["incident_id"] for row in listed]

@@ -1,4 +1,5 @@
-"""`GET /v1/alerts`: the dispatch centre's feed, most severe first, light and paged.
+"""`GET /v1/alerts`: the dispatch centre's feed, most severe first, then the latest in,
+light and paged.
 
 One alert per incident. The list carries only what a row on the screen shows; the
 incident's reports, photos and timeline are in `GET /v1/incidents/{id}`.
@@ -51,6 +52,10 @@ class AlertSummary(BaseModel):
     severity: str | None
     opened_at: datetime | None
     last_report_at: datetime | None
+    last_received_at: datetime | None = Field(
+        description="When its latest report reached ingest (the feed's order within a "
+        "severity), however long before its phone captured it"
+    )
     report_count: int
     place: str | None
     unit: str | None = Field(description="The first report's unit, which its alert is routed by")
@@ -75,7 +80,7 @@ class AlertPage(BaseModel):
 def _encode(row: dict[str, Any]) -> str:
     position = [
         row["severity_rank"],
-        row["opened_at"].isoformat() if row["opened_at"] else None,
+        row["last_received_at"].isoformat() if row["last_received_at"] else None,
         str(row["incident_id"]),
     ]
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
@@ -83,7 +88,7 @@ def _encode(row: dict[str, Any]) -> str:
 
 def _decode(cursor: str) -> FeedPosition:
     try:
-        rank, opened, incident = json.loads(
+        rank, received, incident = json.loads(
             base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         )
         # The cursor comes back from the client: anything but what _encode wrote is refused
@@ -92,12 +97,12 @@ def _decode(cursor: str) -> FeedPosition:
             raise ValueError(f"no severity rank {rank!r}")
         if not isinstance(incident, str):
             raise TypeError("the incident is not a string")
-        opened_at = datetime.fromisoformat(opened) if opened else None
-        if opened_at is not None and opened_at.tzinfo is None:
+        received_at = datetime.fromisoformat(received) if received else None
+        if received_at is not None and received_at.tzinfo is None:
             raise ValueError("the time has no timezone")
         return FeedPosition(
             severity_rank=None if rank is None else int(rank),
-            opened_at=storable_time(opened_at),
+            last_received_at=storable_time(received_at),
             incident_id=UUID(incident),
         )
     except (ValueError, TypeError) as exc:

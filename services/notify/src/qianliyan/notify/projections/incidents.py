@@ -430,7 +430,7 @@ class FeedPosition:
     """Where a page of the feed ended: the sort key of its last alert."""
 
     severity_rank: int | None
-    opened_at: datetime | None
+    last_received_at: datetime | None
     incident_id: UUID
 
 
@@ -448,23 +448,27 @@ class FeedFilter:
     within_units: frozenset[str] | None = None
 
 
-# The feed's sort key; the incidents_feed index is on exactly these expressions.
-_FEED_KEY = "COALESCE(severity_rank, 0), COALESCE(opened_at, '-infinity'::timestamptz), incident_id"
+# The feed's sort key; the incidents_feed_by_arrival index is on exactly these expressions.
+_FEED_KEY = (
+    "COALESCE(severity_rank, 0), COALESCE(last_received_at, '-infinity'::timestamptz), incident_id"
+)
 _FEED_ORDER = (
-    "COALESCE(severity_rank, 0) DESC, COALESCE(opened_at, '-infinity'::timestamptz) DESC, "
+    "COALESCE(severity_rank, 0) DESC, COALESCE(last_received_at, '-infinity'::timestamptz) DESC, "
     "incident_id DESC"
 )
 _FEED_COLUMNS = (
     f"incident_id, {CURRENT_VERSION} AS version, status, severity, severity_rank, opened_at, "
-    "last_report_at, report_count, place, unit, units, assignee, alert_step, headline, "
-    "photo_count"
+    "last_report_at, last_received_at, report_count, place, unit, units, assignee, "
+    "alert_step, headline, photo_count"
 )
 
 
 async def list_alerts(
     pool: asyncpg.Pool, *, where: FeedFilter, after: FeedPosition | None, limit: int
 ) -> list[dict[str, Any]]:
-    """One page of the feed, most severe first, then newest; keyset-paged after `after`."""
+    """One page of the feed, most severe first, then the latest to hear of something new
+    (its latest report's arrival, however long ago its phone captured it); keyset-paged
+    after `after`."""
     conditions = ["true"]
     values: list[Any] = []
 
@@ -487,14 +491,15 @@ async def list_alerts(
         conditions.append(f"opened_at < {value(where.opened_until)}")
     if after is not None:
         # Rows strictly after the cursor in the feed's order, its key made as the rows' is:
-        # an incident left without reports has no opening time, and sorts last.
-        rank, opened, ident = (
+        # an incident left without reports has no arrival time, and sorts last.
+        rank, received, ident = (
             value(after.severity_rank),
-            value(after.opened_at),
+            value(after.last_received_at),
             value(after.incident_id),
         )
         cursor_key = (
-            f"COALESCE({rank}::smallint, 0), COALESCE({opened}::timestamptz, '-infinity'), {ident}"
+            f"COALESCE({rank}::smallint, 0), COALESCE({received}::timestamptz, '-infinity'), "
+            f"{ident}"
         )
         conditions.append(f"({_FEED_KEY}) < ({cursor_key})")
     query = (

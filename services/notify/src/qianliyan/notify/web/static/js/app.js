@@ -427,7 +427,7 @@ function alertRow(alert) {
     ),
     element("span", { className: "cell cell-count" }, t("reportCount", alert.report_count)),
     timeCell(alert.opened_at),
-    timeCell(alert.last_report_at),
+    timeCell(alert.last_received_at), // the feed's order: when something last came in
     element("span", { className: "cell cell-assignee" }, alert.assignee || t("nobody")),
   );
   button.addEventListener("click", () => select(id));

@@ -26,12 +26,13 @@ export const STATUS_FILTERS = {
   all: [],
 };
 
-/** The feed's order, as the server's: most severe first, then newest, then by id. */
+/** The feed's order, as the server's: most severe first, then the one whose latest
+ * report came in last (however long ago its phone captured it), then by id. */
 export function compareAlerts(a, b) {
   const rank = (SEVERITY_RANK[b.severity] ?? 0) - (SEVERITY_RANK[a.severity] ?? 0);
   if (rank) return rank;
-  const opened = Date.parse(b.opened_at ?? 0) - Date.parse(a.opened_at ?? 0);
-  if (opened) return opened;
+  const received = Date.parse(b.last_received_at ?? 0) - Date.parse(a.last_received_at ?? 0);
+  if (received) return received;
   return a.incident_id < b.incident_id ? 1 : a.incident_id > b.incident_id ? -1 : 0;
 }
 
