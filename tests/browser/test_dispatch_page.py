@@ -616,3 +616,54 @@ async def test_an_action_on_a_version_a_new_report_moved_says_what_came_in(
     await detail.locator("form.action-form").get_by_role("button", name="添加备注").click()
     await expect(message).to_have_text("已完成：添加备注")
     await still_same_document(page, opened.problems)
+
+
+async def test_a_delivery_still_retrying_when_the_alert_is_acknowledged_is_told_as_stopped(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    config, unit = running_stack, new_unit()
+    secret = new_secret()
+    routing = f"""\
+version: "stopped-{uuid.uuid4().hex[:8]}"
+delivery: {{max_attempts: 5, first_retry: 60s, max_retry: 60s, timeout: 2s}}
+recipients:
+  - id: chief
+    name: 段长
+    channels:
+      - id: wecom
+        webhook: "http://127.0.0.1:{free_port()}/hook"
+        secret: "{secret}"
+routes:
+  - id: stopped-route
+    min_severity: major
+    units: ["{unit}"]
+    escalation:
+      - after: 0s
+        notify: [chief]
+"""
+    async with routing_in_force(config, routing):
+        page, problems = await open_page(desk, config, unit, dispatcher)
+        place = f"7号道岔 {uuid.uuid4().hex[:4]}"
+        await report(config, unit=unit, place=place, text="7号道岔附近冒烟", photo=False)
+        shown = row(page, place)
+        await expect(shown).to_have_count(1, timeout=LIVE_WAIT_MS)
+        await shown.get_by_role("button").click()
+        detail = page.locator("#detail-body")
+        chief = detail.locator('section.told li[data-recipient="chief"]')
+        await expect(chief).to_contain_text("未送达，已试 1 次", timeout=LIVE_WAIT_MS)
+
+        # Taken in hand: no retry is coming, and the page says so rather than a time.
+        await detail.get_by_role("button", name="确认接警").click()
+        await expect(detail.locator("#detail-message")).to_have_text("已完成：确认接警")
+        await expect(chief.locator(".told-state")).to_contain_text(
+            "未送达，试了 1 次；事件已确认，不再重试"
+        )
+        # Nor does the page keep reading an alert nobody is being told of any more.
+        reads: list[str] = []
+        page.on(
+            "request",
+            lambda request: reads.append(request.url) if "/v1/alerts/" in request.url else None,
+        )
+        await page.wait_for_timeout(12_000)
+        assert reads == []
+        await still_same_document(page, problems)

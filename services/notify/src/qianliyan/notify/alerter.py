@@ -73,9 +73,11 @@ NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
 _OPEN_INCIDENTS = """
     SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
            a.raised_at, a.step, a.severity AS alert_severity, a.upgraded_to,
+           -- Counted from its first triage, so reports that keep coming unread (a burst,
+           -- the reports topic read behind) hold the raise no longer than the first did.
            CASE WHEN a.incident_id IS NULL THEN
-               (SELECT min(r.triaged_at) FROM reports r
-                 WHERE r.incident_id = i.incident_id AND r.submitted_event_id IS NULL)
+               (SELECT min(r.triaged_at) FROM reports r WHERE r.incident_id = i.incident_id
+                HAVING bool_or(r.submitted_event_id IS NULL))
            END AS awaiting_report_since
       FROM incidents i
       LEFT JOIN alerts a ON a.incident_id = i.incident_id AND a.round = i.alert_round

@@ -45,8 +45,8 @@ class OpenIncident:
     # When its latest report reached ingest, whenever the phone captured it.
     last_received_at: datetime | None
     alert: RaisedAlert | None
-    # Before it is alerted: when the first of its reports whose submission is not read yet
-    # (the topics are read side by side) was triaged; None once every one is read.
+    # Before it is alerted, while a report's submission is not read yet (the topics are
+    # read side by side): when it was first triaged; None once every one is read.
     awaiting_report_since: datetime | None = None
 
 
@@ -138,8 +138,11 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
             # Its route and its first messages are better for the report's place, unit and
             # text, which come a moment after its triage at most; a report that never comes
             # (its submission parked as a dead letter) holds nobody back for long.
-            held_until = incident.awaiting_report_since + routing.spec.report_wait
-            if now < held_until:
+            # A triage time ahead of this clock (triage's runs fast) holds nothing: the
+            # wait is never longer than `report_wait`.
+            since = incident.awaiting_report_since
+            held_until = since + routing.spec.report_wait
+            if since <= now < held_until:
                 return AlertPlan(next_due_at=held_until)
         return AlertPlan(raise_route=route.id)
     # Route and steps follow the severity as it is now, so an incident that grew worse

@@ -9,7 +9,9 @@ feed, the live stream, the detail view and actions reach a manager through any o
 
 An instance of the last release refreshes incidents without writing `units`: stop
 notify's old instances before starting this release (or run `qianliyan check` after the
-rollout, and `rebuild` if it differs).
+rollout, and `rebuild` if it differs). The backfill takes the reports as they stand; an
+incident a re-triage moved a report away from without refreshing it keeps that unit after
+a rebuild, which `check` then lists (rare; `rebuild` sets it right).
 
 Revision ID: 0014
 Revises: 0013

@@ -170,7 +170,10 @@ function signedIn(user) {
     feed.resume();
   }
   if (view.selected && (!view.detail || view.detailError)) loadDetail(view.selected);
-  else if (view.detail) followSelected();
+  else if (view.detail) {
+    followSelected();
+    watchTold(); // what was sent out while signed out changed no version
+  }
   renderAll();
 }
 
@@ -179,6 +182,7 @@ function sessionEnded() {
   if (view.signedOut) return;
   view.signedOut = true;
   feed?.pause();
+  clearTimeout(toldWatch);
   renderAll();
 }
 
@@ -543,19 +547,17 @@ function showDetail(detail) {
 
 let toldWatch = null;
 
-/** While the open alert may be being sent out (unacknowledged, or a delivery waiting to
- * retry), read it again now and then: raising, escalating and telling people leave the
- * incident's version as it was, so the feed does not announce them. */
+/** While the open alert may be being sent out (unacknowledged: the alerter raises,
+ * escalates and retries only those), read it again now and then: telling people leaves the
+ * incident's version as it was, so the feed does not announce it. Not while the dispatcher
+ * writes an action on it, nor while the page is out of sight. */
 function watchTold() {
   clearTimeout(toldWatch);
   const d = view.detail;
-  const sending =
-    d &&
-    (d.status === "open" || (d.deliveries ?? []).some((x) => x.outcome === "retrying"));
-  if (!sending || view.signedOut) return;
+  if (!d || d.status !== "open" || view.signedOut) return;
   toldWatch = setTimeout(() => {
     if (view.selected !== d.incident_id) return;
-    if (composing()) watchTold();
+    if (composing() || document.hidden) watchTold();
     else refreshDetail();
   }, WATCH_TOLD_MS);
 }
@@ -884,6 +886,7 @@ async function perform(action, fields) {
       renderDetail();
       renderList();
       followSelected(); // what happened meanwhile, by others
+      watchTold(); // a read it skipped while the action was busy
     }
   }
 }
@@ -912,11 +915,14 @@ async function explain(failure, incidentId, sentVersion) {
             t("changeLine", clock(e.occurred_at), e.actor || t("system"), timelineText(e)),
         );
       const byPerson = added.some((e) => ACTION_EVENTS.has(e.event_type));
-      const seen = before ? changedFacts(before, fresh) : [];
+      // A person's action says itself on the timeline; what came in may say more (the
+      // report's place or text arriving after its triage leaves no entry).
+      const seen = before && !byPerson ? changedFacts(before, fresh) : [];
+      const lines = [...changes, ...seen];
       return {
         kind: "conflict",
         text: () => t(byPerson ? "conflict" : "conflictNews"),
-        extra: changes.length ? changes : seen.length ? seen : [() => t("conflictUnseen")],
+        extra: lines.length ? lines : [() => t("conflictUnseen")],
       };
     }
     return { kind: "error", text: () => t("refused", detail) };
@@ -1188,12 +1194,12 @@ function toldSection(d) {
       ? element("p", { className: "told-summary" }, t("told.summary", counts))
       : element("p", { className: "muted" }, t("told.nobody")),
     deliveries.length
-      ? element("ul", { className: "told-list" }, ...deliveries.map(toldRow))
+      ? element("ul", { className: "told-list" }, ...deliveries.map((x) => toldRow(x, d)))
       : null,
   );
 }
 
-function toldRow(x) {
+function toldRow(x, d) {
   const who = x.recipient_name ? `${x.recipient_name} (${x.recipient})` : x.recipient;
   const how = [
     x.channel,
@@ -1202,9 +1208,11 @@ function toldRow(x) {
   ];
   let state;
   if (x.outcome === "delivered") state = t("told.delivered", clock(x.updated_at));
-  else if (x.outcome === "retrying") {
-    state = t("told.retrying", x.attempts, clock(x.next_attempt_at), x.last_error ?? "");
-  } else state = t("told.failed", x.attempts, x.last_error ?? "");
+  else if (x.outcome === "failed") state = t("told.failed", x.attempts, x.last_error ?? "");
+  else if (d.status !== "open") {
+    // Taken in hand: the alerter tries no more, so no retry is coming.
+    state = t("told.stopped", x.attempts, t(`status.${d.status}`), x.last_error ?? "");
+  } else state = t("told.retrying", x.attempts, clock(x.next_attempt_at), x.last_error ?? "");
   return element(
     "li",
     { className: `told-row told-${x.outcome}`, "data-recipient": x.recipient },

@@ -162,6 +162,7 @@ const STRINGS = {
     "told.delivered": (time) => `已送达 ${time}`,
     "told.retrying": (n, time, error) => `未送达，已试 ${n} 次，${time} 再试：${error}`,
     "told.failed": (n, error) => `失败，试了 ${n} 次，不再重试：${error}`,
+    "told.stopped": (n, status, error) => `未送达，试了 ${n} 次；事件${status}，不再重试：${error}`,
 
     timeline: "时间线",
     "ev.ReportTriaged": (d) => `报告分级为 ${d.severity}`,
@@ -362,6 +363,8 @@ const STRINGS = {
     "told.delivered": (time) => `delivered ${time}`,
     "told.retrying": (n, time, error) => `not delivered after ${n} tries, next at ${time}: ${error}`,
     "told.failed": (n, error) => `failed after ${n} tries, given up: ${error}`,
+    "told.stopped": (n, status, error) =>
+      `not delivered after ${n} tries; the incident is ${status}, so no more: ${error}`,
 
     timeline: "Timeline",
     "ev.ReportTriaged": (d) => `Report triaged as ${d.severity}`,
