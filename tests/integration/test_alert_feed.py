@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -74,6 +76,13 @@ async def test_the_feed_orders_filters_and_pages(running_stack: StackConfig) -> 
     bad = await feed(config, cursor="not-a-cursor")
     assert bad.status_code == 422
     assert "cursor" in bad.json()["detail"]
+    # A cursor given out before the feed went by arrival held an opening time: refused,
+    # not read as an arrival (a client paging across the upgrade starts again).
+    position = [3, "2026-12-01T08:00:00+00:00", everything[0]["incident_id"]]
+    old = base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+    stale = await feed(config, cursor=old)
+    assert stale.status_code == 422
+    assert "before the feed went by arrival" in stale.json()["detail"]
 
 
 async def test_a_report_that_waited_on_a_phone_is_on_top_when_it_arrives(

@@ -463,7 +463,9 @@ async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
         submitted,
         key=str(second_id),
         actor=Actor(kind=ActorKind.SERVICE, id="triage"),
-        payload=triaged.payload.model_copy(update={"report_id": second_id}),
+        payload=triaged.payload.model_copy(
+            update={"report_id": second_id, "captured_at": now + timedelta(seconds=2)}
+        ),
     ).model_copy(update={"occurred_at": triaged.occurred_at + timedelta(seconds=3)})
     raised = AlertRaised.first(
         key=str(report_id),
@@ -495,6 +497,9 @@ async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
             # burst of such reports holds the alert no longer than the first would.
             await project_batch(pool, [second])
             assert await seen() == (triaged.occurred_at, "等待站")
+            # What came in last is the unread report, by its capture time until it is read.
+            [incident] = await open_incidents(pool, received_since=now - timedelta(hours=1))
+            assert incident.last_received_at == now + timedelta(seconds=2)
             # Raised, it waits for nothing any more, whatever its later reports do.
             await project_batch(pool, [raised])
             assert await seen() == (None, "等待站")

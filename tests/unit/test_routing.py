@@ -182,12 +182,14 @@ def test_an_alert_waits_a_moment_for_the_report_its_triage_came_before() -> None
     arrived = replace(waiting, unit="A站", place="站台", awaiting_report_since=None)
     assert not quiet.is_quiet(arrived, loaded, MORNING + timedelta(seconds=1))
     assert plan_alert(arrived, loaded, MORNING + timedelta(seconds=1)).raise_route == "station-a"
-    # A report that never comes holds nobody back beyond the wait, and a triage clock
-    # running ahead of ours holds nothing.
+    # A report that never comes holds nobody back beyond the wait. A triage clock a
+    # little ahead of ours still holds; one far ahead has gone wrong, and holds nothing.
     late = plan_alert(waiting, loaded, MORNING + timedelta(seconds=4))
     assert late.raise_route == "anywhere-critical"
-    ahead = replace(waiting, awaiting_report_since=MORNING + timedelta(minutes=10))
-    assert plan_alert(ahead, loaded, MORNING).raise_route == "anywhere-critical"
+    ahead = replace(waiting, awaiting_report_since=MORNING + timedelta(milliseconds=30))
+    assert plan_alert(ahead, loaded, MORNING).next_due_at == MORNING + timedelta(seconds=5.03)
+    wrong = replace(waiting, awaiting_report_since=MORNING + timedelta(minutes=10))
+    assert plan_alert(wrong, loaded, MORNING).raise_route == "anywhere-critical"
     # An alert already raised is never held: an incident's later reports do not wait.
     raised = replace(waiting, alert=RaisedAlert(MORNING, 0, Severity.CRITICAL))
     assert plan_alert(raised, loaded, MORNING).deliveries

@@ -77,20 +77,29 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
+# Names the order a cursor was given out in: one from before the feed went by arrival
+# (three elements, an opening time) is refused rather than read as a position it is not.
+_CURSOR_ORDER = "arrival"
+
+
 def _encode(row: dict[str, Any]) -> str:
     position = [
         row["severity_rank"],
         row["last_received_at"].isoformat() if row["last_received_at"] else None,
         str(row["incident_id"]),
+        _CURSOR_ORDER,
     ]
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
 def _decode(cursor: str) -> FeedPosition:
     try:
-        rank, received, incident = json.loads(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        )
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(position, list) and len(position) == 3:
+            raise ValueError("it was given out before the feed went by arrival; read from the top")
+        if not isinstance(position, list) or len(position) != 4 or position[3] != _CURSOR_ORDER:
+            raise ValueError("it is not a position in the feed")
+        rank, received, incident, _ = position
         # The cursor comes back from the client: anything but what _encode wrote is refused
         # here, before it can reach the query as a rank or time the database cannot hold.
         if rank is not None and rank not in _RANK.values():

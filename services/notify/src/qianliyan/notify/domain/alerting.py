@@ -138,12 +138,12 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
             # Its route and its first messages are better for the report's place, unit and
             # text, which come a moment after its triage at most; a report that never comes
             # (its submission parked as a dead letter) holds nobody back for long.
-            # A triage time ahead of this clock (triage's runs fast) holds nothing: the
-            # wait is never longer than `report_wait`.
-            since = incident.awaiting_report_since
-            held_until = since + routing.spec.report_wait
-            if since <= now < held_until:
-                return AlertPlan(next_due_at=held_until)
+            # Triage's clock may run a little ahead of this one: a triage time up to one
+            # wait ahead still holds (never longer than two waits), one further ahead is
+            # a clock gone wrong, and holds nothing.
+            since, wait = incident.awaiting_report_since, routing.spec.report_wait
+            if now < since + wait and since - now <= wait:
+                return AlertPlan(next_due_at=since + wait)
         return AlertPlan(raise_route=route.id)
     # Route and steps follow the severity as it is now, so an incident that grew worse
     # reaches the people its new route names; the raise time keeps the clock. Each level

@@ -56,8 +56,9 @@ _REFRESH = f"""
                (array_agg(severity ORDER BY array_position({SEVERITY_SCALE_SQL}, severity) DESC)
                    FILTER (WHERE severity IS NOT NULL))[1] AS rule_severity,
                min(captured_at) AS opened_at, max(captured_at) AS last_report_at,
-               -- A report's capture time until its submission is projected.
-               COALESCE(max(received_at), max(captured_at)) AS last_received_at,
+               -- A report's capture time until its submission is projected, beside the
+               -- arrival of those already read.
+               max(COALESCE(received_at, captured_at)) AS last_received_at,
                count(*) AS report_count,
                (array_agg(place ORDER BY captured_at, report_id)
                    FILTER (WHERE place IS NOT NULL))[1] AS place,

@@ -1184,8 +1184,8 @@ function reasonsList(report) {
  * someone the dispatcher may have to call. */
 function toldSection(d) {
   const deliveries = (d.deliveries ?? []).filter((x) => x.round === d.alert_round);
-  const counts = { delivered: 0, retrying: 0, failed: 0 };
-  for (const delivery of deliveries) counts[delivery.outcome] += 1;
+  const counts = { delivered: 0, retrying: 0, stopped: 0, failed: 0 };
+  for (const delivery of deliveries) counts[toldState(delivery, d)] += 1;
   return element(
     "section",
     { className: "told", "aria-labelledby": "told-heading" },
@@ -1199,6 +1199,12 @@ function toldSection(d) {
   );
 }
 
+/** How a delivery stands as the dispatcher should read it: a retry the alerter will not
+ * make (it tells and retries only unacknowledged alerts) is "stopped", not "retrying". */
+function toldState(x, d) {
+  return x.outcome === "retrying" && d.status !== "open" ? "stopped" : x.outcome;
+}
+
 function toldRow(x, d) {
   const who = x.recipient_name ? `${x.recipient_name} (${x.recipient})` : x.recipient;
   const how = [
@@ -1206,16 +1212,17 @@ function toldRow(x, d) {
     x.step > 0 ? t("told.escalation", x.step) : t("told.first"),
     x.severity && severityLabel(x.severity),
   ];
-  let state;
-  if (x.outcome === "delivered") state = t("told.delivered", clock(x.updated_at));
-  else if (x.outcome === "failed") state = t("told.failed", x.attempts, x.last_error ?? "");
-  else if (d.status !== "open") {
-    // Taken in hand: the alerter tries no more, so no retry is coming.
-    state = t("told.stopped", x.attempts, t(`status.${d.status}`), x.last_error ?? "");
-  } else state = t("told.retrying", x.attempts, clock(x.next_attempt_at), x.last_error ?? "");
+  const stands = toldState(x, d);
+  const error = x.last_error ?? "";
+  const state = {
+    delivered: () => t("told.delivered", clock(x.updated_at)),
+    failed: () => t("told.failed", x.attempts, error),
+    stopped: () => t("told.stopped", x.attempts, t(`status.${d.status}`), error),
+    retrying: () => t("told.retrying", x.attempts, clock(x.next_attempt_at), error),
+  }[stands]();
   return element(
     "li",
-    { className: `told-row told-${x.outcome}`, "data-recipient": x.recipient },
+    { className: `told-row told-${stands}`, "data-recipient": x.recipient },
     element("span", { className: "told-who" }, who),
     element("span", { className: "told-how" }, how.filter(Boolean).join(" · ")),
     element("span", { className: "told-state" }, state),

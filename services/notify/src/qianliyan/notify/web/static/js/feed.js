@@ -31,7 +31,10 @@ export const STATUS_FILTERS = {
 export function compareAlerts(a, b) {
   const rank = (SEVERITY_RANK[b.severity] ?? 0) - (SEVERITY_RANK[a.severity] ?? 0);
   if (rank) return rank;
-  const received = Date.parse(b.last_received_at ?? 0) - Date.parse(a.last_received_at ?? 0);
+  // Never in yet (an incident left without reports) sorts last, as the server's
+  // '-infinity'; compared, not subtracted, since two of those would give NaN.
+  const at = (alert) => (alert.last_received_at ? Date.parse(alert.last_received_at) : -Infinity);
+  const received = (at(b) > at(a)) - (at(b) < at(a));
   if (received) return received;
   return a.incident_id < b.incident_id ? 1 : a.incident_id > b.incident_id ? -1 : 0;
 }

@@ -153,6 +153,7 @@ const STRINGS = {
       [
         `已送达 ${n.delivered}`,
         n.retrying && `重试中 ${n.retrying}`,
+        n.stopped && `未送达 ${n.stopped}`,
         n.failed && `失败 ${n.failed}（请电话联系）`,
       ]
         .filter(Boolean)
@@ -354,6 +355,7 @@ const STRINGS = {
       [
         `${n.delivered} delivered`,
         n.retrying && `${n.retrying} retrying`,
+        n.stopped && `${n.stopped} not delivered`,
         n.failed && `${n.failed} failed (call them)`,
       ]
         .filter(Boolean)
