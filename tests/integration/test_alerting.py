@@ -420,7 +420,9 @@ async def test_the_alerter_asks_after_reopened_incidents_however_old_their_repor
                 "VALUES ($1, 1, 'major', $2, $3, 1, 0)",
                 rows,
             )
-            found = await open_incidents(pool, received_since=now - timedelta(hours=24))
+            found = await open_incidents(
+                pool, received_since=now - timedelta(hours=24), report_wait=timedelta(seconds=5)
+            )
         finally:
             await pool.close()
     assert sorted(incident.incident_id for incident in found) == sorted([rows[1][0], rows[2][0]])
@@ -485,7 +487,9 @@ async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
         assert pool is not None
 
         async def seen() -> tuple[datetime | None, str | None]:
-            [incident] = await open_incidents(pool, received_since=now - timedelta(hours=1))
+            [incident] = await open_incidents(
+                pool, received_since=now - timedelta(hours=1), report_wait=timedelta(seconds=5)
+            )
             return incident.awaiting_report_since, incident.unit
 
         try:
@@ -498,8 +502,14 @@ async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
             await project_batch(pool, [second])
             assert await seen() == (triaged.occurred_at, "等待站")
             # What came in last is the unread report, by its capture time until it is read.
-            [incident] = await open_incidents(pool, received_since=now - timedelta(hours=1))
+            [incident] = await open_incidents(
+                pool, received_since=now - timedelta(hours=1), report_wait=timedelta(seconds=5)
+            )
             assert incident.last_received_at == now + timedelta(seconds=2)
+            # Not refreshed for longer than two waits: its first triage is too old to hold
+            # anything, and the alerter does not ask.
+            await pool.execute("UPDATE incidents SET updated_at = now() - interval '16 seconds'")
+            assert await seen() == (None, "等待站")
             # Raised, it waits for nothing any more, whatever its later reports do.
             await project_batch(pool, [raised])
             assert await seen() == (None, "等待站")

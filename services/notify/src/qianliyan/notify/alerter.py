@@ -70,12 +70,20 @@ log = logging.getLogger(__name__)
 
 NOTIFY = Actor(kind=ActorKind.SERVICE, id="notify")
 
+# How far apart the clocks of triage, notify and PostgreSQL may be while a report is
+# still waited for (beyond that an alert is raised without waiting, as before waiting).
+_CLOCKS_APART = timedelta(seconds=5)
+
 _OPEN_INCIDENTS = """
     SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
            a.raised_at, a.step, a.severity AS alert_severity, a.upgraded_to,
            -- Counted from its first triage, so reports that keep coming unread (a burst,
            -- the reports topic read behind) hold the raise no longer than the first did.
-           CASE WHEN a.incident_id IS NULL THEN
+           -- Asked only of an incident refreshed lately ($2): its first triage was read no
+           -- later than its last refresh, and one older than two waits (clocks apart by
+           -- less than $2 allows) holds nothing; asking every open incident would cost a
+           -- lookup each, every moment.
+           CASE WHEN a.incident_id IS NULL AND i.updated_at > now() - $2::interval THEN
                (SELECT min(r.triaged_at) FROM reports r WHERE r.incident_id = i.incident_id
                 HAVING bool_or(r.submitted_event_id IS NULL))
            END AS awaiting_report_since
@@ -181,7 +189,11 @@ class Alerter:
     async def tick(self, now: datetime) -> None:
         """Raise, escalate and start the deliveries due at `now`; publish what was decided."""
         routing = self._routing.current()
-        candidates = await open_incidents(self._pool, received_since=now - routing.spec.max_age)
+        candidates = await open_incidents(
+            self._pool,
+            received_since=now - routing.spec.max_age,
+            report_wait=routing.spec.report_wait,
+        )
         self._quiet.keep_only(incident.incident_id for incident in candidates)
         incidents = [
             incident for incident in candidates if not self._quiet.is_quiet(incident, routing, now)
@@ -433,10 +445,15 @@ async def _to_outbox(connection: Connection | asyncpg.Pool, event: Event) -> Non
     )
 
 
-async def open_incidents(pool: asyncpg.Pool, *, received_since: datetime) -> list[OpenIncident]:
+async def open_incidents(
+    pool: asyncpg.Pool, *, received_since: datetime, report_wait: timedelta
+) -> list[OpenIncident]:
     """The open incidents with a severity that may need alerting: already alerted in their
-    round, reopened (a later round), or with a report received since `received_since`."""
-    return [_open_incident(row) for row in await pool.fetch(_OPEN_INCIDENTS, received_since)]
+    round, reopened (a later round), or with a report received since `received_since`;
+    with whether each may still wait `report_wait` for a report."""
+    lately = 2 * report_wait + _CLOCKS_APART
+    rows = await pool.fetch(_OPEN_INCIDENTS, received_since, lately)
+    return [_open_incident(row) for row in rows]
 
 
 def _key_values(key: DeliveryKey) -> tuple[Any, ...]:
