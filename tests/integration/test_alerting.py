@@ -428,21 +428,20 @@ async def test_the_alerter_asks_after_reopened_incidents_however_old_their_repor
     assert sorted(incident.incident_id for incident in found) == sorted([rows[1][0], rows[2][0]])
 
 
-async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
-    infra: StackConfig,
-) -> None:
-    """Triage's decision can be read before the report it is about: until the report is
-    read, the alerter learns when that triage was made, and so how long to wait."""
-    now = datetime.now(UTC)
+def critical_report(
+    now: datetime, *, unit: str, place: str
+) -> tuple[ReportSubmitted, ReportTriaged]:
+    """A report of smoke at `place`, and triage's decision on it: critical, its own
+    incident; both as the services would publish them, for a test to publish in its order."""
     report_id = uuid4()
     submitted = ReportSubmitted.first(
         key=str(report_id),
         actor=Actor(kind=ActorKind.REPORTER, id="w-1"),
         payload=ReportSubmittedPayload(
             report_id=report_id,
-            text="4站台冒烟",
-            unit="等待站",
-            place="4站台",
+            text=f"{place}冒烟",
+            unit=unit,
+            place=place,
             captured_at=now,
             received_at=now,
         ),
@@ -455,11 +454,22 @@ async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
             report_id=report_id,
             incident_id=report_id,
             severity=Severity.CRITICAL,
-            rule_set_version="v1",
+            rule_set_version="early",
             reasons=[],
             captured_at=now,
         ),
     )
+    return submitted, triaged
+
+
+async def test_the_alerter_sees_which_incidents_still_wait_for_their_reports(
+    infra: StackConfig,
+) -> None:
+    """Triage's decision can be read before the report it is about: until the report is
+    read, the alerter learns when that triage was made, and so how long to wait."""
+    now = datetime.now(UTC)
+    submitted, triaged = critical_report(now, unit="等待站", place="4站台")
+    report_id = submitted.payload.report_id
     second_id = uuid4()
     second = ReportTriaged.caused_by(
         submitted,
@@ -525,33 +535,7 @@ async def test_an_alert_whose_triage_is_read_first_waits_for_the_reports_place(
     config = running_stack
     unit = f"先判站{uuid4().hex[:6]}"
     secret = new_secret()
-    report_id = uuid4()
-    now = datetime.now(UTC)
-    submitted = ReportSubmitted.first(
-        key=str(report_id),
-        actor=Actor(kind=ActorKind.REPORTER, id="w-7"),
-        payload=ReportSubmittedPayload(
-            report_id=report_id,
-            text="7站台冒烟",
-            unit=unit,
-            place="7站台",
-            captured_at=now,
-            received_at=now,
-        ),
-    )
-    triaged = ReportTriaged.caused_by(
-        submitted,
-        key=str(report_id),
-        actor=Actor(kind=ActorKind.SERVICE, id="triage"),
-        payload=ReportTriagedPayload(
-            report_id=report_id,
-            incident_id=report_id,
-            severity=Severity.CRITICAL,
-            rule_set_version="early",
-            reasons=[],
-            captured_at=now,
-        ),
-    )
+    submitted, triaged = critical_report(datetime.now(UTC), unit=unit, place="7站台")
     async with WebhookReceiver(secret) as hooks:
         # Only a route that asks nothing of unit or place can take an incident whose
         # report is not read yet; it is put back as it was after, as it takes any alert.
