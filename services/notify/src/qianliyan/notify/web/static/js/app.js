@@ -906,8 +906,7 @@ async function explain(failure, incidentId, sentVersion) {
     const before = view.detail?.incident_id === incidentId ? view.detail : null;
     const added = fresh && view.selected === incidentId ? showDetail(fresh) : [];
     if (fresh && fresh.version !== sentVersion) {
-      // What changed, newest last: from the timeline, else what the dispatcher sees of it
-      // (a report's text and place arrive after its triage, and leave no entry).
+      // What changed, newest last, from the timeline.
       const changes = added
         .slice(-3)
         .map(
