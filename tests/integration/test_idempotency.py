@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
 from qianliyan.stack.config import StackConfig
@@ -85,4 +86,84 @@ async def test_a_retry_after_ingest_restarted_gets_the_same_answer(
     retried = await submit(running_stack, report, [], idempotency_key=key)
     assert retried.status_code == 202
     assert retried.json() == first.json()
+    assert len(await submitted_events(running_stack, first.json()["report_id"])) == 1
+
+
+async def test_a_retry_under_a_fresh_header_with_the_same_report_id_is_the_same_report(
+    running_stack: StackConfig,
+) -> None:
+    # A client that makes a new Idempotency-Key for each attempt, and keeps its own id.
+    report = {"text": "接触网挂异物", "client_report_id": f"phone-{uuid4()}", "reporter_id": "w-4"}
+    photo = jpeg_photo()
+    first = await submit(running_stack, report, [photo], idempotency_key=str(uuid4()))
+    retried = await submit(running_stack, report, [photo], idempotency_key=str(uuid4()))
+    without_header = await submit(running_stack, report, [photo])
+    assert first.status_code == retried.status_code == without_header.status_code == 202
+    assert retried.json() == without_header.json() == first.json()
+    assert len(await submitted_events(running_stack, first.json()["report_id"])) == 1
+
+
+async def test_retries_under_fresh_headers_racing_the_first_request_create_one_report(
+    running_stack: StackConfig,
+) -> None:
+    report = {"text": "站台雨棚漏水", "client_report_id": f"phone-{uuid4()}", "reporter_id": "w-5"}
+    photo = jpeg_photo()
+    answers = await asyncio.gather(
+        *(submit(running_stack, report, [photo], idempotency_key=str(uuid4())) for _ in range(6))
+    )
+    assert {answer.status_code for answer in answers} == {202}
+    report_ids = {answer.json()["report_id"] for answer in answers}
+    assert len(report_ids) == 1
+    assert len(await submitted_events(running_stack, report_ids.pop())) == 1
+
+
+async def test_a_header_and_a_report_id_that_name_two_reports_are_refused(
+    running_stack: StackConfig,
+) -> None:
+    header, phone_id = str(uuid4()), f"phone-{uuid4()}"
+    first = await submit(running_stack, {"text": "信号机灭灯"}, [], idempotency_key=header)
+    second = await submit(running_stack, {"text": "信号机灭灯", "client_report_id": phone_id}, [])
+    assert first.status_code == second.status_code == 202
+    both = await submit(
+        running_stack,
+        {"text": "信号机灭灯", "client_report_id": phone_id},
+        [],
+        idempotency_key=header,
+    )
+    assert both.status_code == 422
+    assert [error["field"] for error in both.json()["errors"]] == [
+        "header.Idempotency-Key",
+        "report.client_report_id",
+    ]
+    # Other content under a known report id names that field only.
+    other = await submit(
+        running_stack,
+        {"text": "另一件事", "client_report_id": phone_id},
+        [],
+        idempotency_key=str(uuid4()),
+    )
+    assert other.status_code == 422
+    assert [error["field"] for error in other.json()["errors"]] == ["report.client_report_id"]
+
+
+async def test_a_submission_filed_before_report_ids_were_keys_learns_its_id_from_a_retry(
+    running_stack: StackConfig,
+) -> None:
+    header, phone_id = str(uuid4()), f"phone-{uuid4()}"
+    report = {"text": "护栏倒伏", "client_report_id": phone_id, "reporter_id": "w-6"}
+    first = await submit(running_stack, report, [], idempotency_key=header)
+    assert first.status_code == 202
+    # As migration 0002 leaves a row filed under its header before it.
+    connection = await asyncpg.connect(running_stack.postgres_dsn)
+    try:
+        cleared = await connection.execute(
+            "UPDATE ingest_submissions SET client_report_key = NULL WHERE idempotency_key = $1",
+            f"w-6\x1f{header}",
+        )
+        assert cleared == "UPDATE 1"
+    finally:
+        await connection.close()
+    by_header = await submit(running_stack, report, [], idempotency_key=header)
+    by_id = await submit(running_stack, report, [], idempotency_key=str(uuid4()))
+    assert by_header.json() == by_id.json() == first.json()
     assert len(await submitted_events(running_stack, first.json()["report_id"])) == 1

@@ -9,57 +9,90 @@ from uuid import UUID
 
 import asyncpg
 
-from qianliyan.ingest.domain.idempotency import Decision, Proceed, Submission, decide
+from qianliyan.ingest.domain.idempotency import (
+    Decision,
+    KeyReused,
+    Proceed,
+    Submission,
+    SubmissionKeys,
+    decide,
+)
 from qianliyan.shared.events import new_event_id
+
+# The class of advisory locks that the ledger takes per key (with the key's hash): a space
+# of its own, apart from the single-number locks of the other services' tables.
+_LEDGER_LOCKS = 7_306_553
 
 
 class SubmissionLedger:
-    """Records, per idempotency key, which report it created and the answer given."""
+    """Records, per submission and under each of its keys, which report it created and the
+    answer given."""
 
     def __init__(self, pool: asyncpg.Pool, *, lease: timedelta) -> None:
         self.pool = pool
         self._lease = lease
 
-    async def claim(self, key: str, *, fingerprint: str) -> Decision:
-        """Claim `key` for this request, or say why this request must not do the work."""
+    async def claim(self, keys: SubmissionKeys, *, fingerprint: str) -> Decision:
+        """Claim the submission for this request, or say why this request must not do the
+        work. A submission taken over is answered under its first key (`Proceed`'s)."""
         now = datetime.now(UTC)
         async with self.pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                """
-                INSERT INTO ingest_submissions (
-                    idempotency_key, fingerprint, report_id, event_id, received_at,
-                    state, lease_until
-                )
-                VALUES ($1, $2, $3, $4, $5, 'in_flight', $6)
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING *
-                """,
-                key,
-                fingerprint,
-                new_event_id(),
-                new_event_id(),
-                now,
-                now + self._lease,
-            )
-            if row is not None:
-                return Proceed(_submission(row))
-            # Locked, so two retries racing for an abandoned claim cannot both take it over.
-            existing = await connection.fetchrow(
-                "SELECT * FROM ingest_submissions WHERE idempotency_key = $1 FOR UPDATE", key
-            )
-            assert existing is not None  # rows are never deleted while a request may race
-            decision = decide(_submission(existing), fingerprint=fingerprint, now=now)
-            if isinstance(decision, Proceed):
+            # Requests that share a key take turns from here to the commit, so two first
+            # attempts cannot both find nothing and each file a report; a row found is also
+            # locked, so two retries racing for an abandoned claim cannot both take it over.
+            for key in keys.all:
                 await connection.execute(
-                    "UPDATE ingest_submissions SET lease_until = $2, updated_at = now() "
-                    "WHERE idempotency_key = $1",
-                    key,
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LEDGER_LOCKS, key
+                )
+            existing = await connection.fetch(
+                "SELECT * FROM ingest_submissions "
+                "WHERE idempotency_key = ANY($1::text[]) OR client_report_key = ANY($1::text[]) "
+                "ORDER BY received_at FOR UPDATE",
+                keys.all,
+            )
+            if not existing:
+                row = await connection.fetchrow(
+                    """
+                    INSERT INTO ingest_submissions (
+                        idempotency_key, client_report_key, fingerprint, report_id, event_id,
+                        received_at, state, lease_until
+                    )
+                    VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7)
+                    RETURNING *
+                    """,
+                    keys.primary,
+                    keys.client_report,
+                    fingerprint,
+                    new_event_id(),
+                    new_event_id(),
+                    now,
                     now + self._lease,
                 )
+                assert row is not None
+                return Proceed(_submission(row))
+            decision = decide(
+                [_submission(row) for row in existing], keys, fingerprint=fingerprint, now=now
+            )
+            if isinstance(decision, KeyReused):
+                return decision
+            # The same content, so the same report id: a row filed before the report id was
+            # a key of its own learns it, for retries that send only that.
+            (row,) = existing
+            await connection.execute(
+                "UPDATE ingest_submissions SET "
+                "client_report_key = COALESCE(client_report_key, $2), "
+                "lease_until = CASE WHEN $3 THEN $4 ELSE lease_until END, updated_at = now() "
+                "WHERE idempotency_key = $1",
+                row["idempotency_key"],
+                keys.client_report,
+                isinstance(decision, Proceed),
+                now + self._lease,
+            )
             return decision
 
     async def accept(self, key: str, response: dict[str, Any]) -> None:
-        """Record the answer given, so every retry replays it."""
+        """Record the answer given to the submission filed under `key`, so every retry
+        replays it."""
         await self.pool.execute(
             "UPDATE ingest_submissions SET state = 'accepted', response = $2::jsonb, "
             "updated_at = now() WHERE idempotency_key = $1",
@@ -80,6 +113,7 @@ def _submission(row: asyncpg.Record) -> Submission:
     response = row["response"]
     return Submission(
         idempotency_key=row["idempotency_key"],
+        client_report_key=row["client_report_key"],
         fingerprint=row["fingerprint"],
         report_id=UUID(str(row["report_id"])),
         event_id=UUID(str(row["event_id"])),

@@ -18,12 +18,14 @@ from qianliyan.ingest.api.dependencies import IngestResources, Submitter, resour
 from qianliyan.ingest.api.uploads import photo_limits, prepare_uploads
 from qianliyan.ingest.domain.idempotency import (
     Decision,
+    KeyKind,
     KeyReused,
     Proceed,
     Replay,
     StillInFlight,
+    SubmissionKeys,
     fingerprint,
-    idempotency_key,
+    submission_keys,
 )
 from qianliyan.ingest.domain.photos import PreparedPhoto, human_size
 from qianliyan.ingest.domain.reports import (
@@ -76,7 +78,13 @@ async def submit_report(
     photos: Annotated[list[UploadFile], File(default_factory=list, description="0 to 5 photos")],
     idempotency_key_header: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=200),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Names this submission: a retry with the same key, or with the same "
+            "client_report_id, gets the first answer and makes no second report",
+        ),
     ] = None,
 ) -> Any:
     """Accept a field report: photos go to the store first, then the event to Kafka."""
@@ -117,22 +125,21 @@ async def submit_report(
         )
     prepared = await prepare_uploads(photos, photo_limits(settings))
 
-    key = idempotency_key(
+    keys = submission_keys(
         reporter_id=reporter_id,
         header_key=idempotency_key_header,
         client_report_id=form.client_report_id,
     )
-    if key is None:
+    key: str | None = None  # the ledger row's, once claimed
+    if keys is None:
         report_id, event_id, received_at = new_event_id(), new_event_id(), datetime.now(UTC)
     else:
-        key_field = (
-            "header.Idempotency-Key" if idempotency_key_header else "report.client_report_id"
-        )
         digest = fingerprint(form, [photo.sha256 for photo in prepared])
-        decision = await _claim(res, key, digest, key_field=key_field)
+        decision = await _claim(res, keys, digest)
         if isinstance(decision, Replay):
             return JSONResponse(decision.response, status_code=202)
         claimed = decision.submission
+        key = claimed.idempotency_key
         report_id, event_id, received_at = claimed.report_id, claimed.event_id, claimed.received_at
 
     try:
@@ -177,16 +184,20 @@ def _parse_form(raw: str) -> ReportForm:
         ) from None
 
 
-async def _claim(
-    res: IngestResources, key: str, digest: str, *, key_field: str
-) -> Proceed | Replay:
-    """Claim the key (sent as `key_field`), waiting a little for a first attempt that is
-    still in flight."""
+# Where each kind of key is sent, as a refusal names it.
+_KEY_FIELDS: dict[KeyKind, str] = {
+    "header": "header.Idempotency-Key",
+    "client_report": "report.client_report_id",
+}
+
+
+async def _claim(res: IngestResources, keys: SubmissionKeys, digest: str) -> Proceed | Replay:
+    """Claim the submission, waiting a little for a first attempt that is still in flight."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + res.settings.in_flight_wait_s
     while True:
         try:
-            decision: Decision = await res.ledger.claim(key, fingerprint=digest)
+            decision: Decision = await res.ledger.claim(keys, fingerprint=digest)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -202,8 +213,11 @@ async def _claim(
                 "report; use a new key for a new report.",
                 errors=[
                     field_problem(
-                        key_field, "used_for_another_report", "already used for a different report"
+                        _KEY_FIELDS[kind],
+                        "used_for_another_report",
+                        "already used for a different report",
                     )
+                    for kind in decision.kinds
                 ],
             )
         assert isinstance(decision, StillInFlight)

@@ -1,13 +1,17 @@
-"""Deciding what a possibly-repeated submission should get, from the ledger's row.
+"""Deciding what a possibly-repeated submission should get, from the ledger's rows.
 
-A phone on a bad network resends when it saw no answer. The same idempotency key with
-the same content must get the first answer; with different content it is a client bug.
+A phone on a bad network resends when it saw no answer. It names its submission by an
+`Idempotency-Key` header, by its own report id (`client_report_id`), or by both; a retry
+that repeats either is the same submission, even when the other changed (a client that
+makes a fresh header for each attempt). The same key with the same content must get
+the first answer; with different content it is a client bug.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +25,7 @@ class Submission:
     """A ledger row: one idempotency key and what became of it."""
 
     idempotency_key: str
+    client_report_key: str | None
     fingerprint: str
     report_id: UUID
     event_id: UUID
@@ -49,20 +54,60 @@ class StillInFlight:
     """The first attempt is being processed right now."""
 
 
+KeyKind = Literal["header", "client_report"]
+
+
 @dataclass(frozen=True, slots=True)
 class KeyReused:
-    """The key was used before for a different report."""
+    """A key was used before for a different report: each kind of key that names one."""
+
+    kinds: tuple[KeyKind, ...]
 
 
 Decision = Proceed | Replay | StillInFlight | KeyReused
 
 
-def idempotency_key(
+@dataclass(frozen=True, slots=True)
+class SubmissionKeys:
+    """How a submission is named in the ledger, each key scoped to its reporter: the
+    `Idempotency-Key` header and the phone's own report id, either of which may be absent.
+    They share one namespace, as our page sends the same value for both."""
+
+    header: str | None
+    client_report: str | None
+
+    @property
+    def primary(self) -> str:
+        """The key a new ledger row is filed under: the header, else the report id."""
+        primary = self.header or self.client_report
+        assert primary is not None  # `submission_keys` makes none without a key
+        return primary
+
+    @property
+    def all(self) -> list[str]:
+        """Every distinct key, in a fixed order (locks are taken in it)."""
+        return sorted({key for key in (self.header, self.client_report) if key is not None})
+
+    def kinds_of(self, submission: Submission) -> tuple[KeyKind, ...]:
+        """Which of these keys name `submission` (by either of its keys)."""
+        held = {submission.idempotency_key, submission.client_report_key} - {None}
+        named: list[tuple[KeyKind, str | None]] = [
+            ("header", self.header),
+            ("client_report", self.client_report),
+        ]
+        return tuple(kind for kind, key in named if key in held)
+
+
+def submission_keys(
     *, reporter_id: str, header_key: str | None, client_report_id: str | None
-) -> str | None:
-    """The ledger key: the header, else the phone's report id, scoped to the reporter."""
-    key = header_key or client_report_id
-    return f"{reporter_id}\x1f{key}" if key else None
+) -> SubmissionKeys | None:
+    """The ledger keys of a submission, or None when it names itself by neither."""
+    if not header_key and not client_report_id:
+        return None
+    return SubmissionKeys(
+        header=f"{reporter_id}\x1f{header_key}" if header_key else None,
+        client_report=f"{reporter_id}\x1f{client_report_id}" if client_report_id else None,
+    )
 
 
 def fingerprint(form: ReportForm, photo_hashes: list[str]) -> str:
@@ -72,12 +117,18 @@ def fingerprint(form: ReportForm, photo_hashes: list[str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def decide(existing: Submission, *, fingerprint: str, now: datetime) -> Decision:
-    """What a request whose key is already in the ledger gets."""
-    if existing.fingerprint != fingerprint:
-        return KeyReused()
-    if existing.state == "accepted" and existing.response is not None:
-        return Replay(existing.response)
-    if existing.lease_until > now:
+def decide(
+    existing: Sequence[Submission], keys: SubmissionKeys, *, fingerprint: str, now: datetime
+) -> Decision:
+    """What a request gets whose keys name `existing` in the ledger (one or more rows)."""
+    if len(existing) > 1:
+        # The header names one report and the report id another: neither can be a retry.
+        return KeyReused(("header", "client_report"))
+    (submission,) = existing
+    if submission.fingerprint != fingerprint:
+        return KeyReused(keys.kinds_of(submission))
+    if submission.state == "accepted" and submission.response is not None:
+        return Replay(submission.response)
+    if submission.lease_until > now:
         return StillInFlight()
-    return Proceed(existing)
+    return Proceed(submission)

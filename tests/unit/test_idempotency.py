@@ -1,0 +1,88 @@
+"""What a possibly repeated submission gets, from the ledger rows its keys name."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from qianliyan.ingest.domain.idempotency import (
+    KeyReused,
+    Proceed,
+    Replay,
+    StillInFlight,
+    Submission,
+    SubmissionKeys,
+    decide,
+    submission_keys,
+)
+
+NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+
+def filed(
+    key: str,
+    client_report_key: str | None = None,
+    *,
+    fingerprint: str = "same",
+    accepted: bool = False,
+    lease_left: timedelta = timedelta(seconds=-1),
+) -> Submission:
+    return Submission(
+        idempotency_key=key,
+        client_report_key=client_report_key,
+        fingerprint=fingerprint,
+        report_id=uuid4(),
+        event_id=uuid4(),
+        received_at=NOW - timedelta(minutes=1),
+        state="accepted" if accepted else "in_flight",
+        lease_until=NOW + lease_left,
+        response={"report_id": "r"} if accepted else None,
+    )
+
+
+def test_each_key_is_scoped_to_its_reporter_and_either_may_be_missing() -> None:
+    both = submission_keys(reporter_id="w-1", header_key="h", client_report_id="c")
+    assert both == SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc")
+    assert both.primary == "w-1\x1fh"
+    assert both.all == ["w-1\x1fc", "w-1\x1fh"]
+    only_id = submission_keys(reporter_id="w-1", header_key=None, client_report_id="c")
+    assert only_id is not None and only_id.primary == "w-1\x1fc"
+    assert only_id.all == ["w-1\x1fc"]
+    same = submission_keys(reporter_id="w-1", header_key="c", client_report_id="c")
+    assert same is not None and same.all == ["w-1\x1fc"]
+    assert submission_keys(reporter_id="w-1", header_key=None, client_report_id=None) is None
+
+
+def test_a_retry_found_by_its_report_id_under_a_fresh_header_gets_the_first_answer() -> None:
+    first = filed("w-1\x1fh1", "w-1\x1fc", accepted=True)
+    keys = SubmissionKeys(header="w-1\x1fh2", client_report="w-1\x1fc")
+    assert decide([first], keys, fingerprint="same", now=NOW) == Replay({"report_id": "r"})
+
+
+def test_an_abandoned_claim_is_taken_over_and_a_live_one_waited_for() -> None:
+    keys = SubmissionKeys(header=None, client_report="w-1\x1fc")
+    abandoned = filed("w-1\x1fc", "w-1\x1fc")
+    assert decide([abandoned], keys, fingerprint="same", now=NOW) == Proceed(abandoned)
+    live = filed("w-1\x1fc", "w-1\x1fc", lease_left=timedelta(seconds=30))
+    assert decide([live], keys, fingerprint="same", now=NOW) == StillInFlight()
+
+
+def test_a_key_used_for_other_content_names_the_field_it_came_in() -> None:
+    other = filed("w-1\x1fh", "w-1\x1fc-old", fingerprint="other")
+    by_header = SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc-new")
+    assert decide([other], by_header, fingerprint="same", now=NOW) == KeyReused(("header",))
+    by_id = SubmissionKeys(header="w-1\x1fh-new", client_report="w-1\x1fc-old")
+    assert decide([other], by_id, fingerprint="same", now=NOW) == KeyReused(("client_report",))
+    # A key that is not sent names nothing, though the row has no report id either.
+    header_only = filed("w-1\x1fh", fingerprint="other")
+    bare = SubmissionKeys(header="w-1\x1fh", client_report=None)
+    assert decide([header_only], bare, fingerprint="same", now=NOW) == KeyReused(("header",))
+    # The namespace is one: a header equal to another submission's report id finds it.
+    crossed = SubmissionKeys(header="w-1\x1fc-old", client_report=None)
+    assert decide([other], crossed, fingerprint="same", now=NOW) == KeyReused(("header",))
+
+
+def test_a_header_and_a_report_id_that_name_two_reports_are_both_refused() -> None:
+    keys = SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc")
+    rows = [filed("w-1\x1fh"), filed("w-1\x1fc", "w-1\x1fc")]
+    assert decide(rows, keys, fingerprint="same", now=NOW) == KeyReused(("header", "client_report"))
