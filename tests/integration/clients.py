@@ -14,6 +14,7 @@ import httpx
 from aiokafka import ConsumerRecord
 from minio import Minio
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from qianliyan.shared.access.policy import MACHINE_SCOPES
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
@@ -208,3 +209,23 @@ def default_rules_with(version: str, old: str, new: str) -> LoadedRules:
 def triage_settings(config: StackConfig) -> TriageSettings:
     """Triage's settings pointed at the suite's Kafka, for running re-triage from a test."""
     return TriageSettings(kafka=KafkaSettings(bootstrap_servers=config.kafka_bootstrap))
+
+
+async def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Samples by name, each keyed by its sorted labels."""
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{port}/metrics")
+    assert answer.status_code == 200
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(answer.text):
+        samples.setdefault(family.name, {})
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            samples.setdefault(sample.name, {})[key] = sample.value
+    return samples
+
+
+def total(samples: dict[tuple[tuple[str, str], ...], float], **labels: str) -> float:
+    """The sum of the samples that carry `labels` (among others)."""
+    wanted = set(labels.items())
+    return sum(value for key, value in samples.items() if wanted <= set(key))

@@ -10,7 +10,7 @@ import pytest
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
-from tests.integration.clients import jpeg_photo, submit, submitted_events
+from tests.integration.clients import jpeg_photo, scrape, submit, submitted_events, total
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +167,54 @@ async def test_a_submission_filed_before_report_ids_were_keys_learns_its_id_from
     by_id = await submit(running_stack, report, [], idempotency_key=str(uuid4()))
     assert by_header.json() == by_id.json() == first.json()
     assert len(await submitted_events(running_stack, first.json()["report_id"])) == 1
+
+
+async def replays(config: StackConfig) -> dict[str, float]:
+    """Ingest's count of retries given their first answer, by whether photos were decoded."""
+    samples = (await scrape(config.ingest_port)).get("qianliyan_submissions_replayed_total", {})
+    return {photos: total(samples, photos=photos) for photos in ("decoded", "not_decoded")}
+
+
+async def test_a_retry_that_resends_the_same_photos_is_answered_without_decoding_them(
+    running_stack: StackConfig,
+) -> None:
+    report = {"text": "雨棚玻璃破裂", "client_report_id": f"phone-{uuid4()}", "reporter_id": "w-7"}
+    photos = [jpeg_photo(), jpeg_photo((640, 480))]
+    first = await submit(running_stack, report, photos)
+    before = await replays(running_stack)
+    retried = await submit(running_stack, report, photos)
+    assert retried.status_code == 202
+    assert retried.json() == first.json()
+    assert await replays(running_stack) == before | {"not_decoded": before["not_decoded"] + 1}
+    # Other bytes under the same id are decoded, and refused as another report's.
+    changed = await submit(running_stack, report, [photos[1], photos[0]])
+    assert changed.status_code == 422
+    assert await replays(running_stack) == before | {"not_decoded": before["not_decoded"] + 1}
+
+
+async def test_a_submission_filed_before_photos_were_fingerprinted_as_sent_learns_it(
+    running_stack: StackConfig,
+) -> None:
+    phone_id = f"phone-{uuid4()}"
+    report = {"text": "电缆槽盖板缺失", "client_report_id": phone_id, "reporter_id": "w-8"}
+    photo = jpeg_photo()
+    first = await submit(running_stack, report, [photo])
+    # As migration 0003 leaves a row filed before it.
+    connection = await asyncpg.connect(running_stack.postgres_dsn)
+    try:
+        cleared = await connection.execute(
+            "UPDATE ingest_submissions SET sent_fingerprint = NULL WHERE idempotency_key = $1",
+            f"w-8\x1f{phone_id}",
+        )
+        assert cleared == "UPDATE 1"
+    finally:
+        await connection.close()
+    before = await replays(running_stack)
+    decoded = await submit(running_stack, report, [photo])
+    assert await replays(running_stack) == before | {"decoded": before["decoded"] + 1}
+    not_decoded = await submit(running_stack, report, [photo])
+    assert decoded.json() == not_decoded.json() == first.json()
+    assert await replays(running_stack) == {
+        "decoded": before["decoded"] + 1,
+        "not_decoded": before["not_decoded"] + 1,
+    }

@@ -5,34 +5,13 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from qianliyan.stack.config import StackConfig
 from tests.integration.alert_receivers import alert_known
-from tests.integration.clients import submit
+from tests.integration.clients import scrape, submit, total
 
 pytestmark = pytest.mark.integration
-
-
-async def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """Samples by name, each keyed by its sorted labels."""
-    async with httpx.AsyncClient() as client:
-        answer = await client.get(f"http://127.0.0.1:{port}/metrics")
-    assert answer.status_code == 200
-    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(answer.text):
-        samples.setdefault(family.name, {})
-        for sample in family.samples:
-            key = tuple(sorted(sample.labels.items()))
-            samples.setdefault(sample.name, {})[key] = sample.value
-    return samples
-
-
-def total(samples: dict[tuple[tuple[str, str], ...], float], **labels: str) -> float:
-    wanted = set(labels.items())
-    return sum(value for key, value in samples.items() if wanted <= set(key))
 
 
 async def test_each_service_counts_its_work(running_stack: StackConfig) -> None:

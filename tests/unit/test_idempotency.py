@@ -12,9 +12,12 @@ from qianliyan.ingest.domain.idempotency import (
     StillInFlight,
     Submission,
     SubmissionKeys,
+    answer_before_photos,
     decide,
+    fingerprint_as_sent,
     submission_keys,
 )
+from qianliyan.ingest.domain.reports import ReportForm
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
@@ -26,11 +29,13 @@ def filed(
     fingerprint: str = "same",
     accepted: bool = False,
     lease_left: timedelta = timedelta(seconds=-1),
+    sent_fingerprint: str | None = None,
 ) -> Submission:
     return Submission(
         idempotency_key=key,
         client_report_key=client_report_key,
         fingerprint=fingerprint,
+        sent_fingerprint=sent_fingerprint,
         report_id=uuid4(),
         event_id=uuid4(),
         received_at=NOW - timedelta(minutes=1),
@@ -86,3 +91,26 @@ def test_a_header_and_a_report_id_that_name_two_reports_are_both_refused() -> No
     keys = SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc")
     rows = [filed("w-1\x1fh"), filed("w-1\x1fc", "w-1\x1fc")]
     assert decide(rows, keys, fingerprint="same", now=NOW) == KeyReused(("header", "client_report"))
+
+
+def test_a_retry_is_answered_before_its_photos_only_when_sent_as_the_accepted_one() -> None:
+    form = ReportForm(text="站台积水", client_report_id="c")
+    sent = fingerprint_as_sent(form, [b"\xff\xd8one", b"\xff\xd8two"])
+    assert sent == fingerprint_as_sent(form, [b"\xff\xd8one", b"\xff\xd8two"])
+    assert sent != fingerprint_as_sent(form, [b"\xff\xd8two", b"\xff\xd8one"])
+    keys = SubmissionKeys(header="w-1\x1fh2", client_report="w-1\x1fc")
+    accepted = filed("w-1\x1fh1", "w-1\x1fc", accepted=True, sent_fingerprint=sent)
+    assert answer_before_photos([accepted], keys, sent) == Replay({"report_id": "r"})
+    assert answer_before_photos([accepted], keys, "other bytes") is None
+    # Not yet answered, filed before photos were fingerprinted so, named twice, or not yet
+    # holding the report id: the photos are decoded and `decide` answers.
+    in_flight = filed("w-1\x1fc", "w-1\x1fc", sent_fingerprint=sent)
+    assert answer_before_photos([in_flight], keys, sent) is None
+    unknown = filed("w-1\x1fc", "w-1\x1fc", accepted=True)
+    assert answer_before_photos([unknown], keys, sent) is None
+    twice = [accepted, filed("w-1\x1fh2", accepted=True)]
+    assert answer_before_photos(twice, keys, sent) is None
+    without_id = filed("w-1\x1fh2", accepted=True, sent_fingerprint=sent)
+    assert answer_before_photos([without_id], keys, sent) is None
+    by_header_only = SubmissionKeys(header="w-1\x1fh2", client_report=None)
+    assert answer_before_photos([without_id], by_header_only, sent) == Replay({"report_id": "r"})

@@ -36,6 +36,12 @@ CONSUMER_LAG = Gauge(
     "Records between this member's position and the end of the partition",
     ["group", "topic", "partition"],
 )
+SUBMISSIONS_REPLAYED = Counter(
+    "qianliyan_submissions_replayed",
+    "Retries of an accepted report given its first answer, by whether their photos were "
+    "decoded first (they are not when sent as before)",
+    ["photos"],
+)
 DELIVERIES = Counter(
     "qianliyan_alert_deliveries", "Alert delivery attempts by outcome", ["channel", "outcome"]
 )

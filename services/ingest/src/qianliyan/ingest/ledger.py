@@ -19,6 +19,12 @@ from qianliyan.ingest.domain.idempotency import (
 )
 from qianliyan.shared.events import new_event_id
 
+_NAMED_BY_KEYS = (
+    "SELECT * FROM ingest_submissions "
+    "WHERE idempotency_key = ANY($1::text[]) OR client_report_key = ANY($1::text[]) "
+    "ORDER BY received_at"
+)
+
 # The class of advisory locks that the ledger takes per key (with the key's hash): a space
 # of its own, apart from the single-number locks of the other services' tables.
 _LEDGER_LOCKS = 7_306_553
@@ -32,7 +38,14 @@ class SubmissionLedger:
         self.pool = pool
         self._lease = lease
 
-    async def claim(self, keys: SubmissionKeys, *, fingerprint: str) -> Decision:
+    async def filed_under(self, keys: SubmissionKeys) -> list[Submission]:
+        """The submissions that any of `keys` names, as they stand (nothing is claimed)."""
+        rows = await self.pool.fetch(_NAMED_BY_KEYS, keys.all)
+        return [_submission(row) for row in rows]
+
+    async def claim(
+        self, keys: SubmissionKeys, *, fingerprint: str, sent_fingerprint: str | None
+    ) -> Decision:
         """Claim the submission for this request, or say why this request must not do the
         work. A submission taken over is answered under its first key (`Proceed`'s)."""
         now = datetime.now(UTC)
@@ -44,25 +57,21 @@ class SubmissionLedger:
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LEDGER_LOCKS, key
                 )
-            existing = await connection.fetch(
-                "SELECT * FROM ingest_submissions "
-                "WHERE idempotency_key = ANY($1::text[]) OR client_report_key = ANY($1::text[]) "
-                "ORDER BY received_at FOR UPDATE",
-                keys.all,
-            )
+            existing = await connection.fetch(f"{_NAMED_BY_KEYS} FOR UPDATE", keys.all)
             if not existing:
                 row = await connection.fetchrow(
                     """
                     INSERT INTO ingest_submissions (
-                        idempotency_key, client_report_key, fingerprint, report_id, event_id,
-                        received_at, state, lease_until
+                        idempotency_key, client_report_key, fingerprint, sent_fingerprint,
+                        report_id, event_id, received_at, state, lease_until
                     )
-                    VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_flight', $8)
                     RETURNING *
                     """,
                     keys.primary,
                     keys.client_report,
                     fingerprint,
+                    sent_fingerprint,
                     new_event_id(),
                     new_event_id(),
                     now,
@@ -75,16 +84,18 @@ class SubmissionLedger:
             )
             if isinstance(decision, KeyReused):
                 return decision
-            # The same content, so the same report id: a row filed before the report id was
-            # a key of its own learns it, for retries that send only that.
+            # The same content, so the same report id and photos: a row filed before either
+            # was recorded (migrations 0002 and 0003) learns them, for the retries after.
             (row,) = existing
             await connection.execute(
                 "UPDATE ingest_submissions SET "
                 "client_report_key = COALESCE(client_report_key, $2), "
-                "lease_until = CASE WHEN $3 THEN $4 ELSE lease_until END, updated_at = now() "
+                "sent_fingerprint = COALESCE(sent_fingerprint, $3), "
+                "lease_until = CASE WHEN $4 THEN $5 ELSE lease_until END, updated_at = now() "
                 "WHERE idempotency_key = $1",
                 row["idempotency_key"],
                 keys.client_report,
+                sent_fingerprint,
                 isinstance(decision, Proceed),
                 now + self._lease,
             )
@@ -115,6 +126,7 @@ def _submission(row: asyncpg.Record) -> Submission:
         idempotency_key=row["idempotency_key"],
         client_report_key=row["client_report_key"],
         fingerprint=row["fingerprint"],
+        sent_fingerprint=row["sent_fingerprint"],
         report_id=UUID(str(row["report_id"])),
         event_id=UUID(str(row["event_id"])),
         received_at=row["received_at"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -15,7 +17,7 @@ from minio.error import S3Error
 from pydantic import BaseModel
 
 from qianliyan.ingest.api.dependencies import IngestResources, Submitter, resources
-from qianliyan.ingest.api.uploads import photo_limits, prepare_uploads
+from qianliyan.ingest.api.uploads import photo_limits, prepare_sent, read_uploads
 from qianliyan.ingest.domain.idempotency import (
     Decision,
     KeyKind,
@@ -24,7 +26,9 @@ from qianliyan.ingest.domain.idempotency import (
     Replay,
     StillInFlight,
     SubmissionKeys,
+    answer_before_photos,
     fingerprint,
+    fingerprint_as_sent,
     submission_keys,
 )
 from qianliyan.ingest.domain.photos import PreparedPhoto, human_size
@@ -41,6 +45,7 @@ from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import PhotoRef, ReportSubmitted, new_event_id
 from qianliyan.shared.field_errors import field_problem
 from qianliyan.shared.http import Problem, unavailable
+from qianliyan.shared.metrics import SUBMISSIONS_REPLAYED
 from qianliyan.shared.storage import (
     photo_key,
     preview_key,
@@ -123,20 +128,31 @@ async def submit_report(
             f"The photos add up to {human_size(total_bytes)}; the limit per report is "
             f"{human_size(settings.max_report_bytes)}. Send fewer photos or smaller ones.",
         )
-    prepared = await prepare_uploads(photos, photo_limits(settings))
-
+    limits = photo_limits(settings)
+    sent = await read_uploads(photos, limits)
     keys = submission_keys(
         reporter_id=reporter_id,
         header_key=idempotency_key_header,
         client_report_id=form.client_report_id,
     )
+    sent_digest: str | None = None
+    readable = [photo for photo in sent if isinstance(photo, bytes)]
+    if keys is not None and len(readable) == len(sent):
+        # A retry resends the same bytes: answered here, its photos are not decoded again.
+        sent_digest = await asyncio.to_thread(fingerprint_as_sent, form, readable)
+        if early := await _answer_before_photos(res, keys, sent_digest):
+            SUBMISSIONS_REPLAYED.labels("not_decoded").inc()
+            return JSONResponse(early.response, status_code=202)
+    prepared = await prepare_sent(sent, limits)
+
     key: str | None = None  # the ledger row's, once claimed
     if keys is None:
         report_id, event_id, received_at = new_event_id(), new_event_id(), datetime.now(UTC)
     else:
         digest = fingerprint(form, [photo.sha256 for photo in prepared])
-        decision = await _claim(res, keys, digest)
+        decision = await _claim(res, keys, digest, sent_digest)
         if isinstance(decision, Replay):
+            SUBMISSIONS_REPLAYED.labels("decoded").inc()
             return JSONResponse(decision.response, status_code=202)
         claimed = decision.submission
         key = claimed.idempotency_key
@@ -191,18 +207,36 @@ _KEY_FIELDS: dict[KeyKind, str] = {
 }
 
 
-async def _claim(res: IngestResources, keys: SubmissionKeys, digest: str) -> Proceed | Replay:
+@contextmanager
+def _ledger_outage_is_503() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("submission ledger unavailable: %s", exc)
+        raise unavailable("The report ledger is unavailable; retry shortly.") from None
+
+
+async def _answer_before_photos(
+    res: IngestResources, keys: SubmissionKeys, sent_digest: str
+) -> Replay | None:
+    with _ledger_outage_is_503():
+        existing = await res.ledger.filed_under(keys)
+    return answer_before_photos(existing, keys, sent_digest)
+
+
+async def _claim(
+    res: IngestResources, keys: SubmissionKeys, digest: str, sent_digest: str | None
+) -> Proceed | Replay:
     """Claim the submission, waiting a little for a first attempt that is still in flight."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + res.settings.in_flight_wait_s
     while True:
-        try:
-            decision: Decision = await res.ledger.claim(keys, fingerprint=digest)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("submission ledger unavailable: %s", exc)
-            raise unavailable("The report ledger is unavailable; retry shortly.") from None
+        with _ledger_outage_is_503():
+            decision: Decision = await res.ledger.claim(
+                keys, fingerprint=digest, sent_fingerprint=sent_digest
+            )
         if isinstance(decision, Proceed | Replay):
             return decision
         if isinstance(decision, KeyReused):

@@ -45,21 +45,39 @@ async def _in_worker(
         return await asyncio.to_thread(_prepare, position, data, limits)
 
 
-async def _outcome(
-    position: int, upload: UploadFile, limits: PhotoLimits
-) -> PreparedPhoto | PhotoRejected:
+# An upload as read: its bytes (one past the limit at most), or its refusal by the size the
+# form parser saw, which the sender knows.
+SentPhoto = bytes | PhotoRejected
+
+
+async def _read(position: int, upload: UploadFile, limits: PhotoLimits) -> SentPhoto:
     # The form parser holds the whole file, so its size is known: past the limit, it is
-    # refused by that size (the one the sender knows), neither read nor decoded.
+    # refused by that size, neither read nor decoded.
     if upload.size is not None and upload.size > limits.max_bytes:
         return too_large(position, upload.size, limits)
     # Read one byte past the limit: enough to know a photo is too large, never more.
-    return await _in_worker(position, await upload.read(limits.max_bytes + 1), limits)
+    return await upload.read(limits.max_bytes + 1)
 
 
-async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> list[PreparedPhoto]:
-    """Every uploaded photo prepared, or one 422 listing each refused photo and why."""
+async def read_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> list[SentPhoto]:
+    """Each uploaded photo as sent, in order, not yet decoded."""
+    return await asyncio.gather(
+        *(_read(position, upload, limits) for position, upload in enumerate(uploads, start=1))
+    )
+
+
+async def _outcome(
+    position: int, sent: SentPhoto, limits: PhotoLimits
+) -> PreparedPhoto | PhotoRejected:
+    if isinstance(sent, PhotoRejected):
+        return sent
+    return await _in_worker(position, sent, limits)
+
+
+async def prepare_sent(sent: list[SentPhoto], limits: PhotoLimits) -> list[PreparedPhoto]:
+    """Every photo read prepared, or one 422 listing each refused photo and why."""
     outcomes = await asyncio.gather(
-        *(_outcome(position, upload, limits) for position, upload in enumerate(uploads, start=1))
+        *(_outcome(position, photo, limits) for position, photo in enumerate(sent, start=1))
     )
     prepared = [o for o in outcomes if isinstance(o, PreparedPhoto)]
     rejected = [o for o in outcomes if isinstance(o, PhotoRejected)]
@@ -74,3 +92,8 @@ async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> lis
             ],
         )
     return prepared
+
+
+async def prepare_uploads(uploads: list[UploadFile], limits: PhotoLimits) -> list[PreparedPhoto]:
+    """Every uploaded photo prepared, or one 422 listing each refused photo and why."""
+    return await prepare_sent(await read_uploads(uploads, limits), limits)

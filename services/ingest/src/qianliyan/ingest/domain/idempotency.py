@@ -27,6 +27,7 @@ class Submission:
     idempotency_key: str
     client_report_key: str | None
     fingerprint: str
+    sent_fingerprint: str | None
     report_id: UUID
     event_id: UUID
     received_at: datetime
@@ -111,10 +112,34 @@ def submission_keys(
 
 
 def fingerprint(form: ReportForm, photo_hashes: list[str]) -> str:
-    """A digest of everything the reporter sent, to tell a retry from a reused key."""
+    """A digest of everything the reporter sent (its photos as prepared), to tell a retry
+    from a reused key."""
     document = {"report": form.model_dump(mode="json"), "photos": photo_hashes}
     canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def fingerprint_as_sent(form: ReportForm, photos: Sequence[bytes]) -> str:
+    """A digest of the report and of its photos' bytes as sent, before they are decoded:
+    a retry resends the same bytes, so it can be answered without decoding them again."""
+    return fingerprint(form, [hashlib.sha256(photo).hexdigest() for photo in photos])
+
+
+def answer_before_photos(
+    existing: Sequence[Submission], keys: SubmissionKeys, sent_fingerprint: str
+) -> Replay | None:
+    """The first answer, when the request's keys name one accepted submission whose photos
+    were sent as these were; else None, and the photos decide (`decide`). A submission
+    that does not hold the request's report id yet is left to `decide` too, whose claim
+    records it."""
+    if len(existing) != 1:
+        return None
+    (submission,) = existing
+    if submission.sent_fingerprint != sent_fingerprint or submission.response is None:
+        return None
+    if keys.client_report is not None and "client_report" not in keys.kinds_of(submission):
+        return None
+    return Replay(submission.response) if submission.state == "accepted" else None
 
 
 def decide(
