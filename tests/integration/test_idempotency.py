@@ -15,6 +15,19 @@ from tests.integration.clients import jpeg_photo, scrape, submit, submitted_even
 pytestmark = pytest.mark.integration
 
 
+async def change_ledger(config: StackConfig, filed_under: str, assignments: str) -> None:
+    """Set `assignments` (SQL) on the one ledger row filed under `filed_under`."""
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        changed = await connection.execute(
+            f"UPDATE ingest_submissions SET {assignments} WHERE idempotency_key = $1",
+            filed_under,
+        )
+        assert changed == "UPDATE 1"
+    finally:
+        await connection.close()
+
+
 async def test_a_retry_with_the_same_key_gets_the_same_answer(running_stack: StackConfig) -> None:
     key = str(uuid4())
     report = {"text": "K56+300 断轨", "reporter_id": "inspector-3"}
@@ -117,16 +130,22 @@ async def test_retries_under_fresh_headers_racing_the_first_request_create_one_r
     assert len(await submitted_events(running_stack, report_ids.pop())) == 1
 
 
-async def test_a_header_and_a_report_id_that_name_two_reports_are_refused(
+async def test_a_header_and_a_report_id_that_name_other_reports_are_refused(
     running_stack: StackConfig,
 ) -> None:
     header, phone_id = str(uuid4()), f"phone-{uuid4()}"
     first = await submit(running_stack, {"text": "信号机灭灯"}, [], idempotency_key=header)
-    second = await submit(running_stack, {"text": "信号机灭灯", "client_report_id": phone_id}, [])
+    by_id = {"text": "信号机灭灯", "client_report_id": phone_id}
+    second = await submit(running_stack, by_id, [])
     assert first.status_code == second.status_code == 202
+    # The second report's content under the first one's header is the second's retry.
+    retried = await submit(running_stack, by_id, [], idempotency_key=header)
+    assert retried.status_code == 202
+    assert retried.json() == second.json()
+    # Content of neither: each key names another report.
     both = await submit(
         running_stack,
-        {"text": "信号机灭灯", "client_report_id": phone_id},
+        {"text": "信号机灭灯，已恢复", "client_report_id": phone_id},
         [],
         idempotency_key=header,
     )
@@ -154,15 +173,7 @@ async def test_a_submission_filed_before_report_ids_were_keys_learns_its_id_from
     first = await submit(running_stack, report, [], idempotency_key=header)
     assert first.status_code == 202
     # As migration 0002 leaves a row filed under its header before it.
-    connection = await asyncpg.connect(running_stack.postgres_dsn)
-    try:
-        cleared = await connection.execute(
-            "UPDATE ingest_submissions SET client_report_key = NULL WHERE idempotency_key = $1",
-            f"w-6\x1f{header}",
-        )
-        assert cleared == "UPDATE 1"
-    finally:
-        await connection.close()
+    await change_ledger(running_stack, f"w-6\x1f{header}", "client_report_key = NULL")
     by_header = await submit(running_stack, report, [], idempotency_key=header)
     by_id = await submit(running_stack, report, [], idempotency_key=str(uuid4()))
     assert by_header.json() == by_id.json() == first.json()
@@ -200,15 +211,7 @@ async def test_a_submission_filed_before_photos_were_fingerprinted_as_sent_learn
     photo = jpeg_photo()
     first = await submit(running_stack, report, [photo])
     # As migration 0003 leaves a row filed before it.
-    connection = await asyncpg.connect(running_stack.postgres_dsn)
-    try:
-        cleared = await connection.execute(
-            "UPDATE ingest_submissions SET sent_fingerprint = NULL WHERE idempotency_key = $1",
-            f"w-8\x1f{phone_id}",
-        )
-        assert cleared == "UPDATE 1"
-    finally:
-        await connection.close()
+    await change_ledger(running_stack, f"w-8\x1f{phone_id}", "sent_fingerprint = NULL")
     before = await replays(running_stack)
     decoded = await submit(running_stack, report, [photo])
     assert await replays(running_stack) == before | {"decoded": before["decoded"] + 1}
@@ -218,3 +221,25 @@ async def test_a_submission_filed_before_photos_were_fingerprinted_as_sent_learn
         "decoded": before["decoded"] + 1,
         "not_decoded": before["not_decoded"] + 1,
     }
+
+
+async def test_a_retry_under_a_fresh_header_takes_over_an_abandoned_first_attempt(
+    running_stack: StackConfig,
+) -> None:
+    header, phone_id = str(uuid4()), f"phone-{uuid4()}"
+    report = {"text": "隧道口落石", "client_report_id": phone_id, "reporter_id": "w-9"}
+    first = await submit(running_stack, report, [], idempotency_key=header)
+    # As an ingest killed after the claim leaves it: in flight, its lease run out.
+    await change_ledger(
+        running_stack,
+        f"w-9\x1f{header}",
+        "state = 'in_flight', response = NULL, lease_until = now() - interval '1 second'",
+    )
+    taken_over = await submit(running_stack, report, [], idempotency_key=str(uuid4()))
+    assert taken_over.status_code == 202
+    assert taken_over.json()["report_id"] == first.json()["report_id"]
+    # The answer went on record under the row's own key: the first header replays it.
+    again = await submit(running_stack, report, [], idempotency_key=header)
+    assert again.json() == taken_over.json()
+    events = await submitted_events(running_stack, first.json()["report_id"])
+    assert len({event.event_id for event in events}) == 1  # published again, the same event

@@ -247,20 +247,24 @@ async def test_submissions_filed_before_report_ids_were_keys_stay_and_the_ids_ar
     schema: tuple[asyncpg.Connection, str],
 ) -> None:
     connection, dsn = schema
-    insert = (
-        "INSERT INTO ingest_submissions (idempotency_key, fingerprint, report_id, event_id, "
-        "received_at, state, lease_until) VALUES ($1, 'f', $2, $3, now(), 'accepted', now())"
-    )
     await migrate(dsn, "0001", ingest_migrations)
-    await connection.execute(insert, "w-1\x1fheader", uuid4(), uuid4())
+    await connection.execute(
+        "INSERT INTO ingest_submissions (idempotency_key, fingerprint, report_id, event_id, "
+        "received_at, state, lease_until) VALUES ($1, 'f', $2, $3, now(), 'accepted', now())",
+        "w-1\x1fheader",
+        uuid4(),
+        uuid4(),
+    )
     await migrate(dsn, "head", ingest_migrations)
     assert await connection.fetchval("SELECT client_report_key FROM ingest_submissions") is None
-    keyed = insert.replace("idempotency_key,", "idempotency_key, client_report_key,").replace(
-        "($1,", "($1, $4,"
+    keyed = (
+        "INSERT INTO ingest_submissions (idempotency_key, client_report_key, fingerprint, "
+        "report_id, event_id, received_at, state, lease_until) "
+        "VALUES ($1, 'w-1\x1fphone-7', 'f', $2, $3, now(), 'accepted', now())"
     )
-    await connection.execute(keyed, "w-1\x1fh2", uuid4(), uuid4(), "w-1\x1fphone-7")
+    await connection.execute(keyed, "w-1\x1fh2", uuid4(), uuid4())
     with pytest.raises(asyncpg.UniqueViolationError):
-        await connection.execute(keyed, "w-1\x1fh3", uuid4(), uuid4(), "w-1\x1fphone-7")
+        await connection.execute(keyed, "w-1\x1fh3", uuid4(), uuid4())
     await migrate(dsn, "0001", ingest_migrations, downgrade=True)
     keys = await connection.fetch("SELECT idempotency_key FROM ingest_submissions")
     assert sorted(row["idempotency_key"] for row in keys) == ["w-1\x1fh2", "w-1\x1fheader"]

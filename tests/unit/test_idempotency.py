@@ -15,6 +15,7 @@ from qianliyan.ingest.domain.idempotency import (
     answer_before_photos,
     decide,
     fingerprint_as_sent,
+    retried_submission,
     submission_keys,
 )
 from qianliyan.ingest.domain.reports import ReportForm
@@ -30,6 +31,7 @@ def filed(
     accepted: bool = False,
     lease_left: timedelta = timedelta(seconds=-1),
     sent_fingerprint: str | None = None,
+    response: dict[str, str] | None = None,
 ) -> Submission:
     return Submission(
         idempotency_key=key,
@@ -41,7 +43,7 @@ def filed(
         received_at=NOW - timedelta(minutes=1),
         state="accepted" if accepted else "in_flight",
         lease_until=NOW + lease_left,
-        response={"report_id": "r"} if accepted else None,
+        response=(response or {"report_id": "r"}) if accepted else None,
     )
 
 
@@ -49,12 +51,12 @@ def test_each_key_is_scoped_to_its_reporter_and_either_may_be_missing() -> None:
     both = submission_keys(reporter_id="w-1", header_key="h", client_report_id="c")
     assert both == SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc")
     assert both.primary == "w-1\x1fh"
-    assert both.all == ["w-1\x1fc", "w-1\x1fh"]
+    assert both.distinct == ["w-1\x1fc", "w-1\x1fh"]
     only_id = submission_keys(reporter_id="w-1", header_key=None, client_report_id="c")
     assert only_id is not None and only_id.primary == "w-1\x1fc"
-    assert only_id.all == ["w-1\x1fc"]
+    assert only_id.distinct == ["w-1\x1fc"]
     same = submission_keys(reporter_id="w-1", header_key="c", client_report_id="c")
-    assert same is not None and same.all == ["w-1\x1fc"]
+    assert same is not None and same.distinct == ["w-1\x1fc"]
     assert submission_keys(reporter_id="w-1", header_key=None, client_report_id=None) is None
 
 
@@ -78,7 +80,7 @@ def test_a_key_used_for_other_content_names_the_field_it_came_in() -> None:
     assert decide([other], by_header, fingerprint="same", now=NOW) == KeyReused(("header",))
     by_id = SubmissionKeys(header="w-1\x1fh-new", client_report="w-1\x1fc-old")
     assert decide([other], by_id, fingerprint="same", now=NOW) == KeyReused(("client_report",))
-    # A key that is not sent names nothing, though the row has no report id either.
+    # The header alone names it: a report id not sent is no match for a row without one.
     header_only = filed("w-1\x1fh", fingerprint="other")
     bare = SubmissionKeys(header="w-1\x1fh", client_report=None)
     assert decide([header_only], bare, fingerprint="same", now=NOW) == KeyReused(("header",))
@@ -87,10 +89,30 @@ def test_a_key_used_for_other_content_names_the_field_it_came_in() -> None:
     assert decide([other], crossed, fingerprint="same", now=NOW) == KeyReused(("header",))
 
 
-def test_a_header_and_a_report_id_that_name_two_reports_are_both_refused() -> None:
+def test_a_header_and_a_report_id_that_name_two_other_reports_are_both_refused() -> None:
     keys = SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc")
-    rows = [filed("w-1\x1fh"), filed("w-1\x1fc", "w-1\x1fc")]
+    rows = [filed("w-1\x1fh", fingerprint="one"), filed("w-1\x1fc", "w-1\x1fc", fingerprint="two")]
     assert decide(rows, keys, fingerprint="same", now=NOW) == KeyReused(("header", "client_report"))
+
+
+def test_of_two_submissions_named_the_one_with_the_same_content_is_retried() -> None:
+    # A row filed under its header before report ids were keys, and the second report a
+    # retry under a fresh header then filed: a retry with both keys gets the first.
+    keys = SubmissionKeys(header="w-1\x1fh", client_report="w-1\x1fc")
+    first = filed("w-1\x1fh", accepted=True)
+    second = filed("w-1\x1fh2", "w-1\x1fc", accepted=True, response={"report_id": "second"})
+    assert decide([first, second], keys, fingerprint="same", now=NOW) == Replay({"report_id": "r"})
+    assert retried_submission([first, second], "same") == first
+    other = filed("w-1\x1fh", fingerprint="other")
+    assert decide([other, second], keys, fingerprint="same", now=NOW) == Replay(
+        {"report_id": "second"}
+    )
+
+
+def test_one_value_sent_as_both_keys_is_named_once_when_refused() -> None:
+    keys = SubmissionKeys(header="w-1\x1fc", client_report="w-1\x1fc")
+    other = filed("w-1\x1fc", "w-1\x1fc", fingerprint="other")
+    assert decide([other], keys, fingerprint="same", now=NOW) == KeyReused(("header",))
 
 
 def test_a_retry_is_answered_before_its_photos_only_when_sent_as_the_accepted_one() -> None:

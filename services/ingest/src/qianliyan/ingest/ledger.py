@@ -11,12 +11,14 @@ import asyncpg
 
 from qianliyan.ingest.domain.idempotency import (
     Decision,
-    KeyReused,
     Proceed,
+    StillInFlight,
     Submission,
     SubmissionKeys,
     decide,
+    retried_submission,
 )
+from qianliyan.shared.db import Connection
 from qianliyan.shared.events import new_event_id
 
 _NAMED_BY_KEYS = (
@@ -40,7 +42,7 @@ class SubmissionLedger:
 
     async def filed_under(self, keys: SubmissionKeys) -> list[Submission]:
         """The submissions that any of `keys` names, as they stand (nothing is claimed)."""
-        rows = await self.pool.fetch(_NAMED_BY_KEYS, keys.all)
+        rows = await self.pool.fetch(_NAMED_BY_KEYS, keys.distinct)
         return [_submission(row) for row in rows]
 
     async def claim(
@@ -53,12 +55,55 @@ class SubmissionLedger:
             # Requests that share a key take turns from here to the commit, so two first
             # attempts cannot both find nothing and each file a report; a row found is also
             # locked, so two retries racing for an abandoned claim cannot both take it over.
-            for key in keys.all:
+            # Locks go in one order (of their numbers), so two requests never wait on each
+            # other's.
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock($1, number) FROM "
+                "(SELECT DISTINCT hashtext(key) AS number FROM unnest($2::text[]) AS key) AS k "
+                "ORDER BY number",
+                _LEDGER_LOCKS,
+                keys.distinct,
+            )
+            rows = await connection.fetch(f"{_NAMED_BY_KEYS} FOR UPDATE", keys.distinct)
+            if not rows:
+                return await self._file(connection, keys, fingerprint, sent_fingerprint, now)
+            existing = [_submission(row) for row in rows]
+            decision = decide(existing, keys, fingerprint=fingerprint, now=now)
+            retried = retried_submission(existing, fingerprint)
+            if retried is None:
+                return decision
+            # The same content, so the same report id and photos: a row filed before either
+            # was recorded (migrations 0002 and 0003) learns them, for the retries after,
+            # unless another row holds that id already.
+            learns_id = len(existing) == 1 and retried.client_report_key is None
+            learns_photos = retried.sent_fingerprint is None and sent_fingerprint is not None
+            taken_over = isinstance(decision, Proceed)
+            if (learns_id and keys.client_report is not None) or learns_photos or taken_over:
                 await connection.execute(
-                    "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LEDGER_LOCKS, key
+                    "UPDATE ingest_submissions SET "
+                    "client_report_key = COALESCE(client_report_key, $2), "
+                    "sent_fingerprint = COALESCE(sent_fingerprint, $3), "
+                    "lease_until = CASE WHEN $4 THEN $5 ELSE lease_until END, "
+                    "updated_at = now() WHERE idempotency_key = $1",
+                    retried.idempotency_key,
+                    keys.client_report if learns_id else None,
+                    sent_fingerprint,
+                    taken_over,
+                    now + self._lease,
                 )
-            existing = await connection.fetch(f"{_NAMED_BY_KEYS} FOR UPDATE", keys.all)
-            if not existing:
+            return decision
+
+    async def _file(
+        self,
+        connection: Connection,
+        keys: SubmissionKeys,
+        fingerprint: str,
+        sent_fingerprint: str | None,
+        now: datetime,
+    ) -> Proceed | StillInFlight:
+        """A new submission, claimed by this request."""
+        try:
+            async with connection.transaction():  # a savepoint: the claim's transaction stays
                 row = await connection.fetchrow(
                     """
                     INSERT INTO ingest_submissions (
@@ -77,29 +122,12 @@ class SubmissionLedger:
                     now,
                     now + self._lease,
                 )
-                assert row is not None
-                return Proceed(_submission(row))
-            decision = decide(
-                [_submission(row) for row in existing], keys, fingerprint=fingerprint, now=now
-            )
-            if isinstance(decision, KeyReused):
-                return decision
-            # The same content, so the same report id and photos: a row filed before either
-            # was recorded (migrations 0002 and 0003) learns them, for the retries after.
-            (row,) = existing
-            await connection.execute(
-                "UPDATE ingest_submissions SET "
-                "client_report_key = COALESCE(client_report_key, $2), "
-                "sent_fingerprint = COALESCE(sent_fingerprint, $3), "
-                "lease_until = CASE WHEN $4 THEN $5 ELSE lease_until END, updated_at = now() "
-                "WHERE idempotency_key = $1",
-                row["idempotency_key"],
-                keys.client_report,
-                sent_fingerprint,
-                isinstance(decision, Proceed),
-                now + self._lease,
-            )
-            return decision
+        except asyncpg.UniqueViolationError:
+            # Filed meanwhile by an instance that takes no locks (one of the version before,
+            # during a rolling update): the next look finds it.
+            return StillInFlight()
+        assert row is not None
+        return Proceed(_submission(row))
 
     async def accept(self, key: str, response: dict[str, Any]) -> None:
         """Record the answer given to the submission filed under `key`, so every retry

@@ -88,7 +88,9 @@ async def submit_report(
             min_length=1,
             max_length=200,
             description="Names this submission: a retry with the same key, or with the same "
-            "client_report_id, gets the first answer and makes no second report",
+            "client_report_id, gets the first answer and makes no second report. Keys and "
+            "report ids are one namespace per reporter (the reporter's page sends one value "
+            "as both)",
         ),
     ] = None,
 ) -> Any:
@@ -128,22 +130,16 @@ async def submit_report(
             f"The photos add up to {human_size(total_bytes)}; the limit per report is "
             f"{human_size(settings.max_report_bytes)}. Send fewer photos or smaller ones.",
         )
-    limits = photo_limits(settings)
-    sent = await read_uploads(photos, limits)
     keys = submission_keys(
         reporter_id=reporter_id,
         header_key=idempotency_key_header,
         client_report_id=form.client_report_id,
     )
-    sent_digest: str | None = None
-    readable = [photo for photo in sent if isinstance(photo, bytes)]
-    if keys is not None and len(readable) == len(sent):
-        # A retry resends the same bytes: answered here, its photos are not decoded again.
-        sent_digest = await asyncio.to_thread(fingerprint_as_sent, form, readable)
-        if early := await _answer_before_photos(res, keys, sent_digest):
-            SUBMISSIONS_REPLAYED.labels("not_decoded").inc()
-            return JSONResponse(early.response, status_code=202)
-    prepared = await prepare_sent(sent, limits)
+    photos_or_answer = await _photos_unless_answered(res, form, keys, photos)
+    if isinstance(photos_or_answer, Replay):
+        SUBMISSIONS_REPLAYED.labels("not_decoded").inc()
+        return JSONResponse(photos_or_answer.response, status_code=202)
+    prepared, sent_digest = photos_or_answer
 
     key: str | None = None  # the ledger row's, once claimed
     if keys is None:
@@ -218,12 +214,23 @@ def _ledger_outage_is_503() -> Iterator[None]:
         raise unavailable("The report ledger is unavailable; retry shortly.") from None
 
 
-async def _answer_before_photos(
-    res: IngestResources, keys: SubmissionKeys, sent_digest: str
-) -> Replay | None:
+async def _photos_unless_answered(
+    res: IngestResources, form: ReportForm, keys: SubmissionKeys | None, photos: list[UploadFile]
+) -> Replay | tuple[list[PreparedPhoto], str | None]:
+    """The photos prepared, with a digest of them as sent (when the report has keys); or,
+    for a retry that resends the photos of an accepted submission, its first answer, with
+    nothing decoded."""
+    limits = photo_limits(res.settings)
+    sent = await read_uploads(photos, limits)
+    readable = [photo for photo in sent if isinstance(photo, bytes)]
+    if keys is None or len(readable) < len(sent):
+        return await prepare_sent(sent, limits), None
+    sent_digest = await asyncio.to_thread(fingerprint_as_sent, form, readable)
     with _ledger_outage_is_503():
         existing = await res.ledger.filed_under(keys)
-    return answer_before_photos(existing, keys, sent_digest)
+    if early := answer_before_photos(existing, keys, sent_digest):
+        return early
+    return await prepare_sent(sent, limits), sent_digest
 
 
 async def _claim(

@@ -56,6 +56,7 @@ class StillInFlight:
 
 
 KeyKind = Literal["header", "client_report"]
+_KEY_KINDS: tuple[KeyKind, ...] = ("header", "client_report")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +86,15 @@ class SubmissionKeys:
         return primary
 
     @property
-    def all(self) -> list[str]:
+    def distinct(self) -> list[str]:
         """Every distinct key, in a fixed order (locks are taken in it)."""
         return sorted({key for key in (self.header, self.client_report) if key is not None})
 
     def kinds_of(self, submission: Submission) -> tuple[KeyKind, ...]:
         """Which of these keys name `submission` (by either of its keys)."""
         held = {submission.idempotency_key, submission.client_report_key} - {None}
-        named: list[tuple[KeyKind, str | None]] = [
-            ("header", self.header),
-            ("client_report", self.client_report),
-        ]
-        return tuple(kind for kind, key in named if key in held)
+        sent = {"header": self.header, "client_report": self.client_report}
+        return tuple(kind for kind in _KEY_KINDS if sent[kind] in held)
 
 
 def submission_keys(
@@ -133,7 +131,7 @@ def answer_before_photos(
     that does not hold the request's report id yet is left to `decide` too, whose claim
     records it."""
     if len(existing) != 1:
-        return None
+        return None  # `decide` chooses
     (submission,) = existing
     if submission.sent_fingerprint != sent_fingerprint or submission.response is None:
         return None
@@ -142,16 +140,28 @@ def answer_before_photos(
     return Replay(submission.response) if submission.state == "accepted" else None
 
 
+def retried_submission(existing: Sequence[Submission], fingerprint: str) -> Submission | None:
+    """Of the submissions a request's keys name (in the order filed), the one it retries:
+    the first with the same content."""
+    return next((s for s in existing if s.fingerprint == fingerprint), None)
+
+
 def decide(
     existing: Sequence[Submission], keys: SubmissionKeys, *, fingerprint: str, now: datetime
 ) -> Decision:
-    """What a request gets whose keys name `existing` in the ledger (one or more rows)."""
-    if len(existing) > 1:
-        # The header names one report and the report id another: neither can be a retry.
-        return KeyReused(("header", "client_report"))
-    (submission,) = existing
-    if submission.fingerprint != fingerprint:
-        return KeyReused(keys.kinds_of(submission))
+    """What a request gets whose keys name `existing` in the ledger (one or more rows, in
+    the order they were filed).
+
+    The submission with the same content is the one retried (`retried_submission`; there
+    can be two where a retry of a row filed before report ids were keys filed another).
+    With none, each key that names another report is refused.
+    """
+    submission = retried_submission(existing, fingerprint)
+    if submission is None:
+        named = {kind for submission in existing for kind in keys.kinds_of(submission)}
+        if keys.header == keys.client_report:
+            named -= {"client_report"}  # one value sent twice (as our page does): said once
+        return KeyReused(tuple(kind for kind in _KEY_KINDS if kind in named))
     if submission.state == "accepted" and submission.response is not None:
         return Replay(submission.response)
     if submission.lease_until > now:

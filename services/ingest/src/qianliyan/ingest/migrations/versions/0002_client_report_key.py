@@ -18,6 +18,10 @@ def upgrade() -> None:
     # before this have none: their id cannot be told from the header they were filed under
     # (both are scoped the same way), so a retry of one finds it by the key it was filed
     # under, and a retry that repeats the content fills it in.
+    # The unique index is built under the table's lock, holding claims back for as long as
+    # that takes (a column that is all null: a second or so for millions of rows). Queued
+    # behind a long transaction, the step gives up rather than hold every claim back.
+    op.execute("SET LOCAL lock_timeout = '10s'")
     op.execute("ALTER TABLE ingest_submissions ADD COLUMN client_report_key text UNIQUE")
 
 

@@ -17,6 +17,7 @@ def upgrade() -> None:
     # means decoding every photo of a retry again. A phone resends the same bytes, so a
     # digest over them answers a retry first. Rows filed before this have none: a retry of
     # one is answered as before, and fills it in.
+    op.execute("SET LOCAL lock_timeout = '10s'")  # as 0002's
     op.execute("ALTER TABLE ingest_submissions ADD COLUMN sent_fingerprint text")
 
 
