@@ -55,8 +55,8 @@ class SubmissionLedger:
             # Requests that share a key take turns from here to the commit, so two first
             # attempts cannot both find nothing and each file a report; a row found is also
             # locked, so two retries racing for an abandoned claim cannot both take it over.
-            # Locks go in one order (of their numbers), so two requests never wait on each
-            # other's.
+            # Locks are taken in one order (of their numbers), so no two requests can each
+            # hold a lock the other waits for.
             await connection.execute(
                 "SELECT pg_advisory_xact_lock($1, number) FROM "
                 "(SELECT DISTINCT hashtext(key) AS number FROM unnest($2::text[]) AS key) AS k "

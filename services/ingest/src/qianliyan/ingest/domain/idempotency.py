@@ -22,7 +22,7 @@ from qianliyan.ingest.domain.reports import ReportForm
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """A ledger row: one idempotency key and what became of it."""
+    """A ledger row: a submission, the keys it is filed under and what became of it."""
 
     idempotency_key: str
     client_report_key: str | None
@@ -87,7 +87,7 @@ class SubmissionKeys:
 
     @property
     def distinct(self) -> list[str]:
-        """Every distinct key, in a fixed order (locks are taken in it)."""
+        """Every distinct key, sorted."""
         return sorted({key for key in (self.header, self.client_report) if key is not None})
 
     def kinds_of(self, submission: Submission) -> tuple[KeyKind, ...]:
@@ -158,7 +158,7 @@ def decide(
     """
     submission = retried_submission(existing, fingerprint)
     if submission is None:
-        named = {kind for submission in existing for kind in keys.kinds_of(submission)}
+        named = {kind for row in existing for kind in keys.kinds_of(row)}
         if keys.header == keys.client_report:
             named -= {"client_report"}  # one value sent twice (as our page does): said once
         return KeyReused(tuple(kind for kind in _KEY_KINDS if kind in named))
