@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from uuid import uuid4
 
 import asyncpg
 import pytest
 
+from qianliyan.ingest.domain.idempotency import StillInFlight, SubmissionKeys
+from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.clients import jpeg_photo, scrape, submit, submitted_events, total
@@ -243,3 +246,43 @@ async def test_a_retry_under_a_fresh_header_takes_over_an_abandoned_first_attemp
     assert again.json() == taken_over.json()
     events = await submitted_events(running_stack, first.json()["report_id"])
     assert len({event.event_id for event in events}) == 1  # published again, the same event
+
+
+async def test_a_first_attempt_filed_meanwhile_without_the_locks_is_waited_for(
+    running_stack: StackConfig,
+) -> None:
+    # A pod of the version before 0002 files under the header and takes no lock: its row
+    # is uncommitted while this ledger looks, so this one's insert meets it there.
+    pool = await asyncpg.create_pool(running_stack.postgres_dsn, min_size=1, max_size=2)
+    assert pool is not None
+    old_pod = await asyncpg.connect(running_stack.postgres_dsn)
+    try:
+        ledger = SubmissionLedger(pool, lease=timedelta(seconds=30))
+        keys = SubmissionKeys(header=f"w-10\x1f{uuid4()}", client_report=None)
+        filing = old_pod.transaction()
+        await filing.start()
+        await old_pod.execute(
+            "INSERT INTO ingest_submissions (idempotency_key, fingerprint, report_id, event_id, "
+            "received_at, state, lease_until) "
+            "VALUES ($1, 'same', $2, $3, now(), 'in_flight', now() + interval '30 seconds')",
+            keys.primary,
+            uuid4(),
+            uuid4(),
+        )
+        claim = asyncio.create_task(ledger.claim(keys, fingerprint="same", sent_fingerprint=None))
+        await asyncio.sleep(0.5)
+        assert not claim.done()  # waiting on the other row's key
+        await filing.commit()
+        assert await claim == StillInFlight()
+        # Looked at again, the old pod's row is the one in flight.
+        again = await ledger.claim(keys, fingerprint="same", sent_fingerprint=None)
+        assert again == StillInFlight()
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM ingest_submissions WHERE idempotency_key = $1", keys.primary
+            )
+            == 1
+        )
+    finally:
+        await old_pod.close()
+        await pool.close()
