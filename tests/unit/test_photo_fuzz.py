@@ -307,3 +307,18 @@ def test_a_copied_jpeg_draws_the_same_pixels(seed: str, draw: st.DataObject) -> 
     assert copy is not None
     assert comment not in copy
     assert Image.open(io.BytesIO(copy)).tobytes() == Image.open(io.BytesIO(data)).tobytes()
+
+
+def test_a_camera_photo_whose_exif_cannot_be_written_back_is_still_turned_upright() -> None:
+    # Found by the fuzzing above: one flipped byte makes GPSLongitudeRef ('E', text) a tag
+    # that holds a rational number. Reading it works; writing the EXIF back, which turning
+    # the photo upright does, fails. The stored file carries no EXIF, so it is accepted.
+    data = SEEDS["jpeg-exif"]
+    longitude_ref = b"\x00\x03\x00\x02\x00\x00\x00\x02E\x00\x00\x00"  # tag 3, ASCII, 'E'
+    assert data.count(longitude_ref) == 1
+    damaged = data.replace(longitude_ref, b"\x00\x06" + longitude_ref[2:])  # tag 6: rational
+    result = outcome(damaged)
+    upright = outcome(data)
+    assert isinstance(result, PreparedPhoto) and isinstance(upright, PreparedPhoto)
+    assert (result.width, result.height) == (upright.width, upright.height)
+    assert result.width < result.height  # encoded wide, its camera said to turn it

@@ -16,6 +16,7 @@ other photo is decoded whole and re-encoded with the camera's orientation applie
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
@@ -235,8 +236,13 @@ def _re_encode(
     location: GeoPoint | None,
 ) -> PreparedPhoto:
     stored_format, content_type = STORED_AS[source_format]
-    # In place: the decoded image is ours, and a copy would double the memory it takes.
-    ImageOps.exif_transpose(image, in_place=True)
+    # A damaged EXIF fails here in many ways. The pixels are turned first; what fails after
+    # is writing the EXIF back without its orientation (a value of the wrong type for its
+    # tag), which the stored file never carries. One too damaged to read leaves the image
+    # as decoded.
+    with contextlib.suppress(Exception):
+        # In place: the decoded image is ours, and a copy would double the memory it takes.
+        ImageOps.exif_transpose(image, in_place=True)
     upright = image
     if stored_format == "JPEG" and upright.mode not in ("RGB", "L"):
         upright = upright.convert("RGB")
