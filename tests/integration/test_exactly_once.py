@@ -3,17 +3,36 @@ that opens a partition fences the one that had it, mid-transaction included."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from qianliyan.shared.exactly_once import LOST_PRODUCER, transactional_id
-from qianliyan.shared.kafka import create_producer
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    Event,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    decode,
+    encode,
+)
+from qianliyan.shared.events.codec import headers_for
+from qianliyan.shared.exactly_once import (
+    LOST_PRODUCER,
+    PartitionTransactions,
+    run_transactional,
+    transactional_id,
+)
+from qianliyan.shared.kafka import create_consumer, create_producer, group_lag
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.stack.config import StackConfig
-from tests.integration.topic_reader import read_topic
+from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +70,113 @@ async def test_opening_a_partition_aborts_and_fences_its_previous_owner(
 
     values = [record.value for record in await read_topic(kafka.bootstrap_servers, topic)]
     assert values == [b"from the new owner"]
+
+
+async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_record_once(
+    running_stack: StackConfig,
+) -> None:
+    """The loop fetches again while a transaction commits. When that transaction fails (here:
+    another member's producer fences this one), the partition is opened anew and read again
+    from its committed offset, so what was fetched ahead of the failure must not be done."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    suffix = uuid4().hex[:8]
+    source, sink, group = f"test.ahead.in.{suffix}", f"test.ahead.out.{suffix}", f"ahead-{suffix}"
+    await _create_topics(kafka, source, sink)
+    sent = await _produce_reports(kafka, source, count=600)
+
+    opened_at: list[int] = []
+
+    async def on_opened(_: TopicPartition, committed: int) -> None:
+        opened_at.append(committed)
+
+    partitions = PartitionTransactions(
+        kafka, transactional_id_prefix=group, client_id="ahead", on_opened=on_opened
+    )
+    consumer = create_consumer(
+        kafka, source, group_id=group, client_id="ahead", listener=partitions
+    )
+    partitions.bind(consumer)
+    done_so_far = 0
+    fence_now = asyncio.Event()
+
+    def echo(_: int) -> Callable[[Event], list[tuple[str, Event]]]:
+        def each(event: Event) -> list[tuple[str, Event]]:
+            nonlocal done_so_far
+            done_so_far += 1
+            if done_so_far == 50:  # a backlog left, so fetches are taken ahead
+                fence_now.set()
+            return [(sink, event)]
+
+        return each
+
+    stop = asyncio.Event()
+    await consumer.start()
+    loop = asyncio.create_task(
+        run_transactional(consumer, partitions, echo, group_id=group, stop=stop, max_records=5)
+    )
+    try:
+        await asyncio.wait_for(fence_now.wait(), timeout=60)
+        intruder = create_producer(
+            kafka,
+            client_id="intruder",
+            transactional_id=transactional_id(group, TopicPartition(source, 0)),
+        )
+        await intruder.start()
+        await intruder.stop()
+
+        async def caught_up() -> bool:
+            lag = await group_lag(kafka.bootstrap_servers, group, source)
+            return all(p.behind == 0 for p in lag)
+
+        await wait_for(caught_up, timeout_s=90)
+    finally:
+        stop.set()
+        await loop
+        await consumer.stop()
+        await partitions.close()
+
+    assert len(opened_at) >= 2, "the fence never made the loop open the partition anew"
+    out = Counter(decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink))
+    doubled = {event_id: count for event_id, count in out.items() if count > 1}
+    assert doubled == {}, f"{len(doubled)} records done more than once"
+    assert set(out) == {event.event_id for event in sent}
+
+
+async def _create_topics(kafka: KafkaSettings, *topics: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=1, replication_factor=1) for topic in topics]
+        )
+    finally:
+        await admin.close()
+
+
+async def _produce_reports(kafka: KafkaSettings, topic: str, *, count: int) -> list[Event]:
+    events: list[Event] = []
+    for i in range(count):
+        report_id = uuid4()
+        events.append(
+            ReportSubmitted.first(
+                key=str(report_id),
+                actor=Actor(kind=ActorKind.REPORTER, id="worker-1"),
+                payload=ReportSubmittedPayload(
+                    report_id=report_id,
+                    text=f"第{i}号报告",
+                    captured_at=datetime.now(UTC),
+                    received_at=datetime.now(UTC),
+                ),
+            )
+        )
+    producer = create_producer(kafka, client_id="ahead-history")
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(topic, encode(e), key=e.key.encode(), headers=headers_for(e))
+            for e in events
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    return events

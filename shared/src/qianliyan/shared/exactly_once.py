@@ -95,6 +95,7 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer: AIOKafkaConsumer | None = None
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._in_flight: dict[TopicPartition, asyncio.Lock] = {}
+        self._epochs: dict[TopicPartition, int] = {}
 
     def bind(self, consumer: AIOKafkaConsumer) -> None:
         """The consumer whose partitions these are (it is created with this listener)."""
@@ -113,10 +114,20 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         """The producer of `partition`; None until it is open."""
         return self._producers.get(partition)
 
+    def epoch(self, partition: TopicPartition) -> int:
+        """Counts the times `partition` was opened or closed here. Records fetched in one
+        epoch are done only in it: after a reopening the consumer reads again from the
+        committed offset, and after a closing the partition's state is gone."""
+        return self._epochs.get(partition, 0)
+
+    def _next_epoch(self, partition: TopicPartition) -> None:
+        self._epochs[partition] = self.epoch(partition) + 1
+
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         # A transaction in flight finishes before the partition goes to another member.
         for partition in revoked:
             async with self.lock(partition):
+                self._next_epoch(partition)
                 if self._on_closed is not None:
                     self._on_closed(partition)
 
@@ -158,6 +169,8 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         """Go to the group's committed offset of `partition` (the start when none); it."""
         assert self._consumer is not None
         committed = await self._consumer.committed(partition)
+        # With the seek, as it drops what the consumer fetched from the old position.
+        self._next_epoch(partition)
         if committed is None:
             await self._consumer.seek_to_beginning(partition)
             return 0
@@ -190,14 +203,29 @@ async def run_transactional(
     stop: asyncio.Event,
     max_records: int = 500,
 ) -> None:
-    """Consume, transform and produce with the offsets in one transaction per partition;
-    the partitions of one fetch are done side by side."""
+    """Consume, transform and produce with the offsets in one transaction per partition.
+
+    The partitions of one fetch are done side by side, and the next fetch is taken while
+    they commit: its transactions wait only for their own partition's, so the process
+    works on one partition while another's commit is with the broker (about a tenth of
+    the time when working through a backlog). One fetch ahead at most.
+    """
     attempts: dict[TopicPartition, int] = {}
 
-    async def one(partition: TopicPartition, records: list[Record]) -> None:
+    async def one(
+        partition: TopicPartition,
+        records: list[Record],
+        epoch: int,
+        after: asyncio.Task[None] | None,
+    ) -> None:
+        if after is not None:
+            # The partition's previous transaction first (its failure is the group's).
+            await asyncio.wait([after])
         async with partitions.lock(partition):
             if not partitions.owns(partition):
                 return  # given to another member meanwhile: it does these records
+            if partitions.epoch(partition) != epoch:
+                return  # reopened since they were fetched: they come again from its offset
             try:
                 producer = partitions.producer(partition)
                 if producer is None:
@@ -225,12 +253,23 @@ async def run_transactional(
                 attempts[partition] = attempt + 1
                 await retry_pause(attempt, stop)
 
-    while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
-        if not batches:
-            continue
-        await asyncio.gather(*(one(p, records) for p, records in batches.items()))
-        await record_lag(consumer, group_id, list(consumer.assignment()))
+    # A transaction that fails for good stops the others and the loop, as an ExceptionGroup.
+    async with asyncio.TaskGroup() as group:
+        latest: dict[TopicPartition, asyncio.Task[None]] = {}
+        committing: list[asyncio.Task[None]] = []
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            fetched = []
+            for partition, records in batches.items():
+                latest[partition] = group.create_task(
+                    one(partition, records, partitions.epoch(partition), latest.get(partition))
+                )
+                fetched.append(latest[partition])
+            if committing:
+                await asyncio.wait(committing)
+            committing = fetched
+            if batches:
+                await record_lag(consumer, group_id, list(consumer.assignment()))
 
 
 async def _transact(
