@@ -12,6 +12,7 @@ from uuid import uuid4
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import MessageSizeTooLargeError
 
 from qianliyan.shared.events import (
     Actor,
@@ -142,18 +143,66 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
     assert set(out) == {event.event_id for event in sent}
 
 
-async def _create_topics(kafka: KafkaSettings, *topics: str) -> None:
+async def test_an_output_the_broker_refuses_is_never_committed_past(
+    running_stack: StackConfig,
+) -> None:
+    """A record batch the broker refuses for good does not fail the transaction's commit by
+    itself: the loop checks every delivery before it commits, and stops instead."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    suffix = uuid4().hex[:8]
+    source, sink, group = f"test.refused.in.{suffix}", f"test.refused.out.{suffix}", suffix
+    await _create_topics(kafka, source)
+    await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
+    sent = await _produce_reports(kafka, source, count=8, long_at=5)
+
+    partitions = PartitionTransactions(kafka, transactional_id_prefix=group, client_id="refused")
+    consumer = create_consumer(
+        kafka, source, group_id=group, client_id="refused", listener=partitions
+    )
+    partitions.bind(consumer)
+
+    def echo(_: int) -> Callable[[Event], list[tuple[str, Event]]]:
+        return lambda event: [(sink, event)]
+
+    await consumer.start()
+    try:
+        with pytest.raises(ExceptionGroup) as stopped:
+            await asyncio.wait_for(
+                run_transactional(
+                    consumer, partitions, echo, group_id=group, stop=asyncio.Event(), max_records=1
+                ),
+                timeout=30,
+            )
+    finally:
+        await consumer.stop()
+        await partitions.close()
+
+    assert stopped.group_contains(MessageSizeTooLargeError)
+    [lag] = await group_lag(kafka.bootstrap_servers, group, source)
+    assert lag.committed == 5, "the offset went past the record whose output was refused"
+    out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
+    assert out == [event.event_id for event in sent[:5]]
+
+
+async def _create_topics(
+    kafka: KafkaSettings, *topics: str, config: dict[str, str] | None = None
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(topic, num_partitions=1, replication_factor=1) for topic in topics]
+            [
+                NewTopic(topic, num_partitions=1, replication_factor=1, topic_configs=config or {})
+                for topic in topics
+            ]
         )
     finally:
         await admin.close()
 
 
-async def _produce_reports(kafka: KafkaSettings, topic: str, *, count: int) -> list[Event]:
+async def _produce_reports(
+    kafka: KafkaSettings, topic: str, *, count: int, long_at: int | None = None
+) -> list[Event]:
     events: list[Event] = []
     for i in range(count):
         report_id = uuid4()
@@ -163,7 +212,7 @@ async def _produce_reports(kafka: KafkaSettings, topic: str, *, count: int) -> l
                 actor=Actor(kind=ActorKind.REPORTER, id="worker-1"),
                 payload=ReportSubmittedPayload(
                     report_id=report_id,
-                    text=f"第{i}号报告",
+                    text=f"第{i}号报告" + ("很长" * 1000 if i == long_at else ""),
                     captured_at=datetime.now(UTC),
                     received_at=datetime.now(UTC),
                 ),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
@@ -307,8 +308,9 @@ async def _transact(
                     produced.append((topic, output))
         await batches.send()
         for letter in dead:
-            await send_dead_letter(producer, letter, consumer_group=group_id, wait=False)
+            batches.track(await send_dead_letter(producer, letter, consumer_group=group_id))
         await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
+        await batches.delivered()
     # Counted once the transaction committed: an aborted one is done again.
     count_events(EVENTS_CONSUMED, ((partition.topic, event.type) for event in consumed))
     count_events(EVENTS_PRODUCED, ((topic, event.type) for topic, event in produced))
@@ -328,6 +330,7 @@ class _RecordBatches:
         self._producer = producer
         self._partitions: dict[str, list[int]] = {}
         self._open: dict[TopicPartition, BatchBuilder] = {}
+        self._deliveries: list[asyncio.Future[Any]] = []
 
     async def add(
         self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
@@ -345,13 +348,42 @@ class _RecordBatches:
         ):
             return
         if batch is not None:  # full
-            await self._producer.send_batch(batch, topic, partition=partition.partition)
+            await self._hand_over(batch, partition)
         batch = self._open[partition] = self._producer.create_batch()
         # An empty batch takes any record, however large: the broker judges its size.
         batch.append(key=key, value=value, timestamp=None, headers=headers)
 
     async def send(self) -> None:
-        """Hand over every batch not yet full; the commit waits for their delivery."""
+        """Hand over every batch not yet full."""
         for partition, batch in self._open.items():
-            await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+            await self._hand_over(batch, partition)
         self._open.clear()
+
+    def track(self, delivery: asyncio.Future[Any]) -> None:
+        """Wait for `delivery`, a record sent beside the batches, with them."""
+        # A transaction that fails before `delivered` leaves the deliveries failed too
+        # (fenced, aborted): their outcome is read here, not logged as never retrieved.
+        delivery.add_done_callback(_read_outcome)
+        self._deliveries.append(delivery)
+
+    async def delivered(self) -> None:
+        """Wait until the broker has every batch; raise the first refusal.
+
+        The commit waits for the batches too, but a batch the broker refused for good
+        (too large, say) does not fail it: the offsets would be committed without the
+        records.
+        """
+        outcomes = await asyncio.gather(*self._deliveries, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _hand_over(self, batch: BatchBuilder, partition: TopicPartition) -> None:
+        self.track(
+            await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+        )
+
+
+def _read_outcome(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()

@@ -32,6 +32,7 @@ from aiokafka import (
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import RecordMetadata
 from murmurhash2 import murmurhash2
 
 from qianliyan.shared.errors import is_transient
@@ -176,9 +177,10 @@ class DeadLetter:
 
 
 async def send_dead_letter(
-    producer: AIOKafkaProducer, letter: DeadLetter, *, consumer_group: str, wait: bool
-) -> None:
-    """Park a message on its topic's dead-letter twin, keeping its key and bytes."""
+    producer: AIOKafkaProducer, letter: DeadLetter, *, consumer_group: str
+) -> asyncio.Future[RecordMetadata]:
+    """Park a message on its topic's dead-letter twin, keeping its key and bytes; returns
+    the future of its delivery (a transaction waits for it with the rest of its records)."""
     log.warning(
         "dead-lettering %s[%d]@%d: %s",
         letter.record.topic,
@@ -187,13 +189,17 @@ async def send_dead_letter(
         letter.error,
     )
     DEAD_LETTERS.labels(letter.record.topic).inc()
-    send = producer.send_and_wait if wait else producer.send
-    await send(
+    delivery: asyncio.Future[RecordMetadata] = await producer.send(
         dead_letter_topic(letter.record.topic),
         letter.record.value,
         key=letter.record.key,
         headers=letter.headers(consumer_group),
     )
+    return delivery
+
+
+async def _park(producer: AIOKafkaProducer, letter: DeadLetter, consumer_group: str) -> None:
+    await (await send_dead_letter(producer, letter, consumer_group=consumer_group))
 
 
 def decode_records(
@@ -371,7 +377,7 @@ async def _project_partition(
                 dead.append(DeadLetter(record, f"{type(single_exc).__name__}: {single_exc}"))
     for letter in dead:
         if not await _until_done(
-            lambda lt=letter: send_dead_letter(producer, lt, consumer_group=group_id, wait=True),  # type: ignore[misc]
+            lambda lt=letter: _park(producer, lt, group_id),  # type: ignore[misc]
             stop,
             "dead-letter send",
         ):
