@@ -222,6 +222,8 @@ async def run_transactional(
         if after is not None:
             # The partition's previous transaction first (its failure is the group's).
             await asyncio.wait([after])
+        if stop.is_set():
+            return  # what was fetched ahead is read again by the partition's next owner
         async with partitions.lock(partition):
             if not partitions.owns(partition):
                 return  # given to another member meanwhile: it does these records
