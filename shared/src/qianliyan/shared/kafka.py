@@ -67,6 +67,12 @@ RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # also asks for metadata five times as often while Kafka is away: a few requests a second
 # for each of triage's partitions, which a returning broker shrugs off.
 TRANSACTION_RETRY_BACKOFF_MS = 20
+# A transaction hands its records over in batches of this size per partition, at most (see
+# `exactly_once._RecordBatches`). aiokafka's default of 16 KB made a backlog of 2,000
+# decisions some 70 produce requests; at 256 KB the broker spent about a third less CPU
+# an event (four alternating rounds of 20,000 on one stack: 45 to 89 µs against 74 to
+# 121). Well under the broker's largest message (1 MB).
+TRANSACTION_BATCH_BYTES = 256 * 1024
 
 
 class KeyPartitioner(DefaultPartitioner):  # type: ignore[misc]
@@ -103,6 +109,7 @@ def create_producer(
         request_timeout_ms=settings.request_timeout_ms,
         linger_ms=5,
         retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS if transactional_id else 100,
+        max_batch_size=TRANSACTION_BATCH_BYTES if transactional_id else 16_384,
     )
 
 
