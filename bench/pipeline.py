@@ -15,6 +15,7 @@ exactly what `qianliyan-notify check` and a rebuild do.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -96,16 +97,17 @@ async def produce_history(config: StackConfig, count: int, *, topic: str, pairs:
         await producer.stop()
 
 
-def triage_service(config: StackConfig) -> tuple[Service, str]:
+def triage_service(config: StackConfig, python: str = sys.executable) -> tuple[Service, str]:
     """A triage process from `bench.triage.in` to `bench.triage.out` in a fresh consumer
-    group (its name returned too), whose transactional ids are its own."""
+    group (its name returned too), whose transactional ids are its own; run by `python`
+    (another checkout's, to compare two versions)."""
     group = f"bench-triage-{uuid.uuid4().hex[:8]}"
     env = {
         "TRIAGE_CONSUMER_GROUP": group,
         "TRIAGE_KAFKA__REPORTS_TOPIC": TRIAGE_IN,
         "TRIAGE_KAFKA__TRIAGE_TOPIC": TRIAGE_OUT,
     }
-    return Service(config, "triage", env=env), group
+    return Service(config, "triage", env=env, python=python), group
 
 
 async def triage_throughput(config: StackConfig, group: str) -> StreamResult:

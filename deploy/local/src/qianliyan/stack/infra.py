@@ -81,10 +81,14 @@ class Service:
         *,
         instance: int = 0,
         env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.name = name
         self.instance = instance
         self._env = dict(env or {})  # settings of this instance only, over the stack's
+        # Another checkout's interpreter runs that checkout's code (to compare two versions
+        # on one stack); this one's by default.
+        self._python = python
         self._config = config
         self._port = config.service_port(name, instance)
         self._readiness_url = f"http://{config.host}:{self._port}{readiness_path}"
@@ -98,7 +102,7 @@ class Service:
                 return False
             ensure_port_free(self._config.host, self._port, self._process.name)
             self._process.start(
-                [sys.executable, "-m", f"qianliyan.{self.name}"],
+                [self._python, "-m", f"qianliyan.{self.name}"],
                 env={
                     **os.environ,
                     **self._config.service_env(self.name, self.instance),
