@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import TopicPartition
@@ -141,6 +141,60 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
     doubled = {event_id: count for event_id, count in out.items() if count > 1}
     assert doubled == {}, f"{len(doubled)} records done more than once"
     assert set(out) == {event.event_id for event in sent}
+
+
+async def test_a_transaction_failed_on_a_quiet_partition_is_done_again_without_new_input(
+    running_stack: StackConfig,
+) -> None:
+    """A failed transaction's records are read again from the committed offset at once, not
+    when the partition's next record happens to arrive (at night, hours later)."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    suffix = uuid4().hex[:8]
+    source, sink, group = f"test.quiet.in.{suffix}", f"test.quiet.out.{suffix}", f"quiet-{suffix}"
+    await _create_topics(kafka, source, sink)
+    partitions = PartitionTransactions(kafka, transactional_id_prefix=group, client_id="quiet")
+    consumer = create_consumer(
+        kafka, source, group_id=group, client_id="quiet", listener=partitions
+    )
+    partitions.bind(consumer)
+
+    def echo(_: int) -> Callable[[Event], list[tuple[str, Event]]]:
+        return lambda event: [(sink, event)]
+
+    async def done() -> Counter[UUID]:
+        records = await read_topic(kafka.bootstrap_servers, sink)
+        return Counter(e.event_id for r in records if isinstance(e := decode(r.value), Event))
+
+    stop = asyncio.Event()
+    await consumer.start()
+    loop = asyncio.create_task(
+        run_transactional(consumer, partitions, echo, group_id=group, stop=stop)
+    )
+    try:
+        sent = await _produce_reports(kafka, source, count=3)
+        await wait_for(lambda: _all_of(done, sent), timeout_s=60)
+        # Another member's producer under the partition's transactional id: the loop's
+        # producer learns of it only with its next transaction, the last for a while.
+        intruder = create_producer(
+            kafka,
+            client_id="intruder",
+            transactional_id=transactional_id(group, TopicPartition(source, 0)),
+        )
+        await intruder.start()
+        await intruder.stop()
+        sent += await _produce_reports(kafka, source, count=1)
+        await wait_for(lambda: _all_of(done, sent), timeout_s=30)
+    finally:
+        stop.set()
+        await loop
+        await consumer.stop()
+        await partitions.close()
+    assert await done() == Counter({event.event_id: 1 for event in sent})
+
+
+async def _all_of(done: Callable[[], Awaitable[Counter[UUID]]], sent: list[Event]) -> bool:
+    out = await done()
+    return all(out[event.event_id] for event in sent)
 
 
 async def test_an_output_the_broker_refuses_is_never_committed_past(

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
+    IllegalOperation,
     InvalidProducerEpoch,
     InvalidTxnState,
     ProducerFenced,
@@ -66,7 +67,15 @@ Transform = Callable[[int], Callable[[Event], Sequence[tuple[str, Event]]]]
 
 # The producer can no longer be used: another member opened the partition (fenced), or
 # the broker ended its transaction (a timeout). Whoever owns the partition opens it anew.
-LOST_PRODUCER = (ProducerFenced, InvalidProducerEpoch, InvalidTxnState, UnknownProducerId)
+# A call made after the producer's sender learnt of it, mid-transaction, is refused as an
+# illegal operation (not in a transaction any more).
+LOST_PRODUCER = (
+    ProducerFenced,
+    InvalidProducerEpoch,
+    InvalidTxnState,
+    UnknownProducerId,
+    IllegalOperation,
+)
 # A producer that cannot say goodbye to Kafka (an outage) is dropped after this long.
 _STOP_TIMEOUT_S = 10.0
 
@@ -116,9 +125,10 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         return self._producers.get(partition)
 
     def epoch(self, partition: TopicPartition) -> int:
-        """Counts the times `partition` was opened or closed here. Records fetched in one
-        epoch are done only in it: after a reopening the consumer reads again from the
-        committed offset, and after a closing the partition's state is gone."""
+        """Counts the times `partition` was opened or revoked here (not discarded: its next
+        opening counts). Records fetched in one epoch are done only in it: after an opening
+        the consumer reads again from the committed offset, and after a revocation the
+        partition's state is gone."""
         return self._epochs.get(partition, 0)
 
     def _next_epoch(self, partition: TopicPartition) -> None:
@@ -220,8 +230,11 @@ async def run_transactional(
         after: asyncio.Task[None] | None,
     ) -> None:
         if after is not None:
-            # The partition's previous transaction first (its failure is the group's).
+            # The partition's previous transaction first. Had it failed for good, the group
+            # would be cancelling this task already; the check says so where it is needed.
             await asyncio.wait([after])
+            if after.cancelled() or after.exception() is not None:
+                return
         if stop.is_set():
             return  # what was fetched ahead is read again by the partition's next owner
         async with partitions.lock(partition):
@@ -232,19 +245,18 @@ async def run_transactional(
             try:
                 producer = partitions.producer(partition)
                 if producer is None:
-                    # Its opening or its last transaction failed: open it now. That goes
-                    # back to the committed offset, so these records come again.
+                    # Its opening failed when it was given to this member: open it now.
+                    # That goes back to the committed offset, so these records come again.
                     await partitions.open(partition)
                     return
                 with BATCH_SECONDS.labels(partition.topic).time():
                     await _transact(partition, records, producer, transform, group_id)
                 attempts.pop(partition, None)
+                return
             except Exception as exc:
-                if not (is_transient(exc) or isinstance(exc, LOST_PRODUCER)):
+                if not _may_succeed_anew(exc):
                     raise
-                # Nothing the transaction produced is visible. The partition is opened
-                # anew (a fresh producer, the committed offset, its state folded again)
-                # before any more of its records are done.
+                # Nothing the transaction produced is visible.
                 log.warning(
                     "transaction of %s failed (%s: %s); opening it anew",
                     partition,
@@ -252,11 +264,39 @@ async def run_transactional(
                     exc,
                 )
                 await partitions.discard(partition)
-                attempt = attempts.get(partition, 0)
-                attempts[partition] = attempt + 1
-                await retry_pause(attempt, stop)
+        await reopen(partition, epoch)
 
-    # A transaction that fails for good stops the others and the loop, as an ExceptionGroup.
+    async def reopen(partition: TopicPartition, epoch: int) -> None:
+        """Open anew a partition whose transaction failed (a fresh producer, the committed
+        offset, its state folded again) before any more of its records are done: its
+        records are read again without waiting for a new one, which on a quiet partition
+        may be hours away. Tried again, with growing pauses, until it opens."""
+        while True:
+            attempt = attempts.get(partition, 0)
+            attempts[partition] = attempt + 1
+            await retry_pause(attempt, stop)  # without the lock: a rebalance may go on
+            async with partitions.lock(partition):
+                if stop.is_set() or not partitions.owns(partition):
+                    return  # the partition's next owner reads them again
+                if partitions.epoch(partition) != epoch:
+                    return  # opened meanwhile, when given to this member again
+                try:
+                    await partitions.open(partition)
+                    return
+                except Exception as exc:
+                    if not _may_succeed_anew(exc):
+                        raise
+                    log.warning(
+                        "opening %s failed (%s: %s); trying again",
+                        partition,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    await partitions.discard(partition)
+
+    # An error that retrying cannot mend, in a transaction or in fetching, stops the loop and
+    # every transaction in flight (aborted: their records are read again), as an
+    # ExceptionGroup.
     async with asyncio.TaskGroup() as group:
         latest: dict[TopicPartition, asyncio.Task[None]] = {}
         committing: list[asyncio.Task[None]] = []
@@ -273,6 +313,12 @@ async def run_transactional(
             committing = fetched
             if batches:
                 await record_lag(consumer, group_id, list(consumer.assignment()))
+
+
+def _may_succeed_anew(exc: Exception) -> bool:
+    """Whether the partition, opened anew, may get through what failed: an outage, or a
+    producer another member or the broker took away."""
+    return is_transient(exc) or isinstance(exc, LOST_PRODUCER)
 
 
 async def _transact(
@@ -363,8 +409,9 @@ class _RecordBatches:
 
     def track(self, delivery: asyncio.Future[Any]) -> None:
         """Wait for `delivery`, a record sent beside the batches, with them."""
-        # A transaction that fails before `delivered` leaves the deliveries failed too
-        # (fenced, aborted): their outcome is read here, not logged as never retrieved.
+        # A producer that failed for good (fenced) fails its deliveries with it, also when
+        # the transaction stops before `delivered`: their outcome is read here, so none is
+        # logged as never retrieved.
         delivery.add_done_callback(_read_outcome)
         self._deliveries.append(delivery)
 
