@@ -30,6 +30,11 @@ import httpx
 import pytest
 import requests
 import schemathesis
+
+# What schemathesis imports on first loading a document, compiled (and rewritten by pytest)
+# here at collection: compiled inside the test once, CPython 3.11.7's AST constructor failed
+# with "recursion depth mismatch".
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
