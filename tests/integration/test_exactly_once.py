@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError
 
@@ -27,6 +27,7 @@ from qianliyan.shared.events import (
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.shared.exactly_once import (
     LOST_PRODUCER,
+    OnOpened,
     PartitionTransactions,
     run_transactional,
     transactional_id,
@@ -74,8 +75,11 @@ async def test_opening_a_partition_aborts_and_fences_its_previous_owner(
     assert values == [b"from the new owner"]
 
 
+# Where the fence lands decides which call fails: a produce, the offsets, or the commit
+# (which Kafka answers with a code aiokafka does not know).
+@pytest.mark.parametrize("fenced_after", [23, 50, 77])
 async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_record_once(
-    running_stack: StackConfig,
+    running_stack: StackConfig, fenced_after: int
 ) -> None:
     """The loop fetches again while a transaction commits. When that transaction fails (here:
     another member's producer fences this one), the partition is opened anew and read again
@@ -91,13 +95,7 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
     async def on_opened(_: TopicPartition, committed: int) -> None:
         opened_at.append(committed)
 
-    partitions = PartitionTransactions(
-        kafka, transactional_id_prefix=group, client_id="ahead", on_opened=on_opened
-    )
-    consumer = create_consumer(
-        kafka, source, group_id=group, client_id="ahead", listener=partitions
-    )
-    partitions.bind(consumer)
+    partitions, consumer = _member(kafka, group, source, on_opened=on_opened)
     done_so_far = 0
     fence_now = asyncio.Event()
 
@@ -105,7 +103,7 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
         def each(event: Event) -> list[tuple[str, Event]]:
             nonlocal done_so_far
             done_so_far += 1
-            if done_so_far == 50:  # a backlog left, so fetches are taken ahead
+            if done_so_far == fenced_after:  # a backlog left, so fetches are taken ahead
                 fence_now.set()
             return [(sink, event)]
 
@@ -118,13 +116,7 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
     )
     try:
         await asyncio.wait_for(fence_now.wait(), timeout=60)
-        intruder = create_producer(
-            kafka,
-            client_id="intruder",
-            transactional_id=transactional_id(group, TopicPartition(source, 0)),
-        )
-        await intruder.start()
-        await intruder.stop()
+        await _fence(kafka, group, TopicPartition(source, 0))
 
         async def caught_up() -> bool:
             lag = await group_lag(kafka.bootstrap_servers, group, source)
@@ -132,13 +124,7 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
 
         await wait_for(caught_up, timeout_s=90)
     finally:
-        stop.set()
-        await loop
-        await consumer.stop()
-        await partitions.close()
-        # aiokafka leaves futures of the fenced producer with their error unread: collected
-        # here, asyncio's complaint about them is this test's, not whichever test runs next.
-        gc.collect()
+        await _stop(loop, stop, consumer, partitions)
 
     assert len(opened_at) >= 2, "the fence never made the loop open the partition anew"
     out = Counter(decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink))
@@ -156,14 +142,8 @@ async def test_a_transaction_failed_on_a_quiet_partition_is_done_again_without_n
     suffix = uuid4().hex[:8]
     source, sink, group = f"test.quiet.in.{suffix}", f"test.quiet.out.{suffix}", f"quiet-{suffix}"
     await _create_topics(kafka, source, sink)
-    partitions = PartitionTransactions(kafka, transactional_id_prefix=group, client_id="quiet")
-    consumer = create_consumer(
-        kafka, source, group_id=group, client_id="quiet", listener=partitions
-    )
-    partitions.bind(consumer)
-
-    def echo(_: int) -> Callable[[Event], list[tuple[str, Event]]]:
-        return lambda event: [(sink, event)]
+    partitions, consumer = _member(kafka, group, source)
+    echo = _echo_to(sink)
 
     async def done() -> Counter[UUID]:
         records = await read_topic(kafka.bootstrap_servers, sink)
@@ -179,24 +159,54 @@ async def test_a_transaction_failed_on_a_quiet_partition_is_done_again_without_n
         await wait_for(lambda: _all_of(done, sent), timeout_s=60)
         # Another member's producer under the partition's transactional id: the loop's
         # producer learns of it only with its next transaction, the last for a while.
-        intruder = create_producer(
-            kafka,
-            client_id="intruder",
-            transactional_id=transactional_id(group, TopicPartition(source, 0)),
-        )
-        await intruder.start()
-        await intruder.stop()
+        await _fence(kafka, group, TopicPartition(source, 0))
         sent += await _produce_reports(kafka, source, count=1)
         await wait_for(lambda: _all_of(done, sent), timeout_s=30)
     finally:
-        stop.set()
-        await loop
-        await consumer.stop()
-        await partitions.close()
-        # aiokafka leaves futures of the fenced producer with their error unread: collected
-        # here, asyncio's complaint about them is this test's, not whichever test runs next.
-        gc.collect()
+        await _stop(loop, stop, consumer, partitions)
     assert await done() == Counter({event.event_id: 1 for event in sent})
+
+
+def _member(
+    kafka: KafkaSettings, group: str, source: str, *, on_opened: OnOpened | None = None
+) -> tuple[PartitionTransactions, AIOKafkaConsumer]:
+    """A group member's partitions and consumer, wired as triage wires them."""
+    partitions = PartitionTransactions(
+        kafka, transactional_id_prefix=group, client_id=group, on_opened=on_opened
+    )
+    consumer = create_consumer(kafka, source, group_id=group, client_id=group, listener=partitions)
+    partitions.bind(consumer)
+    return partitions, consumer
+
+
+def _echo_to(sink: str) -> Callable[[int], Callable[[Event], list[tuple[str, Event]]]]:
+    """A transform that writes each event, as it is, to `sink`."""
+    return lambda _: lambda event: [(sink, event)]
+
+
+async def _fence(kafka: KafkaSettings, group: str, partition: TopicPartition) -> None:
+    """What another member does on being given `partition`: start a producer under its
+    transactional id, which fences the loop's."""
+    intruder = create_producer(
+        kafka, client_id="intruder", transactional_id=transactional_id(group, partition)
+    )
+    await intruder.start()
+    await intruder.stop()
+
+
+async def _stop(
+    loop: asyncio.Task[None],
+    stop: asyncio.Event,
+    consumer: AIOKafkaConsumer,
+    partitions: PartitionTransactions,
+) -> None:
+    stop.set()
+    await loop
+    await consumer.stop()
+    await partitions.close()
+    # aiokafka leaves futures of a fenced producer with their error unread: collected here,
+    # asyncio's complaint about them is this test's, not whichever test runs next.
+    gc.collect()
 
 
 async def _all_of(done: Callable[[], Awaitable[Counter[UUID]]], sent: list[Event]) -> bool:
@@ -216,14 +226,8 @@ async def test_an_output_the_broker_refuses_is_never_committed_past(
     await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
     sent = await _produce_reports(kafka, source, count=8, long_at=5)
 
-    partitions = PartitionTransactions(kafka, transactional_id_prefix=group, client_id="refused")
-    consumer = create_consumer(
-        kafka, source, group_id=group, client_id="refused", listener=partitions
-    )
-    partitions.bind(consumer)
-
-    def echo(_: int) -> Callable[[Event], list[tuple[str, Event]]]:
-        return lambda event: [(sink, event)]
+    partitions, consumer = _member(kafka, group, source)
+    echo = _echo_to(sink)
 
     await consumer.start()
     try:

@@ -28,6 +28,7 @@ from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidTxnState,
     ProducerFenced,
+    UnknownError,
     UnknownProducerId,
 )
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -230,8 +231,9 @@ async def run_transactional(
         after: asyncio.Task[None] | None,
     ) -> None:
         if after is not None:
-            # The partition's previous transaction first. Had it failed for good, the group
-            # would be cancelling this task already; the check says so where it is needed.
+            # The partition's previous transaction first. One that failed for good makes the
+            # group cancel this task as well; nothing here may run after it, so it is also
+            # checked here rather than left to the order of the group's callbacks.
             await asyncio.wait([after])
             if after.cancelled() or after.exception() is not None:
                 return
@@ -317,8 +319,16 @@ async def run_transactional(
 
 def _may_succeed_anew(exc: Exception) -> bool:
     """Whether the partition, opened anew, may get through what failed: an outage, or a
-    producer another member or the broker took away."""
-    return is_transient(exc) or isinstance(exc, LOST_PRODUCER)
+    producer another member or the broker took away.
+
+    Kafka answers a fenced producer's commit with PRODUCER_FENCED (code 90), a code
+    aiokafka 0.14 does not know: it reads it as UnknownError, and its sender raises that
+    as the cause of a KafkaError. Opening the partition anew is safe whatever the commit's
+    outcome was: the new producer ends the old transaction, and the offset read after it
+    says which records are still to do.
+    """
+    unknown = isinstance(exc, UnknownError) or isinstance(exc.__cause__, UnknownError)
+    return is_transient(exc) or isinstance(exc, LOST_PRODUCER) or unknown
 
 
 async def _transact(
