@@ -45,12 +45,7 @@ async def test_opening_a_partition_aborts_and_fences_its_previous_owner(
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     topic = f"test.fencing.{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await _create_topics(kafka, topic)
     partition = TopicPartition("incidents.reports", 0)
     tid = transactional_id(f"test-{uuid4().hex[:8]}", partition)
 

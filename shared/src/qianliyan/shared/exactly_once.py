@@ -321,11 +321,13 @@ def _may_succeed_anew(exc: Exception) -> bool:
     """Whether the partition, opened anew, may get through what failed: an outage, or a
     producer another member or the broker took away.
 
-    Kafka answers a fenced producer's commit with PRODUCER_FENCED (code 90), a code
-    aiokafka 0.14 does not know: it reads it as UnknownError, and its sender raises that
-    as the cause of a KafkaError. Opening the partition anew is safe whatever the commit's
-    outcome was: the new producer ends the old transaction, and the offset read after it
-    says which records are still to do.
+    Kafka answers a fenced producer's commit with an error aiokafka 0.14 cannot name (most
+    likely PRODUCER_FENCED, code 90, newer than its table of codes): it reads it as
+    UnknownError, and its sender raises that as the cause of a KafkaError.
+
+    Opening the partition anew is safe whatever the commit's outcome was: the new producer
+    ends the old transaction, and the offset read after it says which records are still
+    to do.
     """
     unknown = isinstance(exc, UnknownError) or isinstance(exc.__cause__, UnknownError)
     return is_transient(exc) or isinstance(exc, LOST_PRODUCER) or unknown
