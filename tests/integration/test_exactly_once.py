@@ -4,6 +4,7 @@ that opens a partition fences the one that had it, mid-transaction included."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -160,6 +161,52 @@ async def test_a_transaction_failed_on_a_quiet_partition_is_done_again_without_n
     finally:
         await _stop(loop, stop, consumer, partitions)
     assert await done() == Counter({event.event_id: 1 for event in sent})
+
+
+async def test_an_opening_cancelled_half_way_leaves_no_producer_running(
+    running_stack: StackConfig,
+) -> None:
+    """A member stopped while a partition's producer starts (a shutdown or a lost rebalance
+    at that moment) stops that producer too: its client would otherwise keep connections
+    and a task refreshing metadata for as long as the process runs."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    source, group = f"test.opening.{uuid4().hex[:8]}", f"opening-{uuid4().hex[:8]}"
+    await _create_topics(kafka, source)
+    partition = TopicPartition(source, 0)
+    partitions, consumer = _member(kafka, group, source)
+    await consumer.start()
+    try:
+        await wait_for(_async(lambda: partitions.producer(partition) is not None), timeout_s=30)
+        await partitions.close()
+        before = _kafka_clients_running()
+        # The cancellation lands at every stage of a start that takes some tens of ms here.
+        for delay_ms in range(0, 100, 2):
+            opening = asyncio.create_task(partitions.open(partition))
+            await asyncio.sleep(delay_ms / 1000)
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+            await partitions.close()  # the producers whose opening was done
+        assert not _kafka_clients_running() - before, "a producer was left running"
+    finally:
+        await consumer.stop()
+        await partitions.close()
+
+
+def _kafka_clients_running() -> set[asyncio.Task[object]]:
+    """The tasks of the aiokafka clients running here that refresh their metadata."""
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "") == "AIOKafkaClient._md_synchronizer"
+    }
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def checked() -> bool:
+        return check()
+
+    return checked
 
 
 def _member(

@@ -169,8 +169,14 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
                 client_id=self._client_id,
                 transactional_id=transactional_id(self._prefix, partition),
             )
-            # Starting aborts or completes the previous owner's open transaction.
-            await producer.start()
+            try:
+                # Starting aborts or completes the previous owner's open transaction.
+                await producer.start()
+            except BaseException:
+                # Failed or cancelled half way: its client may hold connections and a task
+                # refreshing metadata, which nothing else would stop.
+                await _stop_producer(partition, producer)
+                raise
             self._producers[partition] = producer
         # Read only now, so it includes whatever the previous owner committed.
         committed = await self._seek_committed(partition)
@@ -197,13 +203,16 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def discard(self, partition: TopicPartition) -> None:
         """Stop the partition's producer; its next records open the partition anew."""
         producer = self._producers.pop(partition, None)
-        if producer is None:
-            return
-        try:
-            async with asyncio.timeout(_STOP_TIMEOUT_S):
-                await producer.stop()
-        except Exception as exc:  # fenced, or Kafka is away: it is dropped all the same
-            log.info("producer of %s stopped with %s: %s", partition, type(exc).__name__, exc)
+        if producer is not None:
+            await _stop_producer(partition, producer)
+
+
+async def _stop_producer(partition: TopicPartition, producer: AIOKafkaProducer) -> None:
+    try:
+        async with asyncio.timeout(_STOP_TIMEOUT_S):
+            await producer.stop()
+    except Exception as exc:  # fenced, or Kafka is away: it is dropped all the same
+        log.info("producer of %s stopped with %s: %s", partition, type(exc).__name__, exc)
 
 
 async def run_transactional(
