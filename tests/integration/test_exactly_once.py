@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,7 +15,6 @@ from uuid import UUID, uuid4
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import MessageSizeTooLargeError
 
 from qianliyan.shared.events import (
     Actor,
@@ -35,6 +35,7 @@ from qianliyan.shared.exactly_once import (
 )
 from qianliyan.shared.kafka import create_consumer, create_producer, group_lag
 from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.topics import dead_letter_topic
 from qianliyan.stack.config import StackConfig
 from tests.integration.topic_reader import read_topic, wait_for
 
@@ -256,39 +257,82 @@ async def _all_of(done: Callable[[], Awaitable[Counter[UUID]]], sent: list[Event
     return all(out[event.event_id] for event in sent)
 
 
-async def test_an_output_the_broker_refuses_is_never_committed_past(
-    running_stack: StackConfig,
+async def test_an_input_whose_output_the_broker_refuses_goes_to_the_dead_letters(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A record batch the broker refuses for good does not fail the transaction's commit by
-    itself: the loop checks every delivery before it commits, and stops instead."""
+    """The broker refuses a record batch, not a record: the loop does the refused
+    transaction's records one at a time until the refusal names one, dead-letters that one
+    with the refusal as its error, and moves on; everything else comes out once."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
-    suffix = uuid4().hex[:8]
-    source, sink, group = f"test.refused.in.{suffix}", f"test.refused.out.{suffix}", suffix
-    await _create_topics(kafka, source)
+    source, sink, group = _refusing_topics()
+    await _create_topics(kafka, source, dead_letter_topic(source))
     await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
     sent = await _produce_reports(kafka, source, count=8, long_at=5)
 
     partitions, consumer = _member(kafka, group, source)
-    echo = _echo_to(sink)
+    stop = asyncio.Event()
+    await consumer.start()
+    loop = asyncio.create_task(
+        run_transactional(consumer, partitions, _echo_to(sink), group_id=group, stop=stop)
+    )
 
+    async def all_committed() -> bool:
+        [lag] = await group_lag(kafka.bootstrap_servers, group, source)
+        return lag.committed == len(sent)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="qianliyan.shared.exactly_once"):
+            await wait_for(all_committed, timeout_s=60)
+    finally:
+        await _stop(loop, stop, consumer, partitions)
+
+    assert "@0..7; doing them one at a time" in caplog.text, "refused in one batch of eight"
+    out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
+    assert out == [event.event_id for i, event in enumerate(sent) if i != 5]
+    [parked] = await read_topic(kafka.bootstrap_servers, dead_letter_topic(source))
+    assert decode(parked.value).event_id == sent[5].event_id
+    error = dict(parked.headers)["dlq.error"].decode()
+    assert error == "the broker refused its output: [Error 10] MessageSizeTooLargeError"
+
+
+async def test_an_input_whose_dead_letter_is_refused_as_well_stops_the_loop(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With nowhere to put the record, the loop stops at it rather than move past it."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    source, sink, group = _refusing_topics()
+    await _create_topics(kafka, source)
+    small = {"max.message.bytes": "2000"}
+    await _create_topics(kafka, sink, dead_letter_topic(source), config=small)
+    sent = await _produce_reports(kafka, source, count=8, long_at=5)
+
+    partitions, consumer = _member(kafka, group, source)
     await consumer.start()
     try:
-        with pytest.raises(ExceptionGroup) as stopped:
+        with pytest.raises(ExceptionGroup) as stopped, caplog.at_level(logging.WARNING):
             await asyncio.wait_for(
                 run_transactional(
-                    consumer, partitions, echo, group_id=group, stop=asyncio.Event(), max_records=1
+                    consumer, partitions, _echo_to(sink), group_id=group, stop=asyncio.Event()
                 ),
-                timeout=30,
+                timeout=60,
             )
     finally:
         await consumer.stop()
         await partitions.close()
 
-    assert stopped.group_contains(MessageSizeTooLargeError)
+    [error] = stopped.value.exceptions
+    assert "was refused as well (MessageSizeTooLargeError)" in str(error)
+    assert f"dead-lettering {source}[0]@5: the broker refused its output" in caplog.text
     [lag] = await group_lag(kafka.bootstrap_servers, group, source)
-    assert lag.committed == 5, "the offset went past the record whose output was refused"
+    assert lag.committed == 5, "the offset went past the record that could not be parked"
     out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
     assert out == [event.event_id for event in sent[:5]]
+
+
+def _refusing_topics() -> tuple[str, str, str]:
+    """A source, a sink and a group id of their own."""
+    suffix = uuid4().hex[:8]
+    return f"test.refused.in.{suffix}", f"test.refused.out.{suffix}", suffix
 
 
 async def _create_topics(

@@ -27,7 +27,9 @@ from aiokafka.errors import (
     IllegalOperation,
     InvalidProducerEpoch,
     InvalidTxnState,
+    MessageSizeTooLargeError,
     ProducerFenced,
+    RecordListTooLargeError,
     UnknownError,
     UnknownProducerId,
 )
@@ -77,6 +79,9 @@ LOST_PRODUCER = (
     UnknownProducerId,
     IllegalOperation,
 )
+# The broker refused an output for good: too large for its topic. The same record is refused
+# again however often it is sent, so the input it came from is dead-lettered instead.
+REFUSED_OUTPUT = (MessageSizeTooLargeError, RecordListTooLargeError)
 # A producer that cannot say goodbye to Kafka (an outage) is dropped after this long.
 _STOP_TIMEOUT_S = 10.0
 
@@ -232,6 +237,7 @@ async def run_transactional(
     the time when working through a backlog). One fetch ahead at most.
     """
     attempts: dict[TopicPartition, int] = {}
+    refused = RefusedOutputs()
 
     async def one(
         partition: TopicPartition,
@@ -260,8 +266,21 @@ async def run_transactional(
                     # That goes back to the committed offset, so these records come again.
                     await partitions.open(partition)
                     return
-                with BATCH_SECONDS.labels(partition.topic).time():
-                    await _transact(partition, records, producer, transform, group_id)
+                for transaction in refused.transactions(partition, records):
+                    try:
+                        with BATCH_SECONDS.labels(partition.topic).time():
+                            await _transact(
+                                partition,
+                                transaction,
+                                producer,
+                                transform,
+                                group_id,
+                                refused.culprits(partition),
+                            )
+                    except REFUSED_OUTPUT as exc:
+                        refused.note(partition, transaction, exc)
+                        raise
+                    refused.passed(partition, transaction[-1].offset)
                 attempts.pop(partition, None)
                 return
             except Exception as exc:
@@ -326,9 +345,67 @@ async def run_transactional(
                 await record_lag(consumer, group_id, list(consumer.assignment()))
 
 
+class RefusedOutputs:
+    """Which records' outputs the broker refused for good, per partition.
+
+    The broker refuses a record batch, and a transaction's outputs go out in a few large
+    ones. So when it refuses one, the transaction's records are done again one a
+    transaction, until a refusal names the record whose output it was; that record goes to
+    the dead letters with the refusal as its error, and the partition moves on, as with any
+    record that cannot be processed. Each refusal costs the partition its producer (the
+    refused batch left a gap in the producer's sequence numbers, which the broker would not
+    let its next batch skip), so the partition is opened anew in between.
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[TopicPartition, int] = {}  # records up to here go one at a time
+        self._culprits: dict[TopicPartition, dict[int, str]] = {}  # offset: why refused
+
+    def transactions(self, partition: TopicPartition, records: list[Record]) -> list[list[Record]]:
+        """`records` (in offset order) as the transactions to do them in."""
+        until = self._until.get(partition)
+        if until is None:
+            return [records]
+        alone = [record for record in records if record.offset <= until]
+        rest = records[len(alone) :]
+        return [[record] for record in alone] + ([rest] if rest else [])
+
+    def culprits(self, partition: TopicPartition) -> dict[int, str]:
+        """The offsets of `partition` whose own output was refused, and the refusal."""
+        return self._culprits.get(partition, {})
+
+    def note(self, partition: TopicPartition, transaction: list[Record], exc: Exception) -> None:
+        """`transaction`'s outputs were refused; raises when that was a dead letter's."""
+        last = transaction[-1].offset
+        self._until[partition] = max(self._until.get(partition, last), last)
+        if len(transaction) > 1:
+            log.warning(
+                "the broker refused an output of %s@%d..%d; doing them one at a time",
+                partition,
+                transaction[0].offset,
+                last,
+            )
+            return
+        culprits = self._culprits.setdefault(partition, {})
+        if last in culprits:
+            raise RuntimeError(
+                f"the dead letter of {partition.topic}[{partition.partition}]@{last} was "
+                f"refused as well ({type(exc).__name__}): its dead-letter topic takes "
+                "smaller messages than its own topic"
+            ) from exc
+        culprits[last] = f"the broker refused its output: {exc}"
+
+    def passed(self, partition: TopicPartition, offset: int) -> None:
+        """`partition` is done up to `offset`."""
+        if self._until.get(partition, offset) <= offset:
+            self._until.pop(partition, None)
+            self._culprits.pop(partition, None)
+
+
 def _may_succeed_anew(exc: Exception) -> bool:
-    """Whether the partition, opened anew, may get through what failed: an outage, or a
-    producer another member or the broker took away.
+    """Whether the partition, opened anew, may get through what failed: an outage, a
+    producer another member or the broker took away, or an output the broker refused (its
+    input is found and dead-lettered: `RefusedOutputs`).
 
     Kafka answers a fenced producer's commit with an error aiokafka 0.14 cannot name (most
     likely PRODUCER_FENCED, code 90, newer than its table of codes): it reads it as
@@ -339,7 +416,8 @@ def _may_succeed_anew(exc: Exception) -> bool:
     to do.
     """
     unknown = isinstance(exc, UnknownError) or isinstance(exc.__cause__, UnknownError)
-    return is_transient(exc) or isinstance(exc, LOST_PRODUCER) or unknown
+    lost = isinstance(exc, (*LOST_PRODUCER, *REFUSED_OUTPUT))
+    return is_transient(exc) or lost or unknown
 
 
 async def _transact(
@@ -348,6 +426,7 @@ async def _transact(
     producer: AIOKafkaProducer,
     transform: Transform,
     group_id: str,
+    refused: dict[int, str],
 ) -> None:
     consumed: list[Event] = []
     produced: list[tuple[str, Event]] = []
@@ -361,6 +440,9 @@ async def _transact(
             transform_one = transform(partition.partition)
             for record, event in events:
                 consumed.append(event)
+                if record.offset in refused:
+                    dead.append(DeadLetter(record, refused[record.offset]))
+                    continue
                 try:
                     with correlated(event.correlation_id):
                         outputs = transform_one(event)

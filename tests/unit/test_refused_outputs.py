@@ -1,0 +1,63 @@
+"""Finding the record whose output the broker refused: which transactions, and when the
+search is over."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
+
+from qianliyan.shared.exactly_once import RefusedOutputs
+
+PARTITION = TopicPartition("incidents.reports", 0)
+
+
+def _records(*offsets: int) -> list[ConsumerRecord]:
+    return [
+        ConsumerRecord(
+            PARTITION.topic, PARTITION.partition, offset, 0, 0, b"k", b"v", None, 1, 1, []
+        )
+        for offset in offsets
+    ]
+
+
+def _offsets(transactions: list[list[ConsumerRecord]]) -> list[list[int]]:
+    return [[record.offset for record in transaction] for transaction in transactions]
+
+
+def test_without_a_refusal_a_fetch_is_one_transaction() -> None:
+    assert _offsets(RefusedOutputs().transactions(PARTITION, _records(3, 4, 5))) == [[3, 4, 5]]
+
+
+def test_after_a_refused_batch_its_records_go_one_at_a_time_and_the_rest_together() -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(3, 4, 5), MessageSizeTooLargeError())
+    assert refused.culprits(PARTITION) == {}
+    transactions = refused.transactions(PARTITION, _records(3, 4, 5, 6, 7))
+    assert _offsets(transactions) == [[3], [4], [5], [6, 7]]
+    other = TopicPartition(PARTITION.topic, 1)
+    assert _offsets(refused.transactions(other, _records(3, 4))) == [[3, 4]]
+
+
+def test_a_record_refused_alone_is_the_culprit_until_the_partition_is_past_it() -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(3, 4, 5), MessageSizeTooLargeError())
+    refused.passed(PARTITION, 3)
+    refused.note(PARTITION, _records(4), MessageSizeTooLargeError("too big"))
+    assert refused.culprits(PARTITION) == {
+        4: "the broker refused its output: [Error 10] MessageSizeTooLargeError: too big"
+    }
+    assert _offsets(refused.transactions(PARTITION, _records(4, 5, 6))) == [[4], [5], [6]]
+    refused.passed(PARTITION, 4)
+    assert refused.culprits(PARTITION)  # 5 may hold another
+    refused.passed(PARTITION, 5)
+    assert refused.culprits(PARTITION) == {}
+    assert _offsets(refused.transactions(PARTITION, _records(6, 7))) == [[6, 7]]
+
+
+def test_a_culprit_refused_again_is_an_error_that_names_it() -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(9), MessageSizeTooLargeError())
+    assert list(refused.culprits(PARTITION)) == [9]
+    with pytest.raises(RuntimeError, match=r"incidents.reports\[0\]@9 was refused as well"):
+        refused.note(PARTITION, _records(9), MessageSizeTooLargeError())
