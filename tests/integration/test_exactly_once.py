@@ -247,8 +247,9 @@ async def _stop(
     await loop
     await consumer.stop()
     await partitions.close()
-    # aiokafka leaves futures of a fenced producer with their error unread: collected here,
-    # asyncio's complaint about them is this test's, not whichever test runs next.
+    # aiokafka leaves a fenced producer's error unread in futures of its own: collected here,
+    # asyncio's complaint about them is this test's, not whichever test runs next. (Not all:
+    # pytest keeps the log records of the failure, which hold them through its traceback.)
     gc.collect()
 
 

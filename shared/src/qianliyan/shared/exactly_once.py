@@ -415,9 +415,39 @@ def _may_succeed_anew(exc: Exception) -> bool:
     ends the old transaction, and the offset read after it says which records are still
     to do.
     """
+    return is_transient(exc) or _lost_producer(exc) or isinstance(exc, REFUSED_OUTPUT)
+
+
+def _lost_producer(exc: BaseException) -> bool:
     unknown = isinstance(exc, UnknownError) or isinstance(exc.__cause__, UnknownError)
-    lost = isinstance(exc, (*LOST_PRODUCER, *REFUSED_OUTPUT))
-    return is_transient(exc) or lost or unknown
+    return isinstance(exc, LOST_PRODUCER) or unknown
+
+
+def quiet_lost_producers(loop: asyncio.AbstractEventLoop) -> None:
+    """Log the errors aiokafka leaves unread in a producer it gave up at debug level, not as
+    asyncio's errors.
+
+    aiokafka 0.14 sets a fenced producer's error on futures of its own that nothing awaits
+    (the transaction's end, and the drain of each batch not yet sent). Collected, each is
+    logged as an error, "Future exception was never retrieved", with a traceback through
+    our transaction that reads like a failure of its own; the failure is logged already,
+    as a warning, and the partition opened anew. Everything else goes to the handler that
+    was there.
+    """
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if context.get("message") == "Future exception was never retrieved" and (
+            error is not None and _lost_producer(error)
+        ):
+            log.debug("unread in a producer given up: %s: %s", type(error).__name__, error)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 async def _transact(

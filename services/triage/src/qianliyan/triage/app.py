@@ -16,7 +16,11 @@ from pydantic import BaseModel
 from qianliyan.shared import db
 from qianliyan.shared.access.http import install_access, require, start_access
 from qianliyan.shared.access.policy import Permission, Principal
-from qianliyan.shared.exactly_once import PartitionTransactions, run_transactional
+from qianliyan.shared.exactly_once import (
+    PartitionTransactions,
+    quiet_lost_producers,
+    run_transactional,
+)
 from qianliyan.shared.http import (
     ReadinessCheck,
     RequestSizeLimit,
@@ -82,6 +86,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     pipeline = TriagePipeline(rule_book.current, output_topic=kafka.triage_topic)
 
     async def run_pipeline(stop: asyncio.Event) -> None:
+        quiet_lost_producers(asyncio.get_running_loop())
         grouping = _GroupingFromLog(
             pipeline, kafka.bootstrap_servers, window=timedelta(hours=settings.regroup_window_h)
         )
