@@ -33,7 +33,7 @@ from qianliyan.shared.exactly_once import (
     run_transactional,
     transactional_id,
 )
-from qianliyan.shared.kafka import create_consumer, create_producer, group_lag
+from qianliyan.shared.kafka import create_consumer, create_producer, group_lag, read_partition
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import dead_letter_topic
 from qianliyan.stack.config import StackConfig
@@ -181,14 +181,17 @@ async def test_an_opening_cancelled_half_way_leaves_no_producer_running(
         await partitions.close()
         before = _kafka_clients_running()
         # The cancellation lands at every stage of a start that takes some tens of ms here.
+        cut_short = 0
         for delay_ms in range(0, 100, 2):
             opening = asyncio.create_task(partitions.open(partition))
             await asyncio.sleep(delay_ms / 1000)
             opening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await opening
+            cut_short += opening.cancelled()
             await partitions.close()  # the producers whose opening was done
         assert not _kafka_clients_running() - before, "a producer was left running"
+        assert 1 < cut_short < 50, "the cancellations did not span an opening"
     finally:
         await consumer.stop()
         await partitions.close()
@@ -263,18 +266,33 @@ async def test_an_input_whose_output_the_broker_refuses_goes_to_the_dead_letters
 ) -> None:
     """The broker refuses a record batch, not a record: the loop does the refused
     transaction's records one at a time until the refusal names one, dead-letters that one
-    with the refusal as its error, and moves on; everything else comes out once."""
+    with the refusal as its error, and moves on; everything else comes out once. The
+    transform's state (a fold, as triage's grouping) ends as a fold of the log would."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
     await _create_topics(kafka, source, dead_letter_topic(source))
     await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
     sent = await _produce_reports(kafka, source, count=8, long_at=5)
 
-    partitions, consumer = _member(kafka, group, source)
+    folded: list[UUID] = []  # the reports the transform has taken in, in log order
+
+    async def fold_again(partition: TopicPartition, committed: int) -> None:
+        records = await read_partition(kafka.bootstrap_servers, partition, until_offset=committed)
+        folded[:] = [e.event_id for r in records if isinstance(e := decode(r.value), Event)]
+
+    def echo_and_fold(_: int) -> Callable[[Event], list[tuple[str, Event]]]:
+        def transform(event: Event) -> list[tuple[str, Event]]:
+            if event.event_id not in folded:  # taken in once, as a report by the grouping
+                folded.append(event.event_id)
+            return [(sink, event)]
+
+        return transform
+
+    partitions, consumer = _member(kafka, group, source, on_opened=fold_again)
     stop = asyncio.Event()
     await consumer.start()
     loop = asyncio.create_task(
-        run_transactional(consumer, partitions, _echo_to(sink), group_id=group, stop=stop)
+        run_transactional(consumer, partitions, echo_and_fold, group_id=group, stop=stop)
     )
 
     async def all_committed() -> bool:
@@ -287,13 +305,48 @@ async def test_an_input_whose_output_the_broker_refuses_goes_to_the_dead_letters
     finally:
         await _stop(loop, stop, consumer, partitions)
 
-    assert "@0..7; doing them one at a time" in caplog.text, "refused in one batch of eight"
+    assert "; doing them one at a time" in caplog.text, "refused in a batch of several"
     out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
     assert out == [event.event_id for i, event in enumerate(sent) if i != 5]
     [parked] = await read_topic(kafka.bootstrap_servers, dead_letter_topic(source))
     assert decode(parked.value).event_id == sent[5].event_id
     error = dict(parked.headers)["dlq.error"].decode()
-    assert error == "the broker refused its output: [Error 10] MessageSizeTooLargeError"
+    assert error == "its output was refused: [Error 10] MessageSizeTooLargeError"
+    assert folded == [event.event_id for event in sent]
+
+
+async def test_outputs_refused_only_together_all_come_out_and_the_setting_is_named(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sink taking smaller batches than triage sends: no record is at fault, each comes
+    out once, none is dead-lettered, and the log says which setting is wrong."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    source, sink, group = _refusing_topics()
+    await _create_topics(kafka, source, dead_letter_topic(source))
+    await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
+    sent = await _produce_reports(kafka, source, count=8)
+
+    partitions, consumer = _member(kafka, group, source)
+    stop = asyncio.Event()
+    await consumer.start()
+    loop = asyncio.create_task(
+        run_transactional(consumer, partitions, _echo_to(sink), group_id=group, stop=stop)
+    )
+
+    async def all_out() -> bool:
+        return len(await read_topic(kafka.bootstrap_servers, sink)) >= len(sent)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="qianliyan.shared.exactly_once"):
+            await wait_for(all_out, timeout_s=60)
+    finally:
+        await _stop(loop, stop, consumer, partitions)
+
+    out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
+    assert out == [event.event_id for event in sent]
+    assert await read_topic(kafka.bootstrap_servers, dead_letter_topic(source)) == []
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "smaller batches than TRANSACTION_BATCH_BYTES" in error
 
 
 async def test_an_input_whose_dead_letter_is_refused_as_well_stops_the_loop(
@@ -323,7 +376,7 @@ async def test_an_input_whose_dead_letter_is_refused_as_well_stops_the_loop(
 
     [error] = stopped.value.exceptions
     assert "was refused as well (MessageSizeTooLargeError)" in str(error)
-    assert f"dead-lettering {source}[0]@5: the broker refused its output" in caplog.text
+    assert f"dead-lettering {source}[0]@5: its output was refused" in caplog.text
     [lag] = await group_lag(kafka.bootstrap_servers, group, source)
     assert lag.committed == 5, "the offset went past the record that could not be parked"
     out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]

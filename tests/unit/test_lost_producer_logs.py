@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaError, ProducerFenced, UnknownError
@@ -17,8 +18,8 @@ from qianliyan.shared.exactly_once import quiet_lost_producers
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
-    quiet_lost_producers(loop)
-    yield loop
+    with quiet_lost_producers(loop):
+        yield loop
     loop.close()
 
 
@@ -37,7 +38,7 @@ def _fenced_commit() -> KafkaError:
         return error
 
 
-@pytest.mark.parametrize("error", [ProducerFenced(), _fenced_commit()], ids=["fenced", "unknown"])
+@pytest.mark.parametrize("error", [ProducerFenced(), _fenced_commit()], ids=["fenced", "commit"])
 def test_a_lost_producers_unread_error_is_not_an_error_in_the_log(
     loop: asyncio.AbstractEventLoop, error: BaseException, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -55,3 +56,21 @@ def test_any_other_unread_error_is_still_logged_as_one(
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.getMessage().startswith("Future exception was never retrieved")
     assert "ValueError: ours" in caplog.text
+
+
+def test_the_handler_there_was_gets_the_rest_and_is_back_afterwards(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.new_event_loop()
+    handed: list[str] = []
+
+    def theirs(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        handed.append(context["message"])
+
+    loop.set_exception_handler(theirs)
+    with quiet_lost_producers(loop):
+        _left_unread(loop, ProducerFenced())
+        _left_unread(loop, UnknownError())  # a refusal, not a lost producer
+    assert handed == ["Future exception was never retrieved"]
+    assert loop.get_exception_handler() is theirs
+    loop.close()

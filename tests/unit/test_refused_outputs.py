@@ -3,6 +3,8 @@ search is over."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
@@ -45,7 +47,7 @@ def test_a_record_refused_alone_is_the_culprit_until_the_partition_is_past_it() 
     refused.passed(PARTITION, 3)
     refused.note(PARTITION, _records(4), MessageSizeTooLargeError("too big"))
     assert refused.culprits(PARTITION) == {
-        4: "the broker refused its output: [Error 10] MessageSizeTooLargeError: too big"
+        4: "its output was refused: [Error 10] MessageSizeTooLargeError: too big"
     }
     assert _offsets(refused.transactions(PARTITION, _records(4, 5, 6))) == [[4], [5], [6]]
     refused.passed(PARTITION, 4)
@@ -61,3 +63,24 @@ def test_a_culprit_refused_again_is_an_error_that_names_it() -> None:
     assert list(refused.culprits(PARTITION)) == [9]
     with pytest.raises(RuntimeError, match=r"incidents.reports\[0\]@9 was refused as well"):
         refused.note(PARTITION, _records(9), MessageSizeTooLargeError())
+
+
+def test_a_refusal_no_single_record_explains_is_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(3, 4, 5), MessageSizeTooLargeError())
+    for offset in (3, 4, 5):
+        refused.passed(PARTITION, offset)
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    expected = "refused together ([Error 10] MessageSizeTooLargeError) and each taken alone"
+    assert expected in error.getMessage()
+    assert _offsets(refused.transactions(PARTITION, _records(6, 7))) == [[6, 7]]
+
+
+def test_a_partition_given_to_another_member_is_forgotten() -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(9), MessageSizeTooLargeError())
+    refused.forget(PARTITION)
+    assert refused.culprits(PARTITION) == {}
+    assert _offsets(refused.transactions(PARTITION, _records(9, 10))) == [[9, 10]]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -79,8 +80,8 @@ LOST_PRODUCER = (
     UnknownProducerId,
     IllegalOperation,
 )
-# The broker refused an output for good: too large for its topic. The same record is refused
-# again however often it is sent, so the input it came from is dead-lettered instead.
+# The broker (or the client, before sending) refused an output for good: too large for its
+# topic. Sent again it is refused again, so the input it came from is dead-lettered instead.
 REFUSED_OUTPUT = (MessageSizeTooLargeError, RecordListTooLargeError)
 # A producer that cannot say goodbye to Kafka (an outage) is dropped after this long.
 _STOP_TIMEOUT_S = 10.0
@@ -177,10 +178,11 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 # Starting aborts or completes the previous owner's open transaction.
                 await producer.start()
-            except BaseException:
+            except (Exception, asyncio.CancelledError):
                 # Failed or cancelled half way: its client may hold connections and a task
-                # refreshing metadata, which nothing else would stop.
-                await _stop_producer(partition, producer)
+                # refreshing metadata, which nothing else would stop (shielded: a second
+                # cancellation leaves the stopping to go on).
+                await asyncio.shield(_stop_producer(partition, producer))
                 raise
             self._producers[partition] = producer
         # Read only now, so it includes whatever the previous owner committed.
@@ -256,6 +258,7 @@ async def run_transactional(
             return  # what was fetched ahead is read again by the partition's next owner
         async with partitions.lock(partition):
             if not partitions.owns(partition):
+                refused.forget(partition)
                 return  # given to another member meanwhile: it does these records
             if partitions.epoch(partition) != epoch:
                 return  # reopened since they were fetched: they come again from its offset
@@ -267,6 +270,8 @@ async def run_transactional(
                     await partitions.open(partition)
                     return
                 for transaction in refused.transactions(partition, records):
+                    if stop.is_set():
+                        return  # each transaction committed its offset: the rest come again
                     try:
                         with BATCH_SECONDS.labels(partition.topic).time():
                             await _transact(
@@ -277,11 +282,12 @@ async def run_transactional(
                                 group_id,
                                 refused.culprits(partition),
                             )
-                    except REFUSED_OUTPUT as exc:
-                        refused.note(partition, transaction, exc)
+                    except Exception as exc:
+                        if _refusal(exc):
+                            refused.note(partition, transaction, exc)
                         raise
                     refused.passed(partition, transaction[-1].offset)
-                attempts.pop(partition, None)
+                    attempts.pop(partition, None)
                 return
             except Exception as exc:
                 if not _may_succeed_anew(exc):
@@ -307,6 +313,7 @@ async def run_transactional(
             await retry_pause(attempt, stop)  # without the lock: a rebalance may go on
             async with partitions.lock(partition):
                 if stop.is_set() or not partitions.owns(partition):
+                    refused.forget(partition)
                     return  # the partition's next owner reads them again
                 if partitions.epoch(partition) != epoch:
                     return  # opened meanwhile, when given to this member again
@@ -349,7 +356,7 @@ class RefusedOutputs:
     """Which records' outputs the broker refused for good, per partition.
 
     The broker refuses a record batch, and a transaction's outputs go out in a few large
-    ones. So when it refuses one, the transaction's records are done again one a
+    ones. So when it refuses one, the transaction's records are done again one per
     transaction, until a refusal names the record whose output it was; that record goes to
     the dead letters with the refusal as its error, and the partition moves on, as with any
     record that cannot be processed. Each refusal costs the partition its producer (the
@@ -359,6 +366,7 @@ class RefusedOutputs:
 
     def __init__(self) -> None:
         self._until: dict[TopicPartition, int] = {}  # records up to here go one at a time
+        self._first_refusal: dict[TopicPartition, str] = {}
         self._culprits: dict[TopicPartition, dict[int, str]] = {}  # offset: why refused
 
     def transactions(self, partition: TopicPartition, records: list[Record]) -> list[list[Record]]:
@@ -378,6 +386,7 @@ class RefusedOutputs:
         """`transaction`'s outputs were refused; raises when that was a dead letter's."""
         last = transaction[-1].offset
         self._until[partition] = max(self._until.get(partition, last), last)
+        self._first_refusal.setdefault(partition, str(exc))
         if len(transaction) > 1:
             log.warning(
                 "the broker refused an output of %s@%d..%d; doing them one at a time",
@@ -390,16 +399,33 @@ class RefusedOutputs:
         if last in culprits:
             raise RuntimeError(
                 f"the dead letter of {partition.topic}[{partition.partition}]@{last} was "
-                f"refused as well ({type(exc).__name__}): its dead-letter topic takes "
-                "smaller messages than its own topic"
+                f"refused as well ({type(exc).__name__}): it is too large for the "
+                "dead-letter topic, or for the producer's max_request_size"
             ) from exc
-        culprits[last] = f"the broker refused its output: {exc}"
+        culprits[last] = f"its output was refused: {exc}"
 
     def passed(self, partition: TopicPartition, offset: int) -> None:
         """`partition` is done up to `offset`."""
-        if self._until.get(partition, offset) <= offset:
-            self._until.pop(partition, None)
-            self._culprits.pop(partition, None)
+        until = self._until.get(partition)
+        if until is None or offset < until:
+            return
+        self._until.pop(partition)
+        refusal = self._first_refusal.pop(partition, "")
+        if not self._culprits.pop(partition, None):
+            # Together too large, each alone taken: a misconfiguration, met on every fetch.
+            log.error(
+                "outputs of %s were refused together (%s) and each taken alone: a topic "
+                "written may take smaller batches than TRANSACTION_BATCH_BYTES "
+                "(docs/deployment.md, message size)",
+                partition,
+                refusal,
+            )
+
+    def forget(self, partition: TopicPartition) -> None:
+        """Drop what is known of `partition`: another member has it now."""
+        self._until.pop(partition, None)
+        self._first_refusal.pop(partition, None)
+        self._culprits.pop(partition, None)
 
 
 def _may_succeed_anew(exc: Exception) -> bool:
@@ -415,17 +441,25 @@ def _may_succeed_anew(exc: Exception) -> bool:
     ends the old transaction, and the offset read after it says which records are still
     to do.
     """
-    return is_transient(exc) or _lost_producer(exc) or isinstance(exc, REFUSED_OUTPUT)
+    return is_transient(exc) or _lost_producer(exc) or _refusal(exc)
 
 
 def _lost_producer(exc: BaseException) -> bool:
-    unknown = isinstance(exc, UnknownError) or isinstance(exc.__cause__, UnknownError)
-    return isinstance(exc, LOST_PRODUCER) or unknown
+    return isinstance(exc, LOST_PRODUCER) or isinstance(exc.__cause__, UnknownError)
 
 
-def quiet_lost_producers(loop: asyncio.AbstractEventLoop) -> None:
-    """Log the errors aiokafka leaves unread in a producer it gave up at debug level, not as
-    asyncio's errors.
+def _refusal(exc: BaseException) -> bool:
+    """Whether an output was refused for good. A record batch the broker refuses with a
+    code aiokafka 0.14 cannot name (INVALID_RECORD, 87, say) fails as UnknownError itself;
+    should it be anything else (a fence, say), doing the records one per transaction with
+    a fresh producer gets them through all the same."""
+    return isinstance(exc, REFUSED_OUTPUT) or type(exc) is UnknownError
+
+
+@contextmanager
+def quiet_lost_producers(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """While in it, log the errors aiokafka leaves unread in a producer it gave up at debug
+    level, not as asyncio's errors.
 
     aiokafka 0.14 sets a fenced producer's error on futures of its own that nothing awaits
     (the transaction's end, and the drain of each batch not yet sent). Collected, each is
@@ -448,6 +482,10 @@ def quiet_lost_producers(loop: asyncio.AbstractEventLoop) -> None:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handle)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
 
 
 async def _transact(
@@ -470,14 +508,16 @@ async def _transact(
             transform_one = transform(partition.partition)
             for record, event in events:
                 consumed.append(event)
-                if record.offset in refused:
-                    dead.append(DeadLetter(record, refused[record.offset]))
-                    continue
                 try:
                     with correlated(event.correlation_id):
                         outputs = transform_one(event)
                 except Exception as exc:
                     dead.append(DeadLetter(record, f"{type(exc).__name__}: {exc}"))
+                    continue
+                if record.offset in refused:
+                    # Transformed all the same: a transform's state (a fold) takes in every
+                    # record, as it does when folded again from the log.
+                    dead.append(DeadLetter(record, refused[record.offset]))
                     continue
                 for topic, output in outputs:
                     await batches.add(

@@ -86,7 +86,6 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     pipeline = TriagePipeline(rule_book.current, output_topic=kafka.triage_topic)
 
     async def run_pipeline(stop: asyncio.Event) -> None:
-        quiet_lost_producers(asyncio.get_running_loop())
         grouping = _GroupingFromLog(
             pipeline, kafka.bootstrap_servers, window=timedelta(hours=settings.regroup_window_h)
         )
@@ -126,12 +125,13 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
         # Only the revocation list is read from PostgreSQL: triage keeps no read models.
         pool = await db.create_pool(settings.postgres)
         app.state.access = await start_access(settings.access, pool)
-        loop.start()
-        try:
-            yield
-        finally:
-            await loop.stop()
-            await pool.close()
+        with quiet_lost_producers(asyncio.get_running_loop()):
+            loop.start()
+            try:
+                yield
+            finally:
+                await loop.stop()
+                await pool.close()
 
     def liveness() -> dict[str, ReadinessCheck]:
         return {"pipeline": loop.is_alive}
