@@ -113,6 +113,7 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._in_flight: dict[TopicPartition, asyncio.Lock] = {}
         self._epochs: dict[TopicPartition, int] = {}
+        self._revoking: set[TopicPartition] = set()
 
     def bind(self, consumer: AIOKafkaConsumer) -> None:
         """The consumer whose partitions these are (it is created with this listener)."""
@@ -141,13 +142,22 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
     def _next_epoch(self, partition: TopicPartition) -> None:
         self._epochs[partition] = self.epoch(partition) + 1
 
+    def revoking(self, partition: TopicPartition) -> bool:
+        """Whether the group is taking `partition` away, waiting for its transaction."""
+        return partition in self._revoking
+
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         # A transaction in flight finishes before the partition goes to another member.
-        for partition in revoked:
-            async with self.lock(partition):
-                self._next_epoch(partition)
-                if self._on_closed is not None:
-                    self._on_closed(partition)
+        revoked = list(revoked)
+        self._revoking.update(revoked)
+        try:
+            for partition in revoked:
+                async with self.lock(partition):
+                    self._next_epoch(partition)
+                    if self._on_closed is not None:
+                        self._on_closed(partition)
+        finally:
+            self._revoking.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assert self._consumer is not None
@@ -270,8 +280,10 @@ async def run_transactional(
                     await partitions.open(partition)
                     return
                 for transaction in refused.transactions(partition, records):
-                    if stop.is_set():
-                        return  # each transaction committed its offset: the rest come again
+                    if stop.is_set() or partitions.revoking(partition):
+                        # Between transactions of one fetch (a search for a refused output
+                        # makes many): each committed its offset, the rest come again.
+                        return
                     try:
                         with BATCH_SECONDS.labels(partition.topic).time():
                             await _transact(
