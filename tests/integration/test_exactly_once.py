@@ -349,6 +349,65 @@ async def test_outputs_refused_only_together_all_come_out_and_the_setting_is_nam
     assert "smaller batches than TRANSACTION_BATCH_BYTES" in error
 
 
+async def test_a_rebalance_during_a_search_for_a_refused_output_waits_for_one_transaction(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A search does a fetch's records one per transaction; a member joining meanwhile
+    takes the partition after the transaction in flight, not after the whole search, and
+    whoever ends up with it finishes: every record once, the culprit parked once.
+
+    Were the whole search waited for (400 transactions, more than the 10 s the group
+    gives a member to rejoin), the group would expel the searching member and its
+    successor fence it mid-transaction: still exactly once, but a stall."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    source, sink, group = _refusing_topics()
+    await _create_topics(kafka, source, dead_letter_topic(source))
+    await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
+    sent = await _produce_reports(kafka, source, count=400, long_at=390)
+
+    stop = asyncio.Event()
+    members = [_member(kafka, group, source) for _ in range(2)]
+    loops: list[asyncio.Task[None]] = []
+    ended: list[BaseException | None] = []
+
+    async def join(partitions: PartitionTransactions, consumer: AIOKafkaConsumer) -> None:
+        await consumer.start()
+        loops.append(
+            asyncio.create_task(
+                run_transactional(consumer, partitions, _echo_to(sink), group_id=group, stop=stop)
+            )
+        )
+
+    async def searching() -> bool:  # singles committed, hundreds to go
+        return len(await read_topic(kafka.bootstrap_servers, sink)) >= 30
+
+    async def all_committed() -> bool:
+        [lag] = await group_lag(kafka.bootstrap_servers, group, source)
+        return lag.committed == len(sent)
+
+    try:
+        with caplog.at_level(logging.INFO, logger="qianliyan.shared.exactly_once"):
+            await join(*members[0])
+            await wait_for(searching, timeout_s=60)
+            await join(*members[1])
+            await wait_for(all_committed, timeout_s=120)
+    finally:
+        stop.set()
+        ended += await asyncio.gather(*loops, return_exceptions=True)
+        for partitions, consumer in members:
+            await consumer.stop()
+            await partitions.close()
+
+    assert ended == [None, None]
+    assert "member_id was not recognized" not in caplog.text, "the searching member expelled"
+    assert "ProducerFenced" not in caplog.text
+    assert f"leaving {TopicPartition(source, 0)}@" in caplog.text
+    out = Counter(decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink))
+    assert out == Counter(event.event_id for i, event in enumerate(sent) if i != 390)
+    parked = await read_topic(kafka.bootstrap_servers, dead_letter_topic(source))
+    assert [decode(r.value).event_id for r in parked] == [sent[390].event_id]
+
+
 async def test_an_input_whose_dead_letter_is_refused_as_well_stops_the_loop(
     running_stack: StackConfig, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -280,9 +280,14 @@ async def run_transactional(
                     await partitions.open(partition)
                     return
                 for transaction in refused.transactions(partition, records):
-                    if stop.is_set() or partitions.revoking(partition):
+                    if stop.is_set():
+                        return  # each transaction committed its offset: the rest come again
+                    if partitions.revoking(partition):
                         # Between transactions of one fetch (a search for a refused output
-                        # makes many): each committed its offset, the rest come again.
+                        # makes many): the group waits for this one only.
+                        log.info(
+                            "leaving %s@%d on to its next owner", partition, transaction[0].offset
+                        )
                         return
                     try:
                         with BATCH_SECONDS.labels(partition.topic).time():
