@@ -7,9 +7,9 @@ import logging
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownError
 
-from qianliyan.shared.exactly_once import RefusedOutputs
+from qianliyan.shared.exactly_once import RefusedOutputs, may_succeed_anew
 
 PARTITION = TopicPartition("incidents.reports", 0)
 
@@ -84,3 +84,42 @@ def test_a_partition_given_to_another_member_is_forgotten() -> None:
     refused.forget(PARTITION)
     assert refused.culprits(PARTITION) == {}
     assert _offsets(refused.transactions(PARTITION, _records(9, 10))) == [[9, 10]]
+
+
+def test_a_record_refused_alone_with_a_code_aiokafka_cannot_name_is_blamed_the_second_time() -> (
+    None
+):
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(9), UnknownError())
+    assert refused.culprits(PARTITION) == {}, "it may have been a passing error"
+    assert _offsets(refused.transactions(PARTITION, _records(9, 10))) == [[9], [10]]
+    refused.note(PARTITION, _records(9), UnknownError())
+    assert list(refused.culprits(PARTITION)) == [9]
+
+
+def test_a_search_left_behind_by_the_partition_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(3, 4, 5), MessageSizeTooLargeError())
+    caplog.clear()
+    # Revoked mid-search; the partition comes back after another member finished it.
+    assert _offsets(refused.transactions(PARTITION, _records(8, 9))) == [[8, 9]]
+    refused.passed(PARTITION, 9)
+    assert not caplog.records
+
+
+def test_a_dead_letter_refused_by_a_code_aiokafka_cannot_name_stops_the_partition() -> None:
+    refused = RefusedOutputs()
+    for _ in range(2):
+        refused.note(PARTITION, _records(9), UnknownError())
+    with pytest.raises(RuntimeError) as stopped:
+        refused.note(PARTITION, _records(9), UnknownError())
+    assert not may_succeed_anew(stopped.value), "it would be tried for ever"
+
+
+def test_a_producer_whose_sender_died_of_an_unknown_code_is_opened_anew() -> None:
+    try:
+        raise KafkaError("Unexpected error during batch delivery") from UnknownError()
+    except KafkaError as error:
+        assert may_succeed_anew(error)

@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -28,6 +29,7 @@ from aiokafka.errors import (
     IllegalOperation,
     InvalidProducerEpoch,
     InvalidTxnState,
+    KafkaError,
     MessageSizeTooLargeError,
     ProducerFenced,
     RecordListTooLargeError,
@@ -113,7 +115,6 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._in_flight: dict[TopicPartition, asyncio.Lock] = {}
         self._epochs: dict[TopicPartition, int] = {}
-        self._revoking: set[TopicPartition] = set()
 
     def bind(self, consumer: AIOKafkaConsumer) -> None:
         """The consumer whose partitions these are (it is created with this listener)."""
@@ -142,22 +143,18 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
     def _next_epoch(self, partition: TopicPartition) -> None:
         self._epochs[partition] = self.epoch(partition) + 1
 
-    def revoking(self, partition: TopicPartition) -> bool:
-        """Whether the group is taking `partition` away, waiting for its transaction."""
-        return partition in self._revoking
-
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # A transaction in flight finishes before the partition goes to another member.
         revoked = list(revoked)
-        self._revoking.update(revoked)
-        try:
-            for partition in revoked:
-                async with self.lock(partition):
-                    self._next_epoch(partition)
-                    if self._on_closed is not None:
-                        self._on_closed(partition)
-        finally:
-            self._revoking.difference_update(revoked)
+        # At once, before waiting for any: what was fetched is not to be done any more, and
+        # a fetch's transactions (a search for a refused output makes many) end with the
+        # one in flight.
+        for partition in revoked:
+            self._next_epoch(partition)
+        for partition in revoked:
+            # A transaction in flight finishes before the partition goes to another member.
+            async with self.lock(partition):
+                if self._on_closed is not None:
+                    self._on_closed(partition)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assert self._consumer is not None
@@ -282,12 +279,10 @@ async def run_transactional(
                 for transaction in refused.transactions(partition, records):
                     if stop.is_set():
                         return  # each transaction committed its offset: the rest come again
-                    if partitions.revoking(partition):
-                        # Between transactions of one fetch (a search for a refused output
-                        # makes many): the group waits for this one only.
-                        log.info(
-                            "leaving %s@%d on to its next owner", partition, transaction[0].offset
-                        )
+                    if partitions.epoch(partition) != epoch:
+                        # Revoked between transactions of one fetch (a search for a refused
+                        # output makes many): the group waits for the one in flight only.
+                        log.info("leaving %s@%d to the rebalance", partition, transaction[0].offset)
                         return
                     try:
                         with BATCH_SECONDS.labels(partition.topic).time():
@@ -307,7 +302,7 @@ async def run_transactional(
                     attempts.pop(partition, None)
                 return
             except Exception as exc:
-                if not _may_succeed_anew(exc):
+                if not may_succeed_anew(exc):
                     raise
                 # Nothing the transaction produced is visible.
                 log.warning(
@@ -338,7 +333,7 @@ async def run_transactional(
                     await partitions.open(partition)
                     return
                 except Exception as exc:
-                    if not _may_succeed_anew(exc):
+                    if not may_succeed_anew(exc):
                         raise
                     log.warning(
                         "opening %s failed (%s: %s); trying again",
@@ -382,28 +377,30 @@ class RefusedOutputs:
     """
 
     def __init__(self) -> None:
-        self._until: dict[TopicPartition, int] = {}  # records up to here go one at a time
-        self._first_refusal: dict[TopicPartition, str] = {}
-        self._culprits: dict[TopicPartition, dict[int, str]] = {}  # offset: why refused
+        self._searches: dict[TopicPartition, _Search] = {}
 
     def transactions(self, partition: TopicPartition, records: list[Record]) -> list[list[Record]]:
         """`records` (in offset order) as the transactions to do them in."""
-        until = self._until.get(partition)
-        if until is None:
+        search = self._searches.get(partition)
+        if search is not None and records[0].offset > search.until:
+            del self._searches[partition]  # the partition was done elsewhere meanwhile
+            search = None
+        if search is None:
             return [records]
-        alone = [record for record in records if record.offset <= until]
+        alone = [record for record in records if record.offset <= search.until]
         rest = records[len(alone) :]
         return [[record] for record in alone] + ([rest] if rest else [])
 
     def culprits(self, partition: TopicPartition) -> dict[int, str]:
         """The offsets of `partition` whose own output was refused, and the refusal."""
-        return self._culprits.get(partition, {})
+        search = self._searches.get(partition)
+        return search.culprits if search is not None else {}
 
     def note(self, partition: TopicPartition, transaction: list[Record], exc: Exception) -> None:
         """`transaction`'s outputs were refused; raises when that was a dead letter's."""
         last = transaction[-1].offset
-        self._until[partition] = max(self._until.get(partition, last), last)
-        self._first_refusal.setdefault(partition, str(exc))
+        search = self._searches.setdefault(partition, _Search(last, exc))
+        search.until = max(search.until, last)
         if len(transaction) > 1:
             log.warning(
                 "the broker refused an output of %s@%d..%d; doing them one at a time",
@@ -412,40 +409,56 @@ class RefusedOutputs:
                 last,
             )
             return
-        culprits = self._culprits.setdefault(partition, {})
-        if last in culprits:
+        if last in search.culprits:
             raise RuntimeError(
                 f"the dead letter of {partition.topic}[{partition.partition}]@{last} was "
-                f"refused as well ({type(exc).__name__}): it is too large for the "
-                "dead-letter topic, or for the producer's max_request_size"
+                f"refused as well ({type(exc).__name__}: {exc}); the record is not done"
             ) from exc
-        culprits[last] = f"its output was refused: {exc}"
+        if not isinstance(exc, REFUSED_OUTPUT) and last not in search.refused_once:
+            # A code aiokafka cannot name may be a passing one (a broker's internal error):
+            # the record is tried once more before it is blamed.
+            search.refused_once.add(last)
+            return
+        search.culprits[last] = f"its output was refused: {exc}"
 
     def passed(self, partition: TopicPartition, offset: int) -> None:
         """`partition` is done up to `offset`."""
-        until = self._until.get(partition)
-        if until is None or offset < until:
+        search = self._searches.get(partition)
+        if search is None or offset < search.until:
             return
-        self._until.pop(partition)
-        refusal = self._first_refusal.pop(partition, "")
-        if not self._culprits.pop(partition, None):
+        del self._searches[partition]
+        if search.culprits:
+            return
+        if isinstance(search.refusal, REFUSED_OUTPUT):
             # Together too large, each alone taken: a misconfiguration, met on every fetch.
             log.error(
                 "outputs of %s were refused together (%s) and each taken alone: a topic "
-                "written may take smaller batches than TRANSACTION_BATCH_BYTES "
+                "written takes smaller batches than TRANSACTION_BATCH_BYTES "
                 "(docs/deployment.md, message size)",
                 partition,
-                refusal,
+                search.refusal,
+            )
+        else:
+            log.warning(
+                "outputs of %s were refused (%s), then each taken", partition, search.refusal
             )
 
     def forget(self, partition: TopicPartition) -> None:
         """Drop what is known of `partition`: another member has it now."""
-        self._until.pop(partition, None)
-        self._first_refusal.pop(partition, None)
-        self._culprits.pop(partition, None)
+        self._searches.pop(partition, None)
 
 
-def _may_succeed_anew(exc: Exception) -> bool:
+@dataclass
+class _Search:
+    """A partition's search for the records whose outputs were refused."""
+
+    until: int  # records up to here go one per transaction
+    refusal: Exception  # the first, of the transaction that started the search
+    culprits: dict[int, str] = field(default_factory=dict)  # offset: why it was refused
+    refused_once: set[int] = field(default_factory=set)  # by a code aiokafka cannot name
+
+
+def may_succeed_anew(exc: Exception) -> bool:
     """Whether the partition, opened anew, may get through what failed: an outage, a
     producer another member or the broker took away, or an output the broker refused (its
     input is found and dead-lettered: `RefusedOutputs`).
@@ -462,14 +475,16 @@ def _may_succeed_anew(exc: Exception) -> bool:
 
 
 def _lost_producer(exc: BaseException) -> bool:
-    return isinstance(exc, LOST_PRODUCER) or isinstance(exc.__cause__, UnknownError)
+    # Not merely caused by UnknownError: a dead letter refused with one is not a lost producer.
+    unknown = isinstance(exc, KafkaError) and isinstance(exc.__cause__, UnknownError)
+    return isinstance(exc, LOST_PRODUCER) or unknown
 
 
 def _refusal(exc: BaseException) -> bool:
     """Whether an output was refused for good. A record batch the broker refuses with a
     code aiokafka 0.14 cannot name (INVALID_RECORD, 87, say) fails as UnknownError itself;
-    should it be anything else (a fence, say), doing the records one per transaction with
-    a fresh producer gets them through all the same."""
+    as that may also be a passing error, a record refused so alone is tried twice before
+    it is dead-lettered (`RefusedOutputs.note`)."""
     return isinstance(exc, REFUSED_OUTPUT) or type(exc) is UnknownError
 
 
