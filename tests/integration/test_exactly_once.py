@@ -16,6 +16,9 @@ from uuid import UUID, uuid4
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
 
 from qianliyan.shared.events import (
     Actor,
@@ -34,7 +37,13 @@ from qianliyan.shared.exactly_once import (
     run_transactional,
     transactional_id,
 )
-from qianliyan.shared.kafka import create_consumer, create_producer, group_lag, read_partition
+from qianliyan.shared.kafka import (
+    TRANSACTION_BATCH_BYTES,
+    create_consumer,
+    create_producer,
+    group_lag,
+    read_partition,
+)
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import dead_letter_topic
 from qianliyan.stack.config import StackConfig
@@ -320,42 +329,155 @@ async def test_an_input_whose_output_the_broker_refuses_goes_to_the_dead_letters
     assert folded == [event.event_id for event in sent]
 
 
-async def test_outputs_refused_only_together_all_come_out_and_the_setting_is_named(
+async def test_outputs_to_a_topic_taking_small_batches_go_in_batches_it_takes(
     running_stack: StackConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A sink taking smaller batches than triage sends: no record is at fault, each comes
-    out once, none is dead-lettered, and the log says which setting is wrong."""
+    """A sink taking smaller batches than triage sends (2,000 bytes, where eight reports
+    together are more): the loop asks Kafka the topic's limit and sends no larger a batch,
+    so nothing is refused, each report comes out once and none is dead-lettered."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
     await _create_topics(kafka, source, dead_letter_topic(source))
     await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
-    sent = await _produce_reports(kafka, source, count=8)
+    sent = await _produce_reports(kafka, source, count=8, pad=300)
 
+    partitions, consumer = _member(kafka, group, source)
+    with caplog.at_level(logging.WARNING, logger="qianliyan.shared.exactly_once"):
+        await _run_until(
+            partitions, consumer, _echo_to(sink), group, _committed(kafka, group, source, 8)
+        )
+
+    assert _refusals(caplog) == []
+    out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
+    assert out == [event.event_id for event in sent]
+    assert await read_topic(kafka.bootstrap_servers, dead_letter_topic(source)) == []
+
+
+async def test_dead_letters_go_in_batches_their_topic_takes(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Eight unreadable records of one fetch, each parked with its headers on a dead-letter
+    topic taking 2,000 bytes a batch (eight together are more): all parked, none refused."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    source, sink, group = _refusing_topics()
+    await _create_topics(kafka, source, sink)
+    await _create_topics(kafka, dead_letter_topic(source), config={"max.message.bytes": "2000"})
+    producer = create_producer(kafka, client_id="unreadable")
+    await producer.start()
+    try:
+        unreadable = [f"not an event {i}: ".encode() + b"x" * 400 for i in range(8)]
+        await asyncio.gather(*[await producer.send(source, value) for value in unreadable])
+    finally:
+        await producer.stop()
+
+    partitions, consumer = _member(kafka, group, source)
+    with caplog.at_level(logging.WARNING, logger="qianliyan.shared.exactly_once"):
+        await _run_until(
+            partitions, consumer, _echo_to(sink), group, _committed(kafka, group, source, 8)
+        )
+
+    assert _refusals(caplog) == []
+    parked = await read_topic(kafka.bootstrap_servers, dead_letter_topic(source))
+    assert [r.value for r in parked] == unreadable
+    assert _dead_letters_counted(source) == 8
+    assert {dict(r.headers)["dlq.origin.topic"] for r in parked} == {source.encode()}
+
+
+async def test_a_limit_lowered_while_running_is_asked_for_again_after_one_refusal(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sink's limit is lowered under the running loop: its next batch is refused and
+    done one report per transaction, nothing lost or dead-lettered, and the loop asks Kafka
+    the limits again, so the batches after it fit."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    source, sink, group = _refusing_topics()
+    await _create_topics(kafka, source, sink, dead_letter_topic(source))
     partitions, consumer = _member(kafka, group, source)
     stop = asyncio.Event()
     await consumer.start()
     loop = asyncio.create_task(
         run_transactional(consumer, partitions, _echo_to(sink), group_id=group, stop=stop)
     )
-
-    async def all_out() -> bool:
-        return len(await read_topic(kafka.bootstrap_servers, sink)) >= len(sent)
-
+    sent: list[Event] = []
     try:
         with caplog.at_level(logging.WARNING, logger="qianliyan.shared.exactly_once"):
-            await wait_for(all_out, timeout_s=60)
+            # Each report about 1,200 bytes: one fits in 2,000, two together do not.
+            sent += await _produce_reports(kafka, source, count=8, pad=300)
+            await wait_for(_committed(kafka, group, source, 8), timeout_s=60)
+            assert _refusals(caplog) == [], "refused before the limit was lowered"
+            await _alter_topic(kafka, sink, {"max.message.bytes": "2000"})
+            for done in (16, 24):
+                sent += await _produce_reports(kafka, source, count=8, pad=300)
+                await wait_for(_committed(kafka, group, source, done), timeout_s=60)
     finally:
         await _stop(loop, stop, consumer, partitions)
 
-    out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
-    assert out == [event.event_id for event in sent]
+    assert caplog.text.count("; doing them one at a time") == 1, caplog.text
+    assert caplog.text.count("asking Kafka again") == 1
+    out = Counter(decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink))
+    assert out == Counter(event.event_id for event in sent)
     assert await read_topic(kafka.bootstrap_servers, dead_letter_topic(source)) == []
-    [error] = [
+
+
+async def test_a_topic_whose_limit_cannot_be_read_gets_the_usual_batches(
+    running_stack: StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kafka will not describe a topic (here: none such): the loop says so and sends the
+    usual batches, leaving a refusal to `RefusedOutputs`. Kafka away: the transaction fails
+    and is tried again, so nothing is decided on an outage."""
+    kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
+    partitions = PartitionTransactions(kafka, transactional_id_prefix="limits", client_id="t")
+    with caplog.at_level(logging.WARNING, logger="qianliyan.shared.exactly_once"):
+        assert await partitions.batch_bytes(f"test.none.{uuid4().hex[:8]}") == (
+            TRANSACTION_BATCH_BYTES
+        )
+    assert "UnknownTopicOrPartitionError" in caplog.text
+
+    away = KafkaSettings(bootstrap_servers="127.0.0.1:1", request_timeout_ms=2_000)
+    partitions = PartitionTransactions(away, transactional_id_prefix="limits", client_id="t")
+    with pytest.raises(KafkaConnectionError):
+        await partitions.batch_bytes("incidents.triage")
+
+
+def _dead_letters_counted(source: str) -> float:
+    return REGISTRY.get_sample_value("qianliyan_dead_letters_total", {"topic": source}) or 0.0
+
+
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the loop said of outputs the broker refused."""
+    return [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.ERROR and r.name == "qianliyan.shared.exactly_once"
+        if r.name == "qianliyan.shared.exactly_once" and "refused" in r.msg
     ]
-    assert "smaller batches than TRANSACTION_BATCH_BYTES" in error
+
+
+def _committed(
+    kafka: KafkaSettings, group: str, source: str, count: int
+) -> Callable[[], Awaitable[bool]]:
+    async def committed() -> bool:
+        [lag] = await group_lag(kafka.bootstrap_servers, group, source)
+        return lag.committed == count
+
+    return committed
+
+
+async def _run_until(
+    partitions: PartitionTransactions,
+    consumer: AIOKafkaConsumer,
+    transform: Callable[[int], Callable[[Event], list[tuple[str, Event]]]],
+    group: str,
+    done: Callable[[], Awaitable[bool]],
+) -> None:
+    stop = asyncio.Event()
+    await consumer.start()
+    loop = asyncio.create_task(
+        run_transactional(consumer, partitions, transform, group_id=group, stop=stop)
+    )
+    try:
+        await wait_for(done, timeout_s=60)
+    finally:
+        await _stop(loop, stop, consumer, partitions)
 
 
 async def test_a_rebalance_during_a_search_for_a_refused_output_waits_for_one_transaction(
@@ -463,6 +585,7 @@ async def test_an_input_whose_dead_letter_is_refused_as_well_stops_the_loop(
     [error] = stopped.value.exceptions
     assert "was refused as well (MessageSizeTooLargeError:" in str(error)
     assert f"dead-lettering {source}[0]@5: its output was refused" in caplog.text
+    assert _dead_letters_counted(source) == 0, "a dead letter counted that was not committed"
     [lag] = await group_lag(kafka.bootstrap_servers, group, source)
     assert lag.committed == 5, "the offset went past the record that could not be parked"
     out = [decode(r.value).event_id for r in await read_topic(kafka.bootstrap_servers, sink)]
@@ -491,8 +614,17 @@ async def _create_topics(
         await admin.close()
 
 
+async def _alter_topic(kafka: KafkaSettings, topic: str, config: dict[str, str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, config)])
+    finally:
+        await admin.close()
+
+
 async def _produce_reports(
-    kafka: KafkaSettings, topic: str, *, count: int, long_at: int | None = None
+    kafka: KafkaSettings, topic: str, *, count: int, long_at: int | None = None, pad: int = 0
 ) -> list[Event]:
     events: list[Event] = []
     for i in range(count):
@@ -503,7 +635,7 @@ async def _produce_reports(
                 actor=Actor(kind=ActorKind.REPORTER, id="worker-1"),
                 payload=ReportSubmittedPayload(
                     report_id=report_id,
-                    text=f"第{i}号报告" + ("很长" * 1000 if i == long_at else ""),
+                    text=f"第{i}号报告" + ("很长" * 1000 if i == long_at else "长" * pad),
                     captured_at=datetime.now(UTC),
                     received_at=datetime.now(UTC),
                 ),

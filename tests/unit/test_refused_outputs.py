@@ -65,17 +65,25 @@ def test_a_culprit_refused_again_is_an_error_that_names_it() -> None:
         refused.note(PARTITION, _records(9), MessageSizeTooLargeError())
 
 
-def test_a_refusal_no_single_record_explains_is_logged_as_an_error(
+def test_a_refusal_no_single_record_explains_says_the_limits_are_to_be_asked_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     refused = RefusedOutputs()
     refused.note(PARTITION, _records(3, 4, 5), MessageSizeTooLargeError())
-    for offset in (3, 4, 5):
-        refused.passed(PARTITION, offset)
-    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [refused.passed(PARTITION, offset) for offset in (3, 4, 5)] == [False, False, True]
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING and "alone" in r.msg]
     expected = "refused together ([Error 10] MessageSizeTooLargeError) and each taken alone"
-    assert expected in error.getMessage()
+    assert expected in warning.getMessage()
     assert _offsets(refused.transactions(PARTITION, _records(6, 7))) == [[6, 7]]
+
+
+def test_a_search_that_found_its_culprit_or_a_passing_code_leaves_the_limits_be() -> None:
+    refused = RefusedOutputs()
+    refused.note(PARTITION, _records(3, 4), MessageSizeTooLargeError())
+    refused.note(PARTITION, _records(3), MessageSizeTooLargeError())
+    assert [refused.passed(PARTITION, offset) for offset in (3, 4)] == [False, False]
+    refused.note(PARTITION, _records(5, 6), UnknownError())
+    assert [refused.passed(PARTITION, offset) for offset in (5, 6)] == [False, False]
 
 
 def test_a_partition_given_to_another_member_is_forgotten() -> None:

@@ -43,15 +43,18 @@ from qianliyan.shared.events import Event, encode
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.shared.kafka import (
     PARTITIONER,
+    TRANSACTION_BATCH_BYTES,
     DeadLetter,
     Record,
     create_producer,
     decode_records,
+    largest_batches,
+    log_dead_letter,
     retry_pause,
-    send_dead_letter,
 )
 from qianliyan.shared.metrics import (
     BATCH_SECONDS,
+    DEAD_LETTERS,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
     count_events,
@@ -115,6 +118,7 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._in_flight: dict[TopicPartition, asyncio.Lock] = {}
         self._epochs: dict[TopicPartition, int] = {}
+        self._batch_bytes: dict[str, int] = {}
 
     def bind(self, consumer: AIOKafkaConsumer) -> None:
         """The consumer whose partitions these are (it is created with this listener)."""
@@ -142,6 +146,34 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _next_epoch(self, partition: TopicPartition) -> None:
         self._epochs[partition] = self.epoch(partition) + 1
+
+    async def batch_bytes(self, topic: str) -> int:
+        """The largest record batch a transaction hands over for `topic`:
+        TRANSACTION_BATCH_BYTES, or what the topic takes where that is less (a larger batch
+        is refused whole). Asked of Kafka once, and again after `forget_batch_bytes`."""
+        size = self._batch_bytes.get(topic)
+        if size is None:
+            try:
+                [largest] = (await largest_batches(self._settings, [topic])).values()
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the transaction fails, and is done again once Kafka is back
+                # Not allowed to describe it, say: sent as large as ever, a refusal is still
+                # found out and mended by `RefusedOutputs`, only more slowly.
+                log.warning(
+                    "how large a batch %s takes is unknown (%s: %s); sending up to %d bytes",
+                    topic,
+                    type(exc).__name__,
+                    exc,
+                    TRANSACTION_BATCH_BYTES,
+                )
+                largest = TRANSACTION_BATCH_BYTES
+            size = self._batch_bytes[topic] = min(TRANSACTION_BATCH_BYTES, largest)
+        return size
+
+    def forget_batch_bytes(self) -> None:
+        """Ask Kafka again how large a batch each topic takes: one was refused anyway."""
+        self._batch_bytes.clear()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
@@ -293,12 +325,14 @@ async def run_transactional(
                                 transform,
                                 group_id,
                                 refused.culprits(partition),
+                                partitions.batch_bytes,
                             )
                     except Exception as exc:
                         if _refusal(exc):
                             refused.note(partition, transaction, exc)
                         raise
-                    refused.passed(partition, transaction[-1].offset)
+                    if refused.passed(partition, transaction[-1].offset):
+                        partitions.forget_batch_bytes()
                     attempts.pop(partition, None)
                 return
             except Exception as exc:
@@ -421,27 +455,26 @@ class RefusedOutputs:
             return
         search.culprits[last] = f"its output was refused: {exc}"
 
-    def passed(self, partition: TopicPartition, offset: int) -> None:
-        """`partition` is done up to `offset`."""
+    def passed(self, partition: TopicPartition, offset: int) -> bool:
+        """`partition` is done up to `offset`. True when its outputs were refused only for
+        being together: a topic written takes smaller batches than it did when asked."""
         search = self._searches.get(partition)
         if search is None or offset < search.until:
-            return
+            return False
         del self._searches[partition]
         if search.culprits:
-            return
+            return False
         if isinstance(search.refusal, REFUSED_OUTPUT):
-            # Together too large, each alone taken: a misconfiguration, met on every fetch.
-            log.error(
+            log.warning(
                 "outputs of %s were refused together (%s) and each taken alone: a topic "
-                "written takes smaller batches than TRANSACTION_BATCH_BYTES "
-                "(docs/deployment.md, message size)",
+                "written takes smaller batches than it did (its max.message.bytes was "
+                "lowered); asking Kafka again",
                 partition,
                 search.refusal,
             )
-        else:
-            log.warning(
-                "outputs of %s were refused (%s), then each taken", partition, search.refusal
-            )
+            return True
+        log.warning("outputs of %s were refused (%s), then each taken", partition, search.refusal)
+        return False
 
     def forget(self, partition: TopicPartition) -> None:
         """Drop what is known of `partition`: another member has it now."""
@@ -527,10 +560,11 @@ async def _transact(
     transform: Transform,
     group_id: str,
     refused: dict[int, str],
+    batch_bytes: Callable[[str], Awaitable[int]],
 ) -> None:
     consumed: list[Event] = []
     produced: list[tuple[str, Event]] = []
-    batches = _RecordBatches(producer)
+    batches = _RecordBatches(producer, batch_bytes)
     async with producer.transaction():
         events, dead = decode_records(records)
         first = str(events[0][1].correlation_id) if events else None
@@ -559,14 +593,22 @@ async def _transact(
                         headers=headers_for(output) + passed_on(record.headers),
                     )
                     produced.append((topic, output))
-        await batches.send()
         for letter in dead:
-            batches.track(await send_dead_letter(producer, letter, consumer_group=group_id))
+            log_dead_letter(letter)
+            await batches.add(
+                letter.topic,
+                key=letter.record.key,
+                value=letter.record.value,
+                headers=letter.headers(group_id),
+            )
+        await batches.send()
         await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
         await batches.delivered()
     # Counted once the transaction committed: an aborted one is done again.
     count_events(EVENTS_CONSUMED, ((partition.topic, event.type) for event in consumed))
     count_events(EVENTS_PRODUCED, ((topic, event.type) for topic, event in produced))
+    if dead:
+        DEAD_LETTERS.labels(partition.topic).inc(len(dead))
 
 
 class _RecordBatches:
@@ -576,24 +618,34 @@ class _RecordBatches:
     `AIOKafkaProducer.send` looks up the partition, makes a future and later resolves it
     for every record; for triage's small decisions that cost as much as the rules did.
     A batch is placed by the partitioner every producer of ours has, so each key lands
-    where `send` would have put it.
+    where `send` would have put it, and is no larger than its topic takes.
     """
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, batch_bytes: Callable[[str], Awaitable[int]]
+    ) -> None:
         self._producer = producer
-        self._partitions: dict[str, list[int]] = {}
+        self._batch_bytes = batch_bytes
+        self._topics: dict[str, tuple[list[int], int]] = {}  # its partitions, its batch size
         self._open: dict[TopicPartition, BatchBuilder] = {}
         self._deliveries: list[asyncio.Future[Any]] = []
 
     async def add(
-        self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
     ) -> None:
         """Append a record to its partition's batch, handing the batch over once full."""
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            partitions = self._partitions[topic] = sorted(
-                await self._producer.partitions_for(topic)
+        known = self._topics.get(topic)
+        if known is None:
+            known = self._topics[topic] = (
+                sorted(await self._producer.partitions_for(topic)),
+                await self._batch_bytes(topic),
             )
+        partitions, batch_bytes = known
         partition = TopicPartition(topic, PARTITIONER(key, partitions, partitions))
         batch = self._open.get(partition)
         if batch is not None and batch.append(
@@ -602,7 +654,11 @@ class _RecordBatches:
             return
         if batch is not None:  # full
             await self._hand_over(batch, partition)
-        batch = self._open[partition] = self._producer.create_batch()
+        # As `producer.create_batch()` makes one, but of the topic's size (ours compress
+        # nothing).
+        batch = self._open[partition] = BatchBuilder(
+            batch_bytes, compression_type=0, is_transactional=True
+        )
         # An empty batch takes any record, however large: the broker judges its size.
         batch.append(key=key, value=value, timestamp=None, headers=headers)
 
@@ -611,14 +667,6 @@ class _RecordBatches:
         for partition, batch in self._open.items():
             await self._hand_over(batch, partition)
         self._open.clear()
-
-    def track(self, delivery: asyncio.Future[Any]) -> None:
-        """Wait for `delivery`, a record sent beside the batches, with them."""
-        # A producer that failed for good (fenced) fails its deliveries with it, also when
-        # the transaction stops before `delivered`: their outcome is read here, so none is
-        # logged as never retrieved.
-        delivery.add_done_callback(_read_outcome)
-        self._deliveries.append(delivery)
 
     async def delivered(self) -> None:
         """Wait until the broker has every batch; raise the first refusal.
@@ -633,9 +681,14 @@ class _RecordBatches:
                 raise outcome
 
     async def _hand_over(self, batch: BatchBuilder, partition: TopicPartition) -> None:
-        self.track(
-            await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+        delivery = await self._producer.send_batch(
+            batch, partition.topic, partition=partition.partition
         )
+        # A producer that failed for good (fenced) fails its deliveries with it, also when
+        # the transaction stops before `delivered`: their outcome is read here, so none is
+        # logged as never retrieved.
+        delivery.add_done_callback(_read_outcome)
+        self._deliveries.append(delivery)
 
 
 def _read_outcome(delivery: asyncio.Future[Any]) -> None:

@@ -30,9 +30,14 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import RecordMetadata
 from murmurhash2 import murmurhash2
 
 from qianliyan.shared.errors import is_transient
@@ -170,6 +175,11 @@ class DeadLetter:
     record: Record
     error: str
 
+    @property
+    def topic(self) -> str:
+        """Where it is parked: its topic's dead-letter twin, keeping its key and bytes."""
+        return dead_letter_topic(self.record.topic)
+
     def headers(self, consumer_group: str) -> list[tuple[str, bytes]]:
         """The original headers plus where the message came from and what failed."""
         origin = [
@@ -183,11 +193,9 @@ class DeadLetter:
         return [*(self.record.headers or ()), *origin]
 
 
-async def send_dead_letter(
-    producer: AIOKafkaProducer, letter: DeadLetter, *, consumer_group: str
-) -> asyncio.Future[RecordMetadata]:
-    """Park a message on its topic's dead-letter twin, keeping its key and bytes; returns
-    the future of its delivery (a transaction waits for it with the rest of its records)."""
+def log_dead_letter(letter: DeadLetter) -> None:
+    """Say which message goes to the dead letters, and why (before it is sent: a send that
+    fails is tried again, and said again)."""
     log.warning(
         "dead-lettering %s[%d]@%d: %s",
         letter.record.topic,
@@ -195,18 +203,17 @@ async def send_dead_letter(
         letter.record.offset,
         letter.error,
     )
-    DEAD_LETTERS.labels(letter.record.topic).inc()
-    delivery: asyncio.Future[RecordMetadata] = await producer.send(
-        dead_letter_topic(letter.record.topic),
+
+
+async def _park(producer: AIOKafkaProducer, letter: DeadLetter, consumer_group: str) -> None:
+    log_dead_letter(letter)
+    await producer.send_and_wait(
+        letter.topic,
         letter.record.value,
         key=letter.record.key,
         headers=letter.headers(consumer_group),
     )
-    return delivery
-
-
-async def _park(producer: AIOKafkaProducer, letter: DeadLetter, consumer_group: str) -> None:
-    await (await send_dead_letter(producer, letter, consumer_group=consumer_group))
+    DEAD_LETTERS.labels(letter.record.topic).inc()
 
 
 def decode_records(
@@ -437,6 +444,40 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
         return missing
     finally:
         await admin.close()
+
+
+async def largest_batches(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """The largest record batch, in bytes, each of `topics` takes: its `max.message.bytes`,
+    or the broker's `message.max.bytes` where the topic sets none (Kafka answers with that).
+    Raises the broker's error for a topic it will not describe (unknown, not allowed)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, topic, {_MAX_MESSAGE_BYTES: None})
+                for topic in topics
+            ]
+        )
+    finally:
+        await admin.close()
+    largest: dict[str, int] = {}
+    for response in responses:
+        for error_code, error_message, _, topic, entries in response.resources:
+            if error_code:
+                raise for_code(error_code)(f"describing {topic}: {error_message}")
+            for name, value, *_ in entries:
+                if name == _MAX_MESSAGE_BYTES:
+                    largest[topic] = int(value)
+    if missing := set(topics) - set(largest):
+        raise RuntimeError(f"Kafka did not say how large a batch {sorted(missing)} take")
+    return largest
+
+
+_MAX_MESSAGE_BYTES = "max.message.bytes"
 
 
 async def kafka_reachable(settings: KafkaSettings, *, timeout_s: float = 3.0) -> bool:
