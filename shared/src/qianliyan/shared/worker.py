@@ -37,17 +37,26 @@ class BackgroundLoop:
             log.exception("%s stopped on an error", self.name)
             raise
 
-    async def stop(self, *, timeout_s: float = 10.0) -> None:
-        """Ask the loop to finish its current batch, then cancel it if it will not."""
+    async def stop(self, *, timeout_s: float = 10.0, cleanup_s: float = 5.0) -> None:
+        """Ask the loop to finish its current batch within `timeout_s`, else cancel it and
+        wait up to `cleanup_s` for its cleanup (its consumer leaving the group, its
+        producers closing): the service's resources close after it, and the process ends."""
         self._stop.set()
         if self._task is None:
             return
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
+            return
         except TimeoutError:
-            self._task.cancel()
-        except Exception:  # noqa: S110 - already logged by _run
             pass
+        except Exception:
+            return  # already logged by _run
+        log.warning("%s did not stop within %g s; cancelling it", self.name, timeout_s)
+        self._task.cancel()
+        # Waited for, not awaited: its CancelledError is not this caller's.
+        await asyncio.wait([self._task], timeout=cleanup_s)
+        if not self._task.done():
+            log.error("%s is still running %g s after it was cancelled", self.name, cleanup_s)
 
     async def is_alive(self) -> bool:
         """True while the loop runs (or is stopping on request)."""
