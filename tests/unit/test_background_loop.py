@@ -66,3 +66,17 @@ async def test_a_loop_that_ignores_its_cancellation_is_reported_and_left(
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert not await loop.is_alive()
+
+
+async def test_a_loop_that_failed_on_its_own_is_not_taken_for_one_that_will_not_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def body(stop: asyncio.Event) -> None:
+        await stop.wait()
+        raise TimeoutError("Kafka did not answer")  # its own failure, while stopping
+
+    loop = BackgroundLoop("failing", body)
+    loop.start()
+    await loop.stop(timeout_s=1)
+    assert "failing stopped on an error" in caplog.text
+    assert "did not stop" not in caplog.text

@@ -90,6 +90,10 @@ LOST_PRODUCER = (
 REFUSED_OUTPUT = (MessageSizeTooLargeError, RecordListTooLargeError)
 # A producer that cannot say goodbye to Kafka (an outage) is dropped after this long.
 _STOP_TIMEOUT_S = 10.0
+# The batch size for a topic whose own limit Kafka would not tell (an outage, or not
+# allowed to describe it): aiokafka's default, far under any limit a topic is likely set to.
+_UNKNOWN_BATCH_BYTES = 16_384
+_ASK_AGAIN_S = 60.0
 
 
 def transactional_id(prefix: str, partition: TopicPartition) -> str:
@@ -118,7 +122,7 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._in_flight: dict[TopicPartition, asyncio.Lock] = {}
         self._epochs: dict[TopicPartition, int] = {}
-        self._batch_bytes: dict[str, int] = {}
+        self._batch_bytes: dict[str, asyncio.Task[int]] = {}
 
     def bind(self, consumer: AIOKafkaConsumer) -> None:
         """The consumer whose partitions these are (it is created with this listener)."""
@@ -150,26 +154,36 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def batch_bytes(self, topic: str) -> int:
         """The largest record batch a transaction hands over for `topic`:
         TRANSACTION_BATCH_BYTES, or what the topic takes where that is less (a larger batch
-        is refused whole). Asked of Kafka once, and again after `forget_batch_bytes`."""
-        size = self._batch_bytes.get(topic)
-        if size is None:
-            try:
-                [largest] = (await largest_batches(self._settings, [topic])).values()
-            except Exception as exc:
-                if is_transient(exc):
-                    raise  # the transaction fails, and is done again once Kafka is back
-                # Not allowed to describe it, say: sent as large as ever, a refusal is still
-                # found out and mended by `RefusedOutputs`, only more slowly.
-                log.warning(
-                    "how large a batch %s takes is unknown (%s: %s); sending up to %d bytes",
-                    topic,
-                    type(exc).__name__,
-                    exc,
-                    TRANSACTION_BATCH_BYTES,
-                )
-                largest = TRANSACTION_BATCH_BYTES
-            size = self._batch_bytes[topic] = min(TRANSACTION_BATCH_BYTES, largest)
-        return size
+        is refused whole). Asked of Kafka once, whoever asks meanwhile waiting for that
+        answer, and again after `forget_batch_bytes`. Never fails a transaction: a topic
+        Kafka will not describe gets aiokafka's own 16 KB until it is asked again."""
+        asked = self._batch_bytes.get(topic)
+        if asked is None or asked.cancelled():
+            asked = self._batch_bytes[topic] = asyncio.create_task(self._ask_batch_bytes(topic))
+        # Shielded: a transaction cancelled while it waits leaves the answer to the others.
+        return await asyncio.shield(asked)
+
+    async def _ask_batch_bytes(self, topic: str) -> int:
+        try:
+            [largest] = (await largest_batches(self._settings, [topic])).values()
+        except Exception as exc:
+            log.warning(
+                "how large a batch %s takes is unknown (%s: %s); sending batches of %d bytes "
+                "and asking again in %g s",
+                topic,
+                type(exc).__name__,
+                exc,
+                _UNKNOWN_BATCH_BYTES,
+                _ASK_AGAIN_S,
+            )
+            asked = asyncio.current_task()
+            asyncio.get_running_loop().call_later(_ASK_AGAIN_S, self._forget_if, topic, asked)
+            return _UNKNOWN_BATCH_BYTES
+        return min(TRANSACTION_BATCH_BYTES, largest)
+
+    def _forget_if(self, topic: str, asked: asyncio.Task[Any] | None) -> None:
+        if asked is not None and self._batch_bytes.get(topic) is asked:
+            del self._batch_bytes[topic]
 
     def forget_batch_bytes(self) -> None:
         """Ask Kafka again how large a batch each topic takes: one was refused anyway."""
@@ -242,9 +256,9 @@ class PartitionTransactions(ConsumerRebalanceListener):  # type: ignore[misc]
         return int(committed)
 
     async def close(self) -> None:
-        """Stop every producer (the service is stopping)."""
-        for partition in list(self._producers):
-            await self.discard(partition)
+        """Stop every producer (the service is stopping), together: each may take up to
+        `_STOP_TIMEOUT_S` while Kafka is away."""
+        await asyncio.gather(*(self.discard(partition) for partition in list(self._producers)))
 
     async def discard(self, partition: TopicPartition) -> None:
         """Stop the partition's producer; its next records open the partition anew."""

@@ -454,8 +454,8 @@ async def largest_batches(settings: KafkaSettings, topics: Sequence[str]) -> dic
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=settings.request_timeout_ms,
     )
-    await admin.start()
     try:
+        await admin.start()
         responses = await admin.describe_configs(
             [
                 ConfigResource(ConfigResourceType.TOPIC, topic, {_MAX_MESSAGE_BYTES: None})

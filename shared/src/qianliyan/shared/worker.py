@@ -42,21 +42,21 @@ class BackgroundLoop:
         wait up to `cleanup_s` for its cleanup (its consumer leaving the group, its
         producers closing): the service's resources close after it, and the process ends."""
         self._stop.set()
-        if self._task is None:
+        task = self._task
+        if task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
-            return
-        except TimeoutError:
-            pass
-        except Exception:
-            return  # already logged by _run
-        log.warning("%s did not stop within %g s; cancelling it", self.name, timeout_s)
-        self._task.cancel()
-        # Waited for, not awaited: its CancelledError is not this caller's.
-        await asyncio.wait([self._task], timeout=cleanup_s)
-        if not self._task.done():
-            log.error("%s is still running %g s after it was cancelled", self.name, cleanup_s)
+        # Waited for, not awaited: neither its error (logged by _run, the service's
+        # liveness says so) nor its CancelledError is this caller's.
+        done, _ = await asyncio.wait([task], timeout=timeout_s)
+        if not done:
+            log.warning("%s did not stop within %g s; cancelling it", self.name, timeout_s)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=cleanup_s)
+            if not done:
+                log.error("%s is still running %g s after it was cancelled", self.name, cleanup_s)
+                return
+        if not task.cancelled():
+            task.exception()  # read, so that asyncio does not log it a second time
 
     async def is_alive(self) -> bool:
         """True while the loop runs (or is stopping on request)."""
