@@ -7,7 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from qianliyan.triage.__main__ import cli as triage_cli
 from qianliyan.triage.domain.rules import RuleFileError, parse_rules
 from qianliyan.triage.rulebook import RuleBook
 
@@ -103,3 +105,39 @@ def test_a_bad_file_at_start_up_is_fatal(tmp_path: Path) -> None:
     path.write_text("version: 1\nrules: []\n", encoding="utf-8")
     with pytest.raises(RuleFileError, match=r"rules\.yaml, line 2: rules: List should have"):
         RuleBook(path)
+
+
+def test_an_edit_saved_as_gbk_is_refused_naming_its_line(tmp_path: Path) -> None:
+    """An editor saving the Chinese keywords in GBK: refused, and the last good rules stay
+    (the decode error used to escape and stop triage)."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    book = RuleBook(path)
+    path.write_bytes(GOOD.replace('version: "1"', 'version: "2"').encode("gbk"))
+    os.utime(path, ns=(1, 1))
+    assert book.current().version == "1"
+    assert book.last_error is not None
+    assert "rules.yaml, line 4: not UTF-8 text: save the file as UTF-8" in book.last_error
+
+
+def test_a_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(GOOD.encode("utf-8-sig"))
+    assert RuleBook(path).current().version == "1"
+
+
+def test_a_file_gone_is_refused_and_the_last_good_rules_stay(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    book = RuleBook(path)
+    path.unlink()
+    assert book.current().version == "1"
+    assert book.last_error is not None and "cannot read" in book.last_error
+
+
+def test_retriage_with_a_file_saved_as_gbk_says_so_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(GOOD.encode("gbk"))
+    result = CliRunner().invoke(triage_cli, ["retriage", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: line 4: not UTF-8 text: save the file as UTF-8" in result.output

@@ -41,6 +41,20 @@ class ConfigFileError(ValueError):
         self.message = message
 
 
+def read_config_text(path: Path) -> str:
+    """The text of an edited file, or `ConfigFileError`: one that cannot be read, or that
+    is not UTF-8 (an editor saving GBK, say), named with the line of its first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(None, f"cannot read it: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")  # a byte order mark, as Windows editors write, is fine
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigFileError(line, "not UTF-8 text: save the file as UTF-8") from None
+
+
 class MistakeAt(ValueError):
     """Raised by a model's own check to point at the part of the file at fault.
 
@@ -134,6 +148,9 @@ class WatchedFile(Generic[T]):
                 loaded = self._read()
             except ConfigFileError as exc:
                 self._refuse(str(exc))
+            except Exception as exc:  # whatever an edit does, the running service goes on
+                log.exception("reading %s failed", self.path)
+                self._refuse(f"{self.path}: {type(exc).__name__}: {exc}")
             else:
                 log.info("%s %s loaded from %s", self.what, loaded.version, self.path)
                 self._loaded, self.last_error = loaded, None
@@ -141,7 +158,7 @@ class WatchedFile(Generic[T]):
 
     def _read(self) -> T:
         try:
-            return self._parse(self.path.read_text(encoding="utf-8"))
+            return self._parse(read_config_text(self.path))
         except ConfigFileError as exc:
             raise ConfigFileError(exc.line, exc.message, source=str(self.path)) from None
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from qianliyan.shared.collector import settle_long_lived_objects
+from qianliyan.shared.config_files import read_config_text
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
 from qianliyan.triage.app import create_app
@@ -38,7 +39,7 @@ def retriage(
 ) -> None:
     """Run RULES_FILE over every report in the log; show what changes, then optionally apply."""
     try:
-        rules = parse_rules(rules_file.read_text(encoding="utf-8"))
+        rules = parse_rules(read_config_text(rules_file))
     except RuleFileError as exc:
         typer.echo(f"{rules_file}: {exc}", err=True)
         raise typer.Exit(2) from None
