@@ -26,12 +26,12 @@ def image_bytes(
     return buffer.getvalue()
 
 
-def camera_jpeg() -> bytes:
+def camera_jpeg(offset: str = "+08:00") -> bytes:
     """A 64x48 JPEG as a phone held upright writes it: rotated, with GPS and a time."""
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
     exif[0x010F] = "CameraMaker"  # make: a field that must not survive
-    exif.get_ifd(0x8769).update({0x9003: "2026:11:25 02:10:00", 0x9011: "+08:00"})
+    exif.get_ifd(0x8769).update({0x9003: "2026:11:25 02:10:00", 0x9011: offset})
     exif.get_ifd(0x8825).update({1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 51.0)})
     return image_bytes("JPEG", exif=exif.tobytes())
 
@@ -70,6 +70,14 @@ def test_orientation_is_applied_and_exif_stripped_but_place_and_time_kept() -> N
     assert photo.location is not None
     assert photo.location.lat == pytest.approx(39.9075, abs=1e-4)
     assert photo.location.lon == pytest.approx(116.3975, abs=1e-4)
+
+
+@pytest.mark.parametrize("offset", ["+25:00", "-24:00", "+8", "UTC"])
+def test_a_time_offset_no_clock_has_leaves_the_time_out_not_the_photo(offset: str) -> None:
+    photo = prepare_photo(1, camera_jpeg(offset), LIMITS)
+    assert photo.taken_at is None
+    assert photo.location is not None
+    assert (photo.width, photo.height) == (48, 64)
 
 
 def test_a_small_preview_is_made() -> None:

@@ -313,10 +313,11 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         local = datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S")
         sign = -1 if offset.startswith("-") else 1
         hours, minutes = (int(part) for part in offset.lstrip("+-").split(":"))
+        # An offset of a day or more ("+25:00") is refused here too, as damaged EXIF.
+        return local.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
     except Exception:
         # Without its UTC offset a camera's local time cannot be placed; better none.
         return None
-    return local.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
 
 
 def _location(exif: Image.Exif) -> GeoPoint | None:
