@@ -57,11 +57,14 @@ class Hit:
 
 @dataclass
 class WebhookReceiver:
-    """An HTTP endpoint that checks each signature, and fails the first few on purpose."""
+    """An HTTP endpoint that checks each signature, and fails the first few on purpose;
+    `hold_s` keeps the requests on a path waiting that long before they are answered."""
 
     secret: str
     fail_first: int = 0
+    hold_s: dict[str, float] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
+    arrived: list[str] = field(default_factory=list)  # paths of signed requests, as they come
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -84,6 +87,8 @@ class WebhookReceiver:
         except WebhookVerificationError:
             self.hits.append(Hit(time.time(), path, webhook_id, None, 401))
             return JSONResponse({"error": "bad signature"}, status_code=401)
+        self.arrived.append(path)
+        await asyncio.sleep(self.hold_s.get(path, 0.0))
         failing = len([h for h in self.hits if h.answered != 401]) < self.fail_first
         status = 503 if failing else 200
         self.hits.append(Hit(time.time(), path, webhook_id, document, status))

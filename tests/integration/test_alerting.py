@@ -6,17 +6,23 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from qianliyan.notify.alerter import open_incidents
+from qianliyan.notify.alerter import Alerter, open_incidents
+from qianliyan.notify.domain.outbound import OutboundPolicy
+from qianliyan.notify.domain.routing import Routing, parse_routing
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.shared import topics
+from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
@@ -362,6 +368,93 @@ async def _act(
             f"http://127.0.0.1:{config.notify_port}/v1/incidents/{incident_id}/actions",
             json={"action": "acknowledge", "expected_version": version},
         )
+
+
+async def test_a_delivery_waiting_for_a_slot_is_claimed_only_with_it_and_not_after_acknowledgement(
+    infra: StackConfig, tmp_path: Path
+) -> None:
+    """With every slot taken (here the one, by a channel slow to answer), a delivery waits
+    unclaimed, so no lease can run out while it waits and a later moment send it twice;
+    and once it has a slot it is planned again, so an incident acknowledged meanwhile is
+    told nothing more."""
+    incident_id, unit, secret = uuid4(), f"排队站{uuid4().hex[:6]}", new_secret()
+    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    topic = f"test.alerts.{uuid4().hex[:8]}"  # its decisions reach no projection
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    async with WebhookReceiver(secret, hold_s={"slow": 3.0}) as hooks:
+        routing_file = tmp_path / "routing.yaml"
+        routing_file.write_text(
+            routing_for(
+                unit,
+                recipients=webhook_recipient(hooks, secret, "slow")
+                + webhook_recipient(hooks, secret, "duty"),
+                escalation="      - after: 0s\n        notify: [slow, duty]\n",
+            ),
+            encoding="utf-8",
+        )
+        routing = WatchedFile[Routing](
+            routing_file,
+            partial(parse_routing, outbound=OutboundPolicy.from_entries(["127.0.0.1"])),
+            what="routing",
+        )
+        async with scratch_schema(infra.postgres_dsn, "slots") as dsn:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+            assert pool is not None
+            producer = create_producer(kafka, client_id="test-alerter")
+            await producer.start()
+            alerter = Alerter(
+                pool=pool,
+                publisher=EventPublisher(producer, timeout_s=10),
+                topic=topic,
+                routing=routing,
+                public_url=None,
+                max_parallel=1,
+            )
+            try:
+                now = datetime.now(UTC)
+                await pool.execute(
+                    "INSERT INTO incidents (incident_id, version, rule_severity, unit, place, "
+                    "last_received_at, report_count, photo_count) "
+                    "VALUES ($1, 1, 'major', $2, '3站台', $3, 1, 0)",
+                    incident_id,
+                    unit,
+                    now,
+                )
+                await pool.execute(
+                    "INSERT INTO alerts (incident_id, round, raised_at, severity, route, "
+                    "routing_version) VALUES ($1, 0, $2, 'major', 'test-route', 'test')",
+                    incident_id,
+                    now,
+                )
+                stop = asyncio.Event()
+                running = asyncio.create_task(alerter.run(stop, interval_s=0.2))
+                try:
+                    await wait_for(lambda: _some(hooks.arrived), timeout_s=30)
+                    assert hooks.arrived == ["slow"]  # holding the only slot for 3 s
+                    await asyncio.sleep(1)  # five moments while "duty" waits
+                    claimed = await pool.fetch(
+                        "SELECT recipient FROM delivery_claims WHERE incident_id = $1",
+                        incident_id,
+                    )
+                    assert [r["recipient"] for r in claimed] == ["slow"], "claimed while waiting"
+                    await pool.execute(
+                        "UPDATE incidents SET status = 'acknowledged' WHERE incident_id = $1",
+                        incident_id,
+                    )
+                    await wait_for(lambda: _some(hooks.accepted("slow")), timeout_s=30)
+                    await asyncio.sleep(1.5)  # "duty" has the slot now, and would be told at once
+                finally:
+                    stop.set()
+                    await running
+            finally:
+                await producer.stop()
+                await pool.close()
+    assert hooks.arrived == ["slow"], "told after the incident was acknowledged"
 
 
 async def test_a_report_captured_days_ago_that_arrives_now_pages(

@@ -7,9 +7,11 @@ same transaction as the claims that make them happen once (even with several not
 instances), then published to the alerts topic, from where the projection records them.
 Timers are the alert's raise time plus the route's steps, so a restart loses none.
 
-A delivery is claimed for a lease before it is sent. A crash after sending and before
-recording lets the lease run out and the message go again: at least once, with the same
-webhook-id, so a receiver can drop the repeat.
+A delivery waits for one of a few slots, then is planned again (an incident acknowledged
+meanwhile is told nothing more) and claimed for a lease, then sent: a lease taken before
+the wait could run out in it, and the next moment send the message a second time. A
+crash after sending and before recording lets the lease run out and the message go
+again: at least once, with the same webhook-id, so a receiver can drop the repeat.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ _OPEN_INCIDENTS = """
      WHERE i.status = 'open' AND i.severity IS NOT NULL
        AND (a.incident_id IS NOT NULL OR i.alert_round > 0 OR i.last_received_at > $1)
 """
+_OPEN_INCIDENT = _OPEN_INCIDENTS + "   AND i.incident_id = $3"
 
 # The first report's chain is the alert's; an incident is never without reports.
 _CORRELATION_IDS = """
@@ -166,6 +169,8 @@ class Alerter:
         self._public_url = public_url.rstrip("/") if public_url else None
         self._slots = asyncio.Semaphore(max_parallel)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._queued: set[DeliveryKey] = set()  # waiting for a slot, or being sent, here
+        self._stopping = False
         self._http = httpx.AsyncClient(follow_redirects=False)
         self._quiet = QuietIncidents()
 
@@ -182,6 +187,7 @@ class Alerter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval_s)
         finally:
+            self._stopping = True  # what waits for a slot is left to the next moment
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=30)
             await self._http.aclose()
@@ -219,7 +225,7 @@ class Alerter:
         for incident in incidents:
             plan = plan_alert(incident, routing, now)
             self._quiet.note(incident, routing, plan, settled)
-            if not plan.needs_nothing(busy):
+            if not plan.needs_nothing(busy | self._queued):
                 plans.append((incident, plan))
         if not plans:
             return
@@ -234,7 +240,7 @@ class Alerter:
             await self._record_decisions(incident, plan, routing, correlation_id)
             for key in plan.deliveries:
                 if key not in busy:
-                    await self._start_delivery(key, incident, routing, correlation_id)
+                    self._start_delivery(key, correlation_id)
 
     async def _record_decisions(
         self, incident: OpenIncident, plan: AlertPlan, routing: Routing, correlation_id: UUID
@@ -273,31 +279,52 @@ class Alerter:
             )
             await _to_outbox(self._pool, escalated)
 
-    async def _start_delivery(
-        self, key: DeliveryKey, incident: OpenIncident, routing: Routing, correlation_id: UUID
-    ) -> None:
-        timeout = routing.spec.delivery.timeout
-        # The lease outlives one attempt with room to record it.
-        lease = timedelta(seconds=timeout.total_seconds() * 2 + 30)
-        attempt = await self._pool.fetchval(_CLAIM, *_key_values(key), lease)
-        if attempt is None:
-            return  # another instance has it, or it is settled
-        task = asyncio.create_task(
-            self._deliver(telling(key, incident), attempt, routing, correlation_id)
-        )
+    def _start_delivery(self, key: DeliveryKey, correlation_id: UUID) -> None:
+        if key in self._queued:
+            return  # it waits for a slot already
+        self._queued.add(key)
+        task = asyncio.create_task(self._deliver(key, correlation_id))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    async def _deliver(
-        self, telling: Telling, attempt: int, routing: Routing, correlation_id: UUID
-    ) -> None:
-        async with self._slots:
-            try:
+    async def _deliver(self, key: DeliveryKey, correlation_id: UUID) -> None:
+        try:
+            async with self._slots:
+                if self._stopping:
+                    return
+                # Planned again with a slot taken, under the routing in force: the wait may
+                # have been long (a burst, a channel answering only at its timeout).
+                routing = self._routing.current()
+                incident = await self._still_due(key, routing)
+                if incident is None:
+                    return  # acknowledged, resolved or no longer routed so meanwhile
+                timeout = routing.spec.delivery.timeout
+                # The lease outlives one attempt with room to record it.
+                lease = timedelta(seconds=timeout.total_seconds() * 2 + 30)
+                attempt = await self._pool.fetchval(_CLAIM, *_key_values(key), lease)
+                if attempt is None:
+                    return  # another instance has it, or it is settled
                 with span("deliver alert", correlation_id=str(correlation_id)):
-                    await self._attempt(telling, attempt, routing, correlation_id)
-            except Exception:
-                # The claim's lease runs out and a later moment tries again.
-                log.exception("delivery %s attempt %d could not be recorded", telling.key, attempt)
+                    await self._attempt(telling(key, incident), attempt, routing, correlation_id)
+        except Exception:
+            # A claim's lease runs out and a later moment tries again; without one, the
+            # next moment does.
+            log.exception("delivery %s could not be made or recorded", key)
+        finally:
+            self._queued.discard(key)
+
+    async def _still_due(self, key: DeliveryKey, routing: Routing) -> OpenIncident | None:
+        """`key`'s incident as it is now, if its plan now still has `key` to send."""
+        now = datetime.now(UTC)
+        found = await open_incidents(
+            self._pool,
+            received_since=now - routing.spec.max_age,
+            report_wait=routing.spec.report_wait,
+            only=key.incident_id,
+        )
+        if not found or key not in plan_alert(found[0], routing, now).deliveries:
+            return None
+        return found[0]
 
     async def _attempt(
         self, telling: Telling, attempt: int, routing: Routing, correlation_id: UUID
@@ -446,13 +473,21 @@ async def _to_outbox(connection: Connection | asyncpg.Pool, event: Event) -> Non
 
 
 async def open_incidents(
-    pool: asyncpg.Pool, *, received_since: datetime, report_wait: timedelta
+    pool: asyncpg.Pool,
+    *,
+    received_since: datetime,
+    report_wait: timedelta,
+    only: UUID | None = None,
 ) -> list[OpenIncident]:
     """The open incidents with a severity that may need alerting: already alerted in their
     round, reopened (a later round), or with a report received since `received_since`;
-    with whether each may still wait `report_wait` for a report."""
+    with whether each may still wait `report_wait` for a report. Of them, `only` that
+    incident, if given."""
     lately = 2 * report_wait + _CLOCKS_APART
-    rows = await pool.fetch(_OPEN_INCIDENTS, received_since, lately)
+    if only is None:
+        rows = await pool.fetch(_OPEN_INCIDENTS, received_since, lately)
+    else:
+        rows = await pool.fetch(_OPEN_INCIDENT, received_since, lately, only)
     return [_open_incident(row) for row in rows]
 
 
