@@ -3,7 +3,7 @@ that fails before the switch leaves the live read models as they were."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -52,7 +52,7 @@ async def test_a_failed_rebuild_leaves_live_alone_and_a_good_one_switches_over(
     await alert_known(config, first.json()["report_id"])
     live_incidents = await table_oid(config, "incidents")
 
-    def die() -> None:
+    async def die() -> None:
         raise Killed
 
     with pytest.raises(Killed):
@@ -60,10 +60,31 @@ async def test_a_failed_rebuild_leaves_live_alone_and_a_good_one_switches_over(
     assert await table_oid(config, "incidents") == live_incidents  # still the live tables
     assert await schemas_like(config, "rebuild_") == []  # its scratch schema is gone
 
-    result = await rebuild(kafka, config.postgres_dsn, lambda done, total: None)
+    # A report arrives once the history is projected, and the live projection has it in
+    # the old tables (its offsets committed) before the switch: the switch brings it over.
+    late: list[str] = []
+
+    async def a_report_arrives() -> None:
+        place = f"换表{uuid4().hex[:6]}"
+        answer = await submit(config, {"text": "站台雨棚漏水", "place": place}, [])
+        late.append(answer.json()["report_id"])
+        await alert_known(config, late[0])
+
+    result = await rebuild(
+        kafka, config.postgres_dsn, lambda done, total: None, before_switch=a_report_arrives
+    )
     assert result.events > 0 and result.retired_schema is not None
     assert await table_oid(config, "incidents") != live_incidents  # the rebuilt tables
     assert result.retired_schema in await schemas_like(config, "retired_")
+    assert result.caught_up >= 2  # its submission and its triage
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:  # at once: nothing of the rebuild's is left to do after its switch
+        triaged = await connection.fetchval(
+            "SELECT severity FROM reports WHERE report_id = $1", UUID(late[0])
+        )
+    finally:
+        await connection.close()
+    assert triaged is not None, "a report the old tables had is missing from the new"
 
     # Notify goes on projecting into the new tables, and serves from them.
     second = await submit(config, {"text": "站台雨棚漏水", "place": f"换表{uuid4().hex[:6]}"}, [])

@@ -93,8 +93,8 @@ def rebuild(
             )
         )
     typer.echo(
-        f"rebuilt from {result.events} events and switched over; {result.caught_up} events "
-        "that arrived meanwhile were projected after the switch"
+        f"rebuilt from {result.events} events and switched over, with the {result.caught_up} "
+        "events that arrived meanwhile"
     )
     if result.retired_schema:
         typer.echo(

@@ -13,7 +13,7 @@ import contextlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -226,8 +226,8 @@ _REBUILD_LOCK = 7_306_552
 
 @dataclass
 class RebuildResult:
-    """What a rebuild did: events projected before and after the switch, and where the old
-    read models went."""
+    """What a rebuild did: events projected from the history, those that arrived meanwhile
+    (projected before the switch committed), and where the old read models went."""
 
     events: int
     caught_up: int
@@ -240,16 +240,19 @@ async def rebuild(
     progress: Progress,
     *,
     keep_retired: bool = True,
-    before_switch: Callable[[], None] | None = None,
+    before_switch: Callable[[], Awaitable[None]] | None = None,
 ) -> RebuildResult:
     """Rebuild every read model from the topics into a fresh schema, then switch over.
 
     The live read models keep serving meanwhile. The switch moves the live tables out to
     a `retired_…` schema and the rebuilt ones in, in one transaction: readers see the old
-    or the new, never a mix. Events the live projection handled after the rebuild's
-    snapshot are projected again into the new tables (idempotent by event id). A rebuild
-    that fails or is killed before the switch leaves the live schema untouched; its
-    scratch schema is dropped then, or by the next rebuild.
+    or the new, never a mix. What arrived while the history was projected goes into the
+    new tables before the switch, and what arrived after that, inside it, while the live
+    projection waits: when the switch commits, the new tables hold every event the old
+    ones did, so there is nothing left to do after it that a failure could lose (the live
+    projection has committed its offsets for those events). A rebuild that fails or is
+    killed before the switch commits leaves the live schema untouched; its scratch schema
+    is dropped then, or by the next rebuild.
     """
     admin = await asyncpg.connect(live_dsn)
     try:
@@ -269,20 +272,23 @@ async def rebuild(
             assert rebuilt is not None
             try:
                 events, snapshot = await project_history(kafka, rebuilt, progress)
+                # What arrived meanwhile, still without holding anyone up.
+                caught_up, snapshot = await project_history(
+                    kafka, rebuilt, progress, after=snapshot
+                )
+                if before_switch is not None:
+                    await before_switch()
+                retired = f"retired_{scratch.removeprefix('rebuild_')}"
+
+                async def last_moment() -> int:
+                    projected, _ = await project_history(kafka, rebuilt, progress, after=snapshot)
+                    return projected
+
+                caught_up += await _switch(admin, scratch, retired, last_moment)
             finally:
                 await rebuilt.close()
-            if before_switch is not None:
-                before_switch()
-            retired = f"retired_{scratch.removeprefix('rebuild_')}"
-            await _switch(admin, scratch, retired)
         finally:
             await admin.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
-        live = await asyncpg.create_pool(live_dsn, min_size=1, max_size=2)
-        assert live is not None
-        try:
-            caught_up, _ = await project_history(kafka, live, progress, after=snapshot)
-        finally:
-            await live.close()
         if not keep_retired:
             await admin.execute(f"DROP SCHEMA {retired} CASCADE")
         return RebuildResult(events, caught_up, retired if keep_retired else None)
@@ -300,16 +306,35 @@ async def _same_schema_version(admin: asyncpg.Connection, scratch: str) -> None:
         )
 
 
-async def _switch(admin: asyncpg.Connection, scratch: str, retired: str) -> None:
-    """Move the live read models out and the rebuilt ones in, atomically."""
+async def _switch(
+    admin: asyncpg.Connection, scratch: str, retired: str, catch_up: Callable[[], Awaitable[int]]
+) -> int:
+    """Move the live read models out and the rebuilt ones in, atomically, once `catch_up`
+    has projected into the rebuilt ones the last events the live projection committed;
+    the number it projected."""
     # projected_events first: the live projection's first write is there, so it either
     # finishes before the switch or waits for all of it; neither can deadlock the other.
     order = sorted(READ_MODELS, key=lambda table: table != "projected_events")
     tables = ", ".join(f"public.{t}" for t in order)
     async with admin.transaction():
-        # The live projection waits here for a moment, then carries on in the new tables.
+        # The live projection waits here for a moment, then carries on in the new tables;
+        # readers wait too, so a catch-up that takes too long gives the switch up.
         await admin.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        try:
+            async with asyncio.timeout(_SWITCH_CATCH_UP_S):
+                caught_up = await catch_up()
+        except TimeoutError:
+            raise RuntimeError(
+                f"the last events did not reach the rebuilt read models within "
+                f"{_SWITCH_CATCH_UP_S:g} s of the switch; the live ones are untouched, "
+                "try again (is Kafka slow?)"
+            ) from None
         await admin.execute(f"CREATE SCHEMA {retired}")
         for table in READ_MODELS:
             await admin.execute(f"ALTER TABLE public.{table} SET SCHEMA {retired}")
             await admin.execute(f"ALTER TABLE {scratch}.{table} SET SCHEMA public")
+    return caught_up
+
+
+# How long readers and the live projection may wait on the switch's own catch-up.
+_SWITCH_CATCH_UP_S = 30.0
