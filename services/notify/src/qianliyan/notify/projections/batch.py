@@ -137,6 +137,14 @@ async def apply(connection: Connection, events: Sequence[Event]) -> None:
         (e for e in events if isinstance(e, ReportSubmitted | ReportTriaged)),
         await _triage_states(connection, report_ids),
     )
+    # Every incident the batch writes, at once and before any of its rows: a refresh or
+    # an action waiting for one of them while holding another could deadlock.
+    await incidents.lock(
+        connection,
+        refreshes.keys()
+        | {e.payload.incident_id for e in actions}
+        | {e.payload.incident_id for e in alerting},
+    )
     written = await reports.upsert(
         connection, last_submissions(submitted), triage_per_report(triaged)
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -197,7 +197,38 @@ async def refresh_many(connection: Connection, refreshes: Mapping[UUID, int]) ->
     """Recompute each incident's rule severity and summary from its reports, as that many
     refreshes one by one would leave it (the feed and the alert step are the caller's)."""
     if refreshes:
+        await lock(connection, refreshes.keys())
+        # A statement of its own, after the lock: it reads the reports as they are once
+        # every other member's refresh of these incidents has committed.
         await connection.execute(_REFRESH, list(refreshes), list(refreshes.values()))
+
+
+# The lock space of incidents (pg_advisory_xact_lock's first key). An incident's lock is
+# one of 1,024 per schema (a rebuild's scratch schema does not wait on the live
+# projection): each held lock takes a slot in PostgreSQL's lock table, whose size is
+# `max_locks_per_transaction` times the connections, and a rebuild's batch can touch
+# thousands of incidents. Two incidents sharing a lock only wait on each other.
+_INCIDENT_LOCKS = 7_306_553
+_LOCK_BUCKETS = 1024
+# Taken in the order of their keys, so two transactions never wait on each other's.
+_LOCK = f"""
+    SELECT count(pg_advisory_xact_lock($2, key))
+      FROM (SELECT DISTINCT abs(hashtext(current_schema() || ':' || id::text) % {_LOCK_BUCKETS})
+                   AS key
+              FROM unnest($1::uuid[]) AS id ORDER BY key) AS keys
+"""  # noqa: S608 - a constant
+
+
+async def lock(connection: Connection, incident_ids: Iterable[UUID]) -> None:
+    """Hold `incident_ids` until the transaction ends.
+
+    The reports topic is keyed by place, the triage topic by incident, so two members
+    (or a member's two partitions) can have one incident in transactions at once. A
+    refresh computes the incident from its reports as the statement found them and
+    upserts; one that had to wait for the other's row would write back a summary without
+    the other's report. Held, the second refresh starts only once the first committed.
+    """
+    await connection.execute(_LOCK, list(incident_ids), _INCIDENT_LOCKS)
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:

@@ -1,0 +1,112 @@
+"""Two notify members project at once: the reports topic is keyed by place, the triage
+topic by incident, so one incident's events can be in two members' transactions at the
+same moment. The incident read model must end as one member alone would leave it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+
+from qianliyan.notify.projections.batch import apply
+from qianliyan.notify.projections.events import project_batch
+from qianliyan.notify.rebuild import scratch_schema
+from qianliyan.shared.events import (
+    Actor,
+    ActorKind,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    ReportTriaged,
+    ReportTriagedPayload,
+    Severity,
+)
+from qianliyan.stack.config import StackConfig
+from tests.integration.topic_reader import wait_for
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def report(
+    incident_id: UUID, severity: Severity, minutes: int
+) -> tuple[ReportSubmitted, ReportTriaged]:
+    report_id = uuid4()
+    submitted = ReportSubmitted.first(
+        key=f"北京南站/{minutes}",
+        actor=Actor(kind=ActorKind.REPORTER, id="w-1"),
+        payload=ReportSubmittedPayload(
+            report_id=report_id,
+            text=f"3站台 第{minutes}分钟",
+            unit="北京南站",
+            place="3站台",
+            captured_at=T0 + timedelta(minutes=minutes),
+            received_at=T0 + timedelta(minutes=minutes),
+        ),
+    )
+    triaged = ReportTriaged.caused_by(
+        submitted,
+        key=str(incident_id),
+        actor=Actor(kind=ActorKind.SERVICE, id="triage"),
+        payload=ReportTriagedPayload(
+            report_id=report_id,
+            incident_id=incident_id,
+            severity=severity,
+            rule_set_version="test",
+            reasons=[],
+            captured_at=T0 + timedelta(minutes=minutes),
+        ),
+    )
+    return submitted, triaged
+
+
+async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
+    infra: StackConfig,
+) -> None:
+    """Member A projects a triage that makes the incident critical and is about to commit;
+    member B projects the submission of another of its reports meanwhile. B's refresh of
+    the incident must see A's report once A commits, not write back what it read before."""
+    incident_id = uuid4()
+    first = report(incident_id, Severity.MINOR, 0)
+    worse = report(incident_id, Severity.CRITICAL, 1)
+    late = report(incident_id, Severity.MINOR, 2)  # triaged already, its submission late
+    async with scratch_schema(infra.postgres_dsn, "members") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+        assert pool is not None
+        try:
+            await project_batch(pool, [*first, late[1]])
+            a_done, a_may_commit = asyncio.Event(), asyncio.Event()
+
+            async def member_a() -> None:
+                # project_batch's transaction, held open after its work, as a member busy
+                # with the rest of its batch would.
+                async with pool.acquire() as connection, connection.transaction():
+                    await apply(connection, [worse[1]])
+                    a_done.set()
+                    await a_may_commit.wait()
+
+            a = asyncio.create_task(member_a())
+            await a_done.wait()
+            b = asyncio.create_task(project_batch(pool, [late[0]]))
+
+            async def b_waits() -> bool:
+                waiting = await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return bool(waiting)
+
+            await wait_for(b_waits, timeout_s=10)
+            a_may_commit.set()
+            await asyncio.gather(a, b)
+            row = await pool.fetchrow(
+                "SELECT rule_severity, report_count FROM incidents WHERE incident_id = $1",
+                incident_id,
+            )
+        finally:
+            await pool.close()
+    assert row is not None
+    assert (row["rule_severity"], row["report_count"]) == ("critical", 3)
