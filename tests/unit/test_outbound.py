@@ -4,6 +4,7 @@ lists them; judged as written when the routing is read, and as resolved before e
 from __future__ import annotations
 
 from ipaddress import ip_address
+from uuid import uuid4
 
 import apprise
 import httpx
@@ -24,6 +25,7 @@ from qianliyan.notify.domain.outbound import (
 )
 from qianliyan.notify.domain.routing import Channel
 from qianliyan.notify.settings import NotifySettings
+from qianliyan.shared.events import AlertDeliveryFailedPayload, Severity
 
 SECRET = "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"
 
@@ -252,9 +254,12 @@ class FakeResolver:
 class Receiver:
     """An httpx transport that records requests and answers them with one status."""
 
-    def __init__(self, status: int = 200, *, unreachable: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, status: int = 200, *, unreachable: tuple[str, ...] = (), reason: bytes | None = None
+    ) -> None:
         self.status = status
         self.unreachable = unreachable
+        self.reason = reason
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -262,7 +267,8 @@ class Receiver:
             raise httpx.ConnectError("connection refused", request=request)
         self.requests.append(request)
         headers = {"location": "http://169.254.169.254/"} if self.status == 302 else {}
-        return httpx.Response(self.status, headers=headers)
+        extensions = {"reason_phrase": self.reason} if self.reason is not None else {}
+        return httpx.Response(self.status, headers=headers, extensions=extensions)
 
 
 def channel(**fields: str) -> Channel:
@@ -328,6 +334,29 @@ async def test_a_webhook_redirect_is_not_followed(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(DeliveryFailed, match="webhook answered 302"):
         await deliver(channel(webhook="https://hooks.example.org/q", secret=SECRET), receiver)
     assert len(receiver.requests) == 1
+
+
+async def test_a_receiver_s_endless_reason_is_cut_to_what_its_failure_event_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reason phrase of any length (here 5,000 characters) used to make the failure's
+    event invalid: unrecorded, the delivery was tried again past its last attempt."""
+    monkeypatch.setattr(channels, "resolve", FakeResolver("93.184.216.34"))
+    receiver = Receiver(503, reason=b"x" * 5000)
+    with pytest.raises(DeliveryFailed) as failed:
+        await deliver(channel(webhook="https://hooks.example.org/q", secret=SECRET), receiver)
+    assert str(failed.value).startswith("webhook answered 503 xxx")
+    assert len(str(failed.value)) == 1000
+    AlertDeliveryFailedPayload(
+        incident_id=uuid4(),
+        round=0,
+        severity=Severity.MAJOR,
+        step=0,
+        recipient="duty",
+        channel="webhook-0",
+        attempt=1,
+        error=str(failed.value),
+    )
 
 
 async def test_a_host_that_does_not_resolve_fails_the_delivery_saying_so(

@@ -43,7 +43,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class DeliveryFailed(Exception):
-    """The channel did not take the message; `str()` says why."""
+    """The channel did not take the message; `str()` says why, in at most `_ERROR_LIMIT`
+    characters (a receiver's reason phrase or a library's error can be any length, and the
+    failure is recorded in an event that takes 2,000)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why[:_ERROR_LIMIT])
 
 
 async def send(
@@ -73,9 +78,7 @@ async def send(
     except DeliveryFailed:
         raise
     except Exception as exc:  # a channel library's own failure is this delivery's failure
-        raise DeliveryFailed(
-            f"{channel.kind}: {type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
-        ) from None
+        raise DeliveryFailed(f"{channel.kind}: {type(exc).__name__}: {exc}") from None
 
 
 async def _post_signed(
@@ -144,7 +147,7 @@ async def _through_apprise(channel: Channel, message: Message, *, outbound: Outb
         said = captured.getvalue().strip()
     if not delivered:
         reason = said.splitlines()[-1] if said else "the service refused the message"
-        raise DeliveryFailed(f"{channel.kind}: {reason}"[:_ERROR_LIMIT])
+        raise DeliveryFailed(f"{channel.kind}: {reason}")
 
 
 def apprise_targets(service: Any, *, scheme: str) -> list[Target]:
