@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -370,6 +372,78 @@ async def _act(
         )
 
 
+@asynccontextmanager
+async def alerter_alone(
+    infra: StackConfig, routing_file: Path, *, max_parallel: int = 20
+) -> AsyncIterator[tuple[Alerter, asyncpg.Pool]]:
+    """An alerter of the test's own over a scratch schema's read models, its routing in
+    `routing_file`, its decisions published to a topic no projection reads: the services'
+    alerter and projection never see its incidents."""
+    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    topic = f"test.alerts.{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    routing = WatchedFile[Routing](
+        routing_file,
+        partial(parse_routing, outbound=OutboundPolicy.from_entries(["127.0.0.1"])),
+        what="routing",
+    )
+    async with scratch_schema(infra.postgres_dsn, "alerter") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        assert pool is not None
+        producer = create_producer(kafka, client_id="test-alerter")
+        await producer.start()
+        try:
+            yield (
+                Alerter(
+                    pool=pool,
+                    publisher=EventPublisher(producer, timeout_s=10),
+                    topic=topic,
+                    routing=routing,
+                    public_url=None,
+                    max_parallel=max_parallel,
+                ),
+                pool,
+            )
+        finally:
+            await producer.stop()
+            await pool.close()
+
+
+async def alerted(pool: asyncpg.Pool, incident_id: UUID, unit: str) -> None:
+    """A major incident of `unit` whose alert was raised just now, at step 0."""
+    now = datetime.now(UTC)
+    await pool.execute(
+        "INSERT INTO incidents (incident_id, version, rule_severity, unit, place, "
+        "last_received_at, report_count, photo_count) "
+        "VALUES ($1, 1, 'major', $2, '3站台', $3, 1, 0)",
+        incident_id,
+        unit,
+        now,
+    )
+    await pool.execute(
+        "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version) "
+        "VALUES ($1, 0, $2, 'major', 'test-route', 'test')",
+        incident_id,
+        now,
+    )
+
+
+@asynccontextmanager
+async def running(alerter: Alerter) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(alerter.run(stop, interval_s=0.2))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 async def test_a_delivery_waiting_for_a_slot_is_claimed_only_with_it_and_not_after_acknowledgement(
     infra: StackConfig, tmp_path: Path
 ) -> None:
@@ -378,14 +452,6 @@ async def test_a_delivery_waiting_for_a_slot_is_claimed_only_with_it_and_not_aft
     and once it has a slot it is planned again, so an incident acknowledged meanwhile is
     told nothing more."""
     incident_id, unit, secret = uuid4(), f"排队站{uuid4().hex[:6]}", new_secret()
-    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
-    topic = f"test.alerts.{uuid4().hex[:8]}"  # its decisions reach no projection
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
     async with WebhookReceiver(secret, hold_s={"slow": 3.0}) as hooks:
         routing_file = tmp_path / "routing.yaml"
         routing_file.write_text(
@@ -397,64 +463,55 @@ async def test_a_delivery_waiting_for_a_slot_is_claimed_only_with_it_and_not_aft
             ),
             encoding="utf-8",
         )
-        routing = WatchedFile[Routing](
-            routing_file,
-            partial(parse_routing, outbound=OutboundPolicy.from_entries(["127.0.0.1"])),
-            what="routing",
-        )
-        async with scratch_schema(infra.postgres_dsn, "slots") as dsn:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-            assert pool is not None
-            producer = create_producer(kafka, client_id="test-alerter")
-            await producer.start()
-            alerter = Alerter(
-                pool=pool,
-                publisher=EventPublisher(producer, timeout_s=10),
-                topic=topic,
-                routing=routing,
-                public_url=None,
-                max_parallel=1,
-            )
-            try:
-                now = datetime.now(UTC)
-                await pool.execute(
-                    "INSERT INTO incidents (incident_id, version, rule_severity, unit, place, "
-                    "last_received_at, report_count, photo_count) "
-                    "VALUES ($1, 1, 'major', $2, '3站台', $3, 1, 0)",
-                    incident_id,
-                    unit,
-                    now,
+        async with alerter_alone(infra, routing_file, max_parallel=1) as (alerter, pool):
+            await alerted(pool, incident_id, unit)
+            async with running(alerter):
+                await wait_for(lambda: _some(hooks.arrived), timeout_s=30)
+                assert hooks.arrived == ["slow"]  # holding the only slot for 3 s
+                await asyncio.sleep(1)  # five moments while "duty" waits
+                claimed = await pool.fetch(
+                    "SELECT recipient FROM delivery_claims WHERE incident_id = $1", incident_id
                 )
+                assert [r["recipient"] for r in claimed] == ["slow"], "claimed while waiting"
                 await pool.execute(
-                    "INSERT INTO alerts (incident_id, round, raised_at, severity, route, "
-                    "routing_version) VALUES ($1, 0, $2, 'major', 'test-route', 'test')",
+                    "UPDATE incidents SET status = 'acknowledged' WHERE incident_id = $1",
                     incident_id,
-                    now,
                 )
-                stop = asyncio.Event()
-                running = asyncio.create_task(alerter.run(stop, interval_s=0.2))
-                try:
-                    await wait_for(lambda: _some(hooks.arrived), timeout_s=30)
-                    assert hooks.arrived == ["slow"]  # holding the only slot for 3 s
-                    await asyncio.sleep(1)  # five moments while "duty" waits
-                    claimed = await pool.fetch(
-                        "SELECT recipient FROM delivery_claims WHERE incident_id = $1",
-                        incident_id,
-                    )
-                    assert [r["recipient"] for r in claimed] == ["slow"], "claimed while waiting"
-                    await pool.execute(
-                        "UPDATE incidents SET status = 'acknowledged' WHERE incident_id = $1",
-                        incident_id,
-                    )
-                    await wait_for(lambda: _some(hooks.accepted("slow")), timeout_s=30)
-                    await asyncio.sleep(1.5)  # "duty" has the slot now, and would be told at once
-                finally:
-                    stop.set()
-                    await running
-            finally:
-                await producer.stop()
-                await pool.close()
+                await wait_for(lambda: _some(hooks.accepted("slow")), timeout_s=30)
+                await asyncio.sleep(1.5)  # "duty" has the slot now, and would be told at once
     assert hooks.arrived == ["slow"], "told after the incident was acknowledged"
+
+
+async def test_a_delivery_recorded_under_a_channel_s_place_in_the_list_is_not_sent_again(
+    infra: StackConfig, tmp_path: Path
+) -> None:
+    """Releases before named a channel without an id by its place (`webhook-0`); its
+    deliveries count as its deliveries under the name it has now, so upgrading tells
+    nobody again. (Another recipient, told for the first time, shows the moments ran.)"""
+    incident_id, unit, secret = uuid4(), f"升级站{uuid4().hex[:6]}", new_secret()
+    async with WebhookReceiver(secret) as hooks:
+        routing_file = tmp_path / "routing.yaml"
+        routing_file.write_text(
+            routing_for(
+                unit,
+                recipients=webhook_recipient(hooks, secret, "duty")
+                + webhook_recipient(hooks, secret, "chief"),
+                escalation="      - after: 0s\n        notify: [duty, chief]\n",
+            ),
+            encoding="utf-8",
+        )
+        async with alerter_alone(infra, routing_file) as (alerter, pool):
+            await alerted(pool, incident_id, unit)
+            await pool.execute(
+                "INSERT INTO delivery_claims (incident_id, round, step, recipient, channel, "
+                "severity, attempts, claimed_until, settled) "
+                "VALUES ($1, 0, 0, 'duty', 'webhook-0', 'major', 1, now(), true)",
+                incident_id,
+            )
+            async with running(alerter):
+                await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
+                await asyncio.sleep(1)  # five moments more
+    assert hooks.arrived == ["chief"]
 
 
 async def test_a_report_captured_days_ago_that_arrives_now_pages(

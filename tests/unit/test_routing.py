@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import textwrap
 from dataclasses import replace
@@ -69,6 +70,48 @@ MORNING = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 def routing() -> Routing:
     return parse_routing(ROUTING)
+
+
+def _digest(written: str) -> str:
+    return hashlib.sha256(written.encode()).hexdigest()[:8]
+
+
+# A channel without an id is named by its kind and a digest of its target as written.
+DUTY_MAIL = f"mailto-{_digest('mailto://smtp.example.org:2525?to=duty@example.org')}"
+CHIEF_MAIL = f"mailto-{_digest('mailto://smtp.example.org:2525?to=chief@example.org')}"
+
+
+def test_a_channel_keeps_its_name_whatever_is_added_around_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Named by its place in the list, a channel added in front of another took its name,
+    and every open alert was told again on both."""
+    monkeypatch.setenv("QLY_TEST_KEY", "one")
+    wecom = '      - apprise: "wecombot://${QLY_TEST_KEY}"\n'
+    mail = '      - apprise: "mailto://smtp.example.org:2525?to=chief@example.org"\n'
+
+    def labels(channels: str) -> list[str]:
+        text = ROUTING.replace(
+            '      - apprise: "mailto://smtp.example.org:2525?to=duty@example.org"\n', channels
+        )
+        return [label for label, _ in parse_routing(text).recipient("duty").labelled_channels()]
+
+    [alone] = labels(wecom)
+    assert alone == f"wecombot-{_digest('wecombot://${QLY_TEST_KEY}')}"  # as written
+    assert labels(mail + wecom) == [CHIEF_MAIL, alone]
+    assert labels(wecom + mail) == [alone, CHIEF_MAIL]
+    monkeypatch.setenv("QLY_TEST_KEY", "rotated")  # a new key for the same chat group
+    assert labels(wecom) == [alone]
+
+
+def test_deliveries_recorded_under_a_place_in_the_list_are_the_same_channel_s() -> None:
+    """Releases before named a channel without an id `kind-index`: an upgrade tells nobody
+    again what such a delivery told."""
+    loaded = routing()
+    assert loaded.label_now("chief", "mailto-1") == CHIEF_MAIL
+    assert loaded.label_now("chief", "hook") == "hook"
+    assert loaded.label_now("chief", "mailto-0") == "mailto-0"  # index 0 is the webhook
+    assert loaded.label_now("gone", "mailto-0") == "mailto-0"
 
 
 def refused(text: str) -> ConfigFileError:
@@ -199,7 +242,7 @@ def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:
     loaded = routing()
     at_raise = plan_alert(incident(raised_at=MORNING), loaded, MORNING)
     assert [(d.step, d.recipient, d.channel) for d in at_raise.deliveries] == [
-        (0, "duty", "mailto-0")
+        (0, "duty", DUTY_MAIL)
     ]
     assert at_raise.escalate_to is None
     assert at_raise.next_due_at == MORNING + timedelta(minutes=10)
@@ -207,9 +250,9 @@ def test_escalation_steps_fall_due_in_turn_then_repeat() -> None:
     later = plan_alert(incident(raised_at=MORNING), loaded, MORNING + timedelta(minutes=10))
     assert later.escalate_to == 1
     assert {(d.step, d.recipient, d.channel) for d in later.deliveries} == {
-        (0, "duty", "mailto-0"),
+        (0, "duty", DUTY_MAIL),
         (1, "chief", "hook"),
-        (1, "chief", "mailto-1"),
+        (1, "chief", CHIEF_MAIL),
     }
     # Already projected at step 1: no second escalation event.
     same = plan_alert(incident(raised_at=MORNING, step=1), loaded, MORNING + timedelta(minutes=11))
@@ -247,9 +290,9 @@ def test_steps_held_back_together_tell_each_recipient_once_at_the_newest() -> No
     plan = plan_alert(incident(Severity.MINOR, raised_at=night), routing(), morning)
     assert plan.escalate_to == 15
     assert sorted((d.step, d.recipient, d.channel) for d in plan.deliveries) == [
-        (0, "duty", "mailto-0"),
+        (0, "duty", DUTY_MAIL),
         (15, "chief", "hook"),
-        (15, "chief", "mailto-1"),
+        (15, "chief", CHIEF_MAIL),
     ]
 
 
@@ -291,13 +334,13 @@ def test_a_receiver_sees_the_id_it_always_saw_at_the_raised_level_and_a_new_one_
     [at_raise] = plan_alert(major, routing(), MORNING).deliveries
     told = telling(at_raise, major)
     # As every release before upgrades made it: a repeat sent across our upgrade is dropped.
-    assert told.delivery_id == f"{major.incident_id}:0:0:duty:mailto-0"
+    assert told.delivery_id == f"{major.incident_id}:0:0:duty:{DUTY_MAIL}"
     assert not told.upgraded
 
     worse = replace(major, severity=Severity.CRITICAL)
     [upgraded] = plan_alert(worse, routing(), MORNING).deliveries
     told_again = telling(upgraded, worse)
-    assert told_again.delivery_id == f"{major.incident_id}:0:0:duty:mailto-0:critical"
+    assert told_again.delivery_id == f"{major.incident_id}:0:0:duty:{DUTY_MAIL}:critical"
     assert told_again.upgraded
     # Back to major before the chief's step fell due: it is told at the level reached, once,
     # but the message does not say the incident grew worse.
@@ -329,9 +372,9 @@ def test_an_upgrade_after_steps_fell_due_tells_each_recipient_once_at_the_newest
     plan = plan_alert(worse, loaded, MORNING + timedelta(minutes=12))
     assert plan.upgrade_to == Severity.CRITICAL
     assert sorted((d.severity, d.step, d.recipient, d.channel) for d in plan.deliveries) == [
-        (Severity.CRITICAL, 0, "duty", "mailto-0"),
+        (Severity.CRITICAL, 0, "duty", DUTY_MAIL),
         (Severity.CRITICAL, 1, "chief", "hook"),
-        (Severity.CRITICAL, 1, "chief", "mailto-1"),
+        (Severity.CRITICAL, 1, "chief", CHIEF_MAIL),
     ]
 
 

@@ -213,10 +213,11 @@ class Alerter:
         busy: set[DeliveryKey] = set()
         settled: set[DeliveryKey] = set()
         for r in await self._pool.fetch(_BUSY, ids):
+            channel = routing.label_now(r["recipient"], r["channel"])
             # A step told at a level is told at every milder one too.
             for severity in SEVERITY_SCALE[: r["level"] or 0]:
                 key = DeliveryKey(
-                    r["incident_id"], r["round"], severity, r["step"], r["recipient"], r["channel"]
+                    r["incident_id"], r["round"], severity, r["step"], r["recipient"], channel
                 )
                 busy.add(key)
                 if r["settled"]:

@@ -84,9 +84,11 @@ def telling(key: DeliveryKey, incident: OpenIncident) -> Telling:
     """How `key`, planned for `incident`, is told.
 
     At the level the alert was raised at, the id is the one every release before upgrades
-    gave (a receiver drops a repeat sent across the upgrade of ours); at an upgraded level
-    it names the level. "Grew worse" is said while the incident stands at that level: a
-    step newly due after the severity went down again tells the severity as it is now.
+    gave (a receiver drops a repeat sent across the upgrade of ours; not across the one
+    that named a channel without an id by its target instead of its place, 2026-12-07);
+    at an upgraded level it names the level. "Grew worse" is said while the incident stands
+    at that level: a step newly due after the severity went down again tells the severity
+    as it is now.
     """
     raised = incident.alert.severity if incident.alert is not None else key.severity
     delivery_id = f"{key.incident_id}:{key.round}:{key.step}:{key.recipient}:{key.channel}"

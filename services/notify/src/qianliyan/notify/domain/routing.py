@@ -9,6 +9,7 @@ Everything here is pure: the alerter asks it what is due at a given moment.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from contextvars import ContextVar
@@ -23,6 +24,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -93,6 +96,16 @@ class Channel(_Strict):
     apprise: SecretStr | None = None
     webhook: SecretStr | None = None
     secret: SecretStr | None = Field(default=None, description="whsec_… secret of a webhook")
+    _written: str = PrivateAttr(default="")  # its target as the file says, `${…}` unexpanded
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_written(cls, data: Any, handler: ModelWrapValidatorHandler[Channel]) -> Channel:
+        channel = handler(data)
+        if isinstance(data, dict):
+            written = data.get("webhook", data.get("apprise"))
+            channel._written = written if isinstance(written, str) else ""
+        return channel
 
     @field_validator("apprise", "webhook", "secret", mode="before")
     @classmethod
@@ -134,9 +147,14 @@ class Channel(_Strict):
         assert self.apprise is not None
         return urlsplit(self.apprise.get_secret_value()).scheme or "apprise"
 
-    def label(self, index: int) -> str:
-        """How deliveries name this channel: its id, or its kind and place in the list."""
-        return self.id or f"{self.kind}-{index}"
+    @property
+    def label(self) -> str:
+        """How deliveries name this channel: its id, or its kind and a digest of its target
+        as written. Not its place in the list: a channel added in front of it would take
+        its name, and every open alert would be told again on both."""
+        if self.id is not None:
+            return self.id
+        return f"{self.kind}-{hashlib.sha256(self._written.encode()).hexdigest()[:8]}"
 
 
 class Recipient(_Strict):
@@ -149,7 +167,19 @@ class Recipient(_Strict):
 
     def labelled_channels(self) -> list[tuple[str, Channel]]:
         """Each channel with the label its deliveries are keyed by."""
-        return [(channel.label(i), channel) for i, channel in enumerate(self.channels)]
+        return [(channel.label, channel) for channel in self.channels]
+
+    def label_now(self, recorded: str) -> str:
+        """The label now of a channel whose deliveries were recorded under `recorded`.
+
+        Releases before 2026-12-07 named a channel without an id by its kind and place in
+        the list (`wecombot-0`); a delivery claimed so is the same channel's under the file
+        as it stands, so an upgrade does not tell anyone again.
+        """
+        for index, channel in enumerate(self.channels):
+            if channel.id is None and recorded == f"{channel.kind}-{index}":
+                return channel.label
+        return recorded
 
 
 class Step(_Strict):
@@ -260,7 +290,10 @@ class RoutingFile(_Strict):
         for index, recipient in enumerate(self.recipients):
             labels = [label for label, _ in recipient.labelled_channels()]
             if len(set(labels)) != len(labels):
-                raise MistakeAt(("recipients", index, "channels"), "two channels with one id")
+                raise MistakeAt(
+                    ("recipients", index, "channels"),
+                    "two channels with one id, or one target written twice",
+                )
         known = {r.id for r in self.recipients}
         for r, route in enumerate(self.routes):
             for s, step in enumerate(route.escalation):
@@ -301,6 +334,14 @@ class Routing:
     def recipient(self, recipient_id: str) -> Recipient:
         """A recipient named by a route (the file was checked, so it exists)."""
         return next(r for r in self.spec.recipients if r.id == recipient_id)
+
+    def label_now(self, recipient_id: str, recorded: str) -> str:
+        """The label now of `recipient_id`'s channel whose deliveries were recorded under
+        `recorded` (see `Recipient.label_now`); as recorded for a recipient now gone."""
+        for recipient in self.spec.recipients:
+            if recipient.id == recipient_id:
+                return recipient.label_now(recorded)
+        return recorded
 
 
 def parse_routing(text: str, *, outbound: OutboundPolicy = PUBLIC_ONLY) -> Routing:
