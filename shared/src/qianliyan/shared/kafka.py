@@ -410,8 +410,8 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=settings.request_timeout_ms,
     )
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [topic for topic in wanted if topic not in existing]
         if missing:
@@ -540,8 +540,8 @@ async def history(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = list(consumer.assignment())
         if not partitions:
             raise RuntimeError(f"topics {', '.join(topics)} do not exist or have no partitions")
@@ -589,8 +589,8 @@ async def read_partition(
         isolation_level="read_committed",
         enable_auto_commit=False,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         if since is not None:
@@ -624,9 +624,10 @@ async def group_lag(bootstrap_servers: str, group: str, *topics: str) -> list[Pa
     """Per partition of `topics`: the group's committed offset and the end of the log."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
     try:
+        # Inside: a start that fails leaves a client to close all the same.
+        await admin.start()
+        await consumer.start()
         partitions = await _partitions_of(admin, topics)
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group)
@@ -654,9 +655,10 @@ async def reset_group(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
     )
-    await admin.start()
-    await consumer.start()
     try:
+        # Inside: a start that fails leaves a client to close all the same.
+        await admin.start()
+        await consumer.start()
         partitions = await _partitions_of(admin, topics)
         first = await consumer.beginning_offsets(partitions)
         last = await consumer.end_offsets(partitions)

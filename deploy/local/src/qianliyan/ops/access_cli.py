@@ -6,7 +6,6 @@ as the admin API (`/v1/access`) does; use whichever is at hand.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.access import store
 from qianliyan.shared.access.policy import Permission, Role
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
+from qianliyan.shared.commands import run_command
 
 users_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Machine tokens: issue, list, revoke.", no_args_is_help=True)
@@ -41,7 +41,7 @@ def _with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         finally:
             await pool.close()
 
-    return asyncio.run(run())
+    return run_command(run())
 
 
 def _refuse(message: str) -> typer.Exit:

@@ -31,11 +31,11 @@ import typer
 
 from qianliyan.notify.__main__ import check as notify_check
 from qianliyan.notify.__main__ import rebuild as notify_rebuild
-from qianliyan.notify.__main__ import refused_as_message
 from qianliyan.notify.rebuild import state_as_of
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.ops.access_cli import demo_token, tokens_app, users_app
 from qianliyan.ops.demo import send_demo_reports
+from qianliyan.shared.commands import run_command
 from qianliyan.shared.dead_letters import LetterState, discard, read_letters, redrive
 from qianliyan.shared.kafka import (
     PartitionLag,
@@ -94,7 +94,7 @@ def _bootstrap() -> str:
 @app.command()
 def lag(
     watch: Annotated[
-        float, typer.Option(help="Seconds between the two looks that give the rate")
+        float, typer.Option(min=0.1, help="Seconds between the two looks that give the rate")
     ] = 5.0,
     group: Annotated[list[str] | None, typer.Option(help="Only these groups")] = None,
 ) -> None:
@@ -105,10 +105,10 @@ def lag(
     async def look() -> dict[str, list[PartitionLag]]:
         return {name: await group_lag(bootstrap, name, *topics) for name, topics in groups.items()}
 
-    first = asyncio.run(look())
+    first = run_command(look())
     started = time.monotonic()
     time.sleep(watch)
-    second = asyncio.run(look())
+    second = run_command(look())
     elapsed = time.monotonic() - started
     typer.echo(f"{'GROUP':<18} {'PARTITION':<22} {'BEHIND':>8} {'RATE/S':>8}  CATCH-UP")
     for name, partitions in second.items():
@@ -133,7 +133,7 @@ def dlq_list(
     ] = False,
 ) -> None:
     """Dead letters with their origin, event type, error and state."""
-    letters = asyncio.run(read_letters(_bootstrap(), TOPICS))
+    letters = run_command(read_letters(_bootstrap(), TOPICS))
     shown = [x for x in letters if all_states or x.state is LetterState.PARKED]
     if not shown:
         typer.echo("no dead letters" if not letters else "no parked dead letters (see --all)")
@@ -207,7 +207,7 @@ def _act(
             await producer.stop()
         return len(chosen)
 
-    count = asyncio.run(run())
+    count = run_command(run())
     typer.echo(f"{count} letter(s) {'re-driven' if action == 'redrive' else 'discarded'}")
 
 
@@ -283,7 +283,7 @@ def replay(
             service.stop()
         group = f"qianliyan-{name}"
         try:
-            moved = asyncio.run(reset_group(config.kafka_bootstrap, group, GROUPS[group], point))
+            moved = run_command(reset_group(config.kafka_bootstrap, group, GROUPS[group], point))
         finally:
             if running:
                 service.start()
@@ -300,15 +300,22 @@ def as_of(
     when = _reset_point(moment)
     if not isinstance(when, datetime):
         raise typer.BadParameter("give a time with its zone, e.g. 2026-11-25T08:00:00+08:00")
+    try:
+        incident_id = UUID(incident) if incident else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{incident!r} is not an incident id (a UUID, as the feed shows it)",
+            param_hint="--incident",
+        ) from None
     settings = NotifySettings()
     with events_progress("reading the log up to then") as progress:
-        state = refused_as_message(
+        state = run_command(
             state_as_of(
                 settings.kafka,
                 settings.postgres.dsn.get_secret_value(),
                 when,
                 progress,
-                incident_id=UUID(incident) if incident else None,
+                incident_id=incident_id,
             )
         )
     typer.echo(json.dumps(state, ensure_ascii=False, indent=2, default=str))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -13,6 +11,7 @@ from qianliyan.notify.rebuild import check as check_read_models
 from qianliyan.notify.rebuild import rebuild as rebuild_read_models
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.collector import settle_long_lived_objects
+from qianliyan.shared.commands import run_command
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
 
@@ -31,16 +30,6 @@ def run(context: typer.Context) -> None:
         )
 
 
-def refused_as_message(work: Coroutine[Any, Any, T]) -> T:
-    """Run `work`; a refusal (another rebuild running, a schema to migrate first, topics
-    missing) is said in one line, not a traceback."""
-    try:
-        return asyncio.run(work)
-    except RuntimeError as refused:
-        typer.secho(f"refused: {refused}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-
-
 @cli.command()
 def check(
     keep: Annotated[
@@ -50,7 +39,7 @@ def check(
     """Rebuild the read models from Kafka into a scratch schema and compare with live."""
     settings = NotifySettings()
     with events_progress("rebuilding to compare") as progress:
-        result = refused_as_message(
+        result = run_command(
             check_read_models(
                 settings.kafka, settings.postgres.dsn.get_secret_value(), progress, keep=keep
             )
@@ -84,7 +73,7 @@ def rebuild(
     """
     settings = NotifySettings()
     with events_progress("rebuilding") as progress:
-        result = refused_as_message(
+        result = run_command(
             rebuild_read_models(
                 settings.kafka,
                 settings.postgres.dsn.get_secret_value(),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from qianliyan.shared.collector import settle_long_lived_objects
+from qianliyan.shared.commands import run_command
 from qianliyan.shared.config_files import read_config_text
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
@@ -45,10 +45,10 @@ def retriage(
         raise typer.Exit(2) from None
     settings = TriageSettings()
     with events_progress("reading the log") as progress:
-        plan = asyncio.run(build_plan(settings, rules, progress))
+        plan = run_command(build_plan(settings, rules, progress))
     typer.echo(describe(plan))
     if apply:
-        asyncio.run(apply_plan(settings, plan))
+        run_command(apply_plan(settings, plan))
         typer.echo(f"applied: {len(plan.events)} ReportTriaged events with rules {rules.version}")
     else:
         typer.echo("dry run: nothing was produced (add --apply to produce)")

@@ -1,0 +1,51 @@
+"""The command lines' one way to run their work and to fail: a known failure is said in
+one line with what to do, not a traceback, and the exit status is 1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import asyncpg
+import typer
+from aiokafka.errors import KafkaError
+
+T = TypeVar("T")
+
+# Talking to Kafka or PostgreSQL failed: not up, not reachable, or refusing this caller.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    KafkaError,
+    ConnectionError,
+    socket.gaierror,  # a host name that does not resolve
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def run_command(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`. A refusal (another rebuild running, a schema to migrate first, topics
+    missing: a RuntimeError) and a part of the stack out of reach are said in one line."""
+    try:
+        return asyncio.run(work)
+    except _UNREACHABLE as exc:  # first: aiokafka's connection errors are RuntimeErrors too
+        fail(
+            f"could not talk to Kafka or PostgreSQL ({_described(exc)}); "
+            "is the stack up? (`qianliyan stack status`)"
+        )
+    except RuntimeError as refused:
+        fail(f"refused: {refused}")
+
+
+def fail(message: str) -> NoReturn:
+    """End the command with `message`, in red on stderr, and exit status 1."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _described(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"  # aiokafka's name themselves

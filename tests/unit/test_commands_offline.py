@@ -1,0 +1,61 @@
+"""The `qianliyan` command with nothing to talk to: a line that says so, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from qianliyan.ops.cli import app
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nobody listens there once the probe is closed
+
+
+@pytest.fixture
+def nothing_running(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    monkeypatch.setenv("QLY_STACK_KAFKA_PORT", str(_closed_port()))
+    monkeypatch.setenv("QLY_STACK_POSTGRES_PORT", str(_closed_port()))
+    monkeypatch.setenv("QLY_STACK_DATA_DIR", str(tmp_path_factory.mktemp("no-stack")))
+    for name in ("NOTIFY_POSTGRES__DSN", "NOTIFY_KAFKA__BOOTSTRAP_SERVERS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("nothing_running")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["lag", "--watch", "0.1"],
+        ["dlq", "list"],
+        ["dlq", "redrive", "--all"],
+        ["check"],
+        ["rebuild"],
+        ["users", "list"],
+        ["replay", "notify", "--from", "end"],
+    ],
+)
+def test_a_command_with_the_stack_down_says_so_in_a_line(command: list[str]) -> None:
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1, result.output
+    assert "could not talk to Kafka or PostgreSQL (" in result.output
+    assert "is the stack up?" in result.output
+    assert isinstance(result.exception, SystemExit), "ended by an error, not by the command"
+
+
+def test_as_of_names_an_incident_id_that_is_not_one() -> None:
+    result = CliRunner().invoke(app, ["as-of", "2026-11-25T08:00:00+08:00", "--incident", "abc"])
+    assert result.exit_code == 2
+    assert "'abc' is not an incident id" in result.output
+
+
+def test_lag_refuses_a_watch_below_a_tenth_of_a_second() -> None:
+    result = CliRunner().invoke(app, ["lag", "--watch", "-1"])
+    assert result.exit_code == 2
+    assert "--watch" in result.output
