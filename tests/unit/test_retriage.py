@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
+
+import pytest
 
 from qianliyan.shared.events import (
     Actor,
@@ -15,6 +18,8 @@ from qianliyan.shared.events import (
 from qianliyan.triage.domain.retriage import latest_triage, plan_retriage
 from qianliyan.triage.domain.rules import parse_rules
 from qianliyan.triage.domain.triage import triage_report
+from qianliyan.triage.retriage import apply_plan, describe
+from qianliyan.triage.settings import TriageSettings
 
 OLD = parse_rules("""
 version: old
@@ -22,13 +27,14 @@ rules:
   - {id: fire, summary: Fire, keywords: [冒烟], severity: critical}
   - {id: flood, summary: Flood, keywords: [积水], severity: major}
 """)
-NEW = parse_rules("""
+NEW_TEXT = """
 version: new
 rules:
   - {id: fire, summary: Fire, keywords: [冒烟], severity: major}
   - {id: flood, summary: Flood, keywords: [积水], severity: critical}
   - {id: lamp, summary: Lamp, keywords: [灯], severity: minor}
-""")
+"""
+NEW = parse_rules(NEW_TEXT)
 
 
 def submitted(text: str, place: str | None = None) -> ReportSubmitted:
@@ -102,3 +108,29 @@ def test_reports_the_fold_now_groups_count_as_a_merge() -> None:
     assert plan.totals()["incidents_merged"] == 1
     [move] = plan.moves
     assert (move.report_id, move.after) == (b.payload.report_id, a.payload.report_id)
+
+
+def test_a_file_edited_without_a_new_version_cannot_change_what_that_version_decided() -> None:
+    """The same version names the same event ids: the new decisions would be dropped by
+    every reader as copies of the old ones, while the command said "applied"."""
+    edited = parse_rules(NEW_TEXT.replace("version: new", "version: old"))
+    smoke, water, quiet = (submitted(t) for t in ("冒烟", "积水", "一切正常"))
+    decisions = [triage_report(s, OLD) for s in (smoke, water, quiet)]
+    plan = plan_retriage(
+        [(0, s) for s in (smoke, water, quiet)],
+        latest_triage(decisions),
+        edited,
+        decided={d.event_id: d for d in decisions},
+    )
+    assert sorted(plan.unchangeable) == sorted([smoke.payload.report_id, water.payload.report_id])
+    assert "Give the rule file a new version" in describe(plan)
+    with pytest.raises(RuntimeError, match=r"2 report\(s\) were decided under rules version old"):
+        asyncio.run(apply_plan(TriageSettings(), plan))
+
+    renamed = plan_retriage(
+        [(0, s) for s in (smoke, water, quiet)],
+        latest_triage(decisions),
+        NEW,
+        decided={d.event_id: d for d in decisions},
+    )
+    assert renamed.unchangeable == []

@@ -74,6 +74,9 @@ def test_a_good_file_loads() -> None:
             "unknown time zone",
         ),
         ("- just a list\n", 1, "must be a mapping"),
+        # Read as the number 1.1 and the date 2026-12-07, not as written.
+        (GOOD.replace('version: "1"', "version: 1.10"), 1, "write the version in quotes"),
+        (GOOD.replace('version: "1"', "version: 2026-12-07"), 1, "and 1.10 as 1.1"),
     ],
 )
 def test_mistakes_are_refused_with_their_line(text: str, line: int, message: str) -> None:
@@ -102,7 +105,7 @@ def test_a_bad_edit_keeps_the_last_good_rules(tmp_path: Path) -> None:
 
 def test_a_bad_file_at_start_up_is_fatal(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
-    path.write_text("version: 1\nrules: []\n", encoding="utf-8")
+    path.write_text('version: "1"\nrules: []\n', encoding="utf-8")
     with pytest.raises(RuleFileError, match=r"rules\.yaml, line 2: rules: List should have"):
         RuleBook(path)
 

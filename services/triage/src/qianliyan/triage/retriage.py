@@ -37,14 +37,18 @@ async def build_plan(
         ]
         if isinstance(event, ReportSubmitted)
     ]
-    current = latest_triage(
+    decisions = [
         event for _, event in decode_records(triaged)[0] if isinstance(event, ReportTriaged)
-    )
-    return plan_retriage(submissions, current, rules)
+    ]
+    decided = {event.event_id: event for event in decisions}
+    return plan_retriage(submissions, latest_triage(decisions), rules, decided=decided)
 
 
 async def apply_plan(settings: TriageSettings, plan: RetriagePlan) -> None:
-    """Produce the plan's events in one transaction: all of them become visible, or none."""
+    """Produce the plan's events in one transaction: all of them become visible, or none.
+    Refused (RuntimeError) where some would be the same events as decisions before them."""
+    if plan.unchangeable:
+        raise RuntimeError(_UNCHANGEABLE.format(len(plan.unchangeable), plan.rules_version))
     kafka = settings.kafka
     producer = create_producer(
         kafka,
@@ -78,4 +82,14 @@ def describe(plan: RetriagePlan) -> str:
         lines.append(f"  moved {move.report_id}  incident {move.before} -> {move.after}")
     totals = plan.totals()
     lines.append("totals: " + ", ".join(f"{name} {count}" for name, count in totals.items()))
+    if plan.unchangeable:
+        lines.append(_UNCHANGEABLE.format(len(plan.unchangeable), plan.rules_version))
     return "\n".join(lines)
+
+
+_UNCHANGEABLE = (
+    "{0} report(s) were decided under rules version {1} already, otherwise than these rules "
+    "decide them: a decision's id comes from the version, so the new decisions would be "
+    "taken for the old ones and dropped. Give the rule file a new version; --apply refuses "
+    "until then."
+)

@@ -48,6 +48,10 @@ class RetriagePlan:
     changes: list[SeverityChange] = field(default_factory=list)
     moves: list[IncidentMove] = field(default_factory=list)
     unchanged: int = 0
+    # Reports decided already under this rules version, otherwise than it decides them now
+    # (the file was edited without a new version): a decision's id comes from the version,
+    # so readers would keep the earlier decision as the same event.
+    unchangeable: list[UUID] = field(default_factory=list)
     # (incident before, incident after) of every report that had a decision before.
     _pairs: list[tuple[UUID, UUID]] = field(default_factory=list)
 
@@ -80,15 +84,21 @@ def plan_retriage(
     submissions: Iterable[tuple[int, ReportSubmitted]],
     current: Mapping[UUID, ReportTriaged],
     rules: LoadedRules,
+    *,
+    decided: Mapping[UUID, ReportTriaged] | None = None,
 ) -> RetriagePlan:
     """Triage every (partition, submission) in log order with `rules`, incidents included,
-    and compare with the current decisions."""
+    and compare with the current decisions; `decided` holds every decision in the log by
+    its event id."""
     plan = RetriagePlan(rules_version=rules.version)
     pipeline = TriagePipeline(lambda: rules, output_topic="")
     for partition, submitted in submissions:
         [(_, new)] = pipeline.transform(submitted, partition)
         assert isinstance(new, ReportTriaged)
         plan.events.append(new)
+        earlier = (decided or {}).get(new.event_id)
+        if earlier is not None and earlier.payload != new.payload:
+            plan.unchangeable.append(submitted.payload.report_id)
         old = current.get(submitted.payload.report_id)
         if old is not None:
             plan._pairs.append((old.payload.incident_id, new.payload.incident_id))

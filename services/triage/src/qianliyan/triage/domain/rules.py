@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -86,6 +86,19 @@ class RuleFile(_Strict):
     timezone: TimeZoneName = "Asia/Shanghai"
     places: list[PlaceKind] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _written_as_text(cls, value: Any) -> Any:
+        # Unquoted, YAML reads 1.10 as the number 1.1 and 2026-12-07 as a date: the version
+        # names every decision's id, so a version read otherwise than written could make a
+        # re-triage's decisions the same events as the last ones.
+        if not isinstance(value, str):
+            raise ValueError(
+                'write the version in quotes, as text (version: "1.10"): unquoted, YAML '
+                "reads a number or a date, and 1.10 as 1.1"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleFile:
