@@ -17,6 +17,7 @@ from qianliyan.shared.events import (
     ReportTriaged,
     Severity,
 )
+from qianliyan.triage.domain.incidents import normalise_place, text_bigrams
 from qianliyan.triage.domain.rules import LoadedRules, parse_rules
 from qianliyan.triage.domain.severity import decide_severity
 from qianliyan.triage.domain.triage import TriagePipeline
@@ -223,3 +224,26 @@ rules:
     [reason] = decide_severity(report("在K1+2处 (X) 发现线路异物"), rules).reasons
     # Overlapping keywords are each named, as a reader of the reason would expect.
     assert reason.evidence == ["K1+2", "(x)", "线路异物", "异物"]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("ＦＩＲＥ near platform", "fire-smoke"),  # full-width, as a Chinese keyboard types it
+        ("SIGNAL  FAILURE at the throat", "signal-failure"),
+        ("signal\nfailure since 6:00", "signal-failure"),
+    ],
+)
+def test_text_is_compared_as_read_not_as_typed(text: str, rule_id: str) -> None:
+    assert rule_id in rule_ids(report(text))
+
+
+def test_a_full_width_kilometre_post_is_on_the_main_line() -> None:
+    decision = decide_severity(report("发现异物", place="Ｋ１２３＋４００"), RULES)
+    assert "on-main-line" in {reason.rule_id for reason in decision.reasons}
+    assert decision.severity is Severity.CRITICAL
+
+
+def test_a_place_typed_full_width_is_the_same_place() -> None:
+    assert normalise_place("３站台", "北京南站") == normalise_place("3站台", "北京南站")
+    assert text_bigrams("ＦＩＲＥ") == text_bigrams("fire")

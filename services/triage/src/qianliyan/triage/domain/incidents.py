@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from qianliyan.shared.events import GeoPoint, ReportSubmitted
+from qianliyan.triage.domain.folding import fold
 
 ANONYMOUS = "anonymous"
 
@@ -63,15 +64,15 @@ def normalise_place(place: str | None, unit: str | None = None) -> str | None:
     spacing do not matter."""
     if not place:
         return None
-    name = "".join(place.casefold().split())
+    name = fold(place).replace(" ", "")
     if not name:
         return None
-    return f"{''.join((unit or '').casefold().split())}/{name}"
+    return f"{fold(unit or '').replace(' ', '')}/{name}"
 
 
 def text_bigrams(text: str) -> frozenset[str]:
     """Character pairs of the text without spaces: a similarity that needs no word breaks."""
-    compact = "".join(text.casefold().split())
+    compact = fold(text).replace(" ", "")
     return frozenset(map(operator.add, compact, compact[1:])) or frozenset([compact])
 
 

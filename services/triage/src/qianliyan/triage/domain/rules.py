@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from qianliyan.shared.config_files import ConfigFileError, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
+from qianliyan.triage.domain.folding import fold
 
 HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 
@@ -193,7 +194,7 @@ def _prepared(rule: Rule) -> PreparedRule:
         assert match is not None  # checked when the file was validated
         # "0-24" is the whole day: only the start wraps ("24-6" is from midnight).
         hours = (int(match.group(1)) % 24, int(match.group(2)))
-    keywords = tuple((keyword, keyword.casefold()) for keyword in rule.keywords)
+    keywords = tuple((keyword, fold(keyword)) for keyword in rule.keywords)
     any_keyword = (
         re.compile("|".join(re.escape(folded) for _, folded in keywords)) if keywords else None
     )

@@ -8,12 +8,14 @@ found, never a report nothing else matched.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
 from qianliyan.shared.events import ReportSubmittedPayload, Severity, TriageReason
 from qianliyan.shared.events.reports import SEVERITY_SCALE
+from qianliyan.triage.domain.folding import fold
 from qianliyan.triage.domain.rules import LoadedRules, PreparedRule
 
 SCALE = SEVERITY_SCALE
@@ -30,8 +32,10 @@ class SeverityDecision:
 def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> SeverityDecision:
     """The severity the rules give `report`, with one reason per rule that applied."""
     facts = _Facts(
-        text=report.text.casefold(),
-        kinds=rules.kinds_of_place(report.place) if report.place else (),
+        text=fold(report.text),
+        kinds=rules.kinds_of_place(unicodedata.normalize("NFKC", report.place))
+        if report.place
+        else (),
         local_time=report.captured_at.astimezone(rules.zone),
     )
     floor: int | None = None
@@ -55,7 +59,7 @@ def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> Sever
 class _Facts(NamedTuple):
     """What every rule looks at in one report, worked out once for all of them."""
 
-    text: str  # case-folded
+    text: str  # folded (`fold`)
     kinds: tuple[str, ...]
     local_time: datetime
 

@@ -1,0 +1,13 @@
+"""How triage compares text: as a person reads it, not as the phone encoded it."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def fold(text: str) -> str:
+    """`text` as compared with keywords and other reports: compatibility forms unified
+    (full-width `ＦＩＲＥ` and `Ｋ１２３＋４５６`, as Chinese keyboards type them, are
+    `fire` and `K123+456`), case folded, and every run of spaces or line breaks one space.
+    Traditional characters stay as written: a rule file lists those it wants."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
