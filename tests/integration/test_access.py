@@ -417,6 +417,77 @@ async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> 
         assert escalate.status_code == 422
 
 
+async def test_a_machine_token_signed_out_stays_void_for_its_whole_life(
+    running_stack: StackConfig,
+) -> None:
+    """A sign-out voided a token for a session's 12 hours, so a 90-day machine token
+    worked again after them; and an admin's revocation after the sign-out changed
+    nothing: whoever held the token could sign it out first and outlive the revocation."""
+    config = running_stack
+    admin = headers_of(config, "admin")
+    connection = await asyncpg.connect(config.postgres_dsn)
+
+    async def void_until(token_id: str) -> datetime:
+        until: datetime = await connection.fetchval(
+            "SELECT expires_at FROM access_revoked_tokens WHERE token_id = $1", token_id
+        )
+        return until
+
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def issue() -> dict[str, Any]:
+                issued = await client.post(
+                    url(config, "notify", "/v1/access/tokens"),
+                    json={"name": f"bridge-{uuid4().hex[:6]}", "scopes": ["alerts:read"]},
+                    headers=admin,
+                )
+                assert issued.status_code == 201, issued.text
+                token: dict[str, Any] = issued.json()
+                return token
+
+            signed_out = await issue()
+            answer = await client.delete(
+                url(config, "notify", "/v1/auth/session"), headers=bearer(signed_out["token"])
+            )
+            assert answer.status_code == 204
+            expires = datetime.fromisoformat(signed_out["expires_at"])
+            assert await void_until(signed_out["token_id"]) >= expires - timedelta(seconds=1)
+
+            # Signed out under the release before, for 12 hours: the admin's revocation
+            # lengthens it to the token's life.
+            earlier = await issue()
+            await connection.execute(
+                "INSERT INTO access_revoked_tokens (token_id, expires_at, revoked_by, reason) "
+                "VALUES ($1, now() + interval '12 hours', 'bridge', 'signed out')",
+                earlier["token_id"],
+            )
+            revoked = await client.post(
+                url(config, "notify", f"/v1/access/tokens/{earlier['token_id']}/revoke"),
+                json={"reason": "bridge retired"},
+                headers=admin,
+            )
+            assert revoked.status_code == 200, revoked.text
+            expires = datetime.fromisoformat(earlier["expires_at"])
+            assert await void_until(earlier["token_id"]) >= expires - timedelta(seconds=1)
+    finally:
+        await connection.close()
+
+
+async def test_a_token_limited_to_units_cannot_read_the_whole_audit(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    async with httpx.AsyncClient() as client:
+        refused = await client.post(
+            url(config, "notify", "/v1/access/tokens"),
+            json={"name": "auditor", "scopes": ["audit:read"], "units": ["丰台站"]},
+            headers=headers_of(config, "admin"),
+        )
+    assert refused.status_code == 422
+    assert "cannot be limited to units" in refused.text
+
+
 async def test_who_changed_which_person_and_token_is_in_the_audit(
     running_stack: StackConfig,
 ) -> None:

@@ -315,7 +315,9 @@ def auth_router() -> APIRouter:
                 access.pool,
                 principal.token_id,
                 username=principal.subject,
-                expires_at=datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
+                # Void for as long as the token would work: a machine token lives a year.
+                expires_at=principal.expires_at
+                or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
                 via="token" if request.headers.get("authorization") else "page",
             )
             access.revocations.forget()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum, StrEnum
 
 from qianliyan.shared.access.org import Org
@@ -100,6 +101,7 @@ class Principal:
     scopes: frozenset[Permission] = frozenset()
     units: frozenset[str] = frozenset()
     token_id: str | None = None
+    expires_at: datetime | None = None  # when the token it came from expires
     grants: dict[Permission, Reach] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -413,19 +413,23 @@ async def record_sign_in(
 async def _revoke(
     connection: Any, token_id: str, expires_at: datetime, revoked_by: str, reason: str
 ) -> bool:
-    """Void `token_id`; whether it was not void already."""
-    status = await connection.execute(
+    """Void `token_id` until `expires_at` at least; whether it was not void already. A
+    revocation already there is kept, for as long as the longer of the two says: a token
+    signed out, then revoked by an admin, stays void for its whole life."""
+    inserted = await connection.fetchval(
         """
         INSERT INTO access_revoked_tokens (token_id, expires_at, revoked_by, reason)
         VALUES ($1, $2, $3, $4)
-        ON CONFLICT (token_id) DO NOTHING
+        ON CONFLICT (token_id) DO UPDATE
+            SET expires_at = GREATEST(access_revoked_tokens.expires_at, EXCLUDED.expires_at)
+        RETURNING xmax = 0
         """,
         token_id,
         expires_at,
         revoked_by,
         reason,
     )
-    return bool(status == "INSERT 0 1")
+    return bool(inserted)
 
 
 async def load_revocations(pool: asyncpg.Pool) -> Revocations:

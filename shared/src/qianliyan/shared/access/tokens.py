@@ -317,7 +317,12 @@ def _own_principal(claims: dict[str, Any]) -> Principal:
         ),
         units=frozenset(_strings(claims.get("units"))),
         token_id=claims.get("jti"),
+        expires_at=_expiry(claims),
     )
+
+
+def _expiry(claims: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(float(claims["exp"]), UTC)  # required: checked on decoding
 
 
 def _oidc_principal(claims: dict[str, Any], settings: OidcSettings) -> Principal:
@@ -330,4 +335,5 @@ def _oidc_principal(claims: dict[str, Any], settings: OidcSettings) -> Principal
         roles=parse_roles(_strings(claims.get(settings.roles_claim))),
         units=frozenset(_strings(claims.get(settings.units_claim))),
         token_id=claims.get("jti"),
+        expires_at=_expiry(claims),
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
@@ -91,6 +91,16 @@ class NewMachineToken(BaseModel):
         if refused:
             raise ValueError(f"a machine token cannot be given {', '.join(refused)}")
         return scopes
+
+    @model_validator(mode="after")
+    def _limited_only_where_it_can_be(self) -> NewMachineToken:
+        # The audit trail is read whole: a token limited to some units would read them all.
+        if self.units and Permission.READ_AUDIT in self.scopes:
+            raise ValueError(
+                "audit:read reads every unit's history; it cannot be limited to units "
+                "(issue it without units, or leave it out)"
+            )
+        return self
 
 
 class MachineTokenView(BaseModel):
