@@ -10,12 +10,15 @@ import httpx
 import pytest
 
 from qianliyan.notify.rebuild import check, rebuild
+from qianliyan.shared.events import ReportTriaged, decode
 from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.topics import TRIAGE
 from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Service
 from tests.integration.alert_receivers import alert_known
 from tests.integration.clients import as_suite, submit
 from tests.integration.test_rebuild_equals_live import notify_caught_up
-from tests.integration.topic_reader import wait_for
+from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,52 @@ async def test_a_failed_rebuild_leaves_live_alone_and_a_good_one_switches_over(
         await connection.execute(f"DROP SCHEMA {result.retired_schema} CASCADE")
     finally:
         await connection.close()
+
+
+async def test_what_only_the_switch_projected_reaches_the_live_streams(
+    running_stack: StackConfig,
+) -> None:
+    """A report notify has not projected when the switch comes (here notify is down) is
+    projected by the rebuild's last catch-up; the live projection then finds its events
+    projected and says nothing, so the switch itself tells the live streams."""
+    config = running_stack
+    kafka = KafkaSettings(bootstrap_servers=config.kafka_bootstrap)
+    notify = Service(config, "notify")
+    late: list[UUID] = []
+
+    async def arrives_while_notify_is_down() -> None:
+        notify.stop()
+        place = f"换表{uuid4().hex[:6]}"
+        answer = await submit(config, {"text": "站台雨棚漏水", "place": place}, [])
+        late.append(UUID(answer.json()["report_id"]))
+
+        async def triaged() -> bool:
+            decisions = await read_topic(config.kafka_bootstrap, TRIAGE)
+            return any(
+                isinstance(event := decode(r.value), ReportTriaged)
+                and event.payload.report_id == late[0]
+                for r in decisions
+            )
+
+        await wait_for(triaged, timeout_s=60)
+
+    try:
+        await rebuild(
+            kafka,
+            config.postgres_dsn,
+            lambda done, total: None,
+            keep_retired=False,
+            before_switch=arrives_while_notify_is_down,
+        )
+        connection = await asyncpg.connect(config.postgres_dsn)
+        try:
+            told = await connection.fetchval(
+                "SELECT count(*) FROM feed_changes f JOIN reports r USING (incident_id) "
+                "WHERE r.report_id = $1",
+                late[0],
+            )
+        finally:
+            await connection.close()
+    finally:
+        notify.start()
+    assert told, "the live streams were not told of the report the switch projected"

@@ -26,7 +26,12 @@ from aiokafka import TopicPartition
 
 from qianliyan.notify import migrations
 from qianliyan.notify.projections.events import project_batch
-from qianliyan.notify.projections.incidents import FeedFilter, fetch_incident, list_alerts
+from qianliyan.notify.projections.incidents import (
+    FeedFilter,
+    fetch_incident,
+    list_alerts,
+    record_changes,
+)
 from qianliyan.shared.kafka import HistoryBatch, decode_records, history
 from qianliyan.shared.progress import ProgressCallback
 from qianliyan.shared.settings import KafkaSettings
@@ -272,6 +277,8 @@ async def rebuild(
             assert rebuilt is not None
             try:
                 events, snapshot = await project_history(kafka, rebuilt, progress)
+                # The incidents from here on are the live streams' news (`_switch`).
+                news_after = await _last_change(admin, scratch)
                 # What arrived meanwhile, still without holding anyone up.
                 caught_up, snapshot = await project_history(
                     kafka, rebuilt, progress, after=snapshot
@@ -284,7 +291,7 @@ async def rebuild(
                     projected, _ = await project_history(kafka, rebuilt, progress, after=snapshot)
                     return projected
 
-                caught_up += await _switch(admin, scratch, retired, last_moment)
+                caught_up += await _switch(admin, scratch, retired, last_moment, news_after)
             finally:
                 await rebuilt.close()
         finally:
@@ -306,12 +313,23 @@ async def _same_schema_version(admin: asyncpg.Connection, scratch: str) -> None:
         )
 
 
+async def _last_change(admin: asyncpg.Connection, scratch: str) -> int:
+    latest = await admin.fetchval(f"SELECT max(change_id) FROM {scratch}.feed_changes")  # noqa: S608
+    return int(latest or 0)
+
+
 async def _switch(
-    admin: asyncpg.Connection, scratch: str, retired: str, catch_up: Callable[[], Awaitable[int]]
+    admin: asyncpg.Connection,
+    scratch: str,
+    retired: str,
+    catch_up: Callable[[], Awaitable[int]],
+    news_after: int,
 ) -> int:
     """Move the live read models out and the rebuilt ones in, atomically, once `catch_up`
     has projected into the rebuilt ones the last events the live projection committed;
-    the number it projected."""
+    the number it projected. The live streams are told of the incidents the catch-ups
+    changed (their changes after `news_after` in the scratch schema's feed): the live
+    projection, finding those events projected, tells them nothing."""
     # projected_events first: the live projection's first write is there, so it either
     # finishes before the switch or waits for all of it; neither can deadlock the other.
     order = sorted(READ_MODELS, key=lambda table: table != "projected_events")
@@ -333,6 +351,12 @@ async def _switch(
         for table in READ_MODELS:
             await admin.execute(f"ALTER TABLE public.{table} SET SCHEMA {retired}")
             await admin.execute(f"ALTER TABLE {scratch}.{table} SET SCHEMA public")
+        news = await admin.fetch(
+            f"SELECT DISTINCT incident_id FROM {scratch}.feed_changes WHERE change_id > $1 "  # noqa: S608
+            "ORDER BY incident_id",
+            news_after,
+        )
+        await record_changes(admin, [row["incident_id"] for row in news])
     return caught_up
 
 
