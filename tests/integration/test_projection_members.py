@@ -5,6 +5,7 @@ same moment. The incident read model must end as one member alone would leave it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -12,11 +13,12 @@ import asyncpg
 import pytest
 
 from qianliyan.notify.projections.batch import apply
-from qianliyan.notify.projections.events import project_batch
+from qianliyan.notify.projections.events import project_batch, project_one_by_one
 from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
+    Event,
     ReportSubmitted,
     ReportSubmittedPayload,
     ReportTriaged,
@@ -110,3 +112,35 @@ async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
             await pool.close()
     assert row is not None
     assert (row["rule_severity"], row["report_count"]) == ("critical", 3)
+
+
+@pytest.mark.parametrize("project", [project_batch, project_one_by_one])
+async def test_a_report_moved_to_another_incident_leaves_the_first_without_it(
+    infra: StackConfig, project: Callable[[asyncpg.Pool, list[Event]], Awaitable[None]]
+) -> None:
+    """A re-triage that groups a report otherwise: the incident it left no longer counts
+    it nor takes its severity, and left empty it has none (so it leaves the feed)."""
+    first_incident, second_incident = uuid4(), uuid4()
+    submitted, triaged = report(first_incident, Severity.CRITICAL, 0)
+    regrouped = triaged.model_copy(
+        update={
+            "event_id": uuid4(),
+            "occurred_at": triaged.occurred_at + timedelta(hours=1),
+            "payload": triaged.payload.model_copy(update={"incident_id": second_incident}),
+        }
+    )
+    async with scratch_schema(infra.postgres_dsn, "moves") as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        assert pool is not None
+        try:
+            await project(pool, [submitted, triaged])
+            await project(pool, [regrouped])
+            rows = {
+                row["incident_id"]: (row["report_count"], row["severity"])
+                for row in await pool.fetch(
+                    "SELECT incident_id, report_count, severity FROM incidents"
+                )
+            }
+        finally:
+            await pool.close()
+    assert rows == {first_incident: (0, None), second_incident: (1, "critical")}

@@ -75,17 +75,21 @@ def test_a_late_triage_refreshes_its_incident_and_writes_nothing() -> None:
     assert after == {}
 
 
-def test_a_report_moved_from_an_incident_refreshed_in_the_batch_goes_one_by_one() -> None:
+def test_a_report_moved_to_another_incident_refreshes_the_one_it_left_too() -> None:
+    """Left unrefreshed, the incident it left kept counting it, and kept its severity
+    and unit (a manager of that unit still seeing it)."""
     report, other, first, second = uuid4(), uuid4(), uuid4(), uuid4()
     moving = [triaged(report, first, 1), triaged(other, first, 1), triaged(report, second, 2)]
-    with pytest.raises(OrderMatters):
-        incident_refreshes(moving, {})
-    # Refreshed again after the move, the old incident ends as one by one leaves it.
-    refreshes, _ = incident_refreshes([*moving, triaged(other, first, 3)], {})
+    refreshes, _ = incident_refreshes(moving, {})
     assert refreshes == {first: 3, second: 1}
-    # Moved away from an incident the batch never refreshed: nothing to reproduce.
+    # Moved away from an incident the batch never refreshed before: refreshed now.
     refreshes, _ = incident_refreshes([triaged(report, second, 2)], {report: Triage(first, T0)})
-    assert refreshes == {second: 1}
+    assert refreshes == {first: 1, second: 1}
+    # A late triage moves nothing, and refreshes only the incident it names.
+    late, _ = incident_refreshes(
+        [triaged(report, second, 0)], {report: Triage(first, T0 + timedelta(minutes=5))}
+    )
+    assert late == {second: 1}
 
 
 def test_the_newest_triage_stands_and_the_first_makes_the_row() -> None:

@@ -8,12 +8,11 @@ make), its alert step synced once, one feed change per incident and one NOTIFY. 
 models end exactly as one by one leaves them.
 
 That holds because refreshing an incident reads only its reports, and every change to
-a report's row is followed by a refresh of its incident, so the last refresh of a batch
-sees what an earlier one would. Two orders break it, and the plan says so with
-`OrderMatters` for the caller to go event by event: a triage that moves a report away
-from an incident refreshed earlier in the batch (one by one leaves that incident as it
-was then), and an escalation, an upgrade or a delivery ahead of its alert (one by one
-finds no alert to change, or to read a delivery's level from).
+a report's row is followed by a refresh of its incident (of both, when a triage moves
+the report to another), so the last refresh of a batch sees what an earlier one would.
+One order breaks it, and the plan says so with `OrderMatters` for the caller to go event
+by event: an escalation, an upgrade or a delivery ahead of its alert (one by one finds
+no alert to change, or to read a delivery's level from).
 """
 
 from __future__ import annotations
@@ -81,12 +80,10 @@ def incident_refreshes(
 ) -> tuple[Counter[UUID], dict[UUID, Triage]]:
     """How many refreshes one by one makes of each incident for these report events, in
     their order, given where each report stood; and where each written report stands
-    after them. Raises `OrderMatters` where a refresh at the end of the batch would not
-    see what the last of those refreshes did."""
+    after them. A triage that moves a report refreshes the incident it left as well."""
     state = dict(before)
     refreshes: Counter[UUID] = Counter()
     written: set[UUID] = set()  # the rows the upsert changes
-    left_behind: set[UUID] = set()  # refreshed, then a report moved away from it
     for event in events:
         report_id = event.payload.report_id
         current = state.get(report_id, UNTRIAGED)
@@ -98,15 +95,12 @@ def incident_refreshes(
             touched = event.payload.incident_id
             if current.triaged_at is None or current.triaged_at <= event.occurred_at:
                 old = current.incident_id
-                if old is not None and old != touched and refreshes[old]:
-                    left_behind.add(old)
+                if old is not None and old != touched:
+                    refreshes[old] += 1
                 state[report_id] = Triage(touched, event.occurred_at)
                 written.add(report_id)
         if touched is not None:
             refreshes[touched] += 1
-            left_behind.discard(touched)
-    if left_behind:
-        raise OrderMatters(f"reports moved away from {len(left_behind)} refreshed incidents")
     return refreshes, {report_id: state.get(report_id, UNTRIAGED) for report_id in written}
 
 

@@ -66,9 +66,22 @@ async def _apply(connection: Connection, event: Event) -> None:
         if incident_id is not None:
             await incidents.refresh(connection, incident_id)
     elif isinstance(event, ReportTriaged):
+        before = await _incident_of(connection, event.payload.report_id)
         await reports.apply_triaged(connection, event)
         await incidents.apply_triaged(connection, event)
+        if before is not None and before != await _incident_of(connection, event.payload.report_id):
+            # The report left `before` (a re-triage grouped it otherwise): that incident is
+            # counted and judged again without it, or it keeps showing the report's severity
+            # and unit.
+            await incidents.refresh(connection, before)
     elif isinstance(event, IncidentAction):
         await incidents.apply_action(connection, event)
     elif isinstance(event, AlertingEvent):
         await alerts.apply(connection, event)
+
+
+async def _incident_of(connection: Connection, report_id: UUID) -> UUID | None:
+    incident_id: UUID | None = await connection.fetchval(
+        "SELECT incident_id FROM reports WHERE report_id = $1", report_id
+    )
+    return incident_id
