@@ -372,6 +372,23 @@ async def _act(
         )
 
 
+def both_told_at_once(
+    tmp_path: Path, unit: str, hooks: WebhookReceiver, secret: str, first: str, second: str
+) -> Path:
+    """A routing file whose one step tells two webhook recipients of `unit` at once."""
+    routing_file = tmp_path / "routing.yaml"
+    routing_file.write_text(
+        routing_for(
+            unit,
+            recipients=webhook_recipient(hooks, secret, first)
+            + webhook_recipient(hooks, secret, second),
+            escalation=f"      - after: 0s\n        notify: [{first}, {second}]\n",
+        ),
+        encoding="utf-8",
+    )
+    return routing_file
+
+
 @asynccontextmanager
 async def alerter_alone(
     infra: StackConfig, routing_file: Path, *, max_parallel: int = 20
@@ -453,16 +470,7 @@ async def test_a_delivery_waiting_for_a_slot_is_claimed_only_with_it_and_not_aft
     told nothing more."""
     incident_id, unit, secret = uuid4(), f"排队站{uuid4().hex[:6]}", new_secret()
     async with WebhookReceiver(secret, hold_s={"slow": 3.0}) as hooks:
-        routing_file = tmp_path / "routing.yaml"
-        routing_file.write_text(
-            routing_for(
-                unit,
-                recipients=webhook_recipient(hooks, secret, "slow")
-                + webhook_recipient(hooks, secret, "duty"),
-                escalation="      - after: 0s\n        notify: [slow, duty]\n",
-            ),
-            encoding="utf-8",
-        )
+        routing_file = both_told_at_once(tmp_path, unit, hooks, secret, "slow", "duty")
         async with alerter_alone(infra, routing_file, max_parallel=1) as (alerter, pool):
             await alerted(pool, incident_id, unit)
             async with running(alerter):
@@ -490,16 +498,7 @@ async def test_a_delivery_recorded_under_a_channel_s_place_in_the_list_is_not_se
     nobody again. (Another recipient, told for the first time, shows the moments ran.)"""
     incident_id, unit, secret = uuid4(), f"升级站{uuid4().hex[:6]}", new_secret()
     async with WebhookReceiver(secret) as hooks:
-        routing_file = tmp_path / "routing.yaml"
-        routing_file.write_text(
-            routing_for(
-                unit,
-                recipients=webhook_recipient(hooks, secret, "duty")
-                + webhook_recipient(hooks, secret, "chief"),
-                escalation="      - after: 0s\n        notify: [duty, chief]\n",
-            ),
-            encoding="utf-8",
-        )
+        routing_file = both_told_at_once(tmp_path, unit, hooks, secret, "duty", "chief")
         async with alerter_alone(infra, routing_file) as (alerter, pool):
             await alerted(pool, incident_id, unit)
             await pool.execute(
