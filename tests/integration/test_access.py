@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from qianliyan.shared.access import store
-from qianliyan.shared.access.tokens import TokenSigner
+from qianliyan.shared.access.policy import Permission
+from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.clients import (
@@ -486,6 +487,23 @@ async def test_a_token_limited_to_units_cannot_read_the_whole_audit(
         )
     assert refused.status_code == 422
     assert "cannot be limited to units" in refused.text
+    # One issued before that was refused reads no audit either.
+    earlier = (
+        TokenSigner(load_signing_key(config.token_key_file))
+        .for_machine(
+            token_id=new_token_id(),
+            name="auditor",
+            scopes=[Permission.READ_AUDIT],
+            units=["丰台站"],
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        .token
+    )
+    async with httpx.AsyncClient() as client:
+        for path in ("/v1/audit", "/v1/audit/access"):
+            answer = await client.get(url(config, "notify", path), headers=bearer(earlier))
+            assert answer.status_code == 403, (path, answer.text)
+            assert "for some units only" in answer.json()["detail"]
 
 
 async def test_who_changed_which_person_and_token_is_in_the_audit(

@@ -142,6 +142,29 @@ async def test_people_added_and_tokens_issued_and_revoked_before_are_in_the_acce
     assert details[2] == {"name": "bridge", "reason": "retired"}
 
 
+async def test_machine_tokens_signed_out_before_stay_void_until_they_expire(
+    schema: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, dsn = schema
+    await migrate(dsn, "0002", access_migrations)
+    await connection.execute(
+        "INSERT INTO access_tokens (token_id, name, scopes, created_by, expires_at) VALUES "
+        "('bridge', 'bridge', '{alerts:read}', 'admin', '2027-03-01T00:00:00Z')"
+    )
+    await connection.execute(
+        "INSERT INTO access_revoked_tokens (token_id, expires_at, revoked_by, reason) VALUES "
+        "('bridge', '2026-12-01T12:00:00Z', 'bridge', 'signed out'), "
+        "('session', '2026-12-01T12:00:00Z', 'wang', 'signed out')"
+    )
+    await migrate(dsn, "head", access_migrations)
+    rows = await connection.fetch("SELECT token_id, expires_at FROM access_revoked_tokens")
+    void_until = {r["token_id"]: r["expires_at"].isoformat() for r in rows}
+    assert void_until == {
+        "bridge": "2027-03-01T00:00:00+00:00",  # the machine token's own expiry
+        "session": "2026-12-01T12:00:00+00:00",  # a person's session: as it was
+    }
+
+
 async def test_each_incident_version_is_kept_and_lifted_past_the_versions_acted_on(
     schema: tuple[asyncpg.Connection, str],
 ) -> None:
