@@ -76,8 +76,12 @@ async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
     worse = report(incident_id, Severity.CRITICAL, 1)
     late = report(incident_id, Severity.MINOR, 2)  # triaged already, its submission late
     async with scratch_schema(infra.postgres_dsn, "members") as dsn:
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
-        assert pool is not None
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        # Member B's own connection, named so that the test can see it wait.
+        member_b = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=1, server_settings={"application_name": "member-b"}
+        )
+        assert pool is not None and member_b is not None
         try:
             await project_batch(pool, [*first, late[1]])
             a_done, a_may_commit = asyncio.Event(), asyncio.Event()
@@ -92,12 +96,12 @@ async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
 
             a = asyncio.create_task(member_a())
             await a_done.wait()
-            b = asyncio.create_task(project_batch(pool, [late[0]]))
+            b = asyncio.create_task(project_batch(member_b, [late[0]]))
 
             async def b_waits() -> bool:
                 waiting = await pool.fetchval(
                     "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    "WHERE application_name = 'member-b' AND wait_event_type = 'Lock'"
                 )
                 return bool(waiting)
 
@@ -109,6 +113,7 @@ async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
                 incident_id,
             )
         finally:
+            await member_b.close()
             await pool.close()
     assert row is not None
     assert (row["rule_severity"], row["report_count"]) == ("critical", 3)

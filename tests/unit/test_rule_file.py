@@ -77,6 +77,7 @@ def test_a_good_file_loads() -> None:
         # Read as the number 1.1 and the date 2026-12-07, not as written.
         (GOOD.replace('version: "1"', "version: 1.10"), 1, "write the version in quotes"),
         (GOOD.replace('version: "1"', "version: 2026-12-07"), 1, "and 1.10 as 1.1"),
+        (GOOD.replace("[火灾]", "[火灾, '　']"), 8, "is only spaces: it would match every report"),
     ],
 )
 def test_mistakes_are_refused_with_their_line(text: str, line: int, message: str) -> None:

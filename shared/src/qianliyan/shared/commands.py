@@ -10,17 +10,22 @@ from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import typer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 
 T = TypeVar("T")
 
-# Talking to Kafka or PostgreSQL failed: not up, not reachable, or refusing this caller.
+# Kafka or PostgreSQL could not be reached, or would not let this caller in. Any other
+# error is a fault of the command's, and keeps its traceback.
 _UNREACHABLE: tuple[type[BaseException], ...] = (
-    KafkaError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
     ConnectionError,
     socket.gaierror,  # a host name that does not resolve
     TimeoutError,
-    asyncpg.PostgresError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InvalidAuthorizationSpecificationError,  # a wrong password or user
     asyncpg.InterfaceError,
 )
 

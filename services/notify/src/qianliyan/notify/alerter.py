@@ -223,10 +223,11 @@ class Alerter:
                 if r["settled"]:
                     settled.add(key)
         plans = []
+        waiting = busy | self._queued
         for incident in incidents:
             plan = plan_alert(incident, routing, now)
             self._quiet.note(incident, routing, plan, settled)
-            if not plan.needs_nothing(busy | self._queued):
+            if not plan.needs_nothing(waiting):
                 plans.append((incident, plan))
         if not plans:
             return

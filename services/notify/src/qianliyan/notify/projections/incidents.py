@@ -203,18 +203,16 @@ async def refresh_many(connection: Connection, refreshes: Mapping[UUID, int]) ->
         await connection.execute(_REFRESH, list(refreshes), list(refreshes.values()))
 
 
-# The lock space of incidents (pg_advisory_xact_lock's first key). An incident's lock is
-# one of 1,024 per schema (a rebuild's scratch schema does not wait on the live
+# An incident's lock is one of 1,024 in its schema's own space (pg_advisory_xact_lock's
+# first key: the schema's hash, so a rebuild's scratch schema never waits on the live
 # projection): each held lock takes a slot in PostgreSQL's lock table, whose size is
 # `max_locks_per_transaction` times the connections, and a rebuild's batch can touch
 # thousands of incidents. Two incidents sharing a lock only wait on each other.
-_INCIDENT_LOCKS = 7_306_553
 _LOCK_BUCKETS = 1024
-# Taken in the order of their keys, so two transactions never wait on each other's.
+# Taken in the order of their keys within one batch's statement.
 _LOCK = f"""
-    SELECT count(pg_advisory_xact_lock($2, key))
-      FROM (SELECT DISTINCT abs(hashtext(current_schema() || ':' || id::text) % {_LOCK_BUCKETS})
-                   AS key
+    SELECT count(pg_advisory_xact_lock(hashtext(current_schema()), key))
+      FROM (SELECT DISTINCT abs(hashtext(id::text) % {_LOCK_BUCKETS}) AS key
               FROM unnest($1::uuid[]) AS id ORDER BY key) AS keys
 """  # noqa: S608 - a constant
 
@@ -228,7 +226,7 @@ async def lock(connection: Connection, incident_ids: Iterable[UUID]) -> None:
     upserts; one that had to wait for the other's row would write back a summary without
     the other's report. Held, the second refresh starts only once the first committed.
     """
-    await connection.execute(_LOCK, list(incident_ids), _INCIDENT_LOCKS)
+    await connection.execute(_LOCK, list(incident_ids))
 
 
 async def apply_action(connection: Connection, event: IncidentAction) -> None:

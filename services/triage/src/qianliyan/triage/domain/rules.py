@@ -57,6 +57,16 @@ class Rule(_Strict):
     severity: Severity | None = None
     raise_by: int | None = Field(default=None, ge=0, le=3)
 
+    @field_validator("keywords")
+    @classmethod
+    def _keywords_say_something(cls, keywords: list[str]) -> list[str]:
+        # Compared as folded (`fold`), a keyword of spaces alone would be found in every
+        # report.
+        for keyword in keywords:
+            if not fold(keyword):
+                raise ValueError(f"keyword {keyword!r} is only spaces: it would match every report")
+        return keywords
+
     @field_validator("hours")
     @classmethod
     def _hours_are_a_window(cls, hours: str | None) -> str | None:
