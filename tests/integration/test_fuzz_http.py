@@ -393,7 +393,9 @@ def _aim_at_known_things(case: AnyCase, data: st.DataObject, known: Known) -> bo
         name = data.draw(st.sampled_from(["cursor", "from", "until"]), label="aimed at")
         query[name] = data.draw(cursors if name == "cursor" else edge_times, label=name)
         case.query = query
-    if isinstance(case.body, dict):
+    # Upload parts only where the body is a form: a JSON body generated to hold a field
+    # of that name (a schema-violating one can) cannot carry a file's bytes.
+    if isinstance(case.body, dict) and (case.media_type or "").startswith("multipart/"):
         body: dict[str, Any] = case.body
         if "report" in body:
             document = data.draw(report_documents, label="report")
