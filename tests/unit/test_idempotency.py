@@ -136,3 +136,17 @@ def test_a_retry_is_answered_before_its_photos_only_when_sent_as_the_accepted_on
     assert answer_before_photos([without_id], keys, sent) is None
     by_header_only = SubmissionKeys(header="w-1\x1fh2", client_report=None)
     assert answer_before_photos([without_id], by_header_only, sent) == Replay({"report_id": "r"})
+
+
+def test_a_retry_whose_photos_another_build_prepares_otherwise_is_still_the_retry() -> None:
+    """The same photos, sent again, prepared by a replica whose image libraries encode
+    them into other bytes (a rolling upgrade): a retry, not a key reused."""
+    keys = SubmissionKeys(header=None, client_report="w-1\x1fc")
+    abandoned = filed("w-1\x1fc", "w-1\x1fc", fingerprint="prepared-old", sent_fingerprint="sent")
+
+    def retried(sent: str | None) -> object:
+        return decide([abandoned], keys, fingerprint="prepared-new", now=NOW, sent_fingerprint=sent)
+
+    assert retried("sent") == Proceed(abandoned)
+    assert retried("other") == KeyReused(("client_report",))
+    assert retried(None) == KeyReused(("client_report",))

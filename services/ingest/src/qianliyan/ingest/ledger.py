@@ -68,8 +68,10 @@ class SubmissionLedger:
             if not rows:
                 return await self._file(connection, keys, fingerprint, sent_fingerprint, now)
             existing = [_submission(row) for row in rows]
-            decision = decide(existing, keys, fingerprint=fingerprint, now=now)
-            retried = retried_submission(existing, fingerprint)
+            decision = decide(
+                existing, keys, fingerprint=fingerprint, now=now, sent_fingerprint=sent_fingerprint
+            )
+            retried = retried_submission(existing, fingerprint, sent_fingerprint)
             if retried is None:
                 return decision
             # The same content, so the same report id and photos: a row filed before either

@@ -140,14 +140,31 @@ def answer_before_photos(
     return Replay(submission.response) if submission.state == "accepted" else None
 
 
-def retried_submission(existing: Sequence[Submission], fingerprint: str) -> Submission | None:
+def retried_submission(
+    existing: Sequence[Submission], fingerprint: str, sent_fingerprint: str | None = None
+) -> Submission | None:
     """Of the submissions a request's keys name (in the order filed), the one it retries:
-    the first with the same content."""
-    return next((s for s in existing if s.fingerprint == fingerprint), None)
+    the first with the same content, its photos as prepared or as sent. As sent matters
+    where another replica prepared them (another build of the image libraries, during a
+    rolling upgrade, can encode the same photo into other bytes)."""
+    return next(
+        (
+            s
+            for s in existing
+            if s.fingerprint == fingerprint
+            or (sent_fingerprint is not None and s.sent_fingerprint == sent_fingerprint)
+        ),
+        None,
+    )
 
 
 def decide(
-    existing: Sequence[Submission], keys: SubmissionKeys, *, fingerprint: str, now: datetime
+    existing: Sequence[Submission],
+    keys: SubmissionKeys,
+    *,
+    fingerprint: str,
+    now: datetime,
+    sent_fingerprint: str | None = None,
 ) -> Decision:
     """What a request gets whose keys name `existing` in the ledger (one or more rows, in
     the order they were filed).
@@ -156,7 +173,7 @@ def decide(
     can be two where a retry of a row filed before report ids were keys filed another).
     With none, each key that names another report is refused.
     """
-    submission = retried_submission(existing, fingerprint)
+    submission = retried_submission(existing, fingerprint, sent_fingerprint)
     if submission is None:
         named = {kind for row in existing for kind in keys.kinds_of(row)}
         if keys.header == keys.client_report:
