@@ -323,7 +323,7 @@ def auth_router() -> APIRouter:
                 access.pool,
                 principal.token_id,
                 username=principal.subject,
-                # Void for as long as the token would work: a machine token lives a year.
+                # Void for as long as the token would work: a machine token's is days to years.
                 expires_at=principal.expires_at
                 or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
                 via="token" if request.headers.get("authorization") else "page",

@@ -60,9 +60,7 @@ async def _apply(connection: Connection, event: Event) -> None:
     if isinstance(event, ReportSubmitted):
         await reports.apply_submitted(connection, event)
         # Triage may have been projected first (another topic): complete its incident.
-        incident_id = await connection.fetchval(
-            "SELECT incident_id FROM reports WHERE report_id = $1", event.payload.report_id
-        )
+        incident_id = await _incident_of(connection, event.payload.report_id)
         if incident_id is not None:
             await incidents.refresh(connection, incident_id)
     elif isinstance(event, ReportTriaged):

@@ -189,17 +189,18 @@ async def sync_alert_steps(connection: Connection, incident_ids: Sequence[UUID])
 
 async def refresh(connection: Connection, incident_id: UUID) -> None:
     """Recompute the incident's rule severity and summary from its reports."""
+    await lock(connection, [incident_id])
     await refresh_many(connection, {incident_id: 1})
     await sync_alert_step(connection, incident_id, changed=True)
 
 
 async def refresh_many(connection: Connection, refreshes: Mapping[UUID, int]) -> None:
     """Recompute each incident's rule severity and summary from its reports, as that many
-    refreshes one by one would leave it (the feed and the alert step are the caller's)."""
+    refreshes one by one would leave it (the feed and the alert step are the caller's).
+
+    The caller holds the incidents already (`lock`): the statement then reads the reports
+    as they are once every other member's refresh of these incidents has committed."""
     if refreshes:
-        await lock(connection, refreshes.keys())
-        # A statement of its own, after the lock: it reads the reports as they are once
-        # every other member's refresh of these incidents has committed.
         await connection.execute(_REFRESH, list(refreshes), list(refreshes.values()))
 
 

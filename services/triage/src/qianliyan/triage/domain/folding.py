@@ -5,9 +5,16 @@ from __future__ import annotations
 import unicodedata
 
 
+def normalised(text: str) -> str:
+    """`text` with compatibility forms unified (full-width `Ｋ１２３＋４５６`, as Chinese
+    keyboards type it, is `K123+456`), and nothing else: for patterns that judge case and
+    spacing themselves."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def fold(text: str) -> str:
     """`text` as compared with keywords and other reports: compatibility forms unified
     (full-width `ＦＩＲＥ` and `Ｋ１２３＋４５６`, as Chinese keyboards type them, are
     `fire` and `K123+456`), case folded, and every run of spaces or line breaks one space.
     Traditional characters stay as written: a rule file lists those it wants."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return " ".join(normalised(text).casefold().split())

@@ -8,14 +8,13 @@ found, never a report nothing else matched.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
 from qianliyan.shared.events import ReportSubmittedPayload, Severity, TriageReason
 from qianliyan.shared.events.reports import SEVERITY_SCALE
-from qianliyan.triage.domain.folding import fold
+from qianliyan.triage.domain.folding import fold, normalised
 from qianliyan.triage.domain.rules import LoadedRules, PreparedRule
 
 SCALE = SEVERITY_SCALE
@@ -33,9 +32,7 @@ def decide_severity(report: ReportSubmittedPayload, rules: LoadedRules) -> Sever
     """The severity the rules give `report`, with one reason per rule that applied."""
     facts = _Facts(
         text=fold(report.text),
-        kinds=rules.kinds_of_place(unicodedata.normalize("NFKC", report.place))
-        if report.place
-        else (),
+        kinds=rules.kinds_of_place(normalised(report.place)) if report.place else (),
         local_time=report.captured_at.astimezone(rules.zone),
     )
     floor: int | None = None
