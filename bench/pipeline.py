@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.raw import BENCH_ACTOR, StreamResult
+from bench.raw import BENCH_ACTOR, BENCH_AREA, StreamResult
 from qianliyan.notify import migrations as notify_migrations
 from qianliyan.notify.rebuild import in_schema, project_history
 from qianliyan.shared.events import Event, ReportSubmitted, ReportSubmittedPayload, encode
@@ -56,7 +56,7 @@ def history(count: int) -> Iterator[ReportSubmitted]:
         place, unit = f"基准点{i % 400}", f"基准站{i % 60}"
         captured = first + i * CAPTURE_SPACING
         yield ReportSubmitted.first(
-            key=correlation_key(report_id=report_id, unit=unit, place=place, location=None),
+            key=correlation_key(BENCH_AREA),
             actor=BENCH_ACTOR,
             payload=ReportSubmittedPayload(
                 report_id=report_id,

@@ -42,6 +42,8 @@ RAW_TRIAGE_OUT = "bench.raw.triage"
 RAW_TOPICS = (RAW_REPORTS, *RAW_HOPS, RAW_TRIAGE_OUT)
 
 BENCH_ACTOR = Actor(kind=ActorKind.REPORTER, id="bench")
+# As ingest keys a deployment's reports (its INGEST_CORRELATION_AREA): one partition.
+BENCH_AREA = "bureau"
 
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
@@ -75,7 +77,7 @@ def report_event(
     now = datetime.now(UTC)
     report_id = uuid.uuid4()
     return ReportSubmitted.first(
-        key=correlation_key(report_id=report_id, unit=unit, place=place, location=None),
+        key=correlation_key(BENCH_AREA),
         actor=BENCH_ACTOR,
         payload=ReportSubmittedPayload(
             report_id=report_id,

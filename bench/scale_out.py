@@ -53,6 +53,8 @@ BENCH_PORTS = {
     "triage_port": 28582,
     "notify_port": 28583,
 }
+# Bureaus of one national cluster, each an area of its own: triage can spread only areas.
+BUREAUS = 18
 TEXTS = ["道岔故障", "线路异物", "候车室拥挤", "信号故障", "站台积水", "配电箱冒烟", "路灯不亮"]
 NO_ROUTES = 'version: "bench"\nrecipients: []\nroutes: []\n'
 
@@ -82,7 +84,7 @@ async def produce_reports(config: StackConfig, count: int) -> None:
                 captured_at=now,
                 received_at=now,
             )
-            key = correlation_key(report_id=report_id, unit=unit, place=place, location=None)
+            key = correlation_key(f"基准路局{i % BUREAUS}")
             event = ReportSubmitted.first(
                 key=key, actor=Actor(kind=ActorKind.REPORTER, id="bench"), payload=payload
             )

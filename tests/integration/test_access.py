@@ -1042,6 +1042,65 @@ async def test_a_live_stream_ends_when_its_token_is_revoked(running_stack: Stack
         assert again.status_code == 401
 
 
+async def triaged_report(
+    config: StackConfig, report: dict[str, Any], auth: dict[str, str]
+) -> dict[str, Any]:
+    """Send `report` as whom `auth` names, and its view in notify once it is triaged."""
+    accepted = await submit(config, report, [], auth=auth)
+    assert accepted.status_code == 202, accepted.text
+    report_url = url(config, "notify", f"/v1/reports/{accepted.json()['report_id']}")
+
+    async def triaged() -> dict[str, Any] | None:
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
+            answer = await client.get(report_url)
+        view: dict[str, Any] = answer.json()
+        return view if answer.status_code == 200 and view["status"] in TRIAGED else None
+
+    found: dict[str, Any] = await wait_for(triaged, timeout_s=60)
+    return found
+
+
+async def test_reports_at_one_spot_are_one_incident_whatever_else_they_name(
+    running_stack: StackConfig,
+) -> None:
+    """Three reports within 100 m: one naming a place, one from the reporter's page (no
+    unit, no place: the worker's account gives the unit), one of another unit. Triage
+    groups only what shares a partition, so all three must; keyed by what each names,
+    they were split whenever their keys hashed apart."""
+    config = running_stack
+    lat, lon = 20 + random.random(), 110 + random.random()  # nobody else's
+    first = await triaged_report(
+        config,
+        {
+            "text": "道岔区有异物侵限",
+            "place": f"道岔{uuid4().hex[:4]}",
+            "location": {"lat": lat, "lon": lon},
+        },
+        as_user(config, "rep-b", "reporter"),
+    )
+    from_the_page = await triaged_report(
+        config,
+        {"text": "道岔那边有异物", "location": {"lat": lat + 0.0009, "lon": lon}},
+        as_user(config, "rep-fx", "reporter", units=(STATION,)),
+    )
+    other_unit = await triaged_report(
+        config,
+        {"text": "异物侵限", "unit": "北京南站", "location": {"lat": lat - 0.0009, "lon": lon}},
+        as_user(config, "rep-bn", "reporter"),
+    )
+    assert (first["unit"], from_the_page["unit"], other_unit["unit"]) == (None, STATION, "北京南站")
+    incidents = {first["incident_id"], from_the_page["incident_id"], other_unit["incident_id"]}
+    assert incidents == {first["incident_id"]}, "triage did not group the three reports"
+    # The page's report reached its worker's manager, through the unit the account gave it.
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(
+            url(config, "notify", "/v1/alerts"),
+            params={"limit": 200},
+            headers=headers_of(config, "manager"),
+        )
+    assert first["incident_id"] in {a["incident_id"] for a in answer.json()["alerts"]}
+
+
 async def test_a_manager_reaches_an_incident_their_worker_reported_though_another_unit_opened_it(
     running_stack: StackConfig,
 ) -> None:
@@ -1052,23 +1111,8 @@ async def test_a_manager_reaches_an_incident_their_worker_reported_though_anothe
     spot = {"lat": 20 + random.random(), "lon": 110 + random.random()}  # nobody else's
 
     async def reported(unit: str, text: str) -> dict[str, Any]:
-        accepted = await submit(
-            config,
-            {"text": text, "unit": unit, "place": f"信号楼{uuid4().hex[:4]}", "location": spot},
-            [],
-            auth=as_user(config, "rep-a", "reporter"),
-        )
-        assert accepted.status_code == 202, accepted.text
-        report_url = url(config, "notify", f"/v1/reports/{accepted.json()['report_id']}")
-
-        async def triaged() -> dict[str, Any] | None:
-            async with httpx.AsyncClient(headers=as_suite(config)) as client:
-                answer = await client.get(report_url)
-            view: dict[str, Any] = answer.json()
-            return view if answer.status_code == 200 and view["status"] in TRIAGED else None
-
-        found: dict[str, Any] = await wait_for(triaged, timeout_s=60)
-        return found
+        report = {"text": text, "unit": unit, "place": f"信号楼{uuid4().hex[:4]}", "location": spot}
+        return await triaged_report(config, report, as_user(config, "rep-a", "reporter"))
 
     incident_id = (await reported("北京南站", "信号楼配电室冒烟"))["incident_id"]
     connection = await asyncpg.connect(config.postgres_dsn)
@@ -1077,7 +1121,6 @@ async def test_a_manager_reaches_an_incident_their_worker_reported_though_anothe
     finally:
         await connection.close()
     joined = await reported(STATION, "信号楼旁有烟")
-    # Both units' reports share a partition (their keys hash alike) and this spot.
     assert joined["incident_id"] == incident_id, "triage did not group the two reports"
 
     manager = headers_of(config, "manager")

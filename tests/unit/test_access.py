@@ -20,6 +20,7 @@ from qianliyan.shared.access.policy import (
     may_reach_unit,
     may_read_report,
     reporter_of_submission,
+    unit_of_submission,
     visible_units,
 )
 from qianliyan.shared.access.store import User, user_change
@@ -153,6 +154,25 @@ def test_whom_a_report_is_from() -> None:
         scopes=frozenset({Permission.SUBMIT_FOR_OTHERS}),
     )
     assert reporter_of_submission(bridge, "wx-123") == "wx-123"
+
+
+def test_a_report_naming_no_unit_is_of_the_signers_only_unit() -> None:
+    worker = person(Role.REPORTER, units=("丰台西站",), name="rep-a")
+    assert unit_of_submission(worker, None) == "丰台西站"
+    assert unit_of_submission(worker, "") == "丰台西站"
+    # A worker at another station's scene says so, and the report is of that station.
+    assert unit_of_submission(worker, "北京南站") == "北京南站"
+    # Of two units, neither is the report's; of none, there is nothing to take.
+    assert unit_of_submission(person(Role.REPORTER, units=("丰台站", "丰台西站")), None) is None
+    assert unit_of_submission(person(Role.REPORTER), None) is None
+    station_bridge = Principal(
+        subject="token:bridge",
+        display_name="bridge",
+        kind="machine",
+        scopes=frozenset({Permission.SUBMIT_FOR_OTHERS}),
+        units=frozenset({"北京南站"}),
+    )
+    assert unit_of_submission(station_bridge, None) == "北京南站"
 
 
 # --- tokens -------------------------------------------------------------------------------

@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 from qianliyan.ingest.domain.reports import (
     ReportForm,
     ReportFormInvalid,
+    build_report_submitted,
     capture_time,
     parse_report_form,
 )
+from qianliyan.shared.events import GeoPoint
+from qianliyan.shared.events.envelope import new_event_id
 from qianliyan.shared.text import NOT_PRINTABLE
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -176,3 +179,30 @@ def test_a_capture_time_is_a_date_and_time_never_a_number_of_seconds(moment: obj
 def test_a_capture_time_without_timezone_is_refused() -> None:
     with pytest.raises(ReportFormInvalid, match="occurred_at"):
         parse_report_form(json.dumps({"text": "x", "occurred_at": "2026-11-25T02:10:00"}))
+
+
+def test_reports_that_may_share_an_incident_share_a_key_whatever_they_name() -> None:
+    # Two departments at one spot, a place name and none, either side of any map grid:
+    # triage can only group what reaches it on one partition.
+    forms = [
+        ReportForm(text="道岔故障", unit="北京南站", place="3号站台"),
+        ReportForm(text="道岔故障", unit="丰台西站", location=GeoPoint(lat=39.8250, lon=116.3249)),
+        ReportForm(text="道岔故障", location=GeoPoint(lat=39.8250, lon=116.3251)),
+        ReportForm(text="道岔故障"),
+    ]
+    events = [
+        build_report_submitted(
+            form=form,
+            reporter_id="rep-a",
+            sent_by="rep-a",
+            unit=form.unit,
+            area="华北路局",
+            photos=[],
+            report_id=new_event_id(),
+            event_id=new_event_id(),
+            received_at=datetime.now(UTC),
+        )
+        for form in forms
+    ]
+    assert {event.key for event in events} == {"area:华北路局"}
+    assert [event.payload.unit for event in events] == ["北京南站", "丰台西站", None, None]

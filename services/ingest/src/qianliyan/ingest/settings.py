@@ -28,6 +28,15 @@ class IngestSettings(BaseSettings):
         default="http://127.0.0.1:8083",
         description="Where ingest reads a report's status for the phone (notify's API)",
     )
+    correlation_area: str = Field(
+        default="bureau",
+        min_length=1,
+        max_length=100,
+        pattern=r"\S",
+        description="The area whose reports triage may group together, keying them all to "
+        "one partition: the whole deployment, unless one Kafka cluster serves several "
+        "bureaus that never share an incident (then each bureau's ingest names its own)",
+    )
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_photos: int = Field(default=5, ge=0, le=5)
     max_report_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)

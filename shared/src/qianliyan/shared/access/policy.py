@@ -195,3 +195,18 @@ def reporter_of_submission(principal: Principal, named: str | None) -> str:
     if named is not None and named != principal.subject:
         raise NotAllowed(f"signed in as {principal.subject}, a report cannot be sent as {named}")
     return principal.subject
+
+
+def unit_of_submission(principal: Principal, named: str | None) -> str | None:
+    """The unit a report is of: the one it names, else the signer's when they have only one.
+
+    The reporter's page asks for no unit, since a worker's account says where they work;
+    a report of no unit reaches no manager of theirs. An integration limited to one unit
+    (a station's chat bridge) sends that station's reports.
+    """
+    if named:
+        return named
+    if len(principal.units) == 1:
+        (unit,) = principal.units
+        return unit
+    return None

@@ -40,7 +40,11 @@ from qianliyan.ingest.domain.reports import (
     photo_ref,
 )
 from qianliyan.shared.access.http import SignedIn, forbidden, presented
-from qianliyan.shared.access.policy import NotAllowed, reporter_of_submission
+from qianliyan.shared.access.policy import (
+    NotAllowed,
+    reporter_of_submission,
+    unit_of_submission,
+)
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import PhotoRef, ReportSubmitted, new_event_id
 from qianliyan.shared.field_errors import field_problem
@@ -162,6 +166,8 @@ async def submit_report(
             form=form,
             reporter_id=reporter_id,
             sent_by=submitter.subject,
+            unit=unit_of_submission(submitter, form.unit),
+            area=settings.correlation_area,
             photos=[photo_ref(photo) for photo in prepared] + staged,
             report_id=report_id,
             event_id=event_id,

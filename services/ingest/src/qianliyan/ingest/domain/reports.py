@@ -126,6 +126,8 @@ def build_report_submitted(
     form: ReportForm,
     reporter_id: str,
     sent_by: str,
+    unit: str | None,
+    area: str,
     photos: list[PhotoRef],
     report_id: UUID,
     event_id: UUID,
@@ -135,6 +137,8 @@ def build_report_submitted(
 
     `sent_by` is who signed the request: the reporter, or an integration sending for them
     (then kept as the actor's `via`, so the log says which bridge a report came through).
+    `unit` is the report's, named or taken from the signer's account; `area` is the
+    deployment's, keying every report that could share an incident to one partition.
     """
     payload = ReportSubmittedPayload(
         report_id=report_id,
@@ -142,7 +146,7 @@ def build_report_submitted(
         category=form.category,
         location=form.location,
         place=form.place,
-        unit=form.unit,
+        unit=unit,
         captured_at=capture_time(form.occurred_at, received_at),
         received_at=received_at,
         photos=photos,
@@ -150,7 +154,6 @@ def build_report_submitted(
     )
     via = sent_by if sent_by != reporter_id else None
     reporter = Actor(kind=ActorKind.REPORTER, id=reporter_id, via=via)
-    key = correlation_key(
-        report_id=report_id, unit=form.unit, place=form.place, location=form.location
+    return ReportSubmitted.first(
+        key=correlation_key(area), actor=reporter, payload=payload, event_id=event_id
     )
-    return ReportSubmitted.first(key=key, actor=reporter, payload=payload, event_id=event_id)
