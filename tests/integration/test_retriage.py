@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import httpx
 import pytest
 
+from qianliyan.shared.events import ReportTriaged, decode
 from qianliyan.stack.config import StackConfig
 from qianliyan.triage.retriage import apply_plan, build_plan
 from tests.integration.clients import TRIAGED, as_suite, default_rules_with, submit, triage_settings
@@ -44,6 +46,47 @@ async def test_a_stricter_crowding_rule_over_history(running_stack: StackConfig)
     await apply_plan(settings, plan)
     after = await wait_for(lambda: _at_version(config, report_id, "crowding-major"))
     assert after["severity"] == "major"
+
+
+async def test_an_apply_cut_short_keeps_its_batches_and_a_second_run_finishes_it(
+    running_stack: StackConfig,
+) -> None:
+    """Each batch is its own transaction (a year of history outlasts one), so a run cut
+    short leaves what it committed; running it again produces the rest, none twice."""
+    config = running_stack
+    for text in ("站台积水", "道岔故障", "信号故障"):
+        await submit(config, {"text": text}, [])
+    settings = triage_settings(config)
+    version = "resumed-apply"
+    rules = default_rules_with(version, "severity: minor", "severity: minor")
+    plan = await build_plan(settings, rules)
+    everything = {event.event_id for event in plan.to_produce}
+    batch = max(1, len(everything) // 3)
+
+    def cut_short(done: int, total: int) -> None:
+        raise RuntimeError(f"cut short after {done} of {total}")
+
+    with pytest.raises(RuntimeError, match=f"cut short after {batch} of {len(everything)}"):
+        await apply_plan(settings, plan, batch_events=batch, progress=cut_short)
+
+    again = await build_plan(settings, rules)
+    assert len(again.in_log) == batch
+    committed: list[int] = []
+    produced = await apply_plan(
+        settings, again, batch_events=batch, progress=lambda done, _: committed.append(done)
+    )
+    rest = len(everything) - batch
+    assert produced == rest
+    assert committed == [*range(batch, rest, batch), rest]
+
+    decisions = await read_topic(config.kafka_bootstrap, "incidents.triage")
+    ours = Counter(
+        event.event_id
+        for event in (decode(record.value) for record in decisions)
+        if isinstance(event, ReportTriaged) and event.payload.rule_set_version == version
+    )
+    assert set(ours) == everything
+    assert {event_id: n for event_id, n in ours.items() if n != 1} == {}
 
 
 async def _triaged(config: StackConfig, report_id: str) -> dict[str, object] | None:

@@ -134,3 +134,21 @@ def test_a_file_edited_without_a_new_version_cannot_change_what_that_version_dec
         decided={d.event_id: d for d in decisions},
     )
     assert renamed.unchangeable == []
+
+
+def test_decisions_the_log_holds_already_are_not_produced_again() -> None:
+    """An --apply cut short committed some of its batches: run again, it finishes the rest."""
+    smoke, water, lamp = (submitted(t) for t in ("冒烟", "积水", "灯坏了"))
+    history = [(0, s) for s in (smoke, water, lamp)]
+    before = [triage_report(s, OLD) for s in (smoke, water, lamp)]
+    first = plan_retriage(history, latest_triage(before), NEW)
+    assert first.in_log == set() and first.to_produce == first.events
+
+    applied = first.events[:2]  # the first batch committed, then the run was cut short
+    log = before + applied
+    again = plan_retriage(
+        history, latest_triage(log), NEW, decided={event.event_id: event for event in log}
+    )
+    assert [e.event_id for e in again.to_produce] == [e.event_id for e in first.events[2:]]
+    assert again.unchangeable == []
+    assert "2 of their decisions are in the log already" in describe(again)

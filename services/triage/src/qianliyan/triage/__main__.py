@@ -48,8 +48,28 @@ def retriage(
         plan = run_command(build_plan(settings, rules, progress))
     typer.echo(describe(plan))
     if apply:
-        run_command(apply_plan(settings, plan))
-        typer.echo(f"applied: {len(plan.events)} ReportTriaged events with rules {rules.version}")
+        committed = [0]
+
+        with events_progress("producing decisions") as bar:
+
+            def progress(done: int, total: int) -> None:
+                committed[0] = done
+                bar(done, total)
+
+            try:
+                produced = run_command(apply_plan(settings, plan, progress=progress))
+            except typer.Exit:
+                if committed[0]:
+                    typer.echo(
+                        f"{committed[0]} of {len(plan.to_produce)} decisions were produced "
+                        "and stay; --apply again produces the rest, none of them twice",
+                        err=True,
+                    )
+                raise
+        typer.echo(
+            f"applied: {produced} ReportTriaged events with rules {rules.version}"
+            f" ({len(plan.in_log)} were in the log already)"
+        )
     else:
         typer.echo("dry run: nothing was produced (add --apply to produce)")
 

@@ -1,8 +1,9 @@
 """`qianliyan-triage retriage RULES`: run a rule file over all of history.
 
 A dry run (the default) prints what would change and produces nothing. `--apply`
-produces a new ReportTriaged per report, tagged with the new rule version, in one Kafka
-transaction, and the read models follow. Update the running service's rule file too,
+produces a new ReportTriaged per report, tagged with the new rule version, in Kafka
+transactions of a few thousand, and the read models follow; one cut short is finished by
+running it again. Update the running service's rule file too,
 or new reports keep being triaged with the old rules.
 """
 
@@ -15,6 +16,9 @@ from qianliyan.shared.progress import ProgressCallback
 from qianliyan.triage.domain.retriage import RetriagePlan, latest_triage, plan_retriage
 from qianliyan.triage.domain.rules import LoadedRules
 from qianliyan.triage.settings import TriageSettings
+
+# A few MB of decisions: each transaction commits in well under Kafka's minute.
+APPLY_BATCH_EVENTS = 2_000
 
 
 async def build_plan(
@@ -44,12 +48,25 @@ async def build_plan(
     return plan_retriage(submissions, latest_triage(decisions), rules, decided=decided)
 
 
-async def apply_plan(settings: TriageSettings, plan: RetriagePlan) -> None:
-    """Produce the plan's events in one transaction: all of them become visible, or none.
-    Refused (RuntimeError) where some would be the same events as decisions before them."""
+async def apply_plan(
+    settings: TriageSettings,
+    plan: RetriagePlan,
+    *,
+    batch_events: int = APPLY_BATCH_EVENTS,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Produce the plan's decisions the log does not hold yet, in log order, in transactions
+    of `batch_events`; each batch becomes visible whole, or not at all. Answers how many
+    were produced. Refused (RuntimeError) where some would be the same events as decisions
+    before them.
+
+    Not one transaction for all: Kafka aborts a transaction open longer than its timeout (a
+    minute), which a year of history outlasts. Where a run is cut short, the batches
+    committed stay, and running it again produces the rest (`plan.in_log`)."""
     if plan.unchangeable:
         raise RuntimeError(_UNCHANGEABLE.format(len(plan.unchangeable), plan.rules_version))
     kafka = settings.kafka
+    pending = plan.to_produce
     producer = create_producer(
         kafka,
         client_id="triage-retriage",
@@ -57,21 +74,27 @@ async def apply_plan(settings: TriageSettings, plan: RetriagePlan) -> None:
     )
     await producer.start()
     try:
-        async with producer.transaction():
-            for event in plan.events:
-                await producer.send(
-                    kafka.triage_topic,
-                    encode(event),
-                    key=event.key.encode(),
-                    headers=headers_for(event),
-                )
+        for start in range(0, len(pending), batch_events):
+            async with producer.transaction():
+                for event in pending[start : start + batch_events]:
+                    await producer.send(
+                        kafka.triage_topic,
+                        encode(event),
+                        key=event.key.encode(),
+                        headers=headers_for(event),
+                    )
+            if progress is not None:
+                progress(min(start + batch_events, len(pending)), len(pending))
     finally:
         await producer.stop()
+    return len(pending)
 
 
 def describe(plan: RetriagePlan) -> str:
     """The plan as a person reads it: one line per change, then the totals."""
     lines = [f"rules {plan.rules_version} over {len(plan.events)} reports"]
+    if plan.in_log:
+        lines.append(f"  {len(plan.in_log)} of their decisions are in the log already")
     for change in plan.changes:
         before = f"{change.before} ({change.before_version})" if change.before else "untriaged"
         lines.append(

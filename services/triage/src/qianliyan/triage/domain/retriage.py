@@ -52,8 +52,16 @@ class RetriagePlan:
     # (the file was edited without a new version): a decision's id comes from the version,
     # so readers would keep the earlier decision as the same event.
     unchangeable: list[UUID] = field(default_factory=list)
+    # Event ids of decisions the log holds already, the same: an --apply cut short is
+    # finished by running it again, and produces none of them twice.
+    in_log: set[UUID] = field(default_factory=set)
     # (incident before, incident after) of every report that had a decision before.
     _pairs: list[tuple[UUID, UUID]] = field(default_factory=list)
+
+    @property
+    def to_produce(self) -> list[ReportTriaged]:
+        """The decisions the log does not hold yet, in log order."""
+        return [event for event in self.events if event.event_id not in self.in_log]
 
     def totals(self) -> dict[str, int]:
         """Severity changes by direction, unchanged ones, and incidents merged or split."""
@@ -99,6 +107,8 @@ def plan_retriage(
         earlier = (decided or {}).get(new.event_id)
         if earlier is not None and earlier.payload != new.payload:
             plan.unchangeable.append(submitted.payload.report_id)
+        elif earlier is not None:
+            plan.in_log.add(new.event_id)
         old = current.get(submitted.payload.report_id)
         if old is not None:
             plan._pairs.append((old.payload.incident_id, new.payload.incident_id))
