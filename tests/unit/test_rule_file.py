@@ -77,7 +77,19 @@ def test_a_good_file_loads() -> None:
         # Read as the number 1.1 and the date 2026-12-07, not as written.
         (GOOD.replace('version: "1"', "version: 1.10"), 1, "write the version in quotes"),
         (GOOD.replace('version: "1"', "version: 2026-12-07"), 1, "and 1.10 as 1.1"),
-        (GOOD.replace("[火灾]", "[火灾, '　']"), 8, "is only spaces: it would match every report"),
+        (GOOD.replace("[火灾]", "[火灾, '　']"), 8, "is only spaces: it would be found in every"),
+        (
+            GOOD.replace("    keywords: [火灾]\n", "    keywords: [火灾]\n    unless: [' ']\n"),
+            9,
+            "is only spaces",
+        ),
+        (
+            GOOD.replace(
+                "    keywords: [火灾]\n", "    keywords: [火灾]\n    unless: [没有冒烟]\n"
+            ),
+            6,
+            "'unless' phrase '没有冒烟' holds none of the rule's keywords",
+        ),
     ],
 )
 def test_mistakes_are_refused_with_their_line(text: str, line: int, message: str) -> None:

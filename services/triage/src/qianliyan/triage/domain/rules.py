@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -50,6 +50,10 @@ class Rule(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     summary: str = Field(min_length=1)
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # Phrases in which a keyword says the opposite ("无人受伤", "no smoke"): a keyword found
+    # only inside them does not count. Listed, not guessed: a guess at negation that was
+    # wrong ("无法避免碰撞" is a collision) would miss a real emergency.
+    unless: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     place_kinds: list[str] = Field(default_factory=list)
     has_photos: bool | None = None
@@ -57,15 +61,15 @@ class Rule(_Strict):
     severity: Severity | None = None
     raise_by: int | None = Field(default=None, ge=0, le=3)
 
-    @field_validator("keywords")
+    @field_validator("keywords", "unless")
     @classmethod
-    def _keywords_say_something(cls, keywords: list[str]) -> list[str]:
-        # Compared as folded (`fold`), a keyword of spaces alone would be found in every
+    def _phrases_say_something(cls, phrases: list[str]) -> list[str]:
+        # Compared as folded (`fold`), a phrase of spaces alone would be found in every
         # report.
-        for keyword in keywords:
-            if not fold(keyword):
-                raise ValueError(f"keyword {keyword!r} is only spaces: it would match every report")
-        return keywords
+        for phrase in phrases:
+            if not fold(phrase):
+                raise ValueError(f"{phrase!r} is only spaces: it would be found in every report")
+        return phrases
 
     @field_validator("hours")
     @classmethod
@@ -85,6 +89,13 @@ class Rule(_Strict):
         conditions = (self.keywords, self.categories, self.place_kinds)
         if not any(conditions) and self.has_photos is None and self.hours is None:
             raise ValueError("a rule needs at least one condition")
+        folded = [fold(keyword) for keyword in self.keywords]
+        for phrase in self.unless:
+            if not any(keyword in fold(phrase) for keyword in folded):
+                raise ValueError(
+                    f"'unless' phrase {phrase!r} holds none of the rule's keywords: "
+                    "it would excuse nothing"
+                )
         return self
 
 
@@ -146,6 +157,8 @@ class PreparedRule:
     # Finds any of the case-folded keywords in case-folded text in one pass of the regex
     # engine: most rules miss most reports, and this is how they miss cheaply.
     any_keyword: re.Pattern[str] | None
+    # Finds the case-folded `unless` phrases, which are blanked out before keywords count.
+    unless: re.Pattern[str] | None
     hours: tuple[int, int] | None  # from (0-23), to (1-24); "22-6" is (22, 6)
 
 
@@ -205,7 +218,17 @@ def _prepared(rule: Rule) -> PreparedRule:
         # "0-24" is the whole day: only the start wraps ("24-6" is from midnight).
         hours = (int(match.group(1)) % 24, int(match.group(2)))
     keywords = tuple((keyword, fold(keyword)) for keyword in rule.keywords)
-    any_keyword = (
-        re.compile("|".join(re.escape(folded) for _, folded in keywords)) if keywords else None
+    any_keyword = _any_of(folded for _, folded in keywords)
+    return PreparedRule(
+        rule=rule,
+        keywords=keywords,
+        any_keyword=any_keyword,
+        unless=_any_of(fold(phrase) for phrase in rule.unless),
+        hours=hours,
     )
-    return PreparedRule(rule=rule, keywords=keywords, any_keyword=any_keyword, hours=hours)
+
+
+def _any_of(folded: Iterable[str]) -> re.Pattern[str] | None:
+    # Longest first: where one phrase holds another, the longer is the one meant.
+    ordered = sorted(set(folded), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None

@@ -1,9 +1,10 @@
 """Explainable severity: which rules matched a report, and on what evidence.
 
 Keywords match by substring on case-folded text, which works for Chinese (no spaces
-between words) as well as for English. Rules with `severity` set a floor; rules with
-`raise_by` (photos attached, night time, main line …) raise a severity some other rule
-found, never a report nothing else matched.
+between words) as well as for English; a keyword found only inside one of its rule's
+`unless` phrases ("无人受伤", "no smoke") does not count. Rules with `severity` set a
+floor; rules with `raise_by` (photos attached, night time, main line …) raise a severity
+some other rule found, never a report nothing else matched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from qianliyan.triage.domain.folding import fold, normalised
 from qianliyan.triage.domain.rules import LoadedRules, PreparedRule
 
 SCALE = SEVERITY_SCALE
+# Stands in for a blanked-out phrase: no keyword holds a NUL, so none is found across one.
+_BLANK = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +75,15 @@ def _evidence(
     rule = prepared.rule
     evidence: list[str] = []
     if prepared.any_keyword is not None:
-        if prepared.any_keyword.search(facts.text) is None:
+        text = facts.text
+        if prepared.any_keyword.search(text) is None:
             return None
-        evidence += [keyword for keyword, folded in prepared.keywords if folded in facts.text]
+        if prepared.unless is not None:
+            # What is left once the phrases that say the opposite are blanked out.
+            text = prepared.unless.sub(_BLANK, text)
+            if prepared.any_keyword.search(text) is None:
+                return None
+        evidence += [keyword for keyword, folded in prepared.keywords if folded in text]
     if rule.categories:
         if report.category not in rule.categories:
             return None
