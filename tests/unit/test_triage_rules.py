@@ -234,6 +234,7 @@ rules:
         ("配电箱冒烟，没有人受伤", Severity.CRITICAL, {"fire-smoke"}),
         ("巡视一遍，未发现异物，无积水", Severity.INFO, set()),
         ("Checked the cab: no smoke, nobody injured", Severity.INFO, set()),
+        ("Floodlight out, fire extinguisher missing at gate 3", Severity.INFO, set()),
         # A keyword outside its phrases still counts, and only listed phrases excuse one.
         ("无人受伤，但有一人流血", Severity.CRITICAL, {"injury"}),
         ("制动失效，无法避免碰撞", Severity.CRITICAL, {"derailment-collision"}),
