@@ -4,6 +4,7 @@ backoff, one alert per incident, escalated until someone acknowledges, across re
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -511,6 +512,49 @@ async def test_a_delivery_recorded_under_a_channel_s_place_in_the_list_is_not_se
                 await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
                 await asyncio.sleep(1)  # five moments more
     assert hooks.arrived == ["chief"]
+
+
+async def test_a_report_of_another_unit_captured_earlier_leaves_the_alert_on_its_route(
+    running_stack: StackConfig,
+) -> None:
+    """Raised on the route of the first report's unit; then a report of another unit,
+    captured earlier at the same spot, joins and becomes the incident's earliest. The
+    route's next step still reaches its chief: the alert does not move midway to a route
+    of the other unit (here none)."""
+    config = running_stack
+    unit, other = f"改道站{uuid4().hex[:6]}", f"邻站{uuid4().hex[:6]}"
+    spot = {"lat": 30 + random.random(), "lon": 100 + random.random()}  # nobody else's
+    secret = new_secret()
+    async with WebhookReceiver(secret) as hooks:
+        text = routing_for(
+            unit,
+            recipients=webhook_recipient(hooks, secret, "duty")
+            + webhook_recipient(hooks, secret, "chief"),
+            escalation="""\
+      - after: 0s
+        notify: [duty]
+      - after: 6s
+        notify: [chief]
+""",
+        )
+        await use_routing(config, text, version_of(text))
+        first = await submit(config, {"text": "道岔区冒烟", "unit": unit, "location": spot}, [])
+        incident_id = first.json()["report_id"]
+        await wait_for(lambda: _some(hooks.accepted("duty")), timeout_s=30)
+
+        captured = datetime.now(UTC) - timedelta(minutes=5)
+        joining = {"text": "道岔冒烟", "unit": other, "location": spot}
+        second = await submit(config, joining | {"occurred_at": captured.isoformat()}, [])
+        assert second.status_code == 202, second.text
+
+        async def joined() -> dict[str, Any] | None:
+            detail = await alert_detail(config, incident_id)
+            return detail if detail["unit"] == other else None
+
+        detail = await wait_for(joined, timeout_s=30)
+        assert sorted(detail["units"]) == sorted([unit, other])
+        [chief] = await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
+        assert chief.document is not None and chief.document["step"] == 1
 
 
 async def test_a_report_captured_days_ago_that_arrives_now_pages(

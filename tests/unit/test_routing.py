@@ -329,6 +329,36 @@ def test_an_incident_grown_more_severe_tells_its_route_again_at_the_new_level() 
     assert calmer.needs_nothing(set(upgrade.deliveries))
 
 
+def test_a_report_of_another_unit_joining_later_keeps_the_alert_on_its_route() -> None:
+    # Raised "major" at 10:00 on A站's route and its desk told; then a report captured
+    # earlier at B站 joins, and the incident's unit (its earliest report's) becomes B站,
+    # which no route takes at "major". The chief's step at 10:10 still falls due.
+    loaded = routing()
+    on_station_a = RaisedAlert(MORNING, 0, Severity.MAJOR, route="station-a")
+    joined = replace(incident(), alert=on_station_a, unit="B站", units=frozenset({"A站", "B站"}))
+    later = plan_alert(joined, loaded, MORNING + timedelta(minutes=10))
+    assert {(d.step, d.recipient) for d in later.deliveries} == {(0, "duty"), (1, "chief")}
+    assert later.escalate_to == 1
+
+    # Grown critical, it goes where "critical" at B站 goes, as any upgrade does.
+    worse = plan_alert(
+        replace(joined, severity=Severity.CRITICAL), loaded, MORNING + timedelta(minutes=10)
+    )
+    assert worse.upgrade_route == "anywhere-critical"
+    # A route gone from the file, or one that no longer takes the severity, holds nothing.
+    gone = loaded.spec.model_copy(update={"routes": loaded.spec.routes[1:]})
+    assert plan_alert(joined, replace(loaded, spec=gone), MORNING) == plan_alert(
+        replace(joined, alert=replace(on_station_a, route=None)), loaded, MORNING
+    )
+    stricter = loaded.spec.routes[0].model_copy(update={"min_severity": Severity.CRITICAL})
+    narrowed = loaded.spec.model_copy(update={"routes": [stricter, *loaded.spec.routes[1:]]})
+    assert plan_alert(joined, replace(loaded, spec=narrowed), MORNING).deliveries == ()
+    # Nor does one edited to take none of the incident's units any more: that move is ops'.
+    elsewhere = loaded.spec.routes[0].model_copy(update={"units": ["C站"]})
+    moved = loaded.spec.model_copy(update={"routes": [elsewhere, *loaded.spec.routes[1:]]})
+    assert plan_alert(joined, replace(loaded, spec=moved), MORNING).deliveries == ()
+
+
 def test_a_receiver_sees_the_id_it_always_saw_at_the_raised_level_and_a_new_one_after() -> None:
     major = incident(raised_at=MORNING)
     [at_raise] = plan_alert(major, routing(), MORNING).deliveries

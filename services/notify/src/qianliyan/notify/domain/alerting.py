@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from qianliyan.notify.domain.routing import Routing, severity_rank
+from qianliyan.notify.domain.routing import Route, Routing, severity_rank
 from qianliyan.shared.events import Severity
 
 
@@ -26,6 +26,7 @@ class RaisedAlert:
     step: int
     severity: Severity
     upgraded_to: Severity | None = None
+    route: str | None = None  # the route it was raised on
 
     @property
     def level(self) -> Severity:
@@ -40,7 +41,7 @@ class OpenIncident:
     incident_id: UUID
     round: int
     severity: Severity
-    unit: str | None
+    unit: str | None  # its earliest-captured report's: the one it is routed by
     place: str | None
     # When its latest report reached ingest, whenever the phone captured it.
     last_received_at: datetime | None
@@ -48,6 +49,7 @@ class OpenIncident:
     # Before it is alerted, while a report's submission is not read yet (the topics are
     # read side by side): when it was first triaged; None once every one is read.
     awaiting_report_since: datetime | None = None
+    units: frozenset[str] = frozenset()  # every unit its reports came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ NOTHING = AlertPlan()
 
 def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> AlertPlan:
     """The plan for `incident` at `now` under `routing`."""
-    route = routing.route_for(incident.severity, incident.unit, incident.place)
+    route = _route_now(incident, routing)
     if route is None:
         return NOTHING
     if incident.alert is None:
@@ -177,6 +179,32 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
         deliveries=deliveries,
         next_due_at=escalation.next_due_at,
     )
+
+
+def _route_now(incident: OpenIncident, routing: Routing) -> Route | None:
+    """The route the alert escalates on: the one it was raised on, while the severity
+    stands where it was raised and that route still takes the incident by one of its
+    units; else the one the incident matches now.
+
+    The incident's unit is its earliest-captured report's, so a late report captured
+    earlier at another unit changes it; the alert's steps would then move midway to other
+    people, and the people told first would never see their next step fall due. A routing
+    edit that leaves none of the incident's units on the route moves it on purpose.
+    """
+    alert = incident.alert
+    if (
+        alert is not None
+        and alert.route is not None
+        and alert.upgraded_to is None
+        and incident.severity == alert.severity
+    ):
+        kept = routing.route(alert.route)
+        units = incident.units or {incident.unit}
+        if kept is not None and any(
+            kept.matches(incident.severity, unit, incident.place) for unit in units
+        ):
+            return kept
+    return routing.route_for(incident.severity, incident.unit, incident.place)
 
 
 @dataclass(frozen=True, slots=True)
