@@ -159,3 +159,34 @@ async def test_what_only_the_switch_projected_reaches_the_live_streams(
     finally:
         notify.start()
     assert told, "the live streams were not told of the report the switch projected"
+
+
+async def test_the_live_streams_are_told_of_what_the_rebuild_corrected(
+    running_stack: StackConfig,
+) -> None:
+    """A live row the log does not bear out (here written over by hand, as a defect of an
+    older release would have left it) is set right by the rebuild, and a dispatcher's open
+    feed hears of it at the switch, not at the incident's next change."""
+    config = running_stack
+    kafka = KafkaSettings(bootstrap_servers=config.kafka_bootstrap)
+    accepted = await submit(config, {"text": "站台雨棚漏水", "place": f"更正{uuid4().hex[:6]}"}, [])
+    incident_id = UUID(accepted.json()["report_id"])
+    await alert_known(config, str(incident_id))
+    await wait_for(lambda: notify_caught_up(config), timeout_s=60)
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        await connection.execute(
+            "UPDATE incidents SET headline = '错的' WHERE incident_id = $1", incident_id
+        )
+        before = await connection.fetchval("SELECT max(change_id) FROM feed_changes")
+        await rebuild(kafka, config.postgres_dsn, lambda done, total: None, keep_retired=False)
+        headline = await connection.fetchval(
+            "SELECT headline FROM incidents WHERE incident_id = $1", incident_id
+        )
+        told = await connection.fetch(
+            "SELECT incident_id FROM feed_changes WHERE change_id > $1", before
+        )
+    finally:
+        await connection.close()
+    assert headline != "错的"
+    assert incident_id in {row["incident_id"] for row in told}
