@@ -1,4 +1,4 @@
-"""Two notify members project at once: the reports topic is keyed by place, the triage
+"""Two notify members project at once: the reports topic is keyed by area, the triage
 topic by incident, so one incident's events can be in two members' transactions at the
 same moment. The incident read model must end as one member alone would leave it."""
 
@@ -65,12 +65,14 @@ def report(
     return submitted, triaged
 
 
+@pytest.mark.parametrize("project", [project_batch, project_one_by_one])
 async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
-    infra: StackConfig,
+    infra: StackConfig, project: Callable[[asyncpg.Pool, list[Event]], Awaitable[None]]
 ) -> None:
     """Member A projects a triage that makes the incident critical and is about to commit;
-    member B projects the submission of another of its reports meanwhile. B's refresh of
-    the incident must see A's report once A commits, not write back what it read before."""
+    member B projects the submission of another of its reports meanwhile, in a batch or
+    one by one (the reference the batch must equal). B's refresh of the incident must see
+    A's report once A commits, not write back what it read before."""
     incident_id = uuid4()
     first = report(incident_id, Severity.MINOR, 0)
     worse = report(incident_id, Severity.CRITICAL, 1)
@@ -96,7 +98,7 @@ async def test_an_incident_refreshed_by_two_members_at_once_keeps_both_reports(
 
             a = asyncio.create_task(member_a())
             await a_done.wait()
-            b = asyncio.create_task(project_batch(member_b, [late[0]]))
+            b = asyncio.ensure_future(project(member_b, [late[0]]))
 
             async def b_waits() -> bool:
                 waiting = await pool.fetchval(

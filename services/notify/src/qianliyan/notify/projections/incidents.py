@@ -221,7 +221,7 @@ _LOCK = f"""
 async def lock(connection: Connection, incident_ids: Iterable[UUID]) -> None:
     """Hold `incident_ids` until the transaction ends.
 
-    The reports topic is keyed by place, the triage topic by incident, so two members
+    The reports topic is keyed by area, the triage topic by incident, so two members
     (or a member's two partitions) can have one incident in transactions at once. A
     refresh computes the incident from its reports as the statement found them and
     upserts; one that had to wait for the other's row would write back a summary without
