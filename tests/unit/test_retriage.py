@@ -152,3 +152,21 @@ def test_decisions_the_log_holds_already_are_not_produced_again() -> None:
     assert [e.event_id for e in again.to_produce] == [e.event_id for e in first.events[2:]]
     assert again.unchangeable == []
     assert "2 of their decisions are in the log already" in describe(again)
+
+
+def test_rules_applied_again_after_newer_ones_are_refused_not_skipped_as_done() -> None:
+    """Back to "old" after "new": the log holds the old decisions, the same, but the new
+    ones replaced them. Sent again they would be dropped as copies; skipped, the command
+    would say done while nothing changed."""
+    smoke, water = submitted("冒烟"), submitted("积水")
+    history = [(0, smoke), (0, water)]
+    log = [triage_report(s, OLD) for s in (smoke, water)]
+    log += plan_retriage(history, latest_triage(log), NEW).events
+    back = plan_retriage(
+        history, latest_triage(log), OLD, decided={event.event_id: event for event in log}
+    )
+    assert sorted(back.superseded) == sorted([smoke.payload.report_id, water.payload.report_id])
+    assert back.in_log == set()
+    assert "later decisions replaced those" in describe(back)
+    with pytest.raises(RuntimeError, match=r"2 report\(s\) were decided .* before"):
+        asyncio.run(apply_plan(TriageSettings(), back))

@@ -58,7 +58,7 @@ def retriage(
 
             try:
                 produced = run_command(apply_plan(settings, plan, progress=progress))
-            except typer.Exit:
+            except BaseException:  # an error said by run_command, Ctrl-C, anything
                 if committed[0]:
                     typer.echo(
                         f"{committed[0]} of {len(plan.to_produce)} decisions were produced "

@@ -58,13 +58,16 @@ async def apply_plan(
     """Produce the plan's decisions the log does not hold yet, in log order, in transactions
     of `batch_events`; each batch becomes visible whole, or not at all. Answers how many
     were produced. Refused (RuntimeError) where some would be the same events as decisions
-    before them.
+    in the log (`refused`).
 
     Not one transaction for all: Kafka aborts a transaction open longer than its timeout (a
     minute), which a year of history outlasts. Where a run is cut short, the batches
-    committed stay, and running it again produces the rest (`plan.in_log`)."""
-    if plan.unchangeable:
-        raise RuntimeError(_UNCHANGEABLE.format(len(plan.unchangeable), plan.rules_version))
+    committed stay, and the read models show those reports under the new rules and the
+    rest under the old until the command is run again, which produces the rest
+    (`plan.in_log`)."""
+    refusal = refused(plan)
+    if refusal is not None:
+        raise RuntimeError(refusal)
     kafka = settings.kafka
     pending = plan.to_produce
     producer = create_producer(
@@ -105,14 +108,27 @@ def describe(plan: RetriagePlan) -> str:
         lines.append(f"  moved {move.report_id}  incident {move.before} -> {move.after}")
     totals = plan.totals()
     lines.append("totals: " + ", ".join(f"{name} {count}" for name, count in totals.items()))
-    if plan.unchangeable:
-        lines.append(_UNCHANGEABLE.format(len(plan.unchangeable), plan.rules_version))
+    refusal = refused(plan)
+    if refusal is not None:
+        lines.append(refusal)
     return "\n".join(lines)
 
 
-_UNCHANGEABLE = (
-    "{0} report(s) were decided under rules version {1} already, otherwise than these rules "
-    "decide them: a decision's id comes from the version, so the new decisions would be "
-    "taken for the old ones and dropped. Give the rule file a new version; --apply refuses "
-    "until then."
-)
+def refused(plan: RetriagePlan) -> str | None:
+    """Why `--apply` would not take effect, or None: decisions whose ids the log holds."""
+    if plan.unchangeable:
+        return (
+            f"{len(plan.unchangeable)} report(s) were decided under rules version "
+            f"{plan.rules_version} already, otherwise than these rules decide them: a "
+            "decision's id comes from the version, so the new decisions would be taken for "
+            "the old ones and dropped. Give the rule file a new version; --apply refuses "
+            "until then."
+        )
+    if plan.superseded:
+        return (
+            f"{len(plan.superseded)} report(s) were decided under rules version "
+            f"{plan.rules_version} before, and later decisions replaced those: sent again, "
+            "they would be taken for the ones in the log and dropped, and the later ones "
+            "would stand. Give the rule file a new version; --apply refuses until then."
+        )
+    return None

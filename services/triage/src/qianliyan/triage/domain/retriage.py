@@ -52,8 +52,12 @@ class RetriagePlan:
     # (the file was edited without a new version): a decision's id comes from the version,
     # so readers would keep the earlier decision as the same event.
     unchangeable: list[UUID] = field(default_factory=list)
-    # Event ids of decisions the log holds already, the same: an --apply cut short is
-    # finished by running it again, and produces none of them twice.
+    # Reports whose decision under this version the log holds, the same, but a later
+    # decision replaced (rules re-applied after newer ones): sent again, it would be taken
+    # for the one in the log and dropped, and the later decision would stand.
+    superseded: list[UUID] = field(default_factory=list)
+    # Event ids of decisions the log holds already, the same, and still in force: an
+    # --apply cut short is finished by running it again, and produces none of them twice.
     in_log: set[UUID] = field(default_factory=set)
     # (incident before, incident after) of every report that had a decision before.
     _pairs: list[tuple[UUID, UUID]] = field(default_factory=list)
@@ -104,12 +108,14 @@ def plan_retriage(
         [(_, new)] = pipeline.transform(submitted, partition)
         assert isinstance(new, ReportTriaged)
         plan.events.append(new)
+        old = current.get(submitted.payload.report_id)
         earlier = (decided or {}).get(new.event_id)
         if earlier is not None and earlier.payload != new.payload:
             plan.unchangeable.append(submitted.payload.report_id)
+        elif earlier is not None and old is not None and old.event_id != new.event_id:
+            plan.superseded.append(submitted.payload.report_id)
         elif earlier is not None:
             plan.in_log.add(new.event_id)
-        old = current.get(submitted.payload.report_id)
         if old is not None:
             plan._pairs.append((old.payload.incident_id, new.payload.incident_id))
             if old.payload.incident_id != new.payload.incident_id:
