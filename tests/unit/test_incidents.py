@@ -84,6 +84,14 @@ def test_close_positions_group_even_with_different_words() -> None:
     assert len(set(incidents([a, b]))) == 1
 
 
+def test_close_positions_group_across_the_edge_of_the_grouper_s_bands_of_latitude() -> None:
+    # 39.9029° is an edge between two of the 500 m bands located reports are indexed by.
+    a = report("线路上有异物", at=(39.9026, 116.4000))
+    b = report("a tree fell on the track", at=(39.9032, 116.4000), minutes=20)
+    c = report("接触网异常", at=(39.9032, 116.5000), minutes=25)  # same band, 8.5 km east
+    assert incidents([a, b, c]) == [a.payload.report_id] * 2 + [c.payload.report_id]
+
+
 def test_far_apart_in_time_is_another_incident() -> None:
     a = report("3号站台冒烟", place="3号站台")
     b = report("3号站台冒烟", place="3号站台", minutes=180)
@@ -234,8 +242,18 @@ class _ReferenceGrouper:
             st.integers(min_value=-150, max_value=150) | st.integers(-60 * 60, 60 * 60),
             st.sampled_from(["w1", "w2", "w3", "anonymous"]),
             st.booleans(),  # seen again (a redelivery) rather than new
-            # no position, two about 140 m apart, one a few km away
-            st.sampled_from([None, (39.9, 116.4), (39.901, 116.401), (39.95, 116.45)]),
+            # no position, two about 140 m apart, one a few km away, and two 67 m apart
+            # either side of the edge between two bands of latitude the grouper indexes by
+            st.sampled_from(
+                [
+                    None,
+                    (39.9, 116.4),
+                    (39.901, 116.401),
+                    (39.95, 116.45),
+                    (39.9026, 116.4),
+                    (39.9032, 116.4),
+                ]
+            ),
         ),
         max_size=40,
     )

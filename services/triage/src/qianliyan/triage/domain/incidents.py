@@ -83,12 +83,15 @@ def similarity(left: frozenset[str], right: frozenset[str]) -> float:
     return len(left & right) / len(left | right)
 
 
+_EARTH_RADIUS_M = 6_371_000
+
+
 def distance_m(a: GeoPoint, b: GeoPoint) -> float:
     """Great-circle distance in metres (haversine)."""
     lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
     dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(h)))
+    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 @dataclass(slots=True)
@@ -97,16 +100,20 @@ class IncidentGrouper:
 
     A new report joins the incident of the first remembered report (in log order) it is
     related to. Only two kinds of report can be related, so memory is indexed by both:
-    by place (same place, similar text) and, for reports with a position, by capture
-    time (close by). Memory is also indexed by capture time, to forget what is past the
-    horizon, and by incident, so an incident's reports are at hand.
+    by place (same place, similar text) and, for reports with a position, by band of
+    latitude and then capture time (close by: two reports within `distance_m` are at
+    most one band apart, whatever their longitude, and a bureau's thousands of located
+    reports an hour are not all compared with each new one). Memory is also indexed by
+    capture time, to forget what is past the horizon, and by incident, so an incident's
+    reports are at hand.
     """
 
     policy: GroupingPolicy = field(default_factory=GroupingPolicy)
     _by_report: dict[UUID, _Remembered] = field(default_factory=dict)
     _by_time: list[tuple[datetime, int, UUID]] = field(default_factory=list)  # sorted
     _by_place: dict[str, list[_Remembered]] = field(default_factory=dict)  # in log order
-    _located_by_time: list[tuple[datetime, int, UUID]] = field(default_factory=list)  # sorted
+    # Per band of latitude (`_band`), sorted by capture time.
+    _located: dict[int, list[tuple[datetime, int, UUID]]] = field(default_factory=dict)
     _members: dict[UUID, list[Trace]] = field(default_factory=dict)  # in log order
     _seen: int = 0
     _newest: datetime | None = None
@@ -146,7 +153,7 @@ class IncidentGrouper:
         if trace.place is not None:
             self._by_place.setdefault(trace.place, []).append(remembered)
         if trace.location is not None:
-            bisect.insort(self._located_by_time, entry)
+            bisect.insort(self._located.setdefault(self._band(trace.location), []), entry)
         self._members.setdefault(trace.incident_id, []).append(trace)
         self._forget_old(trace.captured_at)
         return trace
@@ -160,16 +167,24 @@ class IncidentGrouper:
                 first = known
                 break  # the list is in log order
         if new.location is not None:
-            window = self.policy.window
-            low = bisect.bisect_left(self._located_by_time, (new.captured_at - window,))
-            high = bisect.bisect_right(self._located_by_time, (new.captured_at + window, math.inf))
-            for _, order, report_id in self._located_by_time[low:high]:
-                if first is not None and order > first.order:
+            window, band = self.policy.window, self._band(new.location)
+            for nearby in (self._located.get(b) for b in (band - 1, band, band + 1)):
+                if not nearby:
                     continue
-                known = self._by_report[report_id]
-                if self._related(known.trace, new):
-                    first = known
+                low = bisect.bisect_left(nearby, (new.captured_at - window,))
+                high = bisect.bisect_right(nearby, (new.captured_at + window, math.inf))
+                for _, order, report_id in nearby[low:high]:
+                    if first is not None and order > first.order:
+                        continue
+                    known = self._by_report[report_id]
+                    if self._related(known.trace, new):
+                        first = known
         return first.trace if first is not None else None
+
+    def _band(self, location: GeoPoint) -> int:
+        """The band of latitude, `distance_m` high, that `location` lies in: the distance
+        between two points is at least the distance between their latitudes."""
+        return math.floor(math.radians(location.lat) * _EARTH_RADIUS_M / self.policy.distance_m)
 
     def _related(self, known: Trace, new: Trace) -> bool:
         if abs(known.captured_at - new.captured_at) > self.policy.window:
@@ -194,10 +209,15 @@ class IncidentGrouper:
             return
         gone = self._by_time[:cut]
         del self._by_time[:cut]
-        del self._located_by_time[: _count_before(self._located_by_time, horizon)]
-        for _, _, report_id in gone:
-            remembered = self._by_report.pop(report_id)
+        for entry in gone:
+            remembered = self._by_report.pop(entry[2])
             trace = remembered.trace
+            if trace.location is not None:
+                band = self._band(trace.location)
+                nearby = self._located[band]
+                del nearby[bisect.bisect_left(nearby, entry)]
+                if not nearby:
+                    del self._located[band]
             if trace.place is not None:
                 at_place = self._by_place[trace.place]
                 at_place.remove(remembered)
