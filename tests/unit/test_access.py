@@ -173,6 +173,9 @@ def test_a_report_naming_no_unit_is_of_the_signers_only_unit() -> None:
         units=frozenset({"北京南站"}),
     )
     assert unit_of_submission(station_bridge, None) == "北京南站"
+    # A provider's claim that cannot be a unit's name is left out, not a failed report.
+    for claimed, taken in (("丰台\n西站 ", "丰台 西站"), ("x" * 101, None), ("\t", None)):
+        assert unit_of_submission(person(Role.REPORTER, units=(claimed,)), None) == taken
 
 
 # --- tokens -------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from enum import IntEnum, StrEnum
 
 from qianliyan.shared.access.org import Org
 from qianliyan.shared.events import Actor, ActorKind
+from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
+from qianliyan.shared.text import one_line
 
 
 class Role(StrEnum):
@@ -208,5 +210,9 @@ def unit_of_submission(principal: Principal, named: str | None) -> str | None:
         return named
     if len(principal.units) == 1:
         (unit,) = principal.units
-        return unit
+        # An identity provider's claim comes as it is: one that cannot be a unit's name
+        # (blank, too long) is left out, rather than refusing every report of its holder.
+        written = one_line(unit)
+        if 0 < len(written) <= UNIT_MAX_LENGTH:
+            return written
     return None

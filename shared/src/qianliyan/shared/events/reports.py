@@ -41,6 +41,9 @@ class PhotoRef(Payload):
     )
 
 
+UNIT_MAX_LENGTH = 100
+
+
 class ReportSubmittedPayload(Payload):
     """What a reporter sent, as ingest accepted it."""
 
@@ -49,7 +52,9 @@ class ReportSubmittedPayload(Payload):
     category: str | None = Field(default=None, max_length=100)
     location: GeoPoint | None = None
     place: str | None = Field(default=None, max_length=200, description="A named place")
-    unit: str | None = Field(default=None, max_length=100, description="Reporter's unit/station")
+    unit: str | None = Field(
+        default=None, max_length=UNIT_MAX_LENGTH, description="Reporter's unit/station"
+    )
     captured_at: AwareDatetime = Field(description="When the phone captured the report")
     received_at: AwareDatetime = Field(description="When ingest accepted it")
     photos: list[PhotoRef] = Field(default_factory=list, max_length=5)
