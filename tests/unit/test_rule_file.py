@@ -87,8 +87,13 @@ def test_a_good_file_loads() -> None:
             GOOD.replace(
                 "    keywords: [火灾]\n", "    keywords: [火灾]\n    unless: [没有冒烟]\n"
             ),
-            6,
-            "'unless' phrase '没有冒烟' holds none of the rule's keywords",
+            9,
+            "rules.0.unless: '没有冒烟' holds none of the rule's keywords",
+        ),
+        (
+            GOOD.replace("    keywords: [火灾]\n", "    keywords: [火灾]\n    unless: [火灾]\n"),
+            9,
+            "'火灾' is a keyword itself: it would turn the keyword off",
         ),
     ],
 )

@@ -127,7 +127,7 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
     assert isinstance(triaged, ReportTriaged)
     assert triaged.correlation_id == submitted.correlation_id
     assert triaged.causation_id == submitted.event_id
-    assert triaged.payload.rule_set_version == RULES.version == "2026-12-08.1"
+    assert triaged.payload.rule_set_version == RULES.version == "2026-12-08.2"
     assert pipeline.transform(triaged, 0) == []
     # The same submission seen twice yields the same event, which readers drop as a copy.
     [(_, again)] = pipeline.transform(submitted, 0)
@@ -136,7 +136,7 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
 
 def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
     edited = parse_rules(
-        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-12-08.1"', '"2026-12-08.2"')
+        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-12-08.2"', '"2026-12-08.3"')
     )
     in_force = [RULES]
     pipeline = TriagePipeline(lambda: in_force[0], output_topic="out")
@@ -150,9 +150,9 @@ def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
     [(_, first)] = batch(submitted[0])
     in_force[0] = edited  # the file changes while the batch is under way
     versions = [first] + [output for event in submitted[1:] for _, output in batch(event)]
-    assert [v.payload.rule_set_version for v in versions] == ["2026-12-08.1"] * 3  # type: ignore[attr-defined]
+    assert [v.payload.rule_set_version for v in versions] == ["2026-12-08.2"] * 3  # type: ignore[attr-defined]
     [(_, next_batch)] = pipeline.for_batch(0)(submitted[0])
-    assert next_batch.payload.rule_set_version == "2026-12-08.2"  # type: ignore[attr-defined]
+    assert next_batch.payload.rule_set_version == "2026-12-08.3"  # type: ignore[attr-defined]
 
 
 def rules_with(hours: str, patterns: str = "['正线']") -> LoadedRules:
@@ -234,11 +234,23 @@ rules:
         ("配电箱冒烟，没有人受伤", Severity.CRITICAL, {"fire-smoke"}),
         ("巡视一遍，未发现异物，无积水", Severity.INFO, set()),
         ("Checked the cab: no smoke, nobody injured", Severity.INFO, set()),
-        ("Floodlight out, fire extinguisher missing at gate 3", Severity.INFO, set()),
         # A keyword outside its phrases still counts, and only listed phrases excuse one.
         ("无人受伤，但有一人流血", Severity.CRITICAL, {"injury"}),
         ("制动失效，无法避免碰撞", Severity.CRITICAL, {"derailment-collision"}),
         ("异物已清除，又发现落石", Severity.MAJOR, {"line-obstruction"}),
+        # A report that leaves the matter open is read as the worse case: asked about...
+        ("旅客被夹在车门处，尚未确认有无人员受伤", Severity.CRITICAL, {"injury"}),
+        ("3号车厢有没有冒烟？请立即检查", Severity.CRITICAL, {"fire-smoke"}),
+        ("有 没有人受伤", Severity.CRITICAL, {"injury"}),
+        ("是否无人受伤，待核实", Severity.CRITICAL, {"injury"}),
+        ("无人受伤吗？", Severity.CRITICAL, {"injury"}),
+        ("No smoke? Check car 3", Severity.CRITICAL, {"fire-smoke"}),
+        # ...or before what happened.
+        ("列车未脱轨前曾剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
+        # An English phrase begins a word: "no smoke" is not in "casino smoke".
+        ("Casino smoke drifting over the yard", Severity.CRITICAL, {"fire-smoke"}),
+        # Only negations excuse: an extinguisher used means a fire.
+        ("Fire extinguisher discharged in car 3", Severity.CRITICAL, {"fire-smoke"}),
     ],
 )
 def test_a_keyword_inside_a_phrase_that_says_the_opposite_does_not_count(

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from qianliyan.shared.config_files import ConfigFileError, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
@@ -71,6 +78,23 @@ class Rule(_Strict):
                 raise ValueError(f"{phrase!r} is only spaces: it would be found in every report")
         return phrases
 
+    @field_validator("unless")
+    @classmethod
+    def _phrases_hold_a_keyword(cls, phrases: list[str], info: ValidationInfo) -> list[str]:
+        keywords = [fold(keyword) for keyword in info.data.get("keywords", ())]
+        for phrase in map(fold, phrases):
+            held = [keyword for keyword in keywords if keyword in phrase]
+            if not held:
+                raise ValueError(
+                    f"{phrase!r} holds none of the rule's keywords: it excuses nothing"
+                )
+            if phrase in held:
+                raise ValueError(
+                    f"{phrase!r} is a keyword itself: it would turn the keyword off; say what "
+                    "is around it that says the opposite"
+                )
+        return phrases
+
     @field_validator("hours")
     @classmethod
     def _hours_are_a_window(cls, hours: str | None) -> str | None:
@@ -89,13 +113,6 @@ class Rule(_Strict):
         conditions = (self.keywords, self.categories, self.place_kinds)
         if not any(conditions) and self.has_photos is None and self.hours is None:
             raise ValueError("a rule needs at least one condition")
-        folded = [fold(keyword) for keyword in self.keywords]
-        for phrase in self.unless:
-            if not any(keyword in fold(phrase) for keyword in folded):
-                raise ValueError(
-                    f"'unless' phrase {phrase!r} holds none of the rule's keywords: "
-                    "it would excuse nothing"
-                )
         return self
 
 
@@ -223,12 +240,23 @@ def _prepared(rule: Rule) -> PreparedRule:
         rule=rule,
         keywords=keywords,
         any_keyword=any_keyword,
-        unless=_any_of(fold(phrase) for phrase in rule.unless),
+        unless=_any_of((fold(phrase) for phrase in rule.unless), whole_words=True),
         hours=hours,
     )
 
 
-def _any_of(folded: Iterable[str]) -> re.Pattern[str] | None:
+def _any_of(folded: Iterable[str], *, whole_words: bool = False) -> re.Pattern[str] | None:
     # Longest first: where one phrase holds another, the longer is the one meant.
     ordered = sorted(set(folded), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
+    if not ordered:
+        return None
+    if whole_words:
+        # A phrase that begins with a letter or digit begins a word ("no smoke" is not in
+        # "casino smoke"); Chinese has no word breaks to look for.
+        return re.compile("|".join(_at_word_start(phrase) for phrase in ordered))
+    return re.compile("|".join(map(re.escape, ordered)))
+
+
+def _at_word_start(phrase: str) -> str:
+    escaped = re.escape(phrase)
+    return rf"(?<![a-z0-9]){escaped}" if phrase[:1].isascii() and phrase[:1].isalnum() else escaped

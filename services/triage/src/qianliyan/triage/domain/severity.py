@@ -9,6 +9,7 @@ some other rule found, never a report nothing else matched.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -21,6 +22,20 @@ from qianliyan.triage.domain.rules import LoadedRules, PreparedRule
 SCALE = SEVERITY_SCALE
 # Stands in for a blanked-out phrase: no keyword holds a NUL, so none is found across one.
 _BLANK = "\x00"
+# A phrase that says the opposite says it only where the report does not leave the matter
+# open: asked about ("有没有人受伤", "有无伤员", "是否无人受伤", "无人受伤吗？", "no smoke?")
+# or put before what happened ("未脱轨前曾剧烈晃动": it shook before it derailed). There
+# the keyword counts: a report left open is read as the worse case.
+_OPEN_BEFORE = ("有", "是否")
+_OPEN_AFTER = ("吗", "么", "?", "？", "前")
+
+
+def _excused(found: re.Match[str]) -> str:
+    """`found` blanked out where it says the opposite, else left as it is."""
+    text, start, end = found.string, found.start(), found.end()
+    if text[:start].rstrip().endswith(_OPEN_BEFORE) or text[end:].lstrip().startswith(_OPEN_AFTER):
+        return found.group()
+    return _BLANK
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +95,7 @@ def _evidence(
             return None
         if prepared.unless is not None:
             # What is left once the phrases that say the opposite are blanked out.
-            text = prepared.unless.sub(_BLANK, text)
+            text = prepared.unless.sub(_excused, text)
             if prepared.any_keyword.search(text) is None:
                 return None
         evidence += [keyword for keyword, folded in prepared.keywords if folded in text]
