@@ -533,7 +533,7 @@ async def test_a_report_of_another_unit_captured_earlier_leaves_the_alert_on_its
             escalation="""\
       - after: 0s
         notify: [duty]
-      - after: 6s
+      - after: 15s
         notify: [chief]
 """,
         )
@@ -553,6 +553,7 @@ async def test_a_report_of_another_unit_captured_earlier_leaves_the_alert_on_its
 
         detail = await wait_for(joined, timeout_s=30)
         assert sorted(detail["units"]) == sorted([unit, other])
+        assert detail["alert_step"] == 0, "joined after the chief's step: this shows nothing"
         [chief] = await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
         assert chief.document is not None and chief.document["step"] == 1
 

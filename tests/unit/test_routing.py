@@ -334,29 +334,55 @@ def test_a_report_of_another_unit_joining_later_keeps_the_alert_on_its_route() -
     # earlier at B站 joins, and the incident's unit (its earliest report's) becomes B站,
     # which no route takes at "major". The chief's step at 10:10 still falls due.
     loaded = routing()
-    on_station_a = RaisedAlert(MORNING, 0, Severity.MAJOR, route="station-a")
-    joined = replace(incident(), alert=on_station_a, unit="B站", units=frozenset({"A站", "B站"}))
-    later = plan_alert(joined, loaded, MORNING + timedelta(minutes=10))
+    on_a = RaisedAlert(MORNING, 0, Severity.MAJOR, route="station-a", unit="A站", place="站台")
+    joined = replace(incident(), alert=on_a, unit="B站", place="信号楼")
+    ten_past = MORNING + timedelta(minutes=10)
+    later = plan_alert(joined, loaded, ten_past)
     assert {(d.step, d.recipient) for d in later.deliveries} == {(0, "duty"), (1, "chief")}
     assert later.escalate_to == 1
+    # Made milder by a dispatcher, it stays there too, where the route takes "minor".
+    minor = plan_alert(replace(joined, severity=Severity.MINOR), loaded, ten_past)
+    assert {(d.step, d.recipient) for d in minor.deliveries} == {(0, "duty"), (1, "chief")}
 
-    # Grown critical, it goes where "critical" at B站 goes, as any upgrade does.
-    worse = plan_alert(
-        replace(joined, severity=Severity.CRITICAL), loaded, MORNING + timedelta(minutes=10)
-    )
+    # Grown critical, it goes where "critical" at B站 goes, as any upgrade does...
+    worse = plan_alert(replace(joined, severity=Severity.CRITICAL), loaded, ten_past)
     assert worse.upgrade_route == "anywhere-critical"
-    # A route gone from the file, or one that no longer takes the severity, holds nothing.
-    gone = loaded.spec.model_copy(update={"routes": loaded.spec.routes[1:]})
-    assert plan_alert(joined, replace(loaded, spec=gone), MORNING) == plan_alert(
-        replace(joined, alert=replace(on_station_a, route=None)), loaded, MORNING
+    # ...and keeps that route once upgraded, whatever joins next.
+    upgraded = replace(
+        joined,
+        severity=Severity.CRITICAL,
+        unit="C站",
+        alert=replace(on_a, upgraded_to=Severity.CRITICAL, upgraded_route="anywhere-critical"),
     )
-    stricter = loaded.spec.routes[0].model_copy(update={"min_severity": Severity.CRITICAL})
-    narrowed = loaded.spec.model_copy(update={"routes": [stricter, *loaded.spec.routes[1:]]})
-    assert plan_alert(joined, replace(loaded, spec=narrowed), MORNING).deliveries == ()
-    # Nor does one edited to take none of the incident's units any more: that move is ops'.
-    elsewhere = loaded.spec.routes[0].model_copy(update={"units": ["C站"]})
-    moved = loaded.spec.model_copy(update={"routes": [elsewhere, *loaded.spec.routes[1:]]})
-    assert plan_alert(joined, replace(loaded, spec=moved), MORNING).deliveries == ()
+    assert {d.recipient for d in plan_alert(upgraded, loaded, ten_past).deliveries} == {"chief"}
+
+
+def test_a_routing_edit_moves_a_kept_alert_on_purpose() -> None:
+    """What ops change in the file holds: a route gone, one no longer taking the severity
+    or the unit the alert was raised for, or its id given to another unit's route."""
+    loaded = routing()
+    on_a = RaisedAlert(MORNING, 0, Severity.MAJOR, route="station-a", unit="A站", place="站台")
+    joined = replace(incident(), alert=on_a, unit="B站")
+    first, rest = loaded.spec.routes[0], loaded.spec.routes[1:]
+    for edited in (
+        [*rest],
+        [first.model_copy(update={"min_severity": Severity.CRITICAL}), *rest],
+        [first.model_copy(update={"units": ["C站"]}), *rest],
+        [first.model_copy(update={"places": ["南站"]}), *rest],
+    ):
+        spec = loaded.spec.model_copy(update={"routes": edited})
+        assert plan_alert(joined, replace(loaded, spec=spec), MORNING).deliveries == ()
+    # The id given to B站's route, A站's renamed: the alert goes where A站's goes now.
+    renamed = first.model_copy(update={"id": "station-a-new"})
+    reused = first.model_copy(update={"units": ["B站"], "escalation": first.escalation[1:]})
+    spec = loaded.spec.model_copy(update={"routes": [renamed, reused, *rest]})
+    moved = replace(joined, unit="A站")
+    assert {
+        d.recipient for d in plan_alert(moved, replace(loaded, spec=spec), MORNING).deliveries
+    } == {"duty"}
+    # An alert a release before this one raised (no unit or place kept) is routed as before.
+    older = replace(joined, alert=replace(on_a, unit=None, place=None))
+    assert plan_alert(older, loaded, MORNING).deliveries == ()
 
 
 def test_a_receiver_sees_the_id_it_always_saw_at_the_raised_level_and_a_new_one_after() -> None:

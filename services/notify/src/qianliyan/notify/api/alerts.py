@@ -58,7 +58,10 @@ class AlertSummary(BaseModel):
     )
     report_count: int
     place: str | None
-    unit: str | None = Field(description="The first report's unit, which its alert is routed by")
+    unit: str | None = Field(
+        description="The earliest-captured report's unit; the alert keeps the route it was "
+        "raised on for the unit then"
+    )
     units: list[str] = Field(
         description="Every unit its reports came from; their managers see it and may act on it"
     )

@@ -26,7 +26,17 @@ class RaisedAlert:
     step: int
     severity: Severity
     upgraded_to: Severity | None = None
-    route: str | None = None  # the route it was raised on
+    # The route it was raised on, for the unit and place then (None: raised by a release
+    # that kept none of them), and the route its upgrade took.
+    route: str | None = None
+    unit: str | None = None
+    place: str | None = None
+    upgraded_route: str | None = None
+
+    @property
+    def kept_route(self) -> str | None:
+        """The route the alert was last raised or upgraded on."""
+        return self.upgraded_route if self.upgraded_to is not None else self.route
 
     @property
     def level(self) -> Severity:
@@ -49,7 +59,6 @@ class OpenIncident:
     # Before it is alerted, while a report's submission is not read yet (the topics are
     # read side by side): when it was first triaged; None once every one is read.
     awaiting_report_since: datetime | None = None
-    units: frozenset[str] = frozenset()  # every unit its reports came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,27 +191,21 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
 
 
 def _route_now(incident: OpenIncident, routing: Routing) -> Route | None:
-    """The route the alert escalates on: the one it was raised on, while the severity
-    stands where it was raised and that route still takes the incident by one of its
-    units; else the one the incident matches now.
+    """The route the alert escalates on: the one it was last raised or upgraded on, while
+    the incident is no more severe than that and the route still takes the unit and place
+    the alert was raised for; else the one the incident matches now.
 
-    The incident's unit is its earliest-captured report's, so a late report captured
-    earlier at another unit changes it; the alert's steps would then move midway to other
-    people, and the people told first would never see their next step fall due. A routing
-    edit that leaves none of the incident's units on the route moves it on purpose.
+    The incident's unit and place are its earliest-captured report's, so a late report
+    captured earlier at another unit changes them; the alert's steps would then move
+    midway to other people, and those told first would never see their next step fall
+    due. A routing edit that no longer sends that unit and place there moves it on
+    purpose, and so does a route's id reused for another.
     """
     alert = incident.alert
-    if (
-        alert is not None
-        and alert.route is not None
-        and alert.upgraded_to is None
-        and incident.severity == alert.severity
-    ):
-        kept = routing.route(alert.route)
-        units = incident.units or {incident.unit}
-        if kept is not None and any(
-            kept.matches(incident.severity, unit, incident.place) for unit in units
-        ):
+    if alert is not None and severity_rank(incident.severity) <= severity_rank(alert.level):
+        kept_id = alert.kept_route
+        kept = routing.route(kept_id) if kept_id is not None else None
+        if kept is not None and kept.matches(incident.severity, alert.unit, alert.place):
             return kept
     return routing.route_for(incident.severity, incident.unit, incident.place)
 

@@ -26,12 +26,13 @@ from qianliyan.shared.events import (
 
 # The first AlertRaised of a round makes its alert; a repeat changes nothing.
 RAISE = (
-    "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version) "
-    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (incident_id, round) DO NOTHING"
+    "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version, "
+    "unit, place) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+    "ON CONFLICT (incident_id, round) DO NOTHING"
 )
 # Levels only go up, as steps do: an upgrade replayed late never makes the alert milder.
 UPGRADE = f"""
-    UPDATE alerts SET upgraded_to = $3, upgraded_at = $4
+    UPDATE alerts SET upgraded_to = $3, upgraded_at = $4, upgraded_route = $5
      WHERE incident_id = $1 AND round = $2
        AND array_position({SEVERITY_SCALE_SQL}, $3::text)
          > array_position({SEVERITY_SCALE_SQL}, COALESCE(upgraded_to, severity))
@@ -104,13 +105,21 @@ def raise_values(event: AlertRaised) -> tuple[Any, ...]:
         payload.severity.value,
         payload.route,
         payload.routing_version,
+        payload.unit,
+        payload.place,
     )
 
 
 def upgrade_values(event: AlertUpgraded) -> tuple[Any, ...]:
     """The parameters of `UPGRADE` for the event."""
     payload = event.payload
-    return (payload.incident_id, payload.round, payload.severity.value, event.occurred_at)
+    return (
+        payload.incident_id,
+        payload.round,
+        payload.severity.value,
+        event.occurred_at,
+        payload.route,
+    )
 
 
 def escalate_values(event: AlertEscalated) -> tuple[Any, ...]:
