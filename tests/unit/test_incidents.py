@@ -92,6 +92,17 @@ def test_close_positions_group_across_the_edge_of_the_grouper_s_bands_of_latitud
     assert incidents([a, b, c]) == [a.payload.report_id] * 2 + [c.payload.report_id]
 
 
+def test_reports_of_two_areas_sharing_a_partition_never_share_an_incident() -> None:
+    # Two bureaus of one cluster whose keys hash to one partition: one grouper folds both.
+    a = report("3站台积水", place="3站台", at=(39.9, 116.4))
+    b = report("3站台积水严重", place="3站台", at=(39.9, 116.4), minutes=5)
+    c = report("3站台积水", place="3站台", at=(39.9, 116.4), minutes=6)
+    a, b, c = (
+        r.model_copy(update={"key": k}) for r, k in ((a, "area:x"), (b, "area:y"), (c, "area:x"))
+    )
+    assert incidents([a, b, c]) == [a.payload.report_id, b.payload.report_id, a.payload.report_id]
+
+
 def test_far_apart_in_time_is_another_incident() -> None:
     a = report("3号站台冒烟", place="3号站台")
     b = report("3号站台冒烟", place="3号站台", minutes=180)
@@ -211,6 +222,7 @@ class _ReferenceGrouper:
             payload.location,
             text_bigrams(payload.text),
             submitted.actor.id,
+            submitted.key if submitted.key.startswith("area:") else "",
         )
         known = [t for t in self.traces if t[0] == payload.report_id]
         if known:

@@ -68,7 +68,13 @@ def _checked(model: type[M], **fields: object) -> M:
 def add_user(
     username: str,
     role: Annotated[list[Role], typer.Option(help="A role; repeat for several")],
-    unit: Annotated[list[str] | None, typer.Option(help="A manager's unit; repeat")] = None,
+    unit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The person's unit: a manager sees its alerts, a reporter's reports are "
+            "of it; repeat"
+        ),
+    ] = None,
     display_name: Annotated[str | None, typer.Option(help="The name people see")] = None,
 ) -> None:
     """Add a person with a generated password, printed once."""

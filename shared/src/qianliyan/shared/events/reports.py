@@ -73,7 +73,10 @@ def correlation_key(area: str) -> str:
     apart, or sat either side of a cell's edge. An area is a deployment's (a railway
     bureau's) reports, a few a second at its peak, far below one partition's triage.
     """
-    return f"area:{''.join(area.casefold().split())}"
+    return AREA_KEY_PREFIX + "".join(area.casefold().split())
+
+
+AREA_KEY_PREFIX = "area:"
 
 
 class ReportSubmitted(Event):

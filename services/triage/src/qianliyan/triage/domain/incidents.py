@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from qianliyan.shared.events import GeoPoint, ReportSubmitted
+from qianliyan.shared.events.reports import AREA_KEY_PREFIX
 from qianliyan.triage.domain.folding import fold
 
 ANONYMOUS = "anonymous"
@@ -47,6 +48,9 @@ class Trace:
     location: GeoPoint | None
     bigrams: frozenset[str]
     reporter_id: str
+    # The area the report was keyed by ("" for keys of before areas): reports of two
+    # areas never share an incident, though two areas' keys may share a partition.
+    area: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,7 @@ class IncidentGrouper:
             location=report.location,
             bigrams=text_bigrams(report.text),
             reporter_id=submitted.actor.id,
+            area=submitted.key if submitted.key.startswith(AREA_KEY_PREFIX) else "",
         )
         match = self._first_related(candidate)
         trace = candidate if match is None else replace(candidate, incident_id=match.incident_id)
@@ -188,6 +193,8 @@ class IncidentGrouper:
 
     def _related(self, known: Trace, new: Trace) -> bool:
         if abs(known.captured_at - new.captured_at) > self.policy.window:
+            return False
+        if known.area != new.area:
             return False
         if (
             known.location is not None
