@@ -13,7 +13,7 @@ from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.clients import as_suite, submit
 from tests.integration.test_triage_exactly_once import triaged_counts
-from tests.integration.topic_reader import wait_for
+from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,31 +41,60 @@ def three_of_each(running_stack: StackConfig) -> Iterator[dict[str, list[Service
             service.stop()
 
 
+def holder(members: list[Service], partition: int) -> Service:
+    """The triage member that opened `partition` of the reports topic last (each member
+    logs the partitions it is given, at every rebalance)."""
+    opened = f"grouping of TopicPartition(topic='incidents.reports', partition={partition})"
+    latest = [
+        (line[:23], member.instance)  # its time, as the log writes it
+        for member in members
+        for line in member.status().log_path.read_text(encoding="utf-8").splitlines()
+        if opened in line
+    ]
+    assert latest, f"no member opened partition {partition}"
+    instance = max(latest)[1]
+    return next(member for member in members if member.instance == instance)
+
+
 async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothing(
     running_stack: StackConfig, three_of_each: dict[str, list[Service]]
 ) -> None:
     config = running_stack
 
     async def send(i: int) -> str:
-        # Different places, so the reports spread over every partition.
         report = {"text": f"第{i}号：道岔故障", "place": f"扩容道岔{i}"}
         answer = await submit(config, report, [])
         assert answer.status_code == 202, answer.text
         return str(answer.json()["report_id"])
 
     first_half = [await send(i) for i in range(REPORTS // 2)]
-    # One triage and one notify leave mid-stream; their partitions move to the others.
-    leaving = [three_of_each["triage"][2], three_of_each["notify"][2]]
+
+    async def triaged(report_ids: list[str]) -> bool:
+        counts = await triaged_counts(config)
+        return all(counts[report_id] for report_id in report_ids)
+
+    await wait_for(lambda: triaged(first_half), timeout_s=120)
+    # Every report of the deployment is on one partition (its area's): the triage member
+    # that leaves is the one working it, so that partition moves mid-stream.
+    [area_partition] = {
+        record.partition
+        for record in await read_topic(config.kafka_bootstrap, "incidents.reports")
+        if record.key == b"area:bureau"
+    }
+    working = holder(three_of_each["triage"], area_partition)
+    leaving = [working, three_of_each["notify"][2]]
     stopping = asyncio.gather(*(asyncio.to_thread(service.stop) for service in leaving))
     second_half = [await send(i) for i in range(REPORTS // 2, REPORTS)]
     await stopping
     report_ids = first_half + second_half
 
-    async def all_triaged() -> bool:
-        counts = await triaged_counts(config)
-        return all(counts[report_id] for report_id in report_ids)
-
-    await wait_for(all_triaged, timeout_s=120)
+    try:
+        await wait_for(lambda: triaged(report_ids), timeout_s=120)
+        took_over = holder(three_of_each["triage"], area_partition)
+    finally:
+        if working.instance == 0:
+            working.start()  # the suite's own triage, which later tests need
+    assert took_over is not working, "the area's partition never moved"
     counts = await triaged_counts(config)
     assert {r: counts[r] for r in report_ids if counts[r] != 1} == {}
 
