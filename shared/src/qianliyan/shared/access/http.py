@@ -316,27 +316,26 @@ def auth_router() -> APIRouter:
 
     @router.delete("/session", status_code=204)
     async def sign_out(request: Request, principal: SignedIn) -> Response:
-        """Sign out: the token stops working on every service, and the cookie is dropped."""
+        """Sign out: the token stops working on every service, and the cookie is dropped. An
+        identity provider's token without an id (jti) cannot be revoked alone: every token
+        of that person issued until now stops working."""
         access = access_of(request)
+        via = "token" if request.headers.get("authorization") else "page"
         if principal.token_id is None:
-            # Only an identity provider's token can lack an id. Revocation names tokens by
-            # it, so a 204 would say signed out of a token that goes on working.
-            until = f" ({principal.expires_at.isoformat()})" if principal.expires_at else ""
-            raise Problem(
-                409,
-                "Cannot sign out here",
-                "This token carries no id (jti) to revoke, so it keeps working until it expires"
-                f"{until}. Sign out at the identity provider that issued it.",
+            # Only an identity provider's token can lack an id, and revocation names tokens
+            # by it: every token of the person issued until now is voided instead.
+            await store.sign_out_everywhere(access.pool, principal.subject, via=via)
+        else:
+            await store.sign_out(
+                access.pool,
+                principal.token_id,
+                username=principal.subject,
+                # Void for as long as the token would work: a machine token's is days to
+                # years.
+                expires_at=principal.expires_at
+                or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
+                via=via,
             )
-        await store.sign_out(
-            access.pool,
-            principal.token_id,
-            username=principal.subject,
-            # Void for as long as the token would work: a machine token's is days to years.
-            expires_at=principal.expires_at
-            or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
-            via="token" if request.headers.get("authorization") else "page",
-        )
         access.revocations.forget()
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")

@@ -394,6 +394,20 @@ async def sign_out(
         )
 
 
+async def sign_out_everywhere(pool: asyncpg.Pool, subject: str, *, via: str) -> None:
+    """Void every token of `subject` issued until now, and say so in the access trail: for
+    an identity provider's token without an id, which cannot be revoked alone."""
+    async with pool.acquire() as connection, connection.transaction():
+        await _cut_off(connection, subject)
+        await _record_change(
+            connection,
+            actor=subject,
+            action="signed_out",
+            subject=subject,
+            detail={"via": via, "every_token": True},
+        )
+
+
 async def record_sign_in(
     pool: asyncpg.Pool, *, username: str, signed_in: bool, via: str, address: str
 ) -> None:

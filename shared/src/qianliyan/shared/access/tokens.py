@@ -316,9 +316,16 @@ def _own_principal(claims: dict[str, Any]) -> Principal:
             Permission(scope) for scope in _strings(claims.get("scopes")) if scope in known_scopes
         ),
         units=frozenset(_strings(claims.get("units"))),
-        token_id=claims.get("jti"),
+        token_id=_token_id(claims),
         expires_at=_expiry(claims),
     )
+
+
+def _token_id(claims: dict[str, Any]) -> str | None:
+    # An identity provider's jti comes as it is: only a non-empty text names one token (an
+    # empty one would name every token that has it, a number none that revocation keeps).
+    jti = claims.get("jti")
+    return jti if isinstance(jti, str) and jti else None
 
 
 def _expiry(claims: dict[str, Any]) -> datetime:
@@ -334,6 +341,6 @@ def _oidc_principal(claims: dict[str, Any], settings: OidcSettings) -> Principal
         kind="user",
         roles=parse_roles(_strings(claims.get(settings.roles_claim))),
         units=frozenset(_strings(claims.get(settings.units_claim))),
-        token_id=claims.get("jti"),
+        token_id=_token_id(claims),
         expires_at=_expiry(claims),
     )
