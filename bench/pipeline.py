@@ -27,7 +27,13 @@ import asyncpg
 from bench.raw import BENCH_ACTOR, BENCH_AREA, StreamResult
 from qianliyan.notify import migrations as notify_migrations
 from qianliyan.notify.rebuild import in_schema, project_history
-from qianliyan.shared.events import Event, ReportSubmitted, ReportSubmittedPayload, encode
+from qianliyan.shared.events import (
+    Event,
+    GeoPoint,
+    ReportSubmitted,
+    ReportSubmittedPayload,
+    encode,
+)
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.shared.events.reports import correlation_key
 from qianliyan.shared.kafka import create_producer, group_lag
@@ -49,11 +55,16 @@ LAG_POLL_S = 0.25
 
 
 def history(count: int) -> Iterator[ReportSubmitted]:
-    """`count` reports over 60 units and 400 places, captured a minute apart up to now."""
+    """`count` reports over 64 units and 400 places, captured a minute apart up to now,
+    each where its phone was: within a few hundred metres of its unit's station, the
+    stations half a degree apart over a bureau's eight by five degrees, so grouping
+    compares positions as it does live. A unit reports again after 64 minutes, past the
+    grouping window, so every report opens its incident, as before positions were given."""
     first = datetime.now(UTC) - count * CAPTURE_SPACING
     for i in range(count):
         report_id = uuid.uuid4()
-        place, unit = f"基准点{i % 400}", f"基准站{i % 60}"
+        station, spot = i % 64, i % 400
+        place, unit = f"基准点{spot}", f"基准站{station}"
         captured = first + i * CAPTURE_SPACING
         yield ReportSubmitted.first(
             key=correlation_key(BENCH_AREA),
@@ -63,6 +74,10 @@ def history(count: int) -> Iterator[ReportSubmitted]:
                 text=f"{TEXTS[i % len(TEXTS)]} #{i}",
                 place=place,
                 unit=unit,
+                location=GeoPoint(
+                    lat=36 + station // 8 * 0.5 + (spot % 7 - 3) * 0.0008,
+                    lon=113 + station % 8 * 0.5 + (spot // 7 % 7 - 3) * 0.0008,
+                ),
                 captured_at=captured,
                 received_at=captured,
             ),
