@@ -30,7 +30,7 @@ from qianliyan.shared.storage import staged_metadata_key, staged_photo_key, stag
 from qianliyan.stack.config import StackConfig
 from tests.browser.conftest import MakeUser, Person
 from tests.integration.clients import as_suite, minio_client
-from tests.integration.topic_reader import read_topic
+from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -288,6 +288,36 @@ async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_a
     assert len(events) == 1, f"expected one ReportSubmitted, got {len(events)}"
     assert events[0].actor.id == reporter.username
     assert events[0].payload.text == text
+
+
+async def test_signing_out_offline_ends_the_session_when_the_network_returns(
+    running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
+) -> None:
+    """A station's shared phone: a worker signs out where there is no network. The page
+    cannot end the session then (its cookie is the server's to end); once the network is
+    back it must, not sign the phone in again as that worker for the next one's reports."""
+    worker = await make_user("reporter", "线路工 周强", roles=["reporter"])
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, worker)
+
+    await phone.set_offline(True)
+    await page.locator("#sign-out").click()
+    form = page.locator("#sign-in-form")
+    await expect(form).to_be_visible()
+
+    await phone.set_offline(False)
+    me = f"http://127.0.0.1:{running_stack.ingest_port}/v1/auth/me"
+
+    async def session_ended() -> bool:
+        return (await phone.request.get(me)).status == 401
+
+    await wait_for(session_ended, timeout_s=20)
+    await page.wait_for_timeout(1_000)  # anything the page does on coming online, done
+    await expect(form).to_be_visible()
+    await expect(page.locator("#report-form")).to_be_hidden()
+    await page.reload()
+    await expect(form).to_be_visible()
 
 
 async def test_a_report_held_back_by_the_server_says_why_while_it_waits(

@@ -444,10 +444,11 @@ async def alerted(pool: asyncpg.Pool, incident_id: UUID, unit: str) -> None:
         now,
     )
     await pool.execute(
-        "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version) "
-        "VALUES ($1, 0, $2, 'major', 'test-route', 'test')",
+        "INSERT INTO alerts (incident_id, round, raised_at, severity, route, routing_version, "
+        "unit, place) VALUES ($1, 0, $2, 'major', 'test-route', 'test', $3, '3站台')",
         incident_id,
         now,
+        unit,
     )
 
 

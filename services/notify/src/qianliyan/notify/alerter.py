@@ -79,8 +79,7 @@ _CLOCKS_APART = timedelta(seconds=5)
 _OPEN_INCIDENTS = """
     SELECT i.incident_id, i.alert_round, i.severity, i.unit, i.place, i.last_received_at,
            a.raised_at, a.step, a.severity AS alert_severity, a.upgraded_to,
-           a.route AS alert_route, a.unit AS alert_unit, a.place AS alert_place,
-           a.upgraded_route,
+           a.unit AS alert_unit, a.place AS alert_place,
            -- Counted from its first triage, so reports that keep coming unread (a burst,
            -- the reports topic read behind) hold the raise no longer than the first did.
            -- Asked only of an incident refreshed lately ($2): its first triage was read no
@@ -509,10 +508,8 @@ def _open_incident(row: Any) -> OpenIncident:
             step=row["step"],
             severity=Severity(row["alert_severity"]),
             upgraded_to=Severity(upgraded_to) if upgraded_to is not None else None,
-            route=row["alert_route"],
             unit=row["alert_unit"],
             place=row["alert_place"],
-            upgraded_route=row["upgraded_route"],
         )
     return OpenIncident(
         incident_id=row["incident_id"],

@@ -59,8 +59,8 @@ class AlertSummary(BaseModel):
     report_count: int
     place: str | None
     unit: str | None = Field(
-        description="The earliest-captured report's unit; the alert keeps the route it was "
-        "raised on for the unit then"
+        description="The earliest-captured report's unit; the alert is routed by the unit "
+        "it was raised for"
     )
     units: list[str] = Field(
         description="Every unit its reports came from; their managers see it and may act on it"

@@ -26,17 +26,9 @@ class RaisedAlert:
     step: int
     severity: Severity
     upgraded_to: Severity | None = None
-    # The route it was raised on, for the unit and place then (None: raised by a release
-    # that kept none of them), and the route its upgrade took.
-    route: str | None = None
+    # The unit and place it was raised for: what routes it from then on.
     unit: str | None = None
     place: str | None = None
-    upgraded_route: str | None = None
-
-    @property
-    def kept_route(self) -> str | None:
-        """The route the alert was last raised or upgraded on."""
-        return self.upgraded_route if self.upgraded_to is not None else self.route
 
     @property
     def level(self) -> Severity:
@@ -191,22 +183,20 @@ def plan_alert(incident: OpenIncident, routing: Routing, now: datetime) -> Alert
 
 
 def _route_now(incident: OpenIncident, routing: Routing) -> Route | None:
-    """The route the alert escalates on: the one it was last raised or upgraded on, while
-    the incident is no more severe than that and the route still takes the unit and place
-    the alert was raised for; else the one the incident matches now.
+    """The route for the incident's severity now, and for the unit and place its alert was
+    raised for (before it is raised, the incident's own).
 
     The incident's unit and place are its earliest-captured report's, so a late report
-    captured earlier at another unit changes them; the alert's steps would then move
-    midway to other people, and those told first would never see their next step fall
-    due. A routing edit that no longer sends that unit and place there moves it on
-    purpose, and so does a route's id reused for another.
+    captured earlier at another unit changes them; routed by those, an alert's next steps
+    would move midway to other people, and those told first would never see their next
+    step fall due. An upgrade, a milder severity and a routing edit are routed for the same
+    unit and place. An alert that has neither (raised for neither, or by a release that
+    kept neither) goes by the incident's, as before: never by none, which no route of a
+    unit takes.
     """
     alert = incident.alert
-    if alert is not None and severity_rank(incident.severity) <= severity_rank(alert.level):
-        kept_id = alert.kept_route
-        kept = routing.route(kept_id) if kept_id is not None else None
-        if kept is not None and kept.matches(incident.severity, alert.unit, alert.place):
-            return kept
+    if alert is not None and (alert.unit is not None or alert.place is not None):
+        return routing.route_for(incident.severity, alert.unit, alert.place)
     return routing.route_for(incident.severity, incident.unit, incident.place)
 
 

@@ -325,10 +325,6 @@ class Routing:
         """The first route the alert matches, or None: nobody is to be told."""
         return next((r for r in self.spec.routes if r.matches(severity, unit, place)), None)
 
-    def route(self, route_id: str) -> Route | None:
-        """The route of this id, or None where the file no longer has it."""
-        return next((r for r in self.spec.routes if r.id == route_id), None)
-
     def escalation_at(
         self, route: Route, severity: Severity, raised_at: datetime, now: datetime
     ) -> Escalation:

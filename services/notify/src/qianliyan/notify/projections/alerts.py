@@ -32,7 +32,7 @@ RAISE = (
 )
 # Levels only go up, as steps do: an upgrade replayed late never makes the alert milder.
 UPGRADE = f"""
-    UPDATE alerts SET upgraded_to = $3, upgraded_at = $4, upgraded_route = $5
+    UPDATE alerts SET upgraded_to = $3, upgraded_at = $4
      WHERE incident_id = $1 AND round = $2
        AND array_position({SEVERITY_SCALE_SQL}, $3::text)
          > array_position({SEVERITY_SCALE_SQL}, COALESCE(upgraded_to, severity))
@@ -113,13 +113,7 @@ def raise_values(event: AlertRaised) -> tuple[Any, ...]:
 def upgrade_values(event: AlertUpgraded) -> tuple[Any, ...]:
     """The parameters of `UPGRADE` for the event."""
     payload = event.payload
-    return (
-        payload.incident_id,
-        payload.round,
-        payload.severity.value,
-        event.occurred_at,
-        payload.route,
-    )
+    return (payload.incident_id, payload.round, payload.severity.value, event.occurred_at)
 
 
 def escalate_values(event: AlertEscalated) -> tuple[Any, ...]:

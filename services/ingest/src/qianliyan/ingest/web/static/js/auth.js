@@ -8,6 +8,11 @@
 // from the server sets that cookie when the browser lacks it.
 
 const USER_KEY = "qly.user"; // {username, display_name, roles} of the last sign-in
+// Set from a sign-out until the server has ended that session. The cookie is HttpOnly, so
+// only the server can end it: a sign-out the server did not hear (offline, an error) would
+// otherwise be undone by the next check, and a shared phone would send the next worker's
+// reports as the last one's.
+const SIGN_OUT_KEY = "qly.signOutPending";
 const CSRF_COOKIE = "qly_csrf";
 const CSRF_HEADER = "x-csrf-token";
 const TIMEOUT_MS = 15_000;
@@ -55,8 +60,12 @@ export function sessionEnded() {
   set("signedOut", user);
 }
 
-/** Ask the server who is signed in; offline, the last known reporter stays. */
+/** Ask the server who is signed in; offline, the last known reporter stays. A sign-out
+ * the server has not heard yet is sent first, and until it is, nobody is signed in. */
 export async function checkSession() {
+  if (localStorage.getItem(SIGN_OUT_KEY)) {
+    if (!(await endSessionOnServer())) return;
+  }
   let response;
   try {
     response = await fetch("/v1/auth/me", {
@@ -103,6 +112,8 @@ export async function signIn(username, password) {
     throw new SignInError("tooMany", { retryAfter: Number.isFinite(retryAfter) ? retryAfter : 60 });
   }
   if (!response.ok) throw new SignInError("server", { status: response.status });
+  // The cookie is this sign-in's now: the session signed out of is no longer this phone's.
+  localStorage.removeItem(SIGN_OUT_KEY);
   const me = await response.json();
   if (!me.roles.includes("reporter")) {
     await signOut().catch(() => undefined);
@@ -111,20 +122,31 @@ export async function signIn(username, password) {
   set("signedIn", { username: me.username, display_name: me.display_name, roles: me.roles });
 }
 
-/** Sign out here and on the server (the session stops working everywhere). */
+/** Sign out here now, and on the server (the session stops working everywhere) as soon
+ * as it can be told: offline, or refused for a moment, it is sent again on every check. */
 export async function signOut() {
+  localStorage.setItem(SIGN_OUT_KEY, "1");
+  set("signedOut", null);
+  await endSessionOnServer();
+}
+
+/** Whether the server has ended the session this phone signed out of. */
+async function endSessionOnServer() {
   try {
     await ensureCsrf();
-    await fetch("/v1/auth/session", {
+    const response = await fetch("/v1/auth/session", {
       method: "DELETE",
       headers: csrfHeaders(),
       cache: "no-store",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
+    // 401: no session was left to end (it expired, or a sign-out got through before).
+    if (!response.ok && response.status !== 401) return false;
   } catch {
-    // Offline: the cookie lapses by itself; this phone forgets the reporter now.
+    return false; // no network: sent again when it returns
   }
-  set("signedOut", null);
+  localStorage.removeItem(SIGN_OUT_KEY);
+  return true;
 }
 
 function cookie(name) {
