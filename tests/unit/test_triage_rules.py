@@ -127,7 +127,7 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
     assert isinstance(triaged, ReportTriaged)
     assert triaged.correlation_id == submitted.correlation_id
     assert triaged.causation_id == submitted.event_id
-    assert triaged.payload.rule_set_version == RULES.version == "2026-12-08.2"
+    assert triaged.payload.rule_set_version == RULES.version == "2026-12-08.3"
     assert pipeline.transform(triaged, 0) == []
     # The same submission seen twice yields the same event, which readers drop as a copy.
     [(_, again)] = pipeline.transform(submitted, 0)
@@ -136,7 +136,7 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
 
 def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
     edited = parse_rules(
-        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-12-08.2"', '"2026-12-08.3"')
+        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-12-08.3"', '"2026-12-08.4"')
     )
     in_force = [RULES]
     pipeline = TriagePipeline(lambda: in_force[0], output_topic="out")
@@ -150,9 +150,9 @@ def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
     [(_, first)] = batch(submitted[0])
     in_force[0] = edited  # the file changes while the batch is under way
     versions = [first] + [output for event in submitted[1:] for _, output in batch(event)]
-    assert [v.payload.rule_set_version for v in versions] == ["2026-12-08.2"] * 3  # type: ignore[attr-defined]
+    assert [v.payload.rule_set_version for v in versions] == ["2026-12-08.3"] * 3  # type: ignore[attr-defined]
     [(_, next_batch)] = pipeline.for_batch(0)(submitted[0])
-    assert next_batch.payload.rule_set_version == "2026-12-08.3"  # type: ignore[attr-defined]
+    assert next_batch.payload.rule_set_version == "2026-12-08.4"  # type: ignore[attr-defined]
 
 
 def rules_with(hours: str, patterns: str = "['正线']") -> LoadedRules:
@@ -247,6 +247,24 @@ rules:
         ("No smoke? Check car 3", Severity.CRITICAL, {"fire-smoke"}),
         # ...or before what happened.
         ("列车未脱轨前曾剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
+        # Asked about later in its sentence or clause, or doubted before it in its clause.
+        ("no injuries? check car 3", Severity.CRITICAL, {"injury"}),
+        ("No one injured, right?", Severity.CRITICAL, {"injury"}),
+        ("没有人受伤了吗？", Severity.CRITICAL, {"injury"}),
+        ("无人受伤，对吧？", Severity.CRITICAL, {"injury"}),
+        ("没有冒烟吧", Severity.CRITICAL, {"fire-smoke"}),
+        ("未确认无人受伤", Severity.CRITICAL, {"injury"}),
+        ("是不是没有人受伤还不清楚", Severity.CRITICAL, {"injury"}),
+        ("在未脱轨以前，车厢剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
+        # Said plainly, with what comes next in the report: still excused.
+        ("现场无人受伤前方线路正常", Severity.INFO, set()),
+        ("没有冒烟前往现场确认中", Severity.INFO, set()),
+        ("无人受伤 前方已封锁", Severity.INFO, set()),
+        ("无人受伤。请问需要支援吗？", Severity.INFO, set()),
+        ("Nobody injured. Can you send a crew?", Severity.INFO, set()),
+        # Another thing that holds the keyword.
+        ("Floodlight out at gate 3", Severity.INFO, set()),
+        ("Fire drill at 10:00 on platform 2", Severity.INFO, set()),
         # An English phrase begins a word: "no smoke" is not in "casino smoke".
         ("Casino smoke drifting over the yard", Severity.CRITICAL, {"fire-smoke"}),
         # Only negations excuse: an extinguisher used means a fire.

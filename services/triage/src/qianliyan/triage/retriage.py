@@ -127,8 +127,10 @@ def refused(plan: RetriagePlan) -> str | None:
     if plan.superseded:
         return (
             f"{len(plan.superseded)} report(s) were decided under rules version "
-            f"{plan.rules_version} before, and later decisions replaced those: sent again, "
-            "they would be taken for the ones in the log and dropped, and the later ones "
-            "would stand. Give the rule file a new version; --apply refuses until then."
+            f"{plan.rules_version} before, and later decisions replaced those (rules "
+            "applied since, or the running triage deciding them after this plan was made): "
+            "sent again, they would be taken for the ones in the log and dropped, and the "
+            "later ones would stand. Give the rule file a new version; --apply refuses "
+            "until then."
         )
     return None

@@ -23,17 +23,30 @@ SCALE = SEVERITY_SCALE
 # Stands in for a blanked-out phrase: no keyword holds a NUL, so none is found across one.
 _BLANK = "\x00"
 # A phrase that says the opposite says it only where the report does not leave the matter
-# open: asked about ("有没有人受伤", "有无伤员", "是否无人受伤", "无人受伤吗？", "no smoke?")
-# or put before what happened ("未脱轨前曾剧烈晃动": it shook before it derailed). There
-# the keyword counts: a report left open is read as the worse case.
-_OPEN_BEFORE = ("有", "是否")
-_OPEN_AFTER = ("吗", "么", "?", "？", "前")
+# open. Open is: asked about, in its sentence ("没有人受伤了吗？", "no injuries?", "无人受伤，
+# 对吧？") or its clause ("无人受伤吧"); put in doubt before it, in its clause ("有没有人受伤",
+# "有无伤员", "是否无人受伤", "未确认无人受伤"); or put before what happened ("未脱轨前曾剧烈
+# 晃动": it shook before it derailed; not 前方, 前面, 前往, 前进). There the keyword counts: a
+# report left open is read as the worse case.
+_CLAUSE_END = re.compile(r"[，,；;。.！!？?\n]")
+_SENTENCE_END = re.compile(r"[。.！!\n]")
+_ASKED_AFTER = ("吗", "么", "吧", "呢")
+_DOUBTED_BEFORE = ("是否", "是不是", "确认", "核实", "能否", "有否")
+_BEFORE_IT_HAPPENED = re.compile(r"[之以]?前(?![方面往进])")
 
 
 def _excused(found: re.Match[str]) -> str:
     """`found` blanked out where it says the opposite, else left as it is."""
-    text, start, end = found.string, found.start(), found.end()
-    if text[:start].rstrip().endswith(_OPEN_BEFORE) or text[end:].lstrip().startswith(_OPEN_AFTER):
+    text = found.string
+    before = _CLAUSE_END.split(text[: found.start()])[-1].rstrip()
+    after = text[found.end() :]
+    if _BEFORE_IT_HAPPENED.match(after):
+        return found.group()
+    sentence = _SENTENCE_END.split(after, maxsplit=1)[0]
+    clause = _CLAUSE_END.split(after, maxsplit=1)[0]
+    if "?" in sentence or "？" in sentence or any(word in clause for word in _ASKED_AFTER):
+        return found.group()
+    if before.endswith("有") or any(word in before for word in _DOUBTED_BEFORE):
         return found.group()
     return _BLANK
 
