@@ -56,7 +56,9 @@ async def test_an_apply_cut_short_keeps_its_batches_and_a_second_run_finishes_it
     short leaves what it committed; running it again produces the rest, none twice."""
     config = running_stack
     for text in ("站台积水", "道岔故障", "信号故障"):
-        await submit(config, {"text": text}, [])
+        accepted = await submit(config, {"text": text}, [])
+        # Decided live first: a live decision after the plan would count as the latest.
+        await wait_for(lambda: _triaged(config, accepted.json()["report_id"]))  # noqa: B023
     settings = triage_settings(config)
     version = f"resumed-apply-{uuid4().hex[:8]}"  # the suite's data may outlive a run
     rules = default_rules_with(version, "", "")  # the suite's rules, under a new version
@@ -107,7 +109,7 @@ async def test_triage_says_which_rules_it_applies(running_stack: StackConfig) ->
         answer = await client.get(f"http://127.0.0.1:{running_stack.triage_port}/v1/rules")
     assert answer.status_code == 200
     body = answer.json()
-    assert body["version"] == "2026-12-08.2"
+    assert body["version"] == "2026-12-08.3"
     assert body["file"] == str(running_stack.triage_rules_file)
     assert "fire-smoke" in body["rules"]
     assert body["refused_edit"] is None
@@ -126,19 +128,19 @@ async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
         os.utime(rules_file, ns=(1, 1))
         async with httpx.AsyncClient(headers=as_suite(config)) as client:
             refused = (await client.get(url)).json()
-        assert refused["version"] == "2026-12-08.2"
-        assert "line 63: rules.7.severity" in refused["refused_edit"]
+        assert refused["version"] == "2026-12-08.3"
+        assert "line 65: rules.7.severity" in refused["refused_edit"]
 
         # Reports keep being triaged with the last good rules meanwhile.
         during = await submit(config, {"text": "站台拥挤"}, [])
         view = await wait_for(lambda: _triaged(config, during.json()["report_id"]))
-        assert view["rule_set_version"] == "2026-12-08.2"
+        assert view["rule_set_version"] == "2026-12-08.3"
 
-        rules_file.write_text(original.replace('"2026-12-08.2"', '"2026-12-08.3"'), "utf-8")
+        rules_file.write_text(original.replace('"2026-12-08.3"', '"2026-12-08.4"'), "utf-8")
         os.utime(rules_file, ns=(2, 2))
         after = await submit(config, {"text": "站台拥挤"}, [])
         view = await wait_for(lambda: _triaged(config, after.json()["report_id"]))
-        assert view["rule_set_version"] == "2026-12-08.3"
+        assert view["rule_set_version"] == "2026-12-08.4"
     finally:
         rules_file.write_text(original, "utf-8")
         os.utime(rules_file, ns=(3, 3))
