@@ -324,7 +324,9 @@ def auth_router() -> APIRouter:
         if principal.token_id is None:
             # Only an identity provider's token can lack an id, and revocation names tokens
             # by it: every token of the person issued until now is voided instead.
-            await store.sign_out_everywhere(access.pool, principal.subject, via=via)
+            await store.sign_out_everywhere(
+                access.pool, principal.subject, issued_at=principal.issued_at, via=via
+            )
         else:
             await store.sign_out(
                 access.pool,

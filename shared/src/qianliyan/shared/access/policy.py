@@ -104,6 +104,7 @@ class Principal:
     units: frozenset[str] = frozenset()
     token_id: str | None = None
     expires_at: datetime | None = None  # when the token it came from expires
+    issued_at: datetime | None = None  # when that token was issued, by its issuer's clock
     grants: dict[Permission, Reach] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:

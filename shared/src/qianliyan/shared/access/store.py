@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -222,13 +222,18 @@ async def update_user(
     return user
 
 
-async def _cut_off(connection: Any, subject: str) -> None:
+async def _cut_off(connection: Any, subject: str, not_before: datetime | None = None) -> None:
+    """Void `subject`'s tokens issued before now, or before `not_before` where that is
+    later; a cut-off never moves back."""
     await connection.execute(
         """
-        INSERT INTO access_subject_cutoffs (subject, not_before) VALUES ($1, now())
-        ON CONFLICT (subject) DO UPDATE SET not_before = now()
+        INSERT INTO access_subject_cutoffs (subject, not_before)
+        VALUES ($1, GREATEST(now(), $2::timestamptz))
+        ON CONFLICT (subject) DO UPDATE
+        SET not_before = GREATEST(access_subject_cutoffs.not_before, EXCLUDED.not_before)
         """,
         subject,
+        not_before,
     )
 
 
@@ -394,11 +399,17 @@ async def sign_out(
         )
 
 
-async def sign_out_everywhere(pool: asyncpg.Pool, subject: str, *, via: str) -> None:
-    """Void every token of `subject` issued until now, and say so in the access trail: for
-    an identity provider's token without an id, which cannot be revoked alone."""
+async def sign_out_everywhere(
+    pool: asyncpg.Pool, subject: str, *, issued_at: datetime | None, via: str
+) -> None:
+    """Void every token of `subject` issued until now, and the one signed out with
+    (`issued_at`, by its issuer's clock, which may run ahead of ours), and say so in the
+    access trail: for an identity provider's token without an id, which cannot be revoked
+    alone. A token issued within the same second after it is void too (its time is in
+    whole seconds)."""
+    after_it = issued_at + timedelta(seconds=1) if issued_at is not None else None
     async with pool.acquire() as connection, connection.transaction():
-        await _cut_off(connection, subject)
+        await _cut_off(connection, subject, after_it)
         await _record_change(
             connection,
             actor=subject,

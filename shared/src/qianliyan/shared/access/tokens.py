@@ -318,6 +318,7 @@ def _own_principal(claims: dict[str, Any]) -> Principal:
         units=frozenset(_strings(claims.get("units"))),
         token_id=_token_id(claims),
         expires_at=_expiry(claims),
+        issued_at=datetime.fromtimestamp(float(claims["iat"]), UTC),  # required
     )
 
 
@@ -343,4 +344,5 @@ def _oidc_principal(claims: dict[str, Any], settings: OidcSettings) -> Principal
         units=frozenset(_strings(claims.get(settings.units_claim))),
         token_id=_token_id(claims),
         expires_at=_expiry(claims),
+        issued_at=datetime.fromtimestamp(float(claims["iat"]), UTC),  # required
     )
