@@ -64,6 +64,17 @@ def person(*roles: Role, units: tuple[str, ...] = (), name: str = "p") -> Princi
     )
 
 
+def machine(*scopes: Permission, units: tuple[str, ...] = ()) -> Principal:
+    """An integration's token (a chat bridge, say) with `scopes`, limited to `units`."""
+    return Principal(
+        subject="token:bridge",
+        display_name="bridge",
+        kind="machine",
+        scopes=frozenset(scopes),
+        units=frozenset(units),
+    )
+
+
 def test_a_unit_sees_every_station_below_it(org: Org) -> None:
     assert org.below(["丰台站"]) == {"丰台站", "丰台西站"}
     assert org.below(["北京站段"]) == {"北京站段", "丰台站", "丰台西站", "北京南站"}
@@ -127,13 +138,7 @@ def test_roles_add_up_to_the_widest_reach() -> None:
 
 
 def test_a_machine_token_holds_its_scopes_over_its_units() -> None:
-    bridge = Principal(
-        subject="token:bridge",
-        display_name="bridge",
-        kind="machine",
-        scopes=frozenset({Permission.READ_ALERTS}),
-        units=frozenset({"丰台站"}),
-    )
+    bridge = machine(Permission.READ_ALERTS, units=("丰台站",))
     assert bridge.reach(Permission.READ_ALERTS) is Reach.UNITS
     assert not bridge.may(Permission.SUBMIT_REPORTS)
     assert bridge.as_actor().kind is ActorKind.SERVICE
@@ -147,13 +152,7 @@ def test_whom_a_report_is_from() -> None:
         reporter_of_submission(reporter, "rep-b")
     with pytest.raises(NotAllowed, match="may not send"):
         reporter_of_submission(person(Role.DISPATCHER), None)
-    bridge = Principal(
-        subject="token:bridge",
-        display_name="bridge",
-        kind="machine",
-        scopes=frozenset({Permission.SUBMIT_FOR_OTHERS}),
-    )
-    assert reporter_of_submission(bridge, "wx-123") == "wx-123"
+    assert reporter_of_submission(machine(Permission.SUBMIT_FOR_OTHERS), "wx-123") == "wx-123"
 
 
 def test_a_report_naming_no_unit_is_of_the_signers_only_unit() -> None:
@@ -165,13 +164,7 @@ def test_a_report_naming_no_unit_is_of_the_signers_only_unit() -> None:
     # Of two units, neither is the report's; of none, there is nothing to take.
     assert unit_of_submission(person(Role.REPORTER, units=("丰台站", "丰台西站")), None) is None
     assert unit_of_submission(person(Role.REPORTER), None) is None
-    station_bridge = Principal(
-        subject="token:bridge",
-        display_name="bridge",
-        kind="machine",
-        scopes=frozenset({Permission.SUBMIT_FOR_OTHERS}),
-        units=frozenset({"北京南站"}),
-    )
+    station_bridge = machine(Permission.SUBMIT_FOR_OTHERS, units=("北京南站",))
     assert unit_of_submission(station_bridge, None) == "北京南站"
     # A provider's claim that cannot be a unit's name is left out, not a failed report.
     for claimed, taken in (("丰台\n西站 ", "丰台 西站"), ("x" * 101, None), ("\t", None)):
