@@ -143,6 +143,9 @@ def test_decisions_the_log_holds_already_are_not_produced_again() -> None:
     before = [triage_report(s, OLD) for s in (smoke, water, lamp)]
     first = plan_retriage(history, latest_triage(before), NEW)
     assert first.in_log == set() and first.to_produce == first.events
+    # A submission the log holds twice (a producer's retry) is decided once.
+    twice = plan_retriage([*history, history[0]], latest_triage(before), NEW)
+    assert [e.event_id for e in twice.to_produce] == [e.event_id for e in first.events]
 
     applied = first.events[:2]  # the first batch committed, then the run was cut short
     log = before + applied

@@ -64,8 +64,15 @@ class RetriagePlan:
 
     @property
     def to_produce(self) -> list[ReportTriaged]:
-        """The decisions the log does not hold yet, in log order."""
-        return [event for event in self.events if event.event_id not in self.in_log]
+        """The decisions the log does not hold yet, in log order, each once (a submission
+        the log holds twice, written again by a producer's retry, is decided twice)."""
+        seen = set(self.in_log)
+        fresh = []
+        for event in self.events:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                fresh.append(event)
+        return fresh
 
     def totals(self) -> dict[str, int]:
         """Severity changes by direction, unchanged ones, and incidents merged or split."""
