@@ -173,3 +173,22 @@ def test_rules_applied_again_after_newer_ones_are_refused_not_skipped_as_done() 
     assert "later decisions replaced those" in describe(back)
     with pytest.raises(RuntimeError, match=r"2 report\(s\) were decided .* before"):
         asyncio.run(apply_plan(TriageSettings(), back))
+
+
+def test_a_submission_the_log_holds_twice_is_decided_once_and_resumes_cleanly() -> None:
+    """A producer's retry wrote b twice; the copy, folded after c joined, would say "3
+    reports" where b's decision said 2. Compared as a second decision under the same id,
+    it made a resumed --apply refuse as if the file had been edited."""
+    a, b, c = (
+        submitted(t, place="3号站台") for t in ("3号站台冒烟", "3号站台在冒烟", "3号站台冒烟了")
+    )
+    history = [(0, a), (0, b), (0, c), (0, b)]
+    before = [triage_report(s, OLD) for s in (a, b, c)]
+    first = plan_retriage(history, latest_triage(before), NEW)
+    assert len(first.events) == 3
+    log = before + first.events[:2]  # cut short after its first batch
+    again = plan_retriage(
+        history, latest_triage(log), NEW, decided={event.event_id: event for event in log}
+    )
+    assert again.unchangeable == [] and again.superseded == []
+    assert [e.event_id for e in again.to_produce] == [first.events[2].event_id]

@@ -371,7 +371,7 @@ async def _differing(admin: asyncpg.Connection, scratch: str) -> set[UUID]:
 
     Told to the live streams at the switch, so a dispatcher's open feed learns of what
     the rebuild corrected then, not at the incident's next change. Compared before the
-    switch, not within it, where readers wait: a year's tables take seconds to compare.
+    switch, not within it, where readers wait while the whole of every table is read.
     What changes after the comparison is the switch's news already (`news_after`); one
     told that needed no telling is read again, the same."""
     found: set[UUID] = set()

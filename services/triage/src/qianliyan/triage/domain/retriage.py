@@ -64,15 +64,8 @@ class RetriagePlan:
 
     @property
     def to_produce(self) -> list[ReportTriaged]:
-        """The decisions the log does not hold yet, in log order, each once (a submission
-        the log holds twice, written again by a producer's retry, is decided twice)."""
-        seen = set(self.in_log)
-        fresh = []
-        for event in self.events:
-            if event.event_id not in seen:
-                seen.add(event.event_id)
-                fresh.append(event)
-        return fresh
+        """The decisions the log does not hold yet, in log order."""
+        return [event for event in self.events if event.event_id not in self.in_log]
 
     def totals(self) -> dict[str, int]:
         """Severity changes by direction, unchanged ones, and incidents merged or split."""
@@ -111,9 +104,16 @@ def plan_retriage(
     its event id."""
     plan = RetriagePlan(rules_version=rules.version)
     pipeline = TriagePipeline(lambda: rules, output_topic="")
+    decided_here: set[UUID] = set()
     for partition, submitted in submissions:
         [(_, new)] = pipeline.transform(submitted, partition)
         assert isinstance(new, ReportTriaged)
+        if new.event_id in decided_here:
+            # A submission the log holds twice (a producer's retry): folded again, as live
+            # triage folds it, but its decision is the first one's (the same id; a later
+            # copy may say more reports joined since), produced and compared once.
+            continue
+        decided_here.add(new.event_id)
         plan.events.append(new)
         old = current.get(submitted.payload.report_id)
         earlier = (decided or {}).get(new.event_id)

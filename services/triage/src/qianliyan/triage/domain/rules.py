@@ -57,9 +57,10 @@ class Rule(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     summary: str = Field(min_length=1)
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    # Phrases in which a keyword says the opposite ("无人受伤", "no smoke"): a keyword found
-    # only inside them does not count. Listed, not guessed: a guess at negation that was
-    # wrong ("无法避免碰撞" is a collision) would miss a real emergency.
+    # Phrases in which a keyword does not mean what it says: the opposite ("无人受伤", "no
+    # smoke") or another thing ("floodlight"). A keyword found only inside them does not
+    # count. Listed, not guessed: a guess at negation that was wrong ("无法避免碰撞" is a
+    # collision) would miss a real emergency.
     unless: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     place_kinds: list[str] = Field(default_factory=list)
@@ -91,7 +92,7 @@ class Rule(_Strict):
             if phrase in held:
                 raise ValueError(
                     f"{phrase!r} is a keyword itself: it would turn the keyword off; say what "
-                    "is around it that says the opposite"
+                    "around it changes its meaning"
                 )
         return phrases
 
