@@ -38,6 +38,7 @@ from tests.integration.alert_receivers import (
     routing_in_force,
 )
 from tests.integration.clients import as_suite, as_user, jpeg_photo, submit
+from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -455,6 +456,56 @@ async def test_a_wrong_password_is_refused_on_the_form_and_signing_out_asks_agai
     await expect(page.locator("#connection")).to_have_text("未登录")
     assert (await page.request.get(f"{notify_url(config)}/v1/auth/me")).status == 401
     await still_same_document(page, problems)
+
+
+async def test_a_sign_out_the_server_did_not_take_is_sent_again_until_it_does(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    """A dispatch centre's shared desk: a sign-out the server did not take (here a 503;
+    offline alike) must not leave the session working for whoever sits down next. The page
+    says the sign-out has not reached the server and sends it again, across a reload too,
+    until the server has ended the session. It once took any failure as signed out."""
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit, dispatcher)
+    refused: list[str] = []
+    refusing = True
+
+    async def unavailable(route: Route) -> None:
+        if route.request.method != "DELETE" or not refusing:
+            await route.continue_()
+            return
+        refused.append(route.request.url)
+        await route.fulfill(
+            status=503,
+            json={"type": "about:blank", "title": "Service Unavailable", "status": 503},
+        )
+
+    await page.route("**/v1/auth/session", unavailable)
+    me = f"{notify_url(config)}/v1/auth/me"
+    dialog, pending = page.get_by_role("dialog"), page.locator("#sign-out-pending")
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(dialog).to_be_visible()
+    await expect(pending).to_have_text(
+        "退出登录尚未送达服务器，正在重试：在此之前，本机的登录在服务器上仍然有效。"
+    )
+    assert (await page.request.get(me)).status == 200, "the server heard no sign-out"
+
+    # Reloaded meanwhile, the page signs nobody in: it sends the sign-out first.
+    await page.reload()
+    await expect(dialog).to_be_visible()
+    await expect(pending).to_be_visible()
+    await expect(page.locator("#whoami")).to_be_hidden()
+    assert len(refused) >= 2, refused
+
+    refusing = False
+
+    async def session_ended() -> bool:
+        return (await page.request.get(me)).status == 401
+
+    await wait_for(session_ended, timeout_s=20)
+    await expect(pending).to_be_hidden()
+    await expect(dialog).to_be_visible()
+    assert problems == [], problems
 
 
 async def test_a_manager_sees_their_units_alerts_and_is_told_they_may_not_override(

@@ -13,8 +13,12 @@ export const PAGE_SIZE = 200;
 const CSRF_COOKIE = "qly_csrf";
 const CSRF_HEADER = "x-csrf-token";
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+// A sign-out the server has not confirmed, kept across reloads (the reporter's page
+// keeps its own under the same key: both end this browser's one session cookie).
+const SIGN_OUT_KEY = "qly.signOutPending";
 
 let signedOutListener = () => {};
+let signingOut = null; // the sign-out being sent, if one is
 
 /** Call `listener` whenever the server answers 401: the session has ended. */
 export function onSignedOut(listener) {
@@ -104,8 +108,10 @@ export function me() {
 }
 
 /** Sign this page in; the answer is who, and the session cookie comes with it. */
-export function signIn(username, password) {
-  return request(
+export async function signIn(username, password) {
+  // A sign-out on its way must carry the old session's cookie, not this one's.
+  await signingOut;
+  const user = await request(
     "/v1/auth/session",
     {
       method: "POST",
@@ -114,11 +120,40 @@ export function signIn(username, password) {
     },
     { signIn: true },
   );
+  // The cookie is this sign-in's now: the session signed out of is no longer this desk's.
+  localStorage.removeItem(SIGN_OUT_KEY);
+  return user;
 }
 
 /** Sign out: the session stops working, on every service. */
-export function signOut() {
-  return request("/v1/auth/session", { method: "DELETE" }, { quiet: true });
+/** Sign this browser out: whether the server has ended the session (if not, it is sent
+ * again by `endPendingSignOut`). */
+export async function signOut() {
+  localStorage.setItem(SIGN_OUT_KEY, "1");
+  return endPendingSignOut();
+}
+
+/** Send a sign-out the server has not heard yet; whether none is left pending. Until
+ * the server has ended the session, its cookie (HttpOnly: only the server can end it)
+ * still signs this browser in, for whoever sits down at the desk next. */
+export function endPendingSignOut() {
+  if (!localStorage.getItem(SIGN_OUT_KEY)) return Promise.resolve(true);
+  signingOut ??= sendSignOut().finally(() => {
+    signingOut = null;
+  });
+  return signingOut;
+}
+
+async function sendSignOut() {
+  try {
+    await request("/v1/auth/session", { method: "DELETE" }, { quiet: true });
+  } catch (failure) {
+    if (!(failure instanceof ApiError)) throw failure;
+    // 401: no session was left to end (it expired, or an earlier sign-out got through).
+    if (failure.status !== 401) return false;
+  }
+  localStorage.removeItem(SIGN_OUT_KEY);
+  return true;
 }
 
 /** One page of the feed: {alerts, next_cursor}. */

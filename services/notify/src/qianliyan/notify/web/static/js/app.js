@@ -11,7 +11,16 @@
 // under them. When the session ends (any 401) the feed pauses and the sign-in dialog
 // comes back over the page, which keeps what it shows and what was being written.
 
-import { act, alertDetail, ApiError, me, onSignedOut, signIn, signOut } from "./api.js";
+import {
+  act,
+  alertDetail,
+  ApiError,
+  endPendingSignOut,
+  me,
+  onSignedOut,
+  signIn,
+  signOut,
+} from "./api.js";
 import { element, replaceKeepingFocus } from "./dom.js";
 import { SEVERITY_RANK, STATUS_FILTERS, startFeed } from "./feed.js";
 import { has, t, toggleLang, translatePage } from "./i18n.js";
@@ -58,6 +67,7 @@ const LATE_AFTER_MS = 5 * 60_000; // a report that took longer to arrive sat on 
 const STALE_LINKS_MS = 10 * 60_000; // photo links are signed for 15 minutes
 const WAIT_FOR_VERSION_MS = 10_000;
 const WATCH_TOLD_MS = 10_000; // how often an alert being sent out is read again
+const SIGN_OUT_RETRY_MS = 5_000;
 const $ = (id) => document.getElementById(id);
 
 const view = {
@@ -81,10 +91,12 @@ const view = {
   drafts: new Map(), // `${incident}:${action}` -> {field: value}: typing survives re-renders
   user: null, // who is signed in: {username, display_name, roles, units}
   signedOut: false, // the server said the session is over (or there never was one)
+  signOutPending: false, // signed out here, the server not told yet: its session still works
   signingIn: false,
   signInError: null, // {key, args}
 };
 let feed = null;
+let signOutRetry = null;
 
 function init() {
   translatePage();
@@ -106,6 +118,7 @@ function init() {
   // The page is of no use signed out: Escape does not close the sign-in.
   $("sign-in-dialog").addEventListener("cancel", (event) => event.preventDefault());
   $("sign-out").addEventListener("click", signOutHere);
+  window.addEventListener("online", () => view.signOutPending && sendPendingSignOut());
   onSignedOut(sessionEnded);
   $("filter-status").addEventListener("change", filtersChanged);
   $("filter-severity").addEventListener("change", filtersChanged);
@@ -142,6 +155,10 @@ function renderAll() {
 // --- who is signed in --------------------------------------------------------------------
 
 async function checkSession() {
+  if (!(await sendPendingSignOut())) {
+    view.signedOut = true; // nobody is signed in here until the server has heard it
+    return renderAll();
+  }
   try {
     signedIn(await me());
   } catch (failure) {
@@ -158,6 +175,8 @@ async function checkSession() {
 function signedIn(user) {
   view.user = user;
   view.signedOut = false;
+  view.signOutPending = false;
+  clearTimeout(signOutRetry);
   view.signInError = null;
   if ($("sign-in-dialog").open) $("sign-in-dialog").close();
   if (!feed) {
@@ -187,14 +206,25 @@ function sessionEnded() {
 }
 
 async function signOutHere() {
-  try {
-    await signOut();
-  } catch (failure) {
-    if (!(failure instanceof ApiError)) throw failure; // offline: the cookie lapses by itself
-  }
   view.user = null;
   view.signedOut = false; // not "ended": nothing to say about an expiry
   sessionEnded();
+  noteSignOut(await signOut());
+}
+
+/** Send again a sign-out the server has not heard (offline, or it failed); whether none
+ * is left pending. Until it is heard, the page says so and tries every few seconds. */
+async function sendPendingSignOut() {
+  clearTimeout(signOutRetry);
+  const ended = await endPendingSignOut();
+  noteSignOut(ended);
+  return ended;
+}
+
+function noteSignOut(ended) {
+  view.signOutPending = !ended;
+  if (!ended) signOutRetry = setTimeout(sendPendingSignOut, SIGN_OUT_RETRY_MS);
+  renderSignIn();
 }
 
 function renderSignIn() {
@@ -204,6 +234,9 @@ function renderSignIn() {
     dialog.showModal();
     $(view.user ? "sign-in-password" : "sign-in-username").focus();
   }
+  const pending = $("sign-out-pending");
+  pending.hidden = !view.signOutPending;
+  pending.textContent = view.signOutPending ? t("signOutPending") : "";
   const why = $("sign-in-why");
   why.textContent = view.user ? t("signInExpired") : t("signInHint");
   const error = $("sign-in-error");
@@ -228,7 +261,7 @@ async function submitSignIn(event) {
   try {
     const user = await signIn(username, password);
     if (!user.roles.some((role) => DESK_ROLES.includes(role))) {
-      await signOut().catch(() => undefined);
+      noteSignOut(await signOut());
       view.signInError = { key: "signInNotDispatch", args: [] };
       return;
     }

@@ -207,6 +207,7 @@ const STRINGS = {
     signInOffline: "无法连接服务器，请检查网络后重试。",
     signInFailed: (status) => `登录失败（${status}），请稍后再试。`,
     signInNotDispatch: "此账号不能使用调度台（需要调度员或主管角色）。",
+    signOutPending: "退出登录尚未送达服务器，正在重试：在此之前，本机的登录在服务器上仍然有效。",
   },
   en: {
     title: "Qianliyan · Dispatch",
@@ -411,6 +412,7 @@ const STRINGS = {
     signInOffline: "The server cannot be reached; check the network and try again.",
     signInFailed: (status) => `Signing in failed (${status}); try again shortly.`,
     signInNotDispatch: "This account cannot use the dispatch desk (it needs the dispatcher or manager role).",
+    signOutPending: "Signing out has not reached the server yet and is being retried; until it does, this desk's session still works there.",
   },
 };
 
