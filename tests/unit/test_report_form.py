@@ -19,6 +19,7 @@ from qianliyan.ingest.domain.reports import (
 )
 from qianliyan.shared.events import GeoPoint
 from qianliyan.shared.events.envelope import new_event_id
+from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 from qianliyan.shared.text import NOT_PRINTABLE
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -99,6 +100,15 @@ def test_a_place_unit_and_category_are_one_line() -> None:
         )
     )
     assert (form.place, form.unit, form.category) == ("3站台 东端", "北京站", "a b")
+
+
+def test_a_unit_is_as_long_as_every_reader_of_it_takes() -> None:
+    # The event, the managers' units and the feed's filter take UNIT_MAX_LENGTH; a form
+    # that let a longer unit through would publish a report no event can carry.
+    longest = "站" * UNIT_MAX_LENGTH
+    assert parse_report_form(json.dumps({"text": "x", "unit": longest})).unit == longest
+    with pytest.raises(ReportFormInvalid, match=r"report\.unit"):
+        parse_report_form(json.dumps({"text": "x", "unit": longest + "站"}))
 
 
 def test_a_text_of_control_characters_alone_is_empty() -> None:

@@ -24,7 +24,7 @@ from qianliyan.shared.events import (
     ReportSubmitted,
     ReportSubmittedPayload,
 )
-from qianliyan.shared.events.reports import SHA256_HEX, correlation_key
+from qianliyan.shared.events.reports import SHA256_HEX, UNIT_MAX_LENGTH, correlation_key
 from qianliyan.shared.field_errors import invalid_fields
 from qianliyan.shared.storage import photo_key, preview_key
 from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, IsoTime
@@ -48,7 +48,7 @@ class ReportForm(BaseModel):
     category: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
     location: GeoPoint | None = None
     place: Annotated[str, Field(max_length=200), ONE_LINE] | None = None
-    unit: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
+    unit: Annotated[str, Field(max_length=UNIT_MAX_LENGTH), ONE_LINE] | None = None
     occurred_at: IsoTime | None = Field(
         default=None,
         description=(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
 from qianliyan.shared.access.policy import MACHINE_SCOPES, Permission, Principal, Role
+from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 from qianliyan.shared.http import Problem
 from qianliyan.shared.text import PRINTABLE
 
@@ -33,7 +34,7 @@ UserName = Annotated[
         description="ASCII letters and digits, and _ . @ -",
     ),
 ]
-UnitName = Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
+UnitName = Annotated[str, Field(min_length=1, max_length=UNIT_MAX_LENGTH, pattern=PRINTABLE)]
 # Long enough that guessing is hopeless, short enough to type on a phone.
 MIN_PASSWORD = 10
 

@@ -33,7 +33,7 @@ from qianliyan.notify.projections.incidents import (
 from qianliyan.shared.access.http import access_of, presented, require, still_valid
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
 from qianliyan.shared.events import Severity
-from qianliyan.shared.events.reports import SEVERITY_SCALE
+from qianliyan.shared.events.reports import SEVERITY_SCALE, UNIT_MAX_LENGTH
 from qianliyan.shared.http import Problem, storable_time, time_filter
 from qianliyan.shared.text import PRINTABLE, IsoTime, WholeNumber
 
@@ -132,7 +132,7 @@ async def feed(
     principal: Reader,
     status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
     min_severity: Severity | None = None,
-    unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
+    unit: Annotated[str | None, Query(max_length=UNIT_MAX_LENGTH, pattern=PRINTABLE)] = None,
     opened_from: Annotated[IsoTime | None, Query(alias="from")] = None,
     opened_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=200)] = 50,

@@ -14,6 +14,7 @@ from qianliyan.notify.api.dependencies import NotifyResources, resources
 from qianliyan.notify.projections.contributions import Scope, contributions
 from qianliyan.shared.access.http import forbidden, require
 from qianliyan.shared.access.policy import Permission, Principal, visible_units
+from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 from qianliyan.shared.http import time_filter
 from qianliyan.shared.text import PRINTABLE, IsoTime, WholeNumber
 
@@ -42,7 +43,7 @@ class Contributions(BaseModel):
 async def who_reports_what(
     res: Annotated[NotifyResources, Depends(resources)],
     principal: Annotated[Principal, Depends(require(Permission.READ_CONTRIBUTIONS))],
-    unit: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
+    unit: Annotated[str | None, Query(max_length=UNIT_MAX_LENGTH, pattern=PRINTABLE)] = None,
     captured_from: Annotated[IsoTime | None, Query(alias="from")] = None,
     captured_until: Annotated[IsoTime | None, Query(alias="until")] = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 100,
