@@ -4,7 +4,6 @@ mid-stream: the groups rebalance, and nothing is lost or doubled."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +13,8 @@ from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.clients import as_suite, submit
 from tests.integration.test_triage_exactly_once import triaged_counts
-from tests.integration.topic_reader import read_topic, wait_for
+from tests.integration.topic_reader import wait_for
+from tests.integration.triage_members import area_partition, holder, settled
 
 pytestmark = pytest.mark.integration
 
@@ -42,42 +42,6 @@ def three_of_each(running_stack: StackConfig) -> Iterator[dict[str, list[Service
             service.stop()
 
 
-# A log line's time, in the text format's and the JSON format's asctime.
-LOG_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}")
-
-
-def openings(members: list[Service], partition: int | None = None) -> list[tuple[str, int]]:
-    """(time, instance) of every opening of a reports partition (of `partition` only, when
-    given) the triage members logged: each logs the partitions it is given, at every
-    rebalance."""
-    opened = "grouping of TopicPartition(topic='incidents.reports', partition="
-    if partition is not None:
-        opened += f"{partition})"
-    return [
-        (stamp.group(), member.instance)
-        for member in members
-        for line in member.status().log_path.read_text(encoding="utf-8").splitlines()
-        if opened in line and (stamp := LOG_TIME.search(line))
-    ]
-
-
-async def settled(members: list[Service]) -> None:
-    """Wait until the group has stopped rebalancing: no member opened a partition anew for
-    three seconds."""
-    seen = -1
-    while len(openings(members)) != seen:
-        seen = len(openings(members))
-        await asyncio.sleep(3)
-
-
-def holder(members: list[Service], partition: int) -> Service:
-    """The member that opened `partition` last."""
-    found = openings(members, partition)
-    assert found, f"no member opened partition {partition}"
-    instance = max(found)[1]
-    return next(member for member in members if member.instance == instance)
-
-
 async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothing(
     running_stack: StackConfig, three_of_each: dict[str, list[Service]]
 ) -> None:
@@ -98,13 +62,9 @@ async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothin
     await wait_for(lambda: triaged(first_half), timeout_s=120)
     # Every report of the deployment is on one partition (its area's): the triage member
     # that leaves is the one working it, so that partition moves mid-stream.
-    [area_partition] = {
-        record.partition
-        for record in await read_topic(config.kafka_bootstrap, "incidents.reports")
-        if record.key == b"area:bureau"
-    }
+    partition = await area_partition(config)
     await settled(three_of_each["triage"])
-    working = holder(three_of_each["triage"], area_partition)
+    working = holder(three_of_each["triage"], partition)
     leaving = [working, three_of_each["notify"][2]]
     stopping = asyncio.gather(*(asyncio.to_thread(service.stop) for service in leaving))
     second_half = [await send(i) for i in range(REPORTS // 2, REPORTS)]

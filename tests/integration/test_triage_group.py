@@ -1,59 +1,38 @@
-"""Two triage instances in one consumer group; one stops mid-stream; nothing lost or doubled."""
+"""Two triage instances in one consumer group; the one working the reports stops
+mid-stream; nothing lost or doubled."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Service
 from tests.integration.clients import submit
 from tests.integration.test_triage_exactly_once import triaged_counts
 from tests.integration.topic_reader import wait_for
+from tests.integration.triage_members import area_partition, holder, settled
 
 pytestmark = pytest.mark.integration
 
+SHUT_DOWN = "Application shutdown complete"
+
 
 @pytest.fixture
-def second_triage(running_stack: StackConfig) -> Iterator[subprocess.Popen[bytes]]:
-    """Another triage process in the same group, with its own port."""
-    port = running_stack.triage_port + 10
-    env = {
-        **os.environ,
-        **running_stack.service_env("triage"),
-        "TRIAGE_HTTP_PORT": str(port),
-    }
-    log = (running_stack.data_dir / "logs" / "triage-second.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qianliyan.triage"], env=env, stdout=log, stderr=log
-    )
+def two_members(running_stack: StackConfig) -> Iterator[list[Service]]:
+    """The suite's triage (instance 0) and another in its group."""
+    second = Service(running_stack, "triage", instance=1)
+    second.start()
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                raise AssertionError("the second triage exited; see triage-second.log")
-            time.sleep(0.2)
-        yield process
+        yield [Service(running_stack, "triage"), second]
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        log.close()
+        second.stop()
 
 
-async def test_a_member_leaving_mid_stream_loses_and_doubles_nothing(
-    running_stack: StackConfig, second_triage: subprocess.Popen[bytes]
+async def test_the_member_working_the_reports_leaving_mid_stream_loses_and_doubles_nothing(
+    running_stack: StackConfig, two_members: list[Service]
 ) -> None:
     async def send(i: int) -> str:
         answer = await submit(
@@ -62,20 +41,33 @@ async def test_a_member_leaving_mid_stream_loses_and_doubles_nothing(
         assert answer.status_code == 202, answer.text
         return str(answer.json()["report_id"])
 
-    first = asyncio.gather(*(send(i) for i in range(30)))
+    report_ids = [await send(0)]
+    partition = await area_partition(running_stack)
+    await settled(two_members)
+    # The one working the reports: the other leaving would move no report's partition.
+    working = holder(two_members, partition)
+    log = working.status().log_path
+    shut_down_before = log.read_text(encoding="utf-8").count(SHUT_DOWN)
+
+    burst = asyncio.gather(*(send(i) for i in range(1, 31)))
     await asyncio.sleep(0.5)
-    second_triage.send_signal(signal.SIGTERM)  # leaves the group: its partitions move over
-    report_ids = await first
-    report_ids += await asyncio.gather(*(send(i) for i in range(30, 60)))
-    # uvicorn shuts down gracefully, then re-raises the signal: -15 is a clean exit here.
-    assert second_triage.wait(timeout=30) == -signal.SIGTERM
-    log = (running_stack.data_dir / "logs" / "triage-second.log").read_text()
-    assert "Application shutdown complete" in log
-    assert "grouping of TopicPartition" in log, "the second member was never given a partition"
+    # SIGTERM: it finishes what it holds and leaves the group; its partitions move over.
+    leaving = asyncio.create_task(asyncio.to_thread(working.stop))
+    try:
+        report_ids += await burst
+        report_ids += await asyncio.gather(*(send(i) for i in range(31, 61)))
+        await leaving
+        assert log.read_text(encoding="utf-8").count(SHUT_DOWN) == shut_down_before + 1, (
+            f"{working.name} {working.instance} did not shut down cleanly; see {log}"
+        )
 
-    async def all_triaged() -> dict[str, int] | None:
-        counts = await triaged_counts(running_stack)
-        return dict(counts) if all(counts[r] for r in report_ids) else None
+        async def all_triaged() -> dict[str, int] | None:
+            counts = await triaged_counts(running_stack)
+            return dict(counts) if all(counts[r] for r in report_ids) else None
 
-    counts = await wait_for(all_triaged, timeout_s=120)
+        counts = await wait_for(all_triaged, timeout_s=120)
+    finally:
+        await leaving
+        if working.instance == 0:
+            working.start()  # the suite's own triage, which later tests need
     assert {r: counts[r] for r in report_ids if counts[r] != 1} == {}
