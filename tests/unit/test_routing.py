@@ -371,6 +371,12 @@ def test_an_alert_is_routed_for_the_unit_and_place_it_was_raised_for() -> None:
         "duty",
         "chief",
     }
+    # Its messages name A站 and its place too: the chief was chosen for A站, not B站.
+    chief = next(d for d in later.deliveries if d.recipient == "chief")
+    told = telling(chief, joined)
+    assert (told.unit, told.place) == ("A站", "站台")
+    unknown_told = telling(chief, unknown)
+    assert (unknown_told.unit, unknown_told.place) == ("A站", "信号楼")
 
 
 def test_a_receiver_sees_the_id_it_always_saw_at_the_raised_level_and_a_new_one_after() -> None:

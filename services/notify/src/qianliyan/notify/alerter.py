@@ -140,7 +140,7 @@ _CLAIM = f"""
 """  # noqa: S608 - fixed names
 
 _FACTS = """
-    SELECT i.severity, i.place, i.unit, i.report_count, i.opened_at,
+    SELECT i.severity, i.report_count, i.opened_at,
            (SELECT r.text FROM reports r WHERE r.incident_id = i.incident_id
              ORDER BY r.captured_at LIMIT 1) AS first_text,
            (SELECT array_agg(DISTINCT reason->>'summary') FROM reports r,
@@ -335,7 +335,7 @@ class Alerter:
         key = telling.key
         recipient = routing.recipient(key.recipient)
         channel = dict(recipient.labelled_channels())[key.channel]
-        facts = await self._facts(key.incident_id)
+        facts = await self._facts(telling)
         link = f"{self._public_url}/dispatch?alert={key.incident_id}" if self._public_url else None
         message = compose(
             facts,
@@ -413,14 +413,15 @@ class Alerter:
             # Recorded in the outbox already: the next moment publishes it.
             log.info("outcome of %s waits in the outbox: %s", key, exc)
 
-    async def _facts(self, incident_id: UUID) -> AlertFacts:
+    async def _facts(self, telling: Telling) -> AlertFacts:
+        incident_id = telling.key.incident_id
         row = await self._pool.fetchrow(_FACTS, incident_id)
         assert row is not None  # the incident was read a moment ago; rows are never deleted
         return AlertFacts(
             incident_id=incident_id,
             severity=Severity(row["severity"]),
-            place=row["place"],
-            unit=row["unit"],
+            place=telling.place,
+            unit=telling.unit,
             report_count=row["report_count"],
             opened_at=row["opened_at"],
             first_text=row["first_text"],

@@ -76,11 +76,14 @@ class DeliveryKey:
 @dataclass(frozen=True, slots=True)
 class Telling:
     """A delivery as its recipient gets it: its key, the id the receiver sees on every
-    attempt (webhook-id), and whether it says the incident grew worse."""
+    attempt (webhook-id), whether it says the incident grew worse, and the unit and place
+    it names (those it was routed for, `routed_for`)."""
 
     key: DeliveryKey
     delivery_id: str
     upgraded: bool
+    unit: str | None = None
+    place: str | None = None
 
 
 def telling(key: DeliveryKey, incident: OpenIncident) -> Telling:
@@ -98,7 +101,7 @@ def telling(key: DeliveryKey, incident: OpenIncident) -> Telling:
     if key.severity != raised:
         delivery_id += f":{key.severity.value}"
     upgraded = key.severity != raised and incident.severity == key.severity
-    return Telling(key, delivery_id, upgraded)
+    return Telling(key, delivery_id, upgraded, *routed_for(incident))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +197,17 @@ def _route_now(incident: OpenIncident, routing: Routing) -> Route | None:
     kept neither) goes by the incident's, as before: never by none, which no route of a
     unit takes.
     """
+    return routing.route_for(incident.severity, *routed_for(incident))
+
+
+def routed_for(incident: OpenIncident) -> tuple[str | None, str | None]:
+    """The unit and place the incident's alert is routed for (`_route_now` says why), and
+    so what its messages name: a manager chosen for their unit reads that unit, not the
+    one a late report made the incident's since."""
     alert = incident.alert
     if alert is not None and (alert.unit is not None or alert.place is not None):
-        return routing.route_for(incident.severity, alert.unit, alert.place)
-    return routing.route_for(incident.severity, incident.unit, incident.place)
+        return alert.unit, alert.place
+    return incident.unit, incident.place
 
 
 @dataclass(frozen=True, slots=True)

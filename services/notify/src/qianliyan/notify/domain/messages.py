@@ -41,7 +41,8 @@ _EXCERPT = 140
 
 @dataclass(frozen=True, slots=True)
 class AlertFacts:
-    """What the message says about the alert, read from the read models."""
+    """What the message says about the alert: read from the read models, but for the unit
+    and place, which are those it was routed for."""
 
     incident_id: UUID
     severity: Severity
