@@ -475,32 +475,40 @@ async def test_a_machine_token_signed_out_stays_void_for_its_whole_life(
         await connection.close()
 
 
-async def test_a_token_limited_to_units_cannot_read_the_whole_audit(
-    running_stack: StackConfig,
+@pytest.mark.parametrize(
+    ("scope", "paths"),
+    [
+        (Permission.READ_AUDIT, ("/v1/audit", "/v1/audit/access")),
+        # Every unit's recipients: once, a token of 丰台站 read them all.
+        (Permission.READ_ROUTING, ("/v1/routing",)),
+    ],
+)
+async def test_a_token_limited_to_units_cannot_read_what_is_read_whole(
+    running_stack: StackConfig, scope: Permission, paths: tuple[str, ...]
 ) -> None:
     config = running_stack
     async with httpx.AsyncClient() as client:
         refused = await client.post(
             url(config, "notify", "/v1/access/tokens"),
-            json={"name": "auditor", "scopes": ["audit:read"], "units": ["丰台站"]},
+            json={"name": "reader", "scopes": [scope.value], "units": ["丰台站"]},
             headers=headers_of(config, "admin"),
         )
     assert refused.status_code == 422
-    assert "cannot be limited to units" in refused.text
-    # One issued before that was refused reads no audit either.
+    assert f"{scope.value} reads every unit's at once" in refused.text
+    # One issued before that was refused reads nothing there either.
     earlier = (
         TokenSigner(load_signing_key(config.token_key_file))
         .for_machine(
             token_id=new_token_id(),
-            name="auditor",
-            scopes=[Permission.READ_AUDIT],
+            name="reader",
+            scopes=[scope],
             units=["丰台站"],
             expires_at=datetime.now(UTC) + timedelta(days=1),
         )
         .token
     )
     async with httpx.AsyncClient() as client:
-        for path in ("/v1/audit", "/v1/audit/access"):
+        for path in paths:
             answer = await client.get(url(config, "notify", path), headers=bearer(earlier))
             assert answer.status_code == 403, (path, answer.text)
             assert "for some units only" in answer.json()["detail"]

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette_csrf.middleware import CSRFMiddleware
 
 from qianliyan.shared.access import store
-from qianliyan.shared.access.policy import Permission, Principal, Reach
+from qianliyan.shared.access.policy import READ_WHOLE, Permission, Principal, Reach
 from qianliyan.shared.access.tokens import (
     RevocationList,
     TokenRefused,
@@ -193,16 +193,14 @@ def forbidden(detail: str) -> Problem:
     return Problem(403, "Not allowed", detail)
 
 
-def require(
-    permission: Permission, *, everywhere: bool = False
-) -> Callable[[Principal], Awaitable[Principal]]:
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the signed-in principal, who must hold `permission` (to some reach;
-    to every unit's where `everywhere`: a view that is read whole, not narrowed to units)."""
+    to every unit's for what is read whole, `READ_WHOLE`, not narrowed to units)."""
 
     async def holding(principal: SignedIn) -> Principal:
         if not principal.may(permission):
             raise forbidden(f"{principal.subject} may not do this (it needs {permission}).")
-        if everywhere and principal.reach(permission) is not Reach.ALL:
+        if permission in READ_WHOLE and principal.reach(permission) is not Reach.ALL:
             raise forbidden(
                 f"{principal.subject} holds {permission} for some units only, and this is "
                 "read for every unit."

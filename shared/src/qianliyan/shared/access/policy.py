@@ -90,6 +90,9 @@ ROLE_GRANTS: dict[Role, dict[Permission, Reach]] = {
 
 # What a machine token may be given: never the power to hand out access.
 MACHINE_SCOPES = frozenset(Permission) - {Permission.MANAGE_ACCESS}
+# What is read whole, every unit's at once, so cannot be held for some units only: the
+# audit trail, and the routing (every unit's recipients). The rules are no unit's.
+READ_WHOLE = frozenset({Permission.READ_AUDIT, Permission.READ_ROUTING})
 
 
 @dataclass(frozen=True, slots=True)

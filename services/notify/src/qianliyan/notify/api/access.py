@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qianliyan.shared.access import store
 from qianliyan.shared.access.http import access_of, require
-from qianliyan.shared.access.policy import MACHINE_SCOPES, Permission, Principal, Role
+from qianliyan.shared.access.policy import (
+    MACHINE_SCOPES,
+    READ_WHOLE,
+    Permission,
+    Principal,
+    Role,
+)
 from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 from qianliyan.shared.http import Problem
 from qianliyan.shared.text import PRINTABLE
@@ -95,11 +101,12 @@ class NewMachineToken(BaseModel):
 
     @model_validator(mode="after")
     def _limited_only_where_it_can_be(self) -> NewMachineToken:
-        # The audit trail is read whole: a token limited to some units would read them all.
-        if self.units and Permission.READ_AUDIT in self.scopes:
+        # Read whole: a token limited to some units would read them all.
+        whole = sorted(READ_WHOLE & set(self.scopes))
+        if self.units and whole:
             raise ValueError(
-                "audit:read reads every unit's history; it cannot be limited to units "
-                "(issue it without units, or leave it out)"
+                f"{', '.join(whole)} reads every unit's at once; it cannot be limited to "
+                "units (issue it without units, or leave it out)"
             )
         return self
 

@@ -40,7 +40,7 @@ class AuditTrail(BaseModel):
 @router.get("", response_model=AuditTrail)
 async def audit(
     res: Annotated[NotifyResources, Depends(resources)],
-    _: Annotated[Principal, Depends(require(Permission.READ_AUDIT, everywhere=True))],
+    _: Annotated[Principal, Depends(require(Permission.READ_AUDIT))],
     actor: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     incident_id: UUID | None = None,
     event_type: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE)] = None,
@@ -91,7 +91,7 @@ class AccessTrail(BaseModel):
 @router.get("/access", response_model=AccessTrail)
 async def access_audit(
     request: Request,
-    _: Annotated[Principal, Depends(require(Permission.READ_AUDIT, everywhere=True))],
+    _: Annotated[Principal, Depends(require(Permission.READ_AUDIT))],
     actor: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     subject: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
     action: AccessAction | None = None,
