@@ -13,12 +13,15 @@ export const PAGE_SIZE = 200;
 const CSRF_COOKIE = "qly_csrf";
 const CSRF_HEADER = "x-csrf-token";
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-// A sign-out the server has not confirmed, kept across reloads (the reporter's page
-// keeps its own under the same key: both end this browser's one session cookie).
+// A sign-out the server has not confirmed, kept across reloads (the reporter's page keeps
+// its own the same way).
 const SIGN_OUT_KEY = "qly.signOutPending";
 
 let signedOutListener = () => {};
+// A sign-out and a sign-in never overlap: a DELETE sent during a sign-in could carry the
+// new session's cookie and end it, or clear the cookie the sign-in just set.
 let signingOut = null; // the sign-out being sent, if one is
+let signingIn = null; // the sign-in being sent, if one is (never rejects)
 
 /** Call `listener` whenever the server answers 401: the session has ended. */
 export function onSignedOut(listener) {
@@ -109,9 +112,10 @@ export function me() {
 
 /** Sign this page in; the answer is who, and the session cookie comes with it. */
 export async function signIn(username, password) {
-  // A sign-out on its way must carry the old session's cookie, not this one's.
-  await signingOut;
-  const user = await request(
+  // A sign-out still due goes first, with the old session's cookie: tried once here, as
+  // the new session's cookie then replaces the old one whatever its answer.
+  await endPendingSignOut();
+  const attempt = request(
     "/v1/auth/session",
     {
       method: "POST",
@@ -119,25 +123,33 @@ export async function signIn(username, password) {
       body: JSON.stringify({ username, password }),
     },
     { signIn: true },
-  );
-  // The cookie is this sign-in's now: the session signed out of is no longer this desk's.
-  localStorage.removeItem(SIGN_OUT_KEY);
-  return user;
+  ).then((user) => {
+    // The cookie is this sign-in's now: the session signed out of is no longer this desk's.
+    localStorage.removeItem(SIGN_OUT_KEY);
+    return user;
+  });
+  signingIn = attempt.catch(() => undefined);
+  try {
+    return await attempt;
+  } finally {
+    signingIn = null;
+  }
 }
 
-/** Sign out: the session stops working, on every service. */
 /** Sign this browser out: whether the server has ended the session (if not, it is sent
  * again by `endPendingSignOut`). */
 export async function signOut() {
   localStorage.setItem(SIGN_OUT_KEY, "1");
+  await signingOut; // one on its way may carry an older cookie: this one is sent after it
   return endPendingSignOut();
 }
 
 /** Send a sign-out the server has not heard yet; whether none is left pending. Until
  * the server has ended the session, its cookie (HttpOnly: only the server can end it)
  * still signs this browser in, for whoever sits down at the desk next. */
-export function endPendingSignOut() {
-  if (!localStorage.getItem(SIGN_OUT_KEY)) return Promise.resolve(true);
+export async function endPendingSignOut() {
+  await signingIn; // after it, the key says whether a sign-out is still due
+  if (!localStorage.getItem(SIGN_OUT_KEY)) return true;
   signingOut ??= sendSignOut().finally(() => {
     signingOut = null;
   });

@@ -257,6 +257,7 @@ async function submitSignIn(event) {
     return renderSignIn();
   }
   view.signingIn = true;
+  clearTimeout(signOutRetry); // the sign-in sends a sign-out still due first itself
   renderSignIn();
   try {
     const user = await signIn(username, password);
@@ -278,6 +279,7 @@ async function submitSignIn(event) {
             ? { key: "signInOffline", args: [] }
             : { key: "signInFailed", args: [failure.status] };
     $("sign-in-password").select();
+    sendPendingSignOut(); // the old session's cookie is still here: keep ending it
   } finally {
     view.signingIn = false;
     renderSignIn();
