@@ -557,9 +557,11 @@ async def test_a_report_of_another_unit_captured_earlier_leaves_the_alert_on_its
         assert detail["alert_step"] == 0, "joined after the chief's step: this shows nothing"
         [chief] = await wait_for(lambda: _some(hooks.accepted("chief")), timeout_s=30)
         assert chief.document is not None and chief.document["step"] == 1
-        # It names the unit the chief was chosen for, not the incident's unit now.
+        # It names the unit the chief was chosen for, not the incident's unit now, and
+        # quotes that unit's report.
         assert chief.document["unit"] == unit
         assert unit in chief.document["title"] and other not in chief.document["title"]
+        assert chief.document["body"].startswith("道岔区冒烟"), chief.document["body"]
 
 
 async def test_a_report_captured_days_ago_that_arrives_now_pages(

@@ -141,8 +141,11 @@ _CLAIM = f"""
 
 _FACTS = """
     SELECT i.severity, i.report_count, i.opened_at,
+           -- The first report of the unit the alert is routed for ($2), which its reader
+           -- was chosen for; of any unit when none is of it.
            (SELECT r.text FROM reports r WHERE r.incident_id = i.incident_id
-             ORDER BY r.captured_at LIMIT 1) AS first_text,
+             ORDER BY r.unit IS NOT DISTINCT FROM $2 DESC, r.captured_at LIMIT 1)
+           AS first_text,
            (SELECT array_agg(DISTINCT reason->>'summary') FROM reports r,
                    jsonb_array_elements(COALESCE(r.reasons, '[]'::jsonb)) reason
              WHERE r.incident_id = i.incident_id) AS reasons
@@ -415,7 +418,7 @@ class Alerter:
 
     async def _facts(self, telling: Telling) -> AlertFacts:
         incident_id = telling.key.incident_id
-        row = await self._pool.fetchrow(_FACTS, incident_id)
+        row = await self._pool.fetchrow(_FACTS, incident_id, telling.unit)
         assert row is not None  # the incident was read a moment ago; rows are never deleted
         return AlertFacts(
             incident_id=incident_id,

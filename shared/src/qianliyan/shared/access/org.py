@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qianliyan.shared.config_files import MistakeAt, validate_yaml
+from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 
 
 class UnitEntry(BaseModel):
@@ -20,9 +21,9 @@ class UnitEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=100)
+    id: str = Field(min_length=1, max_length=UNIT_MAX_LENGTH)
     name: str | None = Field(default=None, max_length=200)
-    parent: str | None = Field(default=None, min_length=1, max_length=100)
+    parent: str | None = Field(default=None, min_length=1, max_length=UNIT_MAX_LENGTH)
 
 
 class OrgFile(BaseModel):
