@@ -14,7 +14,7 @@ from qianliyan.stack.infra import Service
 from tests.integration.clients import as_suite, submit
 from tests.integration.test_triage_exactly_once import triaged_counts
 from tests.integration.topic_reader import wait_for
-from tests.integration.triage_members import area_partition, holder, settled
+from tests.integration.triage_members import area_partition, holder, log_time_now, settled
 
 pytestmark = pytest.mark.integration
 
@@ -23,28 +23,36 @@ EXTRA_INSTANCES = (1, 2)
 
 
 @pytest.fixture
-def three_of_each(running_stack: StackConfig) -> Iterator[dict[str, list[Service]]]:
-    """The suite's triage and notify (instance 0) joined by two more of each."""
+def three_of_each(
+    running_stack: StackConfig,
+) -> Iterator[tuple[dict[str, list[Service]], str]]:
+    """The suite's triage and notify (instance 0) joined by two more of each, and when the
+    first of those started (as a log line's time)."""
     extra = [
         Service(running_stack, name, instance=i)
         for name in ("triage", "notify")
         for i in EXTRA_INSTANCES
     ]
+    started = log_time_now()
     try:
         for service in extra:
             service.start()
-        yield {
-            name: [Service(running_stack, name), *(s for s in extra if s.name == name)]
-            for name in ("triage", "notify")
-        }
+        yield (
+            {
+                name: [Service(running_stack, name), *(s for s in extra if s.name == name)]
+                for name in ("triage", "notify")
+            },
+            started,
+        )
     finally:
         for service in extra:
             service.stop()
 
 
 async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothing(
-    running_stack: StackConfig, three_of_each: dict[str, list[Service]]
+    running_stack: StackConfig, three_of_each: tuple[dict[str, list[Service]], str]
 ) -> None:
+    members, started = three_of_each
     config = running_stack
 
     async def send(i: int) -> str:
@@ -63,9 +71,9 @@ async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothin
     # Every report of the deployment is on one partition (its area's): the triage member
     # that leaves is the one working it, so that partition moves mid-stream.
     partition = await area_partition(config)
-    await settled(three_of_each["triage"])
-    working = holder(three_of_each["triage"], partition)
-    leaving = [working, three_of_each["notify"][2]]
+    await settled(members["triage"], since=started)
+    working = holder(members["triage"], partition)
+    leaving = [working, members["notify"][2]]
     stopping = asyncio.gather(*(asyncio.to_thread(service.stop) for service in leaving))
     second_half = [await send(i) for i in range(REPORTS // 2, REPORTS)]
     await stopping
@@ -92,7 +100,7 @@ async def test_groups_rebalance_when_an_instance_stops_and_lose_or_double_nothin
     await wait_for(all_projected, timeout_s=120)
     # Every instance that stayed answers from the same read models.
     async with httpx.AsyncClient(headers=as_suite(config)) as client:
-        for notify in three_of_each["notify"][:2]:
+        for notify in members["notify"][:2]:
             port = config.service_port("notify", notify.instance)
             answer = await client.get(f"http://127.0.0.1:{port}/v1/reports/{report_ids[-1]}")
             assert answer.status_code == 200

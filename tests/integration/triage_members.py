@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
@@ -18,10 +19,18 @@ from tests.integration.topic_reader import read_topic
 LOG_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}")
 
 
-def openings(members: list[Service], partition: int | None = None) -> list[tuple[str, int]]:
+def log_time_now() -> str:
+    """Now, as a log line's time reads (local time, like `logging`'s asctime)."""
+    now = datetime.now()  # local, as the services log it
+    return f"{now:%Y-%m-%d %H:%M:%S},{now.microsecond // 1000:03d}"
+
+
+def openings(
+    members: list[Service], partition: int | None = None, *, since: str = ""
+) -> list[tuple[str, int]]:
     """(time, instance) of every opening of a reports partition (of `partition` only, when
-    given) the triage members logged: each logs the partitions it is given, at every
-    rebalance."""
+    given; logged at `since` or later, when given) the triage members logged: each logs the
+    partitions it is given, at every rebalance, in a log kept across restarts."""
     opened = "grouping of TopicPartition(topic='incidents.reports', partition="
     if partition is not None:
         opened += f"{partition})"
@@ -29,17 +38,23 @@ def openings(members: list[Service], partition: int | None = None) -> list[tuple
         (stamp.group(), member.instance)
         for member in members
         for line in member.status().log_path.read_text(encoding="utf-8").splitlines()
-        if opened in line and (stamp := LOG_TIME.search(line))
+        if opened in line and (stamp := LOG_TIME.search(line)) and stamp.group() >= since
     ]
 
 
-async def settled(members: list[Service]) -> None:
-    """Wait until the group has stopped rebalancing: no member opened a partition anew for
-    three seconds."""
-    seen = -1
-    while len(openings(members)) != seen:
-        seen = len(openings(members))
-        await asyncio.sleep(3)
+async def settled(members: list[Service], *, since: str, timeout_s: float = 60) -> None:
+    """Wait until the group has stopped rebalancing: every member has been given
+    partitions since `since` (before the last of them started: one just started may not
+    have joined yet, and every member is given its partitions anew when one joins), and
+    none opened one anew for three seconds."""
+    everyone = {member.instance for member in members}
+    async with asyncio.timeout(timeout_s):
+        while {instance for _, instance in openings(members, since=since)} != everyone:
+            await asyncio.sleep(0.5)
+        seen = -1
+        while len(openings(members)) != seen:
+            seen = len(openings(members))
+            await asyncio.sleep(3)
 
 
 def holder(members: list[Service], partition: int) -> Service:
