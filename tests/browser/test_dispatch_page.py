@@ -517,6 +517,50 @@ async def test_a_sign_out_the_server_did_not_take_is_sent_again_until_it_does(
     assert problems == [], problems
 
 
+async def test_signing_in_while_a_sign_out_is_pending_sends_no_sign_out_during_it(
+    running_stack: StackConfig, desk: BrowserContext, dispatcher: Person
+) -> None:
+    """The next dispatcher signs in at a desk whose sign-out the server has not taken yet.
+    A sign-out sent while the sign-in is on its way could carry the new session's cookie,
+    or clear the one just set: once, the page's 5 s retry went on during a sign-in."""
+    config, unit = running_stack, new_unit()
+    page, problems = await open_page(desk, config, unit, dispatcher)
+    refusing, signing_in = True, False
+    deletes_during_sign_in: list[str] = []
+
+    async def held(route: Route) -> None:
+        nonlocal refusing, signing_in
+        if route.request.method == "DELETE":
+            if signing_in:
+                deletes_during_sign_in.append(route.request.url)
+            if refusing:
+                await route.fulfill(
+                    status=503,
+                    json={"type": "about:blank", "title": "Service Unavailable", "status": 503},
+                )
+                return
+        elif route.request.method == "POST":
+            # Held past the page's retry, with the server taking sign-outs again.
+            signing_in, refusing = True, False
+            await asyncio.sleep(7)
+            signing_in = False
+        await route.continue_()
+
+    await page.route("**/v1/auth/session", held)
+    pending = page.locator("#sign-out-pending")
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(pending).to_be_visible()
+
+    await sign_in(page, dispatcher)
+    await expect(page.get_by_role("dialog")).to_be_hidden(timeout=20_000)
+    await expect(page.locator("#whoami")).to_have_text(f"调度员：{dispatcher.display_name}")
+    assert deletes_during_sign_in == []
+    await page.wait_for_timeout(6_000)  # past a retry the page might still have due
+    assert (await page.request.get(f"{notify_url(config)}/v1/auth/me")).status == 200
+    await expect(pending).to_be_hidden()
+    assert problems == [], problems
+
+
 async def test_a_manager_sees_their_units_alerts_and_is_told_they_may_not_override(
     running_stack: StackConfig, desk: BrowserContext, make_user: MakeUser
 ) -> None:
