@@ -329,6 +329,59 @@ async def test_signing_out_offline_ends_the_session_when_the_network_returns(
         await phone.close()
 
 
+async def test_a_sign_out_the_server_refused_is_sent_again_without_a_reload(
+    running_stack: StackConfig, playwright: Playwright, browser: Browser, make_user: MakeUser
+) -> None:
+    """Online, but the server answered the sign-out with a 503: the page must send it again
+    by itself. Once, it waited for the next load or for the network to come back, which on
+    a phone that never went offline could be the end of the shift."""
+    worker = await make_user("reporter", "线路工 孙涛", roles=["reporter"])
+    phone = await browser.new_context(
+        **playwright.devices["Pixel 7"], locale="zh-CN", service_workers="block"
+    )
+    try:
+        page = await phone.new_page()
+        await page.goto(page_url(running_stack))
+        await sign_in(page, worker)
+        [session] = [c["value"] for c in await phone.cookies() if c["name"] == "qly_session"]
+        me = f"http://127.0.0.1:{running_stack.ingest_port}/v1/auth/me"
+
+        async def session_works() -> bool:
+            async with httpx.AsyncClient(cookies={"qly_session": session}) as client:
+                answer = await client.get(me)
+            assert answer.status_code in (200, 401), answer.text
+            return answer.status_code == 200
+
+        refused: list[str] = []
+
+        async def unavailable(route: Route) -> None:
+            if route.request.method != "DELETE" or refused:
+                await route.continue_()
+                return
+            refused.append(route.request.url)
+            await route.fulfill(
+                status=503,
+                json={"type": "about:blank", "title": "Service Unavailable", "status": 503},
+            )
+
+        await page.route("**/v1/auth/session", unavailable)
+        await page.locator("#sign-out").click()
+        await expect(page.locator("#sign-in-form")).to_be_visible()
+
+        async def refused_once() -> bool:
+            return bool(refused)
+
+        await wait_for(refused_once, timeout_s=10)
+        assert await session_works(), "the server heard no sign-out"
+
+        async def session_ended() -> bool:
+            return not await session_works()
+
+        await wait_for(session_ended, timeout_s=20)
+    finally:
+        await phone.close()
+
+
 async def test_a_report_held_back_by_the_server_says_why_while_it_waits(
     running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
 ) -> None:

@@ -13,11 +13,17 @@ const USER_KEY = "qly.user"; // {username, display_name, roles} of the last sign
 // otherwise be undone by the next check, and a shared phone would send the next worker's
 // reports as the last one's.
 const SIGN_OUT_KEY = "qly.signOutPending";
+const SIGN_OUT_RETRY_MS = 5_000;
 const CSRF_COOKIE = "qly_csrf";
 const CSRF_HEADER = "x-csrf-token";
 const TIMEOUT_MS = 15_000;
 
 const listeners = new Set();
+// A sign-out and a sign-in never overlap: a DELETE sent during a sign-in could carry the
+// new session's cookie and end it, or clear the cookie the sign-in just set.
+let signingOut = null; // the sign-out being sent, if one is
+let signingIn = null; // the sign-in being sent, if one is (never rejects)
+let signOutRetry = null;
 // "unknown" until the server has said (or the page is offline), "signedIn", "signedOut".
 let status = "unknown";
 let user = readUser();
@@ -63,9 +69,7 @@ export function sessionEnded() {
 /** Ask the server who is signed in; offline, the last known reporter stays. A sign-out
  * the server has not heard yet is sent first, and until it is, nobody is signed in. */
 export async function checkSession() {
-  if (localStorage.getItem(SIGN_OUT_KEY)) {
-    if (!(await endSessionOnServer())) return;
-  }
+  if (!(await endPendingSignOut())) return;
   let response;
   try {
     response = await fetch("/v1/auth/me", {
@@ -94,6 +98,29 @@ export class SignInError extends Error {
 
 /** Sign in with a user name and password; throws a SignInError saying why not. */
 export async function signIn(username, password) {
+  // A sign-out still due goes first, with the old session's cookie: tried once here, as
+  // the new session's cookie then replaces the old one whatever its answer.
+  await endPendingSignOut({ retry: false });
+  const posting = postSignIn(username, password);
+  signingIn = posting.catch(() => undefined);
+  let response;
+  try {
+    response = await posting;
+  } catch (failure) {
+    endPendingSignOut(); // the old session's cookie is still here: keep ending it
+    throw failure;
+  } finally {
+    signingIn = null;
+  }
+  const me = await response.json();
+  if (!me.roles.includes("reporter")) {
+    await signOut().catch(() => undefined);
+    throw new SignInError("notReporter");
+  }
+  set("signedIn", { username: me.username, display_name: me.display_name, roles: me.roles });
+}
+
+async function postSignIn(username, password) {
   let response;
   try {
     response = await fetch("/v1/auth/session", {
@@ -114,20 +141,34 @@ export async function signIn(username, password) {
   if (!response.ok) throw new SignInError("server", { status: response.status });
   // The cookie is this sign-in's now: the session signed out of is no longer this phone's.
   localStorage.removeItem(SIGN_OUT_KEY);
-  const me = await response.json();
-  if (!me.roles.includes("reporter")) {
-    await signOut().catch(() => undefined);
-    throw new SignInError("notReporter");
-  }
-  set("signedIn", { username: me.username, display_name: me.display_name, roles: me.roles });
+  return response;
 }
 
 /** Sign out here now, and on the server (the session stops working everywhere) as soon
- * as it can be told: offline, or refused for a moment, it is sent again on every check. */
+ * as it can be told: offline, or refused for a moment, it is sent again every few
+ * seconds, when the network returns and on every check. */
 export async function signOut() {
   localStorage.setItem(SIGN_OUT_KEY, "1");
   set("signedOut", null);
-  await endSessionOnServer();
+  await signingOut; // one on its way may carry an older cookie: this one is sent after it
+  await endPendingSignOut();
+}
+
+/** Send a sign-out the server has not heard yet; whether none is left pending. Until it
+ * is heard, it is tried again every few seconds (unless `retry` is false). */
+async function endPendingSignOut({ retry = true } = {}) {
+  clearTimeout(signOutRetry);
+  await signingIn; // after it, the key says whether a sign-out is still due
+  if (!localStorage.getItem(SIGN_OUT_KEY)) return true;
+  signingOut ??= endSessionOnServer().finally(() => {
+    signingOut = null;
+  });
+  const ended = await signingOut;
+  if (!ended && retry) {
+    clearTimeout(signOutRetry);
+    signOutRetry = setTimeout(endPendingSignOut, SIGN_OUT_RETRY_MS);
+  }
+  return ended;
 }
 
 /** Whether the server has ended the session this phone signed out of. */
