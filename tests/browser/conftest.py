@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
-from playwright.async_api import Browser, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    async_playwright,
+)
 
 from qianliyan.shared.access.store import create_user
 from qianliyan.stack.config import StackConfig
@@ -106,3 +114,36 @@ def make_user(access_pool: asyncpg.Pool) -> MakeUser:
         return person
 
     return make
+
+
+async def sign_outs_refused(page: Page, refusing: Callable[[], bool]) -> list[str]:
+    """Answer the page's sign-outs with a 503 while `refusing()` says so; the list of those
+    refused, filled as they come."""
+    refused: list[str] = []
+
+    async def unavailable(route: Route) -> None:
+        if route.request.method != "DELETE" or not refusing():
+            await route.continue_()
+            return
+        refused.append(route.request.url)
+        await route.fulfill(
+            status=503,
+            json={"type": "about:blank", "title": "Service Unavailable", "status": 503},
+        )
+
+    await page.route("**/v1/auth/session", unavailable)
+    return refused
+
+
+async def session_held(context: BrowserContext, me_url: str) -> Callable[[], Awaitable[bool]]:
+    """Whether the server still takes the session `context` holds now: asked with its
+    cookie from outside the browser, which clears the cookie of a session that ended."""
+    [session] = [c["value"] for c in await context.cookies() if c["name"] == "qly_session"]
+
+    async def works() -> bool:
+        async with httpx.AsyncClient(cookies={"qly_session": session}) as client:
+            answer = await client.get(me_url)
+        assert answer.status_code in (200, 401), answer.text
+        return answer.status_code == 200
+
+    return works

@@ -30,7 +30,7 @@ from playwright.async_api import (
 )
 
 from qianliyan.stack.config import StackConfig
-from tests.browser.conftest import MakeUser, Person
+from tests.browser.conftest import MakeUser, Person, session_held, sign_outs_refused
 from tests.integration.alert_receivers import (
     WebhookReceiver,
     free_port,
@@ -467,29 +467,9 @@ async def test_a_sign_out_the_server_did_not_take_is_sent_again_until_it_does(
     until the server has ended the session. It once took any failure as signed out."""
     config, unit = running_stack, new_unit()
     page, problems = await open_page(desk, config, unit, dispatcher)
-    refused: list[str] = []
     refusing = True
-
-    async def unavailable(route: Route) -> None:
-        if route.request.method != "DELETE" or not refusing:
-            await route.continue_()
-            return
-        refused.append(route.request.url)
-        await route.fulfill(
-            status=503,
-            json={"type": "about:blank", "title": "Service Unavailable", "status": 503},
-        )
-
-    await page.route("**/v1/auth/session", unavailable)
-    # The session as the desk holds it: whether the server still takes it, not whether the
-    # browser still has it (an ended session's cookie is cleared too).
-    [session] = [c["value"] for c in await desk.cookies() if c["name"] == "qly_session"]
-
-    async def session_works() -> bool:
-        async with httpx.AsyncClient(cookies={"qly_session": session}) as client:
-            answer = await client.get(f"{notify_url(config)}/v1/auth/me")
-        assert answer.status_code in (200, 401), answer.text
-        return answer.status_code == 200
+    refused = await sign_outs_refused(page, lambda: refusing)
+    session_works = await session_held(desk, f"{notify_url(config)}/v1/auth/me")
 
     dialog, pending = page.get_by_role("dialog"), page.locator("#sign-out-pending")
     await page.get_by_role("button", name="退出登录").click()

@@ -28,7 +28,7 @@ from playwright.async_api import (
 from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
 from qianliyan.shared.storage import staged_metadata_key, staged_photo_key, staged_preview_key
 from qianliyan.stack.config import StackConfig
-from tests.browser.conftest import MakeUser, Person
+from tests.browser.conftest import MakeUser, Person, session_held, sign_outs_refused
 from tests.integration.clients import as_suite, minio_client
 from tests.integration.topic_reader import read_topic, wait_for
 
@@ -343,28 +343,9 @@ async def test_a_sign_out_the_server_refused_is_sent_again_without_a_reload(
         page = await phone.new_page()
         await page.goto(page_url(running_stack))
         await sign_in(page, worker)
-        [session] = [c["value"] for c in await phone.cookies() if c["name"] == "qly_session"]
         me = f"http://127.0.0.1:{running_stack.ingest_port}/v1/auth/me"
-
-        async def session_works() -> bool:
-            async with httpx.AsyncClient(cookies={"qly_session": session}) as client:
-                answer = await client.get(me)
-            assert answer.status_code in (200, 401), answer.text
-            return answer.status_code == 200
-
-        refused: list[str] = []
-
-        async def unavailable(route: Route) -> None:
-            if route.request.method != "DELETE" or refused:
-                await route.continue_()
-                return
-            refused.append(route.request.url)
-            await route.fulfill(
-                status=503,
-                json={"type": "about:blank", "title": "Service Unavailable", "status": 503},
-            )
-
-        await page.route("**/v1/auth/session", unavailable)
+        session_works = await session_held(phone, me)
+        refused = await sign_outs_refused(page, lambda: not refused)  # the first only
         await page.locator("#sign-out").click()
         await expect(page.locator("#sign-in-form")).to_be_visible()
 
