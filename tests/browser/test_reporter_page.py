@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -44,6 +44,18 @@ TRIAGE_WAIT_MS = 30_000
 async def phone(playwright: Playwright, browser: Browser) -> AsyncIterator[BrowserContext]:
     """A fresh phone (its own storage) that prefers Chinese."""
     context = await browser.new_context(**playwright.devices["Pixel 7"], locale="zh-CN")
+    yield context
+    await context.close()
+
+
+@pytest.fixture
+async def bare_phone(playwright: Playwright, browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh phone without the service worker: Chromium's offline emulation, and the
+    tests' routes, do not hold back the requests a service worker lets through, so a
+    sign-out would reach the server."""
+    context = await browser.new_context(
+        **playwright.devices["Pixel 7"], locale="zh-CN", service_workers="block"
+    )
     yield context
     await context.close()
 
@@ -290,77 +302,69 @@ async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_a
     assert events[0].payload.text == text
 
 
+async def signed_in_bare(
+    phone: BrowserContext, config: StackConfig, worker: Person
+) -> tuple[Page, Callable[[], Awaitable[bool]]]:
+    """The page on `phone`, signed in as `worker`; and whether the server still takes the
+    session it holds now."""
+    page = await phone.new_page()
+    await page.goto(page_url(config))
+    await sign_in(page, worker)
+    return page, await session_held(phone, f"http://127.0.0.1:{config.ingest_port}/v1/auth/me")
+
+
 async def test_signing_out_offline_ends_the_session_when_the_network_returns(
-    running_stack: StackConfig, playwright: Playwright, browser: Browser, make_user: MakeUser
+    running_stack: StackConfig, bare_phone: BrowserContext, make_user: MakeUser
 ) -> None:
     """A station's shared phone: a worker signs out where there is no network. The page
     cannot end the session then (its cookie is the server's to end); once the network is
     back it must, not sign the phone in again as that worker for the next one's reports."""
     worker = await make_user("reporter", "线路工 周强", roles=["reporter"])
-    # Without the service worker: Chromium's offline emulation does not hold back the
-    # requests a service worker lets through, so a sign-out would reach the server.
-    phone = await browser.new_context(
-        **playwright.devices["Pixel 7"], locale="zh-CN", service_workers="block"
-    )
-    try:
-        page = await phone.new_page()
-        await page.goto(page_url(running_stack))
-        await sign_in(page, worker)
+    page, session_works = await signed_in_bare(bare_phone, running_stack, worker)
 
-        await phone.set_offline(True)
-        await page.locator("#sign-out").click()
-        form = page.locator("#sign-in-form")
-        await expect(form).to_be_visible()
-        assert "qly_session" in {cookie["name"] for cookie in await phone.cookies()}
+    await bare_phone.set_offline(True)
+    await page.locator("#sign-out").click()
+    form = page.locator("#sign-in-form")
+    await expect(form).to_be_visible()
+    assert "qly_session" in {cookie["name"] for cookie in await bare_phone.cookies()}
 
-        await phone.set_offline(False)
-        me = f"http://127.0.0.1:{running_stack.ingest_port}/v1/auth/me"
+    await bare_phone.set_offline(False)
+    me = f"http://127.0.0.1:{running_stack.ingest_port}/v1/auth/me"
 
-        async def session_ended() -> bool:
-            status: int = await page.evaluate(f"fetch('{me}').then(r => r.status)")
-            return status == 401
+    async def session_ended() -> bool:
+        status: int = await page.evaluate(f"fetch('{me}').then(r => r.status)")
+        return status == 401
 
-        await wait_for(session_ended, timeout_s=20)
-        await expect(form).to_be_visible()
-        await expect(page.locator("#report-form")).to_be_hidden()
-        await page.reload()
-        await expect(form).to_be_visible()
-    finally:
-        await phone.close()
+    await wait_for(session_ended, timeout_s=20)
+    assert not await session_works(), "the browser dropped the cookie; the server kept it"
+    await expect(form).to_be_visible()
+    await expect(page.locator("#report-form")).to_be_hidden()
+    await page.reload()
+    await expect(form).to_be_visible()
 
 
 async def test_a_sign_out_the_server_refused_is_sent_again_without_a_reload(
-    running_stack: StackConfig, playwright: Playwright, browser: Browser, make_user: MakeUser
+    running_stack: StackConfig, bare_phone: BrowserContext, make_user: MakeUser
 ) -> None:
     """Online, but the server answered the sign-out with a 503: the page must send it again
     by itself. Once, it waited for the next load or for the network to come back, which on
     a phone that never went offline could be the end of the shift."""
     worker = await make_user("reporter", "线路工 孙涛", roles=["reporter"])
-    phone = await browser.new_context(
-        **playwright.devices["Pixel 7"], locale="zh-CN", service_workers="block"
-    )
-    try:
-        page = await phone.new_page()
-        await page.goto(page_url(running_stack))
-        await sign_in(page, worker)
-        me = f"http://127.0.0.1:{running_stack.ingest_port}/v1/auth/me"
-        session_works = await session_held(phone, me)
-        refused = await sign_outs_refused(page, lambda: not refused)  # the first only
-        await page.locator("#sign-out").click()
-        await expect(page.locator("#sign-in-form")).to_be_visible()
+    page, session_works = await signed_in_bare(bare_phone, running_stack, worker)
+    refused = await sign_outs_refused(page, lambda: not refused)  # the first only
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#sign-in-form")).to_be_visible()
 
-        async def refused_once() -> bool:
-            return bool(refused)
+    async def refused_once() -> bool:
+        return bool(refused)
 
-        await wait_for(refused_once, timeout_s=10)
-        assert await session_works(), "the server heard no sign-out"
+    await wait_for(refused_once, timeout_s=10)
+    assert await session_works(), "the server heard no sign-out"
 
-        async def session_ended() -> bool:
-            return not await session_works()
+    async def session_ended() -> bool:
+        return not await session_works()
 
-        await wait_for(session_ended, timeout_s=20)
-    finally:
-        await phone.close()
+    await wait_for(session_ended, timeout_s=20)
 
 
 async def test_a_report_held_back_by_the_server_says_why_while_it_waits(
