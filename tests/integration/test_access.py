@@ -653,6 +653,67 @@ async def test_a_sign_out_sent_twice_is_one_sign_out_in_the_audit(
     assert revoked == 1
 
 
+async def test_a_page_s_sign_in_ends_the_session_whose_cookie_it_replaces(
+    running_stack: StackConfig,
+) -> None:
+    # A shared desk whose last sign-out never reached the server: the next person's
+    # sign-in replaces the cookie, and must not leave the old token working elsewhere.
+    config = running_stack
+    password = "correct horse battery"
+    first, second = f"shift-a-{uuid4().hex[:6]}", f"shift-b-{uuid4().hex[:6]}"
+    async with httpx.AsyncClient() as admin_client:
+        for name in (first, second):
+            created = await admin_client.post(
+                url(config, "notify", "/v1/access/users"),
+                json={"username": name, "display_name": "值班员", "password": password,
+                      "roles": ["dispatcher"]},
+                headers=headers_of(config, "admin"),
+            )  # fmt: skip
+            assert created.status_code == 201, created.text
+    async with httpx.AsyncClient() as desk:
+        signed_in = await sign_in(
+            desk, config, first, password, service="notify", path="/v1/auth/session"
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        old_token = desk.cookies["qly_session"]
+        replaced = await sign_in(
+            desk, config, second, password, service="notify", path="/v1/auth/session"
+        )
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["username"] == second
+        assert desk.cookies["qly_session"] != old_token
+
+        async def old_refused_everywhere() -> bool:
+            answers = [
+                await desk.get(url(config, service, "/v1/auth/me"), headers=bearer(old_token))
+                for service in ("ingest", "notify")
+            ]
+            return all(answer.status_code == 401 for answer in answers)
+
+        await wait_for(old_refused_everywhere, timeout_s=10)
+        me = await desk.get(url(config, "notify", "/v1/auth/me"))
+        assert me.status_code == 200 and me.json()["username"] == second
+        # A cookie whose token no longer works has nothing to end: the sign-in goes on.
+        again = await sign_in(
+            desk, config, first, password, service="ingest", path="/v1/auth/session"
+        )
+        assert again.status_code == 200, again.text
+        desk.cookies.clear()
+        stale = await desk.post(
+            url(config, "notify", "/v1/auth/session"),
+            json={"username": second, "password": password},
+            headers={"Cookie": f"qly_session={old_token}"},
+        )
+        assert stale.status_code == 200, stale.text
+        trail = await desk.get(
+            url(config, "notify", "/v1/audit/access"),
+            params={"subject": first},
+            headers=headers_of(config, "ops"),
+        )
+    actions = [(e["action"], e["detail"].get("via")) for e in trail.json()["entries"]]
+    assert actions[:3] == [("signed_in", "page"), ("signed_out", "page"), ("signed_in", "page")]
+
+
 async def _service_logs(config: StackConfig) -> str:
     logs = config.data_dir / "logs"
     return "".join(path.read_text(errors="replace") for path in logs.glob("*.log"))

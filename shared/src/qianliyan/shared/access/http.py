@@ -299,8 +299,11 @@ def auth_router() -> APIRouter:
 
     @router.post("/session", response_model=SignedInAs)
     async def session(request: Request, credentials: SignIn, response: Response) -> SignedInAs:
-        """Sign a page in: the token goes into an HttpOnly cookie that scripts cannot read."""
+        """Sign a page in: the token goes into an HttpOnly cookie that scripts cannot read.
+        The session whose cookie it replaces ends: on a shared desk or phone, a sign-out
+        the server never took would otherwise leave the last person's token working."""
         issued = await sign_in(request, credentials, via="page")
+        await _end_replaced_session(request)
         response.set_cookie(
             SESSION_COOKIE,
             issued.access_token,
@@ -317,26 +320,8 @@ def auth_router() -> APIRouter:
         """Sign out: the token stops working on every service, and the cookie is dropped. An
         identity provider's token without an id (jti) cannot be revoked alone: every token
         of that person issued until now stops working."""
-        access = access_of(request)
         via = "token" if request.headers.get("authorization") else "page"
-        if principal.token_id is None:
-            # Only an identity provider's token can lack an id, and revocation names tokens
-            # by it: every token of the person issued until now is voided instead.
-            await store.sign_out_everywhere(
-                access.pool, principal.subject, issued_at=principal.issued_at, via=via
-            )
-        else:
-            await store.sign_out(
-                access.pool,
-                principal.token_id,
-                username=principal.subject,
-                # Void for as long as the token would work: a machine token's is days to
-                # years.
-                expires_at=principal.expires_at
-                or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
-                via=via,
-            )
-        access.revocations.forget()
+        await _sign_out(access_of(request), principal, via=via)
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -347,6 +332,45 @@ def auth_router() -> APIRouter:
         return _as_signed_in(principal)
 
     return router
+
+
+async def _sign_out(access: Access, principal: Principal, *, via: str) -> None:
+    if principal.token_id is None:
+        # Only an identity provider's token can lack an id, and revocation names tokens
+        # by it: every token of the person issued until now is voided instead.
+        await store.sign_out_everywhere(
+            access.pool, principal.subject, issued_at=principal.issued_at, via=via
+        )
+    else:
+        await store.sign_out(
+            access.pool,
+            principal.token_id,
+            username=principal.subject,
+            # Void for as long as the token would work: a machine token's is days to years.
+            expires_at=principal.expires_at
+            or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
+            via=via,
+        )
+    access.revocations.forget()
+
+
+async def _end_replaced_session(request: Request) -> None:
+    """Sign out the token of the session cookie a page's sign-in replaces, if it still
+    works; a cookie that no longer does (expired, signed out) has nothing left to end."""
+    replaced = request.cookies.get(SESSION_COOKIE)
+    if not replaced:
+        return
+    access = access_of(request)
+    try:
+        principal = await access.verifier.verify(replaced)
+        await _sign_out(access, principal, via="page")
+    except TokenRefused:
+        return
+    except Exception as exc:
+        # The new session is not handed out while the old one may go on working.
+        if isinstance(exc, TokensUncheckable) or is_transient(exc):
+            raise unavailable("Signing in is unavailable right now; retry shortly.") from None
+        raise
 
 
 class _CsrfProblems(CSRFMiddleware):

@@ -99,7 +99,7 @@ export class SignInError extends Error {
 /** Sign in with a user name and password; throws a SignInError saying why not. */
 export async function signIn(username, password) {
   // A sign-out still due goes first, with the old session's cookie: tried once here, as
-  // the new session's cookie then replaces the old one whatever its answer.
+  // the sign-in carries that cookie too, and the server ends the session it replaces.
   await endPendingSignOut({ retry: false });
   const posting = postSignIn(username, password);
   signingIn = posting.catch(() => undefined);

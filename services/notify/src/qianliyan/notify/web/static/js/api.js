@@ -113,7 +113,7 @@ export function me() {
 /** Sign this page in; the answer is who, and the session cookie comes with it. */
 export async function signIn(username, password) {
   // A sign-out still due goes first, with the old session's cookie: tried once here, as
-  // the new session's cookie then replaces the old one whatever its answer.
+  // the sign-in carries that cookie too, and the server ends the session it replaces.
   await endPendingSignOut();
   const attempt = request(
     "/v1/auth/session",
