@@ -1238,7 +1238,10 @@ async def test_a_manager_reaches_an_incident_their_worker_reported_though_anothe
         assert incident_id not in await feed(stranger)
 
         detail = url(config, "notify", f"/v1/alerts/{incident_id}")
-        assert (await client.get(detail, headers=stranger)).status_code == 403
+        refused = await client.get(detail, headers=stranger)
+        assert refused.status_code == 403
+        # Nor does the refusal tell a stranger whose incident it is.
+        assert "站" not in refused.text, refused.text
         shown = await client.get(detail, headers=manager)
         assert shown.status_code == 200
         assert sorted(shown.json()["units"]) == ["丰台西站", "北京南站"]
@@ -1248,7 +1251,8 @@ async def test_a_manager_reaches_an_incident_their_worker_reported_though_anothe
             "expected_version": shown.json()["version"],
         }
         act = url(config, "notify", f"/v1/incidents/{incident_id}/actions")
-        assert (await client.post(act, json=note, headers=stranger)).status_code == 403
+        refused = await client.post(act, json=note, headers=stranger)
+        assert refused.status_code == 403 and "站" not in refused.text, refused.text
         assert (await client.post(act, json=note, headers=manager)).status_code == 202
 
     # The live stream tells the manager of the change their worker's report made.

@@ -78,8 +78,8 @@ async def visible_incident(
     # An incident no report has named a unit for yet is the dispatch centre's alone.
     units = incident["units"] or [None]
     if not any(may_reach_unit(principal, permission, unit, org) for unit in units):
-        named = ", ".join(incident["units"]) or "no unit"
-        raise forbidden(f"{principal.subject} may not do this for incidents of {named}.")
+        # Which units it does concern is for those who may see it.
+        raise forbidden(f"{principal.subject} may not do this for an incident of other units.")
     return incident
 
 
