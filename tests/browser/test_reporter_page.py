@@ -26,10 +26,9 @@ from playwright.async_api import (
 )
 
 from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
-from qianliyan.shared.storage import staged_metadata_key, staged_photo_key, staged_preview_key
 from qianliyan.stack.config import StackConfig
 from tests.browser.conftest import MakeUser, Person, session_held, sign_outs_refused
-from tests.integration.clients import as_suite, minio_client
+from tests.integration.clients import as_suite, expire_upload
 from tests.integration.topic_reader import read_topic, wait_for
 
 pytestmark = pytest.mark.browser
@@ -466,9 +465,7 @@ async def test_photos_whose_uploads_expired_go_up_again_before_the_report(
 
     async def expire_before_first_report(route: Route) -> None:
         if len(uploads) == 1:  # as the lifecycle rule would have, a week on
-            store = minio_client(running_stack)
-            for name in (staged_photo_key, staged_preview_key, staged_metadata_key):
-                store.remove_object(running_stack.bucket, name(photo_ids[0]))
+            expire_upload(running_stack, photo_ids[0])
         await route.continue_()
 
     await page.route("**/v1/photos", upload)

@@ -20,6 +20,7 @@ from qianliyan.shared.access.policy import MACHINE_SCOPES
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 from qianliyan.shared.events import Event, EventDecodeError, ReportSubmitted, ReportTriaged, decode
 from qianliyan.shared.settings import KafkaSettings
+from qianliyan.shared.storage import staged_photo_key
 from qianliyan.stack.config import StackConfig
 from qianliyan.triage.domain.rules import LoadedRules, parse_rules
 from qianliyan.triage.rulebook import DEFAULT_RULES
@@ -117,6 +118,14 @@ def read_object(config: StackConfig, key: str) -> bytes:
     finally:
         response.close()
         response.release_conn()
+
+
+def expire_upload(config: StackConfig, photo_id: str) -> None:
+    """Remove what a photo uploaded on its own left in the store (its bytes, preview and
+    every uploader's metadata), as the lifecycle rule does a week on."""
+    store = minio_client(config)
+    for found in store.list_objects(config.bucket, prefix=staged_photo_key(photo_id)):
+        store.remove_object(config.bucket, found.object_name)
 
 
 async def submit(

@@ -217,7 +217,12 @@ def known(running_stack: StackConfig) -> Known:
     with httpx.Client(
         headers=as_suite(config), base_url=f"http://127.0.0.1:{config.ingest_port}", timeout=60
     ) as ingest:
-        staged = ingest.post("/v1/photos", files={"photo": ("p.jpg", jpeg_photo(), "image/jpeg")})
+        # Uploaded in the name the fuzzed reports are sent in, which alone may name it.
+        staged = ingest.post(
+            "/v1/photos",
+            files={"photo": ("p.jpg", jpeg_photo(), "image/jpeg")},
+            headers=_valid_token_for_reports(config),
+        )
         assert staged.status_code == 201, staged.text
         report_ids = []
         for text, photos in (
@@ -330,6 +335,10 @@ def _valid_token_for(operation: Operation, config: StackConfig) -> dict[str, str
     """
     if operation.path.startswith("/v1/access"):
         return as_user(config, "fuzz-admin", "admin")
+    return _valid_token_for_reports(config)
+
+
+def _valid_token_for_reports(config: StackConfig) -> dict[str, str]:
     return bearer(machine_token(config, "fuzz"))
 
 

@@ -8,16 +8,12 @@ import uuid
 import httpx
 import pytest
 
-from qianliyan.shared.storage import (
-    UPLOADS_PREFIX,
-    preview_key,
-    staged_metadata_key,
-    staged_photo_key,
-    staged_preview_key,
-)
+from qianliyan.shared.storage import UPLOADS_PREFIX, preview_key
 from qianliyan.stack.config import StackConfig
 from tests.integration.clients import (
     as_suite,
+    as_user,
+    expire_upload,
     jpeg_photo,
     minio_client,
     read_object,
@@ -28,9 +24,11 @@ from tests.integration.clients import (
 pytestmark = pytest.mark.integration
 
 
-async def upload(config: StackConfig, photo: bytes) -> httpx.Response:
+async def upload(
+    config: StackConfig, photo: bytes, auth: dict[str, str] | None = None
+) -> httpx.Response:
     async with httpx.AsyncClient(
-        headers=as_suite(config), base_url=f"http://127.0.0.1:{config.ingest_port}"
+        headers=auth or as_suite(config), base_url=f"http://127.0.0.1:{config.ingest_port}"
     ) as client:
         return await client.post(
             "/v1/photos", files={"photo": ("x.jpg", photo, "image/jpeg")}, timeout=30
@@ -71,9 +69,7 @@ async def test_a_retry_after_the_uploads_expired_still_gets_its_first_answer(
     report, key = {"text": "隧道渗水", "photo_ids": [photo_id]}, str(uuid.uuid4())
     accepted = await submit(running_stack, report, [], idempotency_key=key)
     assert accepted.status_code == 202, accepted.text
-    store = minio_client(running_stack)
-    for name in (staged_photo_key, staged_preview_key, staged_metadata_key):
-        store.remove_object(running_stack.bucket, name(photo_id))
+    expire_upload(running_stack, photo_id)
     retried = await submit(running_stack, report, [], idempotency_key=key)
     assert retried.status_code == 202, retried.text
     assert retried.json() == accepted.json()
@@ -92,6 +88,34 @@ async def test_a_photo_that_was_never_uploaded_is_named_in_the_422(
             "message": f"no uploaded photo {unknown}",
         }
     ]
+
+
+async def test_only_whoever_uploaded_a_photo_may_name_it_in_a_report(
+    running_stack: StackConfig,
+) -> None:
+    # A photo's id is its hash: a dispatcher's screen shows it, a forwarded picture gives
+    # it away. Knowing it does not make another person's upload one's own evidence.
+    config = running_stack
+    owner = as_user(config, f"rep-{uuid.uuid4().hex[:6]}", "reporter")
+    other = as_user(config, f"rep-{uuid.uuid4().hex[:6]}", "reporter")
+    photo = jpeg_photo()
+    photo_id = (await upload(config, photo, owner)).json()["photo_id"]
+
+    taken = await submit(config, {"text": "借用照片", "photo_ids": [photo_id]}, [], auth=other)
+    assert taken.status_code == 422, taken.text
+    assert taken.json()["errors"] == [
+        {
+            "field": "report.photo_ids.0",
+            "code": "photo_not_uploaded",
+            "message": f"no uploaded photo {photo_id}",
+        }
+    ]
+    # Once both have uploaded the same picture, each may name it.
+    assert (await upload(config, photo, other)).json()["photo_id"] == photo_id
+    for auth in (other, owner):
+        sent = await submit(config, {"text": "同一张照片", "photo_ids": [photo_id]}, [], auth=auth)
+        assert sent.status_code == 202, sent.text
+        assert sent.json()["photos"] == [photo_id]
 
 
 async def test_an_upload_that_is_not_a_photo_is_refused(running_stack: StackConfig) -> None:

@@ -7,6 +7,7 @@ event loop free for other requests.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 from datetime import timedelta
@@ -45,9 +46,12 @@ def staged_preview_key(sha256: str) -> str:
     return f"{UPLOADS_PREFIX}{sha256}.preview.jpg"
 
 
-def staged_metadata_key(sha256: str) -> str:
-    """Where what ingest learned of that photo (size, EXIF place and time) waits."""
-    return f"{UPLOADS_PREFIX}{sha256}.json"
+def staged_metadata_key(sha256: str, uploader: str) -> str:
+    """Where what ingest learned of that photo (size, EXIF place and time) waits for the
+    one who uploaded it, whose reports alone may name the upload: a photo's id is its
+    hash, which others can come to know (two people uploading the same photo each have
+    theirs)."""
+    return f"{UPLOADS_PREFIX}{sha256}.{hashlib.sha256(uploader.encode()).hexdigest()[:32]}.json"
 
 
 def _client(settings: StorageSettings, endpoint: str) -> Minio:

@@ -40,9 +40,10 @@ class PhotoStaged(BaseModel):
 async def upload_photo(
     photo: Annotated[UploadFile, File(description="One JPEG, PNG, WebP or HEIC photo")],
     res: Annotated[IngestResources, Depends(resources)],
-    _: Submitter,
+    submitter: Submitter,
 ) -> PhotoStaged:
-    """Store one photo; the same photo uploaded again gets the same id."""
+    """Store one photo; the same photo uploaded again gets the same id. Only reports sent
+    with the same sign-in (person or machine token) may name it."""
     [prepared] = await prepare_uploads([photo], photo_limits(res.settings))
     ref = photo_ref(prepared)
     # The metadata goes last: a photo counts as uploaded only once all three are stored.
@@ -52,7 +53,9 @@ async def upload_photo(
             res.photos.put(staged_preview_key(ref.sha256), prepared.preview, "image/jpeg"),
         )
         await res.photos.put(
-            staged_metadata_key(ref.sha256), ref.model_dump_json().encode(), "application/json"
+            staged_metadata_key(ref.sha256, submitter.subject),
+            ref.model_dump_json().encode(),
+            "application/json",
         )
     except Exception as exc:
         log.warning("photo store unavailable: %s", exc)

@@ -161,7 +161,7 @@ async def submit_report(
     try:
         # After the claim: a retry of a report accepted long ago gets its first answer,
         # even once the uploads it named have left the upload area.
-        staged = await _staged_photos(res, form.photo_ids)
+        staged = await _staged_photos(res, form.photo_ids, uploader=submitter.subject)
         event = build_report_submitted(
             form=form,
             reporter_id=reporter_id,
@@ -278,12 +278,16 @@ async def _claim(
         await asyncio.sleep(IN_FLIGHT_POLL_S)
 
 
-async def _staged_photos(res: IngestResources, photo_ids: list[str]) -> list[PhotoRef]:
-    """The photos a report references by id, or a 422 naming each one that is missing."""
+async def _staged_photos(
+    res: IngestResources, photo_ids: list[str], *, uploader: str
+) -> list[PhotoRef]:
+    """The photos a report references by id, as `uploader` uploaded them, or a 422 naming
+    each one that is missing (another's upload of it is not theirs to name)."""
 
     async def load(photo_id: str) -> PhotoRef | None:
+        key = staged_metadata_key(photo_id, uploader)
         try:
-            return PhotoRef.model_validate_json(await res.photos.get(staged_metadata_key(photo_id)))
+            return PhotoRef.model_validate_json(await res.photos.get(key))
         except S3Error as exc:
             if exc.code == "NoSuchKey":
                 return None
@@ -301,7 +305,8 @@ async def _staged_photos(res: IngestResources, photo_ids: list[str]) -> list[Pho
         raise Problem(
             422,
             "Photos not uploaded",
-            "Some referenced photos were never uploaded or have expired; upload them again.",
+            "Some referenced photos were never uploaded with this sign-in, or have expired; "
+            "upload them again.",
             errors=[
                 field_problem(
                     f"report.photo_ids.{i}", "photo_not_uploaded", f"no uploaded photo {photo_id}"
