@@ -122,6 +122,15 @@ async def sign_in(
     )
 
 
+async def refused_everywhere(client: httpx.AsyncClient, config: StackConfig, token: str) -> bool:
+    """Whether every service that signs people in now refuses `token`."""
+    answers = [
+        await client.get(url(config, service, "/v1/auth/me"), headers=bearer(token))
+        for service in ("ingest", "notify")
+    ]
+    return all(answer.status_code == 401 for answer in answers)
+
+
 # (service, method, path, body, {caller: expected status}); callers not named get 403,
 # and "nobody" always gets 401.
 DOORS = [
@@ -370,14 +379,7 @@ async def test_signing_in_disabling_and_revoking(running_stack: StackConfig) -> 
         )
         assert disabled.json()["disabled"] is True
 
-        async def refused_everywhere() -> bool:
-            answers = [
-                await client.get(url(config, service, "/v1/auth/me"), headers=bearer(token))
-                for service in ("ingest", "notify")
-            ]
-            return all(answer.status_code == 401 for answer in answers)
-
-        await wait_for(refused_everywhere, timeout_s=10)
+        await wait_for(lambda: refused_everywhere(client, config, token), timeout_s=10)
         after = await sign_in(client, config, name, "correct horse battery", service="notify")
         assert after.status_code == 401
 
@@ -683,14 +685,7 @@ async def test_a_page_s_sign_in_ends_the_session_whose_cookie_it_replaces(
         assert replaced.json()["username"] == second
         assert desk.cookies["qly_session"] != old_token
 
-        async def old_refused_everywhere() -> bool:
-            answers = [
-                await desk.get(url(config, service, "/v1/auth/me"), headers=bearer(old_token))
-                for service in ("ingest", "notify")
-            ]
-            return all(answer.status_code == 401 for answer in answers)
-
-        await wait_for(old_refused_everywhere, timeout_s=10)
+        await wait_for(lambda: refused_everywhere(desk, config, old_token), timeout_s=10)
         me = await desk.get(url(config, "notify", "/v1/auth/me"))
         assert me.status_code == 200 and me.json()["username"] == second
         # A cookie whose token no longer works has nothing to end: the sign-in goes on.
