@@ -673,40 +673,64 @@ async def test_a_page_s_sign_in_ends_the_session_whose_cookie_it_replaces(
             )  # fmt: skip
             assert created.status_code == 201, created.text
     async with httpx.AsyncClient() as desk:
-        signed_in = await sign_in(
-            desk, config, first, password, service="notify", path="/v1/auth/session"
-        )
-        assert signed_in.status_code == 200, signed_in.text
-        old_token = desk.cookies["qly_session"]
-        replaced = await sign_in(
-            desk, config, second, password, service="notify", path="/v1/auth/session"
-        )
-        assert replaced.status_code == 200, replaced.text
-        assert replaced.json()["username"] == second
-        assert desk.cookies["qly_session"] != old_token
 
-        await wait_for(lambda: refused_everywhere(desk, config, old_token), timeout_s=10)
+        async def page_sign_in(name: str, service: str = "notify", **headers: str) -> str:
+            """`name` signs in on the desk's page; the token of their session."""
+            answer = await desk.post(
+                url(config, service, "/v1/auth/session"),
+                json={"username": name, "password": password},
+                headers=headers,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["username"] == name
+            return str(desk.cookies["qly_session"])
+
+        first_token = await page_sign_in(first)
+        second_token = await page_sign_in(second)
+        await wait_for(lambda: refused_everywhere(desk, config, first_token), timeout_s=10)
         me = await desk.get(url(config, "notify", "/v1/auth/me"))
         assert me.status_code == 200 and me.json()["username"] == second
+        # The cookie goes to every port of the host: ingest's page ends notify's session.
+        await page_sign_in(first, "ingest")
+        await wait_for(lambda: refused_everywhere(desk, config, second_token), timeout_s=10)
         # A cookie whose token no longer works has nothing to end: the sign-in goes on.
-        again = await sign_in(
-            desk, config, first, password, service="ingest", path="/v1/auth/session"
-        )
-        assert again.status_code == 200, again.text
         desk.cookies.clear()
-        stale = await desk.post(
-            url(config, "notify", "/v1/auth/session"),
-            json={"username": second, "password": password},
-            headers={"Cookie": f"qly_session={old_token}"},
-        )
-        assert stale.status_code == 200, stale.text
-        trail = await desk.get(
-            url(config, "notify", "/v1/audit/access"),
-            params={"subject": first},
-            headers=headers_of(config, "ops"),
-        )
-    actions = [(e["action"], e["detail"].get("via")) for e in trail.json()["entries"]]
-    assert actions[:3] == [("signed_in", "page"), ("signed_out", "page"), ("signed_in", "page")]
+        desk.cookies.set("qly_session", second_token, domain="127.0.0.1")
+        await page_sign_in(second)
+
+        # Another site's page (a sibling host sends the cookie too) may not sign the desk in.
+        held = desk.cookies["qly_session"]
+        for site in ("same-site", "cross-site"):
+            refused = await desk.post(
+                url(config, "notify", "/v1/auth/session"),
+                json={"username": first, "password": password},
+                headers={"Sec-Fetch-Site": site},
+            )
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["title"] == "Sign-in from another site"
+        assert desk.cookies["qly_session"] == held
+        assert not await refused_everywhere(desk, config, held)
+        trails = {
+            name: (
+                await desk.get(
+                    url(config, "notify", "/v1/audit/access"),
+                    params={"subject": name},
+                    headers=headers_of(config, "ops"),
+                )
+            ).json()["entries"]
+            for name in (first, second)
+        }
+    # Newest first: who ended a session is the one who signed in in its place.
+    assert [(e["actor"], e["action"], e["detail"]) for e in trails[second][:3]] == [
+        (second, "signed_in", {"via": "page", "address": "127.0.0.1"}),
+        (first, "signed_out", {"via": "page", "replaced_by": first}),
+        (second, "signed_in", {"via": "page", "address": "127.0.0.1"}),
+    ]
+    assert [(e["actor"], e["action"], e["detail"]) for e in trails[first][:3]] == [
+        (first, "signed_in", {"via": "page", "address": "127.0.0.1"}),
+        (second, "signed_out", {"via": "page", "replaced_by": second}),
+        (first, "signed_in", {"via": "page", "address": "127.0.0.1"}),
+    ]
 
 
 async def _service_logs(config: StackConfig) -> str:

@@ -247,7 +247,11 @@ def auth_router() -> APIRouter:
     """Sign-in for API clients (a token) and for pages (a session cookie), and sign-out."""
     router = APIRouter(prefix="/v1/auth", tags=["access"])
 
-    async def sign_in(request: Request, credentials: SignIn, *, via: str) -> TokenIssued:
+    async def sign_in(
+        request: Request, credentials: SignIn, *, via: str, replacing: str | None = None
+    ) -> TokenIssued:
+        """Check the password and issue a token; `replacing`, the token of the page's
+        session cookie the new one replaces, is signed out first."""
         access = access_of(request)
         address = client_address(request)
         await access.limits.check(
@@ -259,6 +263,8 @@ def auth_router() -> APIRouter:
             user = await store.check_password(
                 access.pool, credentials.username, credentials.password
             )
+            if user is not None and replacing:
+                await _end_replaced_session(access, replacing, by=user.username)
             await store.record_sign_in(
                 access.pool,
                 username=credentials.username,
@@ -302,8 +308,18 @@ def auth_router() -> APIRouter:
         """Sign a page in: the token goes into an HttpOnly cookie that scripts cannot read.
         The session whose cookie it replaces ends: on a shared desk or phone, a sign-out
         the server never took would otherwise leave the last person's token working."""
-        issued = await sign_in(request, credentials, via="page")
-        await _end_replaced_session(request)
+        # Exempt from the CSRF check (there is no session to forge before it), it is still
+        # refused to another site's page, which could otherwise end a session or sign a
+        # desk in as someone else: a sibling host is "same-site", and sends the cookie.
+        if request.headers.get("sec-fetch-site") in ("same-site", "cross-site"):
+            raise Problem(
+                403,
+                "Sign-in from another site",
+                "A page signs in from its own origin only: open the page and sign in there.",
+            )
+        issued = await sign_in(
+            request, credentials, via="page", replacing=request.cookies.get(SESSION_COOKIE)
+        )
         response.set_cookie(
             SESSION_COOKIE,
             issued.access_token,
@@ -334,10 +350,13 @@ def auth_router() -> APIRouter:
     return router
 
 
-async def _sign_out(access: Access, principal: Principal, *, via: str) -> None:
+async def _sign_out(
+    access: Access, principal: Principal, *, via: str, replaced_by: str | None = None
+) -> None:
     if principal.token_id is None:
         # Only an identity provider's token can lack an id, and revocation names tokens
-        # by it: every token of the person issued until now is voided instead.
+        # by it: every token of the person issued until now is voided instead. (A page's
+        # cookie holds a token of ours, so a replaced session is never one of these.)
         await store.sign_out_everywhere(
             access.pool, principal.subject, issued_at=principal.issued_at, via=via
         )
@@ -350,20 +369,17 @@ async def _sign_out(access: Access, principal: Principal, *, via: str) -> None:
             expires_at=principal.expires_at
             or datetime.now(UTC) + timedelta(seconds=access.settings.session_ttl_s),
             via=via,
+            replaced_by=replaced_by,
         )
     access.revocations.forget()
 
 
-async def _end_replaced_session(request: Request) -> None:
-    """Sign out the token of the session cookie a page's sign-in replaces, if it still
-    works; a cookie that no longer does (expired, signed out) has nothing left to end."""
-    replaced = request.cookies.get(SESSION_COOKIE)
-    if not replaced:
-        return
-    access = access_of(request)
+async def _end_replaced_session(access: Access, replaced: str, *, by: str) -> None:
+    """Sign out the token of the session cookie a page's sign-in (of `by`) replaces, if it
+    still works; a cookie that no longer does (expired, signed out) has nothing to end."""
     try:
         principal = await access.verifier.verify(replaced)
-        await _sign_out(access, principal, via="page")
+        await _sign_out(access, principal, via="page", replaced_by=by)
     except TokenRefused:
         return
     except Exception as exc:

@@ -383,19 +383,29 @@ async def revoke_machine_token(
 
 
 async def sign_out(
-    pool: asyncpg.Pool, token_id: str, *, username: str, expires_at: datetime, via: str
+    pool: asyncpg.Pool,
+    token_id: str,
+    *,
+    username: str,
+    expires_at: datetime,
+    via: str,
+    replaced_by: str | None = None,
 ) -> None:
     """Void a person's own token everywhere, and say so in the access trail (once: a
-    sign-out sent twice, to two instances at once, say, is one sign-out)."""
+    sign-out sent twice, to two instances at once, say, is one sign-out). `replaced_by`
+    names who signed in on the page in their place: they ended the session, not its
+    holder."""
+    actor = replaced_by or username
+    reason = f"replaced by a sign-in of {replaced_by}" if replaced_by else "signed out"
     async with pool.acquire() as connection, connection.transaction():
-        if not await _revoke(connection, token_id, expires_at, username, "signed out"):
+        if not await _revoke(connection, token_id, expires_at, actor, reason):
             return
         await _record_change(
             connection,
-            actor=username,
+            actor=actor,
             action="signed_out",
             subject=username,
-            detail={"via": via},
+            detail={"via": via, "replaced_by": replaced_by} if replaced_by else {"via": via},
         )
 
 
