@@ -13,8 +13,10 @@ from qianliyan.stack.config import StackConfig
 from tests.integration.clients import (
     as_suite,
     as_user,
+    bearer,
     expire_upload,
     jpeg_photo,
+    machine_token,
     minio_client,
     read_object,
     submit,
@@ -116,6 +118,13 @@ async def test_only_whoever_uploaded_a_photo_may_name_it_in_a_report(
         sent = await submit(config, {"text": "同一张照片", "photo_ids": [photo_id]}, [], auth=auth)
         assert sent.status_code == 202, sent.text
         assert sent.json()["photos"] == [photo_id]
+
+    # Two integrations issued under one name (two stations' chat bridges) are two uploaders.
+    bridges = [bearer(machine_token(config, "wecom-bridge")) for _ in range(2)]
+    bridged = (await upload(config, jpeg_photo(), bridges[0])).json()["photo_id"]
+    report = {"text": "转发的照片", "reporter_id": "wx-1", "photo_ids": [bridged]}
+    assert (await submit(config, report, [], auth=bridges[1])).status_code == 422
+    assert (await submit(config, report, [], auth=bridges[0])).status_code == 202
 
 
 async def test_an_upload_that_is_not_a_photo_is_refused(running_stack: StackConfig) -> None:

@@ -48,9 +48,9 @@ def staged_preview_key(sha256: str) -> str:
 
 def staged_metadata_key(sha256: str, uploader: str) -> str:
     """Where what ingest learned of that photo (size, EXIF place and time) waits for the
-    one who uploaded it, whose reports alone may name the upload: a photo's id is its
-    hash, which others can come to know (two people uploading the same photo each have
-    theirs)."""
+    one who uploaded it (`policy.uploader`), whose reports alone may name the upload: a
+    photo's id is its hash, which others can come to know (two people uploading the same
+    photo each have theirs)."""
     return f"{UPLOADS_PREFIX}{sha256}.{hashlib.sha256(uploader.encode()).hexdigest()[:32]}.json"
 
 

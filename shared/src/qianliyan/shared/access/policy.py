@@ -203,6 +203,14 @@ def reporter_of_submission(principal: Principal, named: str | None) -> str:
     return principal.subject
 
 
+def uploader(principal: Principal) -> str:
+    """Whose a photo uploaded on its own is, for naming it in a report later: a person's
+    across their sign-ins; a machine token's own, as two integrations may share a name."""
+    if principal.kind == "machine" and principal.token_id is not None:
+        return f"{principal.subject}#{principal.token_id}"
+    return principal.subject
+
+
 def unit_of_submission(principal: Principal, named: str | None) -> str | None:
     """The unit a report is of: the one it names, else the signer's when they have only one.
 

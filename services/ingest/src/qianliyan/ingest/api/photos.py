@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from qianliyan.ingest.api.dependencies import IngestResources, Submitter, resources
 from qianliyan.ingest.api.uploads import photo_limits, prepare_uploads
 from qianliyan.ingest.domain.reports import photo_ref
+from qianliyan.shared.access.policy import uploader
 from qianliyan.shared.http import unavailable
 from qianliyan.shared.storage import staged_metadata_key, staged_photo_key, staged_preview_key
 
@@ -27,7 +28,8 @@ router = APIRouter(prefix="/v1/photos", tags=["photos"])
 
 
 class PhotoStaged(BaseModel):
-    """A stored photo, ready to be referenced by a report within the retention period."""
+    """A stored photo, ready to be referenced within the retention period by a report of
+    whoever uploaded it (the same person, or the same machine token)."""
 
     photo_id: str
     width: int
@@ -43,7 +45,7 @@ async def upload_photo(
     submitter: Submitter,
 ) -> PhotoStaged:
     """Store one photo; the same photo uploaded again gets the same id. Only reports sent
-    with the same sign-in (person or machine token) may name it."""
+    by the same person, or with the same machine token, may name it."""
     [prepared] = await prepare_uploads([photo], photo_limits(res.settings))
     ref = photo_ref(prepared)
     # The metadata goes last: a photo counts as uploaded only once all three are stored.
@@ -53,7 +55,7 @@ async def upload_photo(
             res.photos.put(staged_preview_key(ref.sha256), prepared.preview, "image/jpeg"),
         )
         await res.photos.put(
-            staged_metadata_key(ref.sha256, submitter.subject),
+            staged_metadata_key(ref.sha256, uploader(submitter)),
             ref.model_dump_json().encode(),
             "application/json",
         )

@@ -44,6 +44,7 @@ from qianliyan.shared.access.policy import (
     NotAllowed,
     reporter_of_submission,
     unit_of_submission,
+    uploader,
 )
 from qianliyan.shared.errors import is_transient
 from qianliyan.shared.events import PhotoRef, ReportSubmitted, new_event_id
@@ -161,7 +162,7 @@ async def submit_report(
     try:
         # After the claim: a retry of a report accepted long ago gets its first answer,
         # even once the uploads it named have left the upload area.
-        staged = await _staged_photos(res, form.photo_ids, uploader=submitter.subject)
+        staged = await _staged_photos(res, form.photo_ids, uploader=uploader(submitter))
         event = build_report_submitted(
             form=form,
             reporter_id=reporter_id,
@@ -305,8 +306,8 @@ async def _staged_photos(
         raise Problem(
             422,
             "Photos not uploaded",
-            "Some referenced photos were never uploaded with this sign-in, or have expired; "
-            "upload them again.",
+            "Some referenced photos were never uploaded by whoever sends this report, or "
+            "have expired; upload them again.",
             errors=[
                 field_problem(
                     f"report.photo_ids.{i}", "photo_not_uploaded", f"no uploaded photo {photo_id}"

@@ -62,7 +62,8 @@ class ReportForm(BaseModel):
     photo_ids: list[Annotated[str, Field(pattern=SHA256_HEX)]] = Field(
         default_factory=list,
         max_length=5,
-        description="Photos uploaded one by one beforehand (POST /v1/photos)",
+        description="Photos uploaded one by one beforehand (POST /v1/photos) by the same "
+        "person, or with the same machine token, as sends the report",
     )
     reporter_id: str | None = Field(
         default=None,

@@ -142,8 +142,10 @@ async function send(record) {
   }
   const expired = expiredUploads(record, answer);
   if (expired.size) {
-    // The store let uploads go that no report named in time (a week, by default): the
-    // phone still has the photos, so they go up again, then the report.
+    // The server has no upload of this reporter's for them: the store let uploads go
+    // that no report named in time (a week, by default), or they were made before ingest
+    // kept uploads per person. The phone still has the photos, so they go up again, then
+    // the report.
     await updateReport(record.id, (r) => ({
       photos: r.photos.map((p, i) => (expired.has(i) ? { ...p, id: undefined } : p)),
     }));
@@ -152,8 +154,8 @@ async function send(record) {
   return notThrough(record, answer, null);
 }
 
-/** The positions of the photos whose uploads the server no longer has ("no uploaded
- * photo" for `report.photo_ids.N`). */
+/** The positions of the photos whose uploads the server does not have for this reporter
+ * ("no uploaded photo" for `report.photo_ids.N`). */
 function expiredUploads(record, { response, body }) {
   const expired = new Set();
   if (!record.photosApart || response?.status !== 422 || !Array.isArray(body?.errors)) {
