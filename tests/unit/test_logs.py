@@ -33,7 +33,7 @@ def test_a_log_line_names_the_report_it_concerns(
         handler.setStream(stream)
         token = CORRELATION_ID.set(correlation_id)
         try:
-            logging.getLogger("qianliyan.test").warning("delivery failed")
+            logging.getLogger("qianliyan.test").warning("delivery failed: 丰台站")
         finally:
             CORRELATION_ID.reset(token)
         logging.getLogger("qianliyan.test").warning("no report here")
@@ -43,8 +43,9 @@ def test_a_log_line_names_the_report_it_concerns(
     if log_format == "json":
         line = json.loads(first)
         assert line["correlation_id"] == str(correlation_id) and line["service"] == "notify"
-        assert line["message"] == "delivery failed" and line["levelname"] == "WARNING"
+        assert line["message"] == "delivery failed: 丰台站" and line["levelname"] == "WARNING"
+        assert "丰台站" in first, "Chinese is written as it is, not as \\u escapes"
         assert json.loads(second)["correlation_id"] == "-"
     else:
-        assert f"notify qianliyan.test [corr={correlation_id}]: delivery failed" in first
+        assert f"notify qianliyan.test [corr={correlation_id}]: delivery failed: 丰台站" in first
         assert "[corr=-]" in second

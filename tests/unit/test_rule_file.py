@@ -44,8 +44,8 @@ def test_a_good_file_loads() -> None:
         (GOOD.replace("['站场']", "['站场(']"), 4, "not a valid regex"),
         (
             GOOD + "  - id: fire\n    summary: again\n    keywords: [x]\n    severity: minor\n",
-            1,
-            "used twice",
+            10,
+            "rules.1.id: rule id 'fire' is used twice (first by rules.0)",
         ),
         (
             GOOD.replace("    severity: critical", "    severity: critical\n    raise_by: 1"),
@@ -54,9 +54,30 @@ def test_a_good_file_loads() -> None:
         ),
         (
             GOOD.replace("    keywords: [火灾]\n", "    place_kinds: [tunnel]\n"),
-            1,
+            8,
             "place kinds ['tunnel']",
         ),
+        # A second `rules:` pasted at the end would silently drop every rule above it.
+        (
+            GOOD + "rules:\n  - id: crowd\n    summary: Crowd\n    keywords: [拥挤]\n"
+            "    severity: minor\n",
+            10,
+            "'rules' appears twice in one place (first at line 5)",
+        ),
+        (
+            GOOD.replace("    severity: critical", "    severity: critical\n    keywords: [x]"),
+            10,
+            "'keywords' appears twice in one place (first at line 8)",
+        ),
+        # A typo is named as one, not by what its missing key leaves wrong.
+        (
+            GOOD.replace("    keywords: [火灾]\n", "    keyword: [火灾]\n    unless: [无火灾]\n"),
+            8,
+            "rules.0.keyword: unknown key 'keyword' (did you mean 'keywords'?)",
+        ),
+        (GOOD.replace("  - kind: yard", "  - kinds: yard"), 3, "(did you mean 'kind'?)"),
+        (GOOD.replace("    summary: Fire", "\tsummary: Fire"), 7, "a tab at column 1: YAML"),
+        (GOOD.replace("Fire", "Fi\x07re"), 7, "a control character (U+0007) at column 16"),
         (GOOD.replace("    keywords: [火灾]\n", ""), 6, "at least one condition"),
         (
             GOOD.replace("    keywords: [火灾]\n", "    hours: 'nights'\n"),
@@ -139,6 +160,18 @@ def test_an_edit_saved_as_gbk_is_refused_naming_its_line(tmp_path: Path) -> None
     assert book.current().version == "1"
     assert book.last_error is not None
     assert "rules.yaml, line 4: not UTF-8 text: save the file as UTF-8" in book.last_error
+
+
+def test_a_file_far_too_large_is_refused_unread(tmp_path: Path) -> None:
+    """The wrong file, or a log pasted in: parsing megabytes of YAML would stall triage."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    book = RuleBook(path)
+    path.write_text(GOOD + "#" * (3 * 1024 * 1024), encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    assert book.current().version == "1"
+    assert book.last_error is not None
+    assert "more than the 2,097,152 such a file can be" in book.last_error
 
 
 def test_a_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:

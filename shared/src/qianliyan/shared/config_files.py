@@ -3,7 +3,10 @@ re-read when they change, and never replaced by a bad edit."""
 
 from __future__ import annotations
 
+import difflib
 import logging
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Generic, Protocol, TypeVar
@@ -11,10 +14,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
+from yaml.constructor import SafeConstructor
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+
+# Far past any real rule, routing or org file (a few hundred lines): one this large is a
+# mistake (a log pasted in, the wrong file), and parsing it would hold up the service.
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+# libyaml's parser where it was built (it is, in the wheels on PyPI): ten times faster.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _known_timezone(name: str) -> str:
@@ -48,6 +58,12 @@ def read_config_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigFileError(None, f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(
+            None,
+            f"the file is {len(data):,} bytes, more than the {MAX_CONFIG_BYTES:,} such a "
+            "file can be: is it the right file?",
+        )
     try:
         return data.decode("utf-8-sig")  # a byte order mark, as Windows editors write, is fine
     except UnicodeDecodeError as exc:
@@ -73,23 +89,123 @@ def validate_yaml(text: str, model: type[M], *, shape: str) -> M:
     `shape` says in words what the top level must be, for a file that is not a mapping.
     """
     try:
-        root = yaml.compose(text)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigFileError(line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        root = yaml.compose(text, Loader=_Loader)
+        _no_key_twice(root)
+        document = SafeConstructor().construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigFileError(*_yaml_mistake(exc)) from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a control character, pasted from a chat).
+        at = text.find(chr(exc.character)) if isinstance(exc.character, int) else -1
+        line = text.count("\n", 0, at) + 1 if at >= 0 else None
+        column = at - text.rfind("\n", 0, at) if at >= 0 else None
+        raise ConfigFileError(
+            line, f"a control character (U+{exc.character:04X}) at column {column}: remove it"
+        ) from None
     if not isinstance(document, dict):
         raise ConfigFileError(1, f"the file must be a mapping with {shape}")
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        # A key the format does not have is most often a typo, and the cause of what else
+        # is wrong (the key meant is missing): it is named first.
+        errors = exc.errors()
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         cause = first.get("ctx", {}).get("error")
         loc = first["loc"] + cause.loc if isinstance(cause, MistakeAt) else first["loc"]
         location = ".".join(str(part) for part in loc) or "file"
         message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = _unknown_key(model, loc)
         raise ConfigFileError(_line_of(root, loc), f"{location}: {message}") from None
+
+
+def _yaml_mistake(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    mark = exc.problem_mark
+    line = mark.line + 1 if mark is not None else None
+    problem = exc.problem or str(exc)
+    if ("tab" in problem or "\t" in problem) and mark is not None:
+        return line, f"a tab at column {mark.column + 1}: YAML indents with spaces only"
+    return line, f"not valid YAML: {problem}"
+
+
+def _no_key_twice(node: yaml.Node | None) -> None:
+    """Refuse a mapping that names one key twice: YAML would keep the last silently, and
+    a second `rules:` pasted at the end of a file would drop every rule above it."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    raise ConfigFileError(
+                        line,
+                        f"'{key.value}' appears twice in one place (first at line "
+                        f"{seen[key.value]}): keep one",
+                    )
+                seen[key.value] = line
+            _no_key_twice(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _no_key_twice(item)
+
+
+def _unknown_key(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """What to say of a key the file's format does not have: most often a typo."""
+    key = str(loc[-1])
+    known = _fields_at(model, loc[:-1])
+    close = difflib.get_close_matches(key, known, n=1) if known else []
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key '{key}'{hint}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model nested at `loc` takes; none when it cannot be told."""
+    annotation: Any = model
+    for part in loc:
+        here = _model_in(annotation)
+        fields = _keys_of(here) if here is not None else {}
+        if isinstance(part, str) and part in fields:
+            annotation = fields[part]
+        else:
+            annotation = _item_of(annotation)  # an item of a list, a value of a mapping
+        if annotation is None:
+            return []
+    found = _model_in(annotation)
+    return list(_keys_of(found)) if found is not None else []
+
+
+def _keys_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The keys of a model as a file writes them, with what each holds."""
+    return {field.alias or name: field.annotation for name, field in model.model_fields.items()}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds (itself, or inside `X | None`, `Annotated[X, …]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            if (found := _model_in(arg)) is not None:
+                return found
+    return None
+
+
+def _item_of(annotation: Any) -> Any:
+    """What a list or mapping annotation holds (through `X | None` and `Annotated`)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        for arg in args:
+            if (inner := _item_of(arg)) is not None:
+                return inner
+        return None
+    if origin in (list, tuple, set, frozenset) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
 
 
 def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:

@@ -34,6 +34,8 @@ def configure_logging(service: str) -> None:
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s %(trace_id)s",
                 static_fields={"service": service},
+                # Chinese as written, not as \u escapes: people read these lines.
+                json_ensure_ascii=False,
             )
         )
     else:

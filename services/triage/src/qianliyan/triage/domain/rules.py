@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from qianliyan.shared.config_files import ConfigFileError, TimeZoneName, validate_yaml
+from qianliyan.shared.config_files import ConfigFileError, MistakeAt, TimeZoneName, validate_yaml
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.triage.domain.folding import fold
@@ -142,18 +142,22 @@ class RuleFile(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleFile:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.id in seen:
-                raise ValueError(f"rule id {rule.id!r} is used twice")
-            seen.add(rule.id)
+        first_of: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            if rule.id in first_of:
+                raise MistakeAt(
+                    ("rules", i, "id"),
+                    f"rule id {rule.id!r} is used twice (first by rules.{first_of[rule.id]})",
+                )
+            first_of[rule.id] = i
         known_kinds = {place.kind for place in self.places}
-        for rule in self.rules:
+        for i, rule in enumerate(self.rules):
             unknown = set(rule.place_kinds) - known_kinds
             if unknown:
-                raise ValueError(
+                raise MistakeAt(
+                    ("rules", i, "place_kinds"),
                     f"rule {rule.id!r} names place kinds {sorted(unknown)} "
-                    "that 'places' does not define"
+                    "that 'places' does not define",
                 )
         return self
 
