@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,7 @@ from qianliyan.shared.access.policy import Permission
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
+from tests.integration.alert_receivers import routing_in_force
 from tests.integration.clients import (
     TRIAGED,
     as_suite,
@@ -805,6 +807,32 @@ async def test_a_webhook_aimed_inside_is_refused_naming_its_line(
         assert f"line {line}" in refusal and "metadata" in refusal
     finally:
         config.notify_routing_file.write_text(good, encoding="utf-8")
+
+
+async def test_ops_see_the_organisation_in_force_and_route_units_it_does_not_list(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    assert config.notify_routing_file is not None
+    good = config.notify_routing_file.read_text(encoding="utf-8")
+    version = f"typo-{uuid4().hex[:6]}"
+    typo = re.sub(r'(?m)^version: ".*"$', f'version: "{version}"', good).replace(
+        "  - id: major\n    min_severity: major\n",
+        "  - id: major\n    min_severity: major\n    units: [北京南占, 北京南站]\n",
+    )
+    assert "北京南占" in typo and version in typo
+    async with routing_in_force(config, typo), httpx.AsyncClient() as client:
+        answer = await client.get(
+            url(config, "notify", "/v1/routing"), headers=headers_of(config, "ops")
+        )
+    in_force = answer.json()
+    assert in_force["version"] == version
+    assert in_force["unlisted_units"] == [
+        "route 'major' names unit '北京南占', which the organisation file does not list"
+    ]
+    organisation = in_force["organisation"]
+    assert organisation["file"].endswith("default.yaml") and organisation["units"] > 1
+    assert organisation["version"] and organisation["refused_edit"] is None
 
 
 async def test_rate_limits_are_hit_and_recovered(running_stack: StackConfig) -> None:

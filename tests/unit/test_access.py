@@ -91,6 +91,8 @@ def test_a_unit_sees_every_station_below_it(org: Org) -> None:
             4,
             "cycle",
         ),
+        (ORG_FILE.replace('version: "1"', "version: 2026-11-25"), 1, "version in quotes"),
+        (ORG_FILE + "units:\n  - id: 丰台站\n", 11, "'units' appears twice in one place"),
     ],
 )
 def test_a_bad_organisation_file_is_refused_naming_its_line(

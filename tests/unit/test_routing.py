@@ -24,7 +24,13 @@ from qianliyan.notify.domain.alerting import (
 )
 from qianliyan.notify.domain.messages import AlertFacts, compose
 from qianliyan.notify.domain.outbound import OutboundPolicy
-from qianliyan.notify.domain.routing import Delivery, Routing, parse_routing, retry_delay
+from qianliyan.notify.domain.routing import (
+    Delivery,
+    Routing,
+    parse_routing,
+    retry_delay,
+    units_not_listed,
+)
 from qianliyan.shared.config_files import ConfigFileError, WatchedFile
 from qianliyan.shared.events import Severity
 
@@ -145,6 +151,30 @@ def test_a_bad_file_is_refused_naming_its_line(
     error = refused(ROUTING.replace(*edit, 1))
     assert error.line == line, str(error)
     assert message in str(error)
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "message"),
+    [
+        # Unquoted, YAML reads the number 1.1: alerts would name a version not written.
+        (('version: "r1"', "version: 1.10"), 1, "write the version in quotes"),
+        (("    units: [A站]", "    units: [A站]\n    min_severity: major"), 23, "'min_severity'"),
+    ],
+)
+def test_mistakes_every_edited_file_can_make_are_refused_here_too(
+    edit: tuple[str, str], line: int, message: str
+) -> None:
+    error = refused(ROUTING.replace(*edit, 1))
+    assert error.line == line, str(error)
+    assert message in str(error)
+
+
+def test_a_route_naming_a_unit_the_organisation_does_not_list_is_pointed_out() -> None:
+    typo = parse_routing(ROUTING.replace("units: [A站]", "units: [A战, B站]"))
+    assert units_not_listed(typo, {"A站", "B站"}) == [
+        "route 'station-a' names unit 'A战', which the organisation file does not list"
+    ]
+    assert units_not_listed(routing(), {"A站"}) == []
 
 
 def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 from yaml.constructor import SafeConstructor
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,21 @@ def _known_timezone(name: str) -> str:
 
 # A time zone field of an edited file: a wrong name is refused with its line.
 TimeZoneName = Annotated[str, AfterValidator(_known_timezone)]
+
+
+def _written_as_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(
+            'write the version in quotes, as text (version: "1.10"): unquoted, YAML '
+            "reads a number or a date, and 1.10 as 1.1"
+        )
+    return value
+
+
+# A file's version, as written: unquoted, YAML reads 1.10 as the number 1.1 and 2026-12-07
+# as a date. The version names what was decided or sent under the file (a re-triage's
+# decision ids, an alert's routing), so one read otherwise than written misleads.
+VersionText = Annotated[str, BeforeValidator(_written_as_text), Field(min_length=1, max_length=100)]
 
 
 class ConfigFileError(ValueError):

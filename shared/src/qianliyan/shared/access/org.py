@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qianliyan.shared.config_files import MistakeAt, validate_yaml
+from qianliyan.shared.config_files import MistakeAt, VersionText, validate_yaml
 from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 
 
@@ -31,7 +31,7 @@ class OrgFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(min_length=1, max_length=100)
+    version: VersionText
     units: list[UnitEntry]
 
     @model_validator(mode="after")

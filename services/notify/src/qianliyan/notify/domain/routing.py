@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -32,7 +33,7 @@ from pydantic import (
 )
 
 from qianliyan.notify.domain.outbound import PUBLIC_ONLY, OutboundPolicy, written_targets
-from qianliyan.shared.config_files import MistakeAt, TimeZoneName, validate_yaml
+from qianliyan.shared.config_files import MistakeAt, TimeZoneName, VersionText, validate_yaml
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 
@@ -255,7 +256,7 @@ class RoutingFile(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
-    version: str = Field(min_length=1)
+    version: VersionText
     timezone: TimeZoneName = "Asia/Shanghai"
     max_age: Duration = Field(
         default=timedelta(hours=24),
@@ -342,6 +343,18 @@ class Routing:
             if recipient.id == recipient_id:
                 return recipient.label_now(recorded)
         return recorded
+
+
+def units_not_listed(routing: Routing, listed: Collection[str]) -> list[str]:
+    """Each unit a route names that is not among the `listed` units of the organisation
+    file: most likely a typo, which leaves the route taking no alert of the unit meant.
+    Not refused: the two files are edited apart, and either may come first."""
+    return [
+        f"route '{route.id}' names unit '{unit}', which the organisation file does not list"
+        for route in routing.spec.routes
+        for unit in route.units
+        if unit not in listed
+    ]
 
 
 def parse_routing(text: str, *, outbound: OutboundPolicy = PUBLIC_ONLY) -> Routing:

@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -22,7 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from qianliyan.shared.config_files import ConfigFileError, MistakeAt, TimeZoneName, validate_yaml
+from qianliyan.shared.config_files import (
+    ConfigFileError,
+    MistakeAt,
+    TimeZoneName,
+    VersionText,
+    validate_yaml,
+)
 from qianliyan.shared.events import Severity
 from qianliyan.shared.events.reports import SEVERITY_SCALE
 from qianliyan.triage.domain.folding import fold
@@ -122,23 +128,10 @@ class RuleFile(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
-    version: str = Field(min_length=1)
+    version: VersionText
     timezone: TimeZoneName = "Asia/Shanghai"
     places: list[PlaceKind] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _written_as_text(cls, value: Any) -> Any:
-        # Unquoted, YAML reads 1.10 as the number 1.1 and 2026-12-07 as a date: the version
-        # names every decision's id, so a version read otherwise than written could make a
-        # re-triage's decisions the same events as the last ones.
-        if not isinstance(value, str):
-            raise ValueError(
-                'write the version in quotes, as text (version: "1.10"): unquoted, YAML '
-                "reads a number or a date, and 1.10 as 1.1"
-            )
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleFile:
