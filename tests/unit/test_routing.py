@@ -159,6 +159,7 @@ def test_a_bad_file_is_refused_naming_its_line(
         # Unquoted, YAML reads the number 1.1: alerts would name a version not written.
         (('version: "r1"', "version: 1.10"), 1, "write the version in quotes"),
         (("    units: [A站]", "    units: [A站]\n    min_severity: major"), 23, "'min_severity'"),
+        (('apprise: "mailto://smtp', 'apprise: "smtp'), 10, "a URL that names its service"),
     ],
 )
 def test_mistakes_every_edited_file_can_make_are_refused_here_too(

@@ -85,6 +85,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# An Apprise URL starts with its service's scheme (`wecombot://`, `mailto://`).
+_NAMES_ITS_SERVICE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 class Channel(_Strict):
     """One way to reach a recipient: an Apprise URL, or a webhook signed with a secret.
 
@@ -127,6 +131,13 @@ class Channel(_Strict):
                 raise ValueError("a webhook secret must look like 'whsec_<base64>'")
         elif self.secret is not None:
             raise ValueError("'secret' belongs to a webhook channel")
+        elif self.apprise and not _NAMES_ITS_SERVICE.match(self.apprise.get_secret_value()):
+            # Else the mistake shows only when an alert is to be delivered, and fails.
+            raise MistakeAt(
+                ("apprise",),
+                "an Apprise channel is a URL that names its service, such as "
+                "'wecombot://…', 'dingtalk://…' or 'mailto://…'",
+            )
         self._refuse_internal_targets(_OUTBOUND.get())
         return self
 
