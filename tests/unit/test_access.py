@@ -92,6 +92,8 @@ def test_a_unit_sees_every_station_below_it(org: Org) -> None:
             "cycle",
         ),
         (ORG_FILE.replace('version: "1"', "version: 2026-11-25"), 1, "version in quotes"),
+        (ORG_FILE.replace("id: 北京南站", "id: ' 北京南站'"), 8, "reports write it '北京南站'"),
+        (ORG_FILE.replace("parent: 丰台站", "parent: '丰台站 '"), 7, "spaces at an end"),
         (ORG_FILE + "units:\n  - id: 丰台站\n", 11, "'units' appears twice in one place"),
     ],
 )

@@ -160,6 +160,11 @@ def test_a_bad_file_is_refused_naming_its_line(
         (('version: "r1"', "version: 1.10"), 1, "write the version in quotes"),
         (("    units: [A站]", "    units: [A站]\n    min_severity: major"), 23, "'min_severity'"),
         (('apprise: "mailto://smtp', 'apprise: "smtp'), 10, "a URL that names its service"),
+        (
+            ("recipients:", "delivery:\n  first_retry: 1h\n  max_retry: 10m\nrecipients:"),
+            7,
+            "first_retry is longer than max_retry",
+        ),
     ],
 )
 def test_mistakes_every_edited_file_can_make_are_refused_here_too(

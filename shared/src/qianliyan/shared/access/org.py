@@ -9,11 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from qianliyan.shared.config_files import MistakeAt, VersionText, validate_yaml
 from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
+from qianliyan.shared.text import one_line
+
+
+def _as_reports_name_it(unit: str) -> str:
+    # A report's unit is one line without spaces at its ends: a unit written otherwise
+    # here would match no report, and its manager would see nothing.
+    if unit != one_line(unit):
+        raise ValueError(
+            f"{unit!r} has spaces at an end or twice in a row, or a control character: "
+            f"reports write it {one_line(unit)!r}, and would not match it"
+        )
+    return unit
+
+
+UnitId = Annotated[
+    str, Field(min_length=1, max_length=UNIT_MAX_LENGTH), AfterValidator(_as_reports_name_it)
+]
 
 
 class UnitEntry(BaseModel):
@@ -21,9 +39,9 @@ class UnitEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=UNIT_MAX_LENGTH)
+    id: UnitId
     name: str | None = Field(default=None, max_length=200)
-    parent: str | None = Field(default=None, min_length=1, max_length=UNIT_MAX_LENGTH)
+    parent: UnitId | None = None
 
 
 class OrgFile(BaseModel):

@@ -261,6 +261,16 @@ class Delivery(_Strict):
     max_retry: Duration = timedelta(minutes=10)
     timeout: Duration = timedelta(seconds=15)
 
+    @model_validator(mode="after")
+    def _retries_grow(self) -> Delivery:
+        if self.first_retry > self.max_retry:
+            raise MistakeAt(
+                ("first_retry",),
+                "first_retry is longer than max_retry: retries wait longer and longer, up "
+                "to max_retry",
+            )
+        return self
+
 
 class RoutingFile(_Strict):
     """The whole file: a version, recipients, routes in order, quiet hours, retries."""
