@@ -140,6 +140,7 @@ def test_the_packaged_default_loads() -> None:
         (("after: 10m", "after: soon"), 26, "duration"),
         (("id: chief", "id: duty"), 11, "recipients.1.id: id 'duty' is used twice"),
         (('hours: "22-7"', 'hours: "late"'), 4, "22-7"),
+        (('hours: "22-7"', 'hours: "22-24"'), 4, "(from 22:00 to 07:00), each 0 to 23"),
         (('secret: "whsec_', 'secret: "plain_'), 15, "whsec_"),
         (('webhook: "https://hooks', 'webhook: "ftp://hooks'), 15, "http(s)"),
         (("after: 10m", "after: 0m"), 20, "later and later"),

@@ -85,6 +85,11 @@ def test_a_good_file_loads() -> None:
             "hours must look like",
         ),
         (
+            GOOD.replace("    keywords: [火灾]\n", "    hours: '25-6'\n"),
+            8,
+            "(from 22:00 to 06:00), each 0 to 24",
+        ),
+        (
             GOOD.replace("    keywords: [火灾]\n", "    hours: '6-6'\n"),
             8,
             "empty window",

@@ -242,7 +242,7 @@ class QuietHours(_Strict):
     def _a_window(cls, hours: str) -> str:
         match = _HOURS.match(hours)
         if not match or not all(0 <= int(h) <= 23 for h in match.groups()):
-            raise ValueError('hours must look like "22-7" (from 22:00 to 07:00)')
+            raise ValueError('hours must look like "22-7" (from 22:00 to 07:00), each 0 to 23')
         if match.group(1) == match.group(2):
             raise ValueError("quiet hours must start and end at different hours")
         return hours

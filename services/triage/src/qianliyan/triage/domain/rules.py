@@ -108,7 +108,7 @@ class Rule(_Strict):
         if hours is not None:
             match = HOURS.match(hours)
             if not match or not all(0 <= int(h) <= 24 for h in match.groups()):
-                raise ValueError('hours must look like "22-6" (from 22:00 to 06:00)')
+                raise ValueError('hours must look like "22-6" (from 22:00 to 06:00), each 0 to 24')
             if int(match.group(1)) % 24 == int(match.group(2)):
                 raise ValueError(f'hours "{hours}" is an empty window; all day is "0-24"')
         return hours
