@@ -124,6 +124,19 @@ async def sign_in(
     )
 
 
+async def add_dispatcher(
+    client: httpx.AsyncClient, config: StackConfig, name: str, password: str
+) -> None:
+    """A person at a dispatch desk, added by the admin."""
+    created = await client.post(
+        url(config, "notify", "/v1/access/users"),
+        json={"username": name, "display_name": "值班员", "password": password,
+              "roles": ["dispatcher"]},
+        headers=headers_of(config, "admin"),
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+
+
 async def refused_everywhere(client: httpx.AsyncClient, config: StackConfig, token: str) -> bool:
     """Whether every service that signs people in now refuses `token`."""
     answers = [
@@ -597,13 +610,7 @@ async def test_signing_in_and_out_and_refused_attempts_are_in_the_audit(
     config = running_stack
     name, password = f"desk-{uuid4().hex[:6]}", "correct horse battery"
     async with httpx.AsyncClient() as client:
-        created = await client.post(
-            url(config, "notify", "/v1/access/users"),
-            json={"username": name, "display_name": "值班员", "password": password,
-                  "roles": ["dispatcher"]},
-            headers=headers_of(config, "admin"),
-        )  # fmt: skip
-        assert created.status_code == 201, created.text
+        await add_dispatcher(client, config, name, password)
         wrong = await sign_in(client, config, name, "wrong horse battery")
         assert wrong.status_code == 401
         page = await sign_in(
@@ -667,13 +674,7 @@ async def test_a_page_s_sign_in_ends_the_session_whose_cookie_it_replaces(
     first, second = f"shift-a-{uuid4().hex[:6]}", f"shift-b-{uuid4().hex[:6]}"
     async with httpx.AsyncClient() as admin_client:
         for name in (first, second):
-            created = await admin_client.post(
-                url(config, "notify", "/v1/access/users"),
-                json={"username": name, "display_name": "值班员", "password": password,
-                      "roles": ["dispatcher"]},
-                headers=headers_of(config, "admin"),
-            )  # fmt: skip
-            assert created.status_code == 201, created.text
+            await add_dispatcher(admin_client, config, name, password)
     async with httpx.AsyncClient() as desk:
 
         async def page_sign_in(name: str, service: str = "notify", **headers: str) -> str:
@@ -746,16 +747,7 @@ async def test_a_page_s_cookie_needs_the_csrf_token_to_change_anything(
     config = running_stack
     name = f"desk-{uuid4().hex[:6]}"
     async with httpx.AsyncClient() as client:
-        await client.post(
-            url(config, "notify", "/v1/access/users"),
-            json={
-                "username": name,
-                "display_name": "值班",
-                "password": "p" * 12,
-                "roles": ["dispatcher"],
-            },
-            headers=headers_of(config, "admin"),
-        )
+        await add_dispatcher(client, config, name, "p" * 12)
     async with httpx.AsyncClient(base_url=url(config, "notify", "")) as page:
         signed_in = await page.post(
             "/v1/auth/session", json={"username": name, "password": "p" * 12}
