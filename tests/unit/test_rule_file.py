@@ -78,6 +78,7 @@ def test_a_good_file_loads() -> None:
         (GOOD.replace("  - kind: yard", "  - kinds: yard"), 3, "(did you mean 'kind'?)"),
         (GOOD.replace("    summary: Fire", "\tsummary: Fire"), 7, "a tab at column 1: YAML"),
         (GOOD.replace("Fire", "Fi\x07re"), 7, "a control character (U+0007) at column 16"),
+        ('version: "1"\nrules: &all [*all]\n', 2, "an alias (*name) refers to itself"),
         (GOOD.replace("    keywords: [火灾]\n", ""), 6, "at least one condition"),
         (
             GOOD.replace("    keywords: [火灾]\n", "    hours: 'nights'\n"),

@@ -144,9 +144,14 @@ def _yaml_mistake(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
     return line, f"not valid YAML: {problem}"
 
 
-def _no_key_twice(node: yaml.Node | None) -> None:
+def _no_key_twice(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> None:
     """Refuse a mapping that names one key twice: YAML would keep the last silently, and
-    a second `rules:` pasted at the end of a file would drop every rule above it."""
+    a second `rules:` pasted at the end of a file would drop every rule above it. (And a
+    node that holds itself, through an alias, which no file of ours needs.)"""
+    if id(node) in inside:
+        assert node is not None
+        raise ConfigFileError(node.start_mark.line + 1, "an alias (*name) refers to itself")
+    inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key, value in node.value:
@@ -159,10 +164,10 @@ def _no_key_twice(node: yaml.Node | None) -> None:
                         f"{seen[key.value]}): keep one",
                     )
                 seen[key.value] = line
-            _no_key_twice(value)
+            _no_key_twice(value, inside)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _no_key_twice(item)
+            _no_key_twice(item, inside)
 
 
 def _unknown_key(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
