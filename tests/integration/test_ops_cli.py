@@ -26,6 +26,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Service
 from tests.integration.clients import as_suite, as_user, submit
 from tests.integration.topic_reader import read_topic
 
@@ -105,7 +106,9 @@ def test_a_dead_letter_is_listed_then_discarded_with_its_reason(
     everything = cli.invoke(app, ["dlq", "list", "--all"]).output
     assert "discarded" in everything and "test garbage from a fuzzer" in everything
     again = cli.invoke(app, ["dlq", "redrive", "--letter", letter])
-    assert again.exit_code != 0  # a discarded letter is never re-driven
+    assert again.exit_code == 2  # a discarded letter is never re-driven, and says why
+    said = " ".join(again.output.replace("│", " ").split())  # Typer's box, wrapped
+    assert f"no parked dead letter {letter}" in said and "no longer parked" in said
 
 
 def test_a_redriven_letter_ends_in_the_read_models(
@@ -192,6 +195,39 @@ def test_replay_from_a_time_starts_at_the_first_record_after_it(
     assert answer
     bad = cli.invoke(app, ["replay", "notify", "--from", "yesterday"])
     assert (bad.exit_code == 2 and "ISO" not in bad.output) or "time" in bad.output
+
+
+def test_replay_past_records_not_read_yet_is_refused_unless_asked_for(
+    running_stack: StackConfig, cli: CliRunner
+) -> None:
+    # Moving notify to the end while a report waits unread would leave it off the feed
+    # for good: a replay is for reading again, not for skipping.
+    config = running_stack
+    notify = Service(config, "notify")
+    notify.stop()
+    try:
+        waiting = asyncio.run(submit(config, {"text": "重放时未读的报告", "place": "回放点"}, []))
+        assert waiting.status_code == 202, waiting.text
+        refused = cli.invoke(app, ["replay", "notify", "--from", "end"])
+        assert refused.exit_code == 1, refused.output
+        said = " ".join(refused.output.split())
+        assert "refused: moving qianliyan-notify there would skip" in said
+        assert "give --skip-unread to do that all the same" in said
+        assert not notify.status().running, "a replay starts only what it stopped"
+    finally:
+        notify.start()
+    # Nothing was moved: the waiting report reaches notify's read model.
+    report_id = waiting.json()["report_id"]
+    assert wait_until(
+        lambda: (
+            httpx.get(
+                f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}",
+                headers=as_suite(config),
+                timeout=5,
+            ).status_code
+            == 200
+        )
+    )
 
 
 def test_as_of_answers_how_an_incident_stood_back_then(

@@ -644,11 +644,18 @@ ResetPoint: TypeAlias = Literal["beginning", "end"] | int | datetime
 
 
 async def reset_group(
-    bootstrap_servers: str, group: str, topics: Sequence[str], to: ResetPoint
+    bootstrap_servers: str,
+    group: str,
+    topics: Sequence[str],
+    to: ResetPoint,
+    *,
+    skip_unread: bool = False,
 ) -> dict[TopicPartition, int]:
     """Move a consumer group on `topics` to the beginning, the end, an offset (on every
     partition) or the first record appended at or after a moment; the offsets set.
 
+    A move past records the group has not read yet is refused (a RuntimeError saying how
+    many) unless `skip_unread`: those reports would never be triaged, or never shown.
     Kafka takes this only while the group has no running member: stop its service first.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
@@ -676,6 +683,14 @@ async def reset_group(
         # Without subscribing, this consumer commits as a simple consumer of the group:
         # accepted only while no member is in it.
         consumer.assign(partitions)
+        if not skip_unread:
+            unread_from = {p: await consumer.committed(p) or first[p] for p in partitions}
+            skipped = sum(max(0, target[p] - unread_from[p]) for p in partitions)
+            if skipped:
+                raise RuntimeError(
+                    f"moving {group} there would skip {skipped} record(s) it has not read "
+                    "yet; give --skip-unread to do that all the same"
+                )
         await consumer.commit(target)
         return target
     finally:

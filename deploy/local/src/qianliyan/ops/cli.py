@@ -6,6 +6,7 @@
     qianliyan check                                       rebuild into a scratch schema, compare
     qianliyan rebuild [--drop-retired]                    rebuild, then switch over atomically
     qianliyan replay triage|notify|all --from POINT       beginning, end, offset or time
+                                                          (past unread records: --skip-unread)
     qianliyan as-of TIME [--incident ID]                  the feed or an incident back then
     qianliyan retriage RULES.yaml [--apply]               new rules over all history
     qianliyan demo [--reports 12]                         realistic reports through ingest
@@ -18,10 +19,10 @@ Kafka, ingest and the rest are found where the stack's settings (QLY_STACK_*) pu
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import os
+import re
 import time
 from datetime import datetime
 from typing import Annotated
@@ -35,7 +36,7 @@ from qianliyan.notify.rebuild import state_as_of
 from qianliyan.notify.settings import NotifySettings
 from qianliyan.ops.access_cli import demo_token, tokens_app, users_app
 from qianliyan.ops.demo import send_demo_reports
-from qianliyan.shared.commands import run_command
+from qianliyan.shared.commands import fail, run_command
 from qianliyan.shared.dead_letters import LetterState, discard, read_letters, redrive
 from qianliyan.shared.kafka import (
     PartitionLag,
@@ -48,6 +49,7 @@ from qianliyan.shared.progress import events_progress
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import ALERTS, REPORTS, TRIAGE
 from qianliyan.stack.cli import app as stack_app
+from qianliyan.stack.cli import reported_errors
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from qianliyan.triage.__main__ import retriage as triage_retriage
@@ -85,6 +87,8 @@ GROUPS = {
     "qianliyan-notify": (REPORTS, TRIAGE, ALERTS),
 }
 TOPICS = (REPORTS, TRIAGE, ALERTS)
+# An offset or partition as typed: str.isdigit() also takes "²", which int() does not.
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _bootstrap() -> str:
@@ -99,6 +103,13 @@ def lag(
     group: Annotated[list[str] | None, typer.Option(help="Only these groups")] = None,
 ) -> None:
     """Per consumer group and partition: how far behind, and how fast it is catching up."""
+    unknown = sorted(set(group or ()) - GROUPS.keys())
+    if unknown:
+        raise typer.BadParameter(
+            f"no consumer group {', '.join(map(repr, unknown))}; the groups are "
+            f"{', '.join(GROUPS)}",
+            param_hint="--group",
+        )
     groups = {name: topics for name, topics in GROUPS.items() if not group or name in group}
     bootstrap = _bootstrap()
 
@@ -159,7 +170,7 @@ def _select(
         for name in offsets:
             topic, _, rest = name.partition("[")
             partition, _, offset = rest.partition("]@")
-            if not (topic and partition.isdigit() and offset.isdigit()):
+            if not (topic and _DIGITS.fullmatch(partition) and _DIGITS.fullmatch(offset)):
                 return f"{name!r} is not TOPIC[PARTITION]@OFFSET, as `dlq list` shows it"
             chosen.append((topic, int(partition), int(offset)))
         return chosen
@@ -189,7 +200,13 @@ def _act(
             chosen = [x for x in letters if (x.topic, x.partition, x.offset) in wanted]
             missing = wanted - {(x.topic, x.partition, x.offset) for x in chosen}
             if missing:
-                raise typer.BadParameter(f"not parked dead letters: {sorted(missing)}")
+                named = ", ".join(f"{t}[{p}]@{o}" for t, p, o in sorted(missing))
+                raise typer.BadParameter(
+                    f"no parked dead letter {named}: name each as the first column of "
+                    "`dlq list` shows it (not its origin); re-driven and discarded letters "
+                    "are no longer parked",
+                    param_hint="--letter",
+                )
         elif error_contains:
             chosen = [x for x in letters if error_contains in x.error]
         else:
@@ -246,7 +263,7 @@ def dlq_discard(
 def _reset_point(value: str) -> ResetPoint:
     if value in ("beginning", "end"):
         return value  # type: ignore[return-value]
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):
         return int(value)
     try:
         moment = datetime.fromisoformat(value)
@@ -265,11 +282,16 @@ def replay(
     start: Annotated[
         str, typer.Option("--from", help="beginning, end, an offset, or an ISO time with zone")
     ],
+    skip_unread: Annotated[
+        bool,
+        typer.Option(help="Allow a move past records not read yet (they are then never read)"),
+    ] = False,
 ) -> None:
     """Replay a consumer from a point in its topics: it is stopped, moved, and started again.
 
     Replays are safe: triage derives its decisions' ids from their inputs and notify
-    projects each event id once, so a replayed event changes nothing twice.
+    projects each event id once, so a replayed event changes nothing twice. A move past
+    what the consumer has not read yet skips it for good: refused, unless --skip-unread.
     """
     point = _reset_point(start)
     names = ["triage", "notify"] if consumer == "all" else [consumer]
@@ -278,15 +300,24 @@ def replay(
     config = StackConfig()
     for name in names:
         service = Service(config, name)
-        running = service.status().running
-        if running:
-            service.stop()
         group = f"qianliyan-{name}"
-        try:
-            moved = run_command(reset_group(config.kafka_bootstrap, group, GROUPS[group], point))
-        finally:
+        with reported_errors():
+            running = service.status().running
             if running:
-                service.start()
+                service.stop()
+            try:
+                moved = run_command(
+                    reset_group(
+                        config.kafka_bootstrap,
+                        group,
+                        GROUPS[group],
+                        point,
+                        skip_unread=skip_unread,
+                    )
+                )
+            finally:
+                if running:
+                    service.start()
         for partition, offset in sorted(moved.items()):
             typer.echo(f"{group} {partition.topic}[{partition.partition}] -> {offset}")
 
@@ -297,9 +328,15 @@ def as_of(
     incident: Annotated[str | None, typer.Option(help="One incident's id")] = None,
 ) -> None:
     """The feed (or one incident) as it stood at MOMENT, answered from the log."""
-    when = _reset_point(moment)
-    if not isinstance(when, datetime):
-        raise typer.BadParameter("give a time with its zone, e.g. 2026-11-25T08:00:00+08:00")
+    try:
+        when = datetime.fromisoformat(moment)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise typer.BadParameter(
+            f"{moment!r} is not a time with its zone, such as 2026-11-25T08:00:00+08:00",
+            param_hint="MOMENT",
+        )
     try:
         incident_id = UUID(incident) if incident else None
     except ValueError:
@@ -329,9 +366,9 @@ def demo(
     config = StackConfig()
     token = demo_token(config.token_key_file)
     ingest_url = f"http://{config.host}:{config.ingest_port}"
-    sent = asyncio.run(send_demo_reports(ingest_url, reports, token=token))
-    for line in sent:
-        typer.echo(line)
+    failed = run_command(send_demo_reports(ingest_url, reports, token=token, say=typer.echo))
+    if failed:
+        fail(f"ingest refused {failed} of {reports} report(s): see above why")
     typer.echo(f"open http://{config.host}:{config.notify_port}/dispatch to see them on the feed")
 
 

@@ -27,7 +27,7 @@ _COMPONENT_NAMES = ("postgres", "minio", "kafka", *SERVICE_NAMES)
 
 
 @contextmanager
-def _reported_errors() -> Iterator[None]:
+def reported_errors() -> Iterator[None]:
     """Show a stack failure as its message (it carries the log tail), not a traceback."""
     try:
         yield
@@ -50,7 +50,7 @@ def _print_table(rows: Sequence[ComponentStatus]) -> None:
 @app.command()
 def provision() -> None:
     """Download Kafka's jars and build MinIO into the cache (once; a few minutes)."""
-    with _reported_errors():
+    with reported_errors():
         Infra(StackConfig()).provision()
     typer.echo("provisioned")
 
@@ -62,7 +62,7 @@ def up(
     """Provision what is missing, start everything, create topics, bucket and schema."""
     config = StackConfig()
     began = time.monotonic()
-    with _reported_errors():
+    with reported_errors():
         infra = Infra(config)
         infra.provision()
         infra.start()
@@ -82,7 +82,7 @@ def up(
 def down() -> None:
     """Stop the services, then the infrastructure (data is kept)."""
     config = StackConfig()
-    with _reported_errors():
+    with reported_errors():
         Services(config).stop()
         Infra(config).stop()
     typer.echo("stopped")
@@ -92,7 +92,7 @@ def down() -> None:
 def status() -> None:
     """Show what runs, with pids and addresses."""
     config = StackConfig()
-    with _reported_errors():
+    with reported_errors():
         _print_table([*Infra(config).status(), *Services(config).status()])
     typer.echo(f"\nlogs in {config.data_dir / 'logs'}")
 
@@ -100,7 +100,7 @@ def status() -> None:
 @app.command()
 def init() -> None:
     """Create the Kafka topics, the photo bucket and the database schema (idempotent)."""
-    with _reported_errors():
+    with reported_errors():
         init_stack(StackConfig())
     typer.echo("initialised")
 
