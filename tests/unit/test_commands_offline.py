@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from qianliyan.ops.cli import app
+from qianliyan.shared.access.tokens import generate_signing_key
+from qianliyan.stack.config import StackConfig
 
 
 def _closed_port() -> int:
@@ -44,7 +46,7 @@ def nothing_running(
 def test_a_command_with_the_stack_down_says_so_in_a_line(command: list[str]) -> None:
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 1, result.output
-    assert "could not talk to Kafka or PostgreSQL (" in result.output
+    assert "could not reach Kafka, PostgreSQL or a service (" in result.output
     assert "is the stack up?" in result.output
     assert isinstance(result.exception, SystemExit), "ended by an error, not by the command"
 
@@ -59,3 +61,53 @@ def test_lag_refuses_a_watch_below_a_tenth_of_a_second() -> None:
     result = CliRunner().invoke(app, ["lag", "--watch", "-1"])
     assert result.exit_code == 2
     assert "--watch" in result.output
+
+
+@pytest.mark.usefixtures("nothing_running")
+@pytest.mark.parametrize(
+    "command", [["demo"], ["tokens", "issue", "bridge", "--scope", "reports:read"]]
+)
+def test_a_command_that_signs_tokens_before_the_stack_made_its_key_says_so(
+    command: list[str],
+) -> None:
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1, result.output
+    assert "cannot load the token signing key from" in result.output
+    assert "`qianliyan stack init`" in result.output
+    assert isinstance(result.exception, SystemExit), "ended by an error, not by the command"
+
+
+@pytest.mark.usefixtures("nothing_running")
+def test_the_demo_with_ingest_down_says_so_in_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = StackConfig()
+    config.secrets_dir.mkdir(parents=True, exist_ok=True)
+    config.token_key_file.write_bytes(generate_signing_key())
+    monkeypatch.setenv("QLY_STACK_INGEST_PORT", str(_closed_port()))
+    result = CliRunner().invoke(app, ["demo", "--reports", "1"])
+    assert result.exit_code == 1, result.output
+    assert "could not reach Kafka, PostgreSQL or a service (ConnectError" in result.output
+    assert isinstance(result.exception, SystemExit), "ended by an error, not by the command"
+
+
+@pytest.mark.usefixtures("nothing_running")  # a check missed would fail fast, not connect
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            ["lag", "--group", "qianliyan-triag"],
+            "no consumer group 'qianliyan-triag'; the groups are qianliyan-triage,",
+        ),
+        (["as-of", "42"], "'42' is not a time with its zone"),
+        (["as-of", "2026-11-25T08:00:00"], "is not a time with its zone"),
+        (["dlq", "redrive", "--letter", "incidents.reports.dlq[²]@3"], "is not TOPIC[PARTITION]"),
+        (["replay", "notify", "--from", "³"], "give 'beginning', 'end', an offset"),
+        (["tokens", "revoke", "abc", "--reason", " "], "a revocation needs a reason"),
+    ],
+)
+def test_a_mistyped_argument_is_refused_before_anything_is_done(
+    command: list[str], said: str
+) -> None:
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    # Typer draws usage errors in a box, wrapping its lines.
+    assert said in " ".join(result.output.replace("│", " ").split()), result.output

@@ -9,14 +9,16 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
+import httpx
 import typer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 
 T = TypeVar("T")
 
-# Kafka or PostgreSQL could not be reached, or would not let this caller in. Any other
-# error is a fault of the command's, and keeps its traceback.
+# Kafka, PostgreSQL or a service could not be reached, or would not let this caller in.
+# Any other error is a fault of the command's, and keeps its traceback.
 _UNREACHABLE: tuple[type[BaseException], ...] = (
+    httpx.TransportError,  # a service (ingest, for the demo) not listening, or not answering
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,
@@ -37,8 +39,14 @@ def run_command(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except _UNREACHABLE as exc:  # first: aiokafka's connection errors are RuntimeErrors too
         fail(
-            f"could not talk to Kafka or PostgreSQL ({_described(exc)}); "
+            f"could not reach Kafka, PostgreSQL or a service ({_described(exc)}); "
             "is the stack up? (`qianliyan stack status`)"
+        )
+    except asyncpg.UndefinedTableError as exc:
+        fail(
+            f"the database lacks what this command reads ({exc}): its schema was never "
+            "made, or is older than this command; `qianliyan stack init` makes it (the "
+            "migrations, elsewhere)"
         )
     except RuntimeError as refused:
         fail(f"refused: {refused}")

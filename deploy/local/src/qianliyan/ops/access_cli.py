@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
 from qianliyan.notify.api.access import NewMachineToken, NewUser
@@ -21,7 +22,7 @@ from qianliyan.notify.settings import NotifySettings
 from qianliyan.shared.access import store
 from qianliyan.shared.access.policy import Permission, Role
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
-from qianliyan.shared.commands import run_command
+from qianliyan.shared.commands import fail, run_command
 
 users_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Machine tokens: issue, list, revoke.", no_args_is_help=True)
@@ -138,7 +139,7 @@ def issue_token(
     key_file = NotifySettings().access.token_key_file
     if key_file is None:
         raise _refuse("refused: NOTIFY_ACCESS__TOKEN_KEY_FILE is not set")
-    signer = TokenSigner(load_signing_key(key_file))
+    signer = TokenSigner(signing_key(key_file))
     record, token = _with_pool(
         lambda pool: store.issue_machine_token(
             pool,
@@ -170,6 +171,8 @@ def revoke_token(
     token_id: str, reason: Annotated[str, typer.Option(help="Why, for the record")]
 ) -> None:
     """Revoke a machine token; every service refuses it within seconds."""
+    if not reason.strip():
+        raise _refuse("refused: a revocation needs a reason, for the record")
     revoked = _with_pool(
         lambda pool: store.revoke_machine_token(pool, token_id, revoked_by=OPERATOR, reason=reason)
     )
@@ -178,10 +181,21 @@ def revoke_token(
     typer.echo(f"revoked {token_id} ({revoked.name})")
 
 
+def signing_key(key_file: Path) -> Ed25519PrivateKey:
+    """The site's token signing key, or the command ends saying where it was looked for."""
+    try:
+        return load_signing_key(key_file)
+    except ValueError as exc:
+        fail(
+            f"{exc}\n(the stack makes it: `qianliyan stack init`; elsewhere, point "
+            "NOTIFY_ACCESS__TOKEN_KEY_FILE at the site's key)"
+        )
+
+
 def demo_token(key_file: Path) -> str:
     """A short-lived token for the demo, which sends reports on behalf of sample reporters."""
     return (
-        TokenSigner(load_signing_key(key_file))
+        TokenSigner(signing_key(key_file))
         .for_machine(
             token_id=new_token_id(),
             name="demo",

@@ -6,6 +6,7 @@ import io
 import json
 import random
 import uuid
+from collections.abc import Callable
 
 import httpx
 from PIL import Image, ImageDraw, ImageFilter
@@ -52,9 +53,12 @@ def scene_photo(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-async def send_demo_reports(ingest_url: str, count: int, *, token: str) -> list[str]:
-    """Send `count` sample reports (cycling through the samples); one line per report."""
-    lines = []
+async def send_demo_reports(
+    ingest_url: str, count: int, *, token: str, say: Callable[[str], None]
+) -> int:
+    """Send `count` sample reports (cycling through the samples), `say`ing a line for each
+    as it is answered; how many ingest refused."""
+    failed = 0
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=ingest_url, timeout=60, headers=headers) as client:
         for number in range(count):
@@ -77,7 +81,8 @@ async def send_demo_reports(ingest_url: str, count: int, *, token: str) -> list[
                 files=files,
             )
             if answer.status_code == 202:
-                lines.append(f"sent   {text[:30]} → {answer.json()['status_url']}")
+                say(f"sent   {text[:30]} → {answer.json()['status_url']}")
             else:
-                lines.append(f"failed {text[:30]}: {answer.status_code} {answer.text[:200]}")
-    return lines
+                failed += 1
+                say(f"failed {text[:30]}: {answer.status_code} {answer.text[:200]}")
+    return failed
