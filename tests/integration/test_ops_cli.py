@@ -98,6 +98,13 @@ def test_a_dead_letter_is_listed_then_discarded_with_its_reason(
     ][-1]
     refused = cli.invoke(app, ["dlq", "discard", "--letter", letter, "--reason", " "])
     assert refused.exit_code == 2 and "needs a reason" in refused.output
+    # Letters chosen by a phrase are listed and asked about first: a discard is for good.
+    declined = cli.invoke(
+        app, ["dlq", "discard", "--error-contains", "not JSON", "--reason", "x"], input="n\n"
+    )
+    assert declined.exit_code == 1, declined.output
+    assert f"{letter}  " in declined.output and "nothing done" in declined.output
+    assert letter in cli.invoke(app, ["dlq", "list"]).output
     discarded = cli.invoke(
         app, ["dlq", "discard", "--letter", letter, "--reason", "test garbage from a fuzzer"]
     )

@@ -37,7 +37,13 @@ from qianliyan.notify.settings import NotifySettings
 from qianliyan.ops.access_cli import demo_token, tokens_app, users_app
 from qianliyan.ops.demo import send_demo_reports
 from qianliyan.shared.commands import fail, run_command
-from qianliyan.shared.dead_letters import LetterState, discard, read_letters, redrive
+from qianliyan.shared.dead_letters import (
+    DeadLetterEntry,
+    LetterState,
+    discard,
+    read_letters,
+    redrive,
+)
 from qianliyan.shared.kafka import (
     PartitionLag,
     ResetPoint,
@@ -183,7 +189,11 @@ def _act(
     error_contains: str | None,
     every: bool,
     reason: str | None,
+    *,
+    ask_first: bool = False,
 ) -> None:
+    """Re-drive or discard the letters named; with `ask_first`, letters chosen by a phrase
+    or --all are listed and the operator asked before anything is done."""
     selection = _select(letters_named, error_contains, every)
     if isinstance(selection, str):
         typer.secho(selection, fg=typer.colors.RED, err=True)
@@ -191,26 +201,26 @@ def _act(
     bootstrap = _bootstrap()
     by = getpass.getuser()
 
-    async def run() -> int:
+    async def choose() -> list[DeadLetterEntry]:
         letters = [
             x for x in await read_letters(bootstrap, TOPICS) if x.state is LetterState.PARKED
         ]
-        if selection:
-            wanted = set(selection)
-            chosen = [x for x in letters if (x.topic, x.partition, x.offset) in wanted]
-            missing = wanted - {(x.topic, x.partition, x.offset) for x in chosen}
-            if missing:
-                named = ", ".join(f"{t}[{p}]@{o}" for t, p, o in sorted(missing))
-                raise typer.BadParameter(
-                    f"no parked dead letter {named}: name each as the first column of "
-                    "`dlq list` shows it (not its origin); re-driven and discarded letters "
-                    "are no longer parked",
-                    param_hint="--letter",
-                )
-        elif error_contains:
-            chosen = [x for x in letters if error_contains in x.error]
-        else:
-            chosen = letters
+        if not selection:
+            return [x for x in letters if not error_contains or error_contains in x.error]
+        wanted = set(selection)
+        chosen = [x for x in letters if (x.topic, x.partition, x.offset) in wanted]
+        missing = wanted - {(x.topic, x.partition, x.offset) for x in chosen}
+        if missing:
+            named = ", ".join(f"{t}[{p}]@{o}" for t, p, o in sorted(missing))
+            raise typer.BadParameter(
+                f"no parked dead letter {named}: name each as the first column of "
+                "`dlq list` shows it (not its origin); re-driven and discarded letters "
+                "are no longer parked",
+                param_hint="--letter",
+            )
+        return chosen
+
+    async def run(chosen: list[DeadLetterEntry]) -> int:
         producer = create_producer(KafkaSettings(bootstrap_servers=bootstrap), client_id="ops")
         await producer.start()
         try:
@@ -224,7 +234,14 @@ def _act(
             await producer.stop()
         return len(chosen)
 
-    count = run_command(run())
+    chosen = run_command(choose())
+    if ask_first and not selection and chosen:
+        for letter in chosen:
+            typer.echo(f"{letter.topic}[{letter.partition}]@{letter.offset}  {letter.error}")
+        if not typer.confirm(f"{action} these {len(chosen)} letter(s)?", default=False):
+            typer.echo("nothing done")
+            raise typer.Exit(1)
+    count = run_command(run(chosen))
     typer.echo(f"{count} letter(s) {'re-driven' if action == 'redrive' else 'discarded'}")
 
 
@@ -252,12 +269,16 @@ def dlq_discard(
         str | None, typer.Option(help="Letters whose error says this")
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Every parked letter")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Discard letters chosen by a phrase or --all unasked")
+    ] = False,
 ) -> None:
-    """Mark parked letters discarded, with a reason; they stay in the topic."""
+    """Mark parked letters discarded, with a reason; they stay in the topic, and are never
+    re-driven. Letters chosen by a phrase or --all are listed, and asked about, first."""
     if not reason.strip():
         typer.secho("a discard needs a reason", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    _act("discard", letter, error_contains, every, reason)
+    _act("discard", letter, error_contains, every, reason, ask_first=not yes)
 
 
 def _reset_point(value: str) -> ResetPoint:
