@@ -102,6 +102,7 @@ def test_the_demo_with_ingest_down_says_so_in_a_line(monkeypatch: pytest.MonkeyP
         (["dlq", "redrive", "--letter", "incidents.reports.dlq[²]@3"], "is not TOPIC[PARTITION]"),
         (["replay", "notify", "--from", "³"], "give 'beginning', 'end', an offset"),
         (["tokens", "revoke", "abc", "--reason", " "], "a revocation needs a reason"),
+        (["stack", "logs", "kafka", "-n", "-5"], "greater than or equal to 1"),
     ],
 )
 def test_a_mistyped_argument_is_refused_before_anything_is_done(

@@ -108,7 +108,7 @@ def init() -> None:
 @app.command()
 def logs(
     name: str = typer.Argument(..., help=f"One of: {', '.join(_COMPONENT_NAMES)}."),
-    lines: int = typer.Option(50, "--lines", "-n", help="How many lines to show."),
+    lines: int = typer.Option(50, "--lines", "-n", min=1, help="How many lines to show."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
 ) -> None:
     """Show the end of a part's log."""
