@@ -64,6 +64,16 @@ def produce(
     asyncio.run(send())
 
 
+def notify_has(config: StackConfig, report_id: str) -> bool:
+    """Whether notify's read model shows the report."""
+    answer = httpx.get(
+        f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}",
+        headers=as_suite(config),
+        timeout=5,
+    )
+    return answer.status_code == 200
+
+
 def wait_until(check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while True:
@@ -189,17 +199,7 @@ def test_replay_from_a_time_starts_at_the_first_record_after_it(
     expected = f"qianliyan-notify incidents.reports[{record.partition}] -> {record.offset}"
     assert expected in result.output
     # Notify is back, replays idempotently, and serves what it had.
-    answer = wait_until(
-        lambda: (
-            httpx.get(
-                f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}",
-                headers=as_suite(config),
-                timeout=5,
-            ).status_code
-            == 200
-        )
-    )
-    assert answer
+    assert wait_until(lambda: notify_has(config, report_id))
     bad = cli.invoke(app, ["replay", "notify", "--from", "yesterday"])
     assert (bad.exit_code == 2 and "ISO" not in bad.output) or "time" in bad.output
 
@@ -224,17 +224,7 @@ def test_replay_past_records_not_read_yet_is_refused_unless_asked_for(
     finally:
         notify.start()
     # Nothing was moved: the waiting report reaches notify's read model.
-    report_id = waiting.json()["report_id"]
-    assert wait_until(
-        lambda: (
-            httpx.get(
-                f"http://127.0.0.1:{config.notify_port}/v1/reports/{report_id}",
-                headers=as_suite(config),
-                timeout=5,
-            ).status_code
-            == 200
-        )
-    )
+    assert wait_until(lambda: notify_has(config, waiting.json()["report_id"]))
 
 
 def test_as_of_answers_how_an_incident_stood_back_then(
