@@ -301,6 +301,52 @@ async def test_a_report_queued_when_the_session_ended_is_sent_after_signing_in_a
     assert events[0].payload.text == text
 
 
+async def test_a_sign_in_in_another_tab_holds_back_this_tab_s_waiting_report(
+    running_stack: StackConfig, bare_phone: BrowserContext, make_user: MakeUser
+) -> None:
+    """A shift change on a shared phone with the page open twice: the second tab's sign-in
+    gives the cookie to the next worker, and the first tab must not send the last
+    worker's waiting report in the next one's name."""
+    config = running_stack
+    first_worker = await make_user("reporter", "线路工 周明", roles=["reporter"])
+    next_worker = await make_user("reporter", "线路工 吴刚", roles=["reporter"])
+    first = await bare_phone.new_page()
+    await first.goto(page_url(config))
+    await sign_in(first, first_worker)
+    await first.get_by_label("情况描述（必填）").fill("     ")  # refused by the server
+    await first.get_by_role("button", name="发送报告").click()
+    await expect(first.locator("#reports > li").first).to_have_attribute("data-state", "failed")
+    refused_id = await first.locator("#reports > li").first.get_attribute("data-id")
+    refused = first.locator(f'#reports > li[data-id="{refused_id}"]')
+    await expect(refused.get_by_role("button")).to_have_count(2)  # edit, remove: theirs
+    await first.route("**/v1/reports", lambda route: route.abort())  # no signal, in a tunnel
+    text = f"钢轨接头螺栓松动。编号 {uuid.uuid4().hex[:8]}"
+    await first.get_by_label("情况描述（必填）").fill(text)
+    await first.get_by_role("button", name="发送报告").click()
+    await expect(first.locator("#reports > li")).to_have_count(2)
+    client_report_id = await first.locator("#reports > li").first.get_attribute("data-id")
+    assert client_report_id and client_report_id != refused_id
+    report = first.locator(f'#reports > li[data-id="{client_report_id}"]')
+    await expect(report).to_have_attribute("data-state", "waiting")
+
+    second = await bare_phone.new_page()
+    await second.goto(page_url(config))
+    await second.locator("#sign-out").click()
+    await sign_in(second, next_worker)
+    await first.unroute("**/v1/reports")
+    await expect(report.locator(".note")).to_have_text(f"等待 {first_worker.username} 登录后发送")
+    await expect(first.locator("#whoami")).to_contain_text(next_worker.display_name)
+    await first.evaluate("() => dispatchEvent(new Event('online'))")  # a pass, at once
+    await first.wait_for_timeout(6_000)  # past the first retry's 2 s
+    assert await submitted_for(config, client_report_id) == []
+    await expect(report).to_have_attribute("data-state", "waiting")
+    # The last worker's refused report is theirs to edit or remove, not the next one's.
+    await expect(refused.get_by_role("button")).to_have_count(0)
+    await expect(refused.locator(".note")).to_have_text(
+        f"{first_worker.username} 的报告，由其本人登录后修改或移除"
+    )
+
+
 async def signed_in_bare(
     phone: BrowserContext, config: StackConfig, worker: Person
 ) -> tuple[Page, Callable[[], Awaitable[bool]]]:

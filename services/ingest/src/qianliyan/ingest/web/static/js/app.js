@@ -61,6 +61,11 @@ function init() {
   form.addEventListener("submit", submit);
   addEventListener("online", showNetwork);
   addEventListener("online", () => checkSession()); // it may have ended while offline
+  // Back on the page: who the cookie is for may have changed meanwhile (a sign-in in
+  // another tab, or the session ended), and sending waits on who it is.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") checkSession();
+  });
   addEventListener("offline", showNetwork);
   onChange(scheduleRender);
 
@@ -356,6 +361,12 @@ function problemDetails(r) {
   const parts = [element("p", { className: "problem" }, problemText(problem))];
   const errors = problem.errors.map((e) => element("li", {}, fieldProblemText(e)));
   if (errors.length) parts.push(element("ul", { className: "problem-errors" }, ...errors));
+  // Another reporter's refused report is theirs to edit or remove: edited here it would be
+  // sent as whoever is signed in, and removed they would never learn it was refused.
+  if (!isMine(r)) {
+    parts.push(element("p", { className: "note" }, t("failedForOwner", r.owner)));
+    return parts;
+  }
   const edit = element("button", { type: "button", className: "button secondary" }, t("edit"));
   edit.addEventListener("click", () => editAgain(r.id));
   const dismiss = element("button", { type: "button", className: "button secondary" }, t("dismiss"));

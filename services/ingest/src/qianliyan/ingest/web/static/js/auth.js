@@ -45,6 +45,21 @@ function set(nextStatus, nextUser) {
   for (const listener of listeners) listener();
 }
 
+// Another tab (or the installed app's window) signing in or out changes whom the shared
+// cookie speaks for: this tab follows at once, or it would send its waiting reports, and
+// any typed under the old name, as the new reporter's.
+addEventListener("storage", (event) => {
+  if (event.key !== USER_KEY && event.key !== null) return;
+  const next = readUser();
+  if (next?.username === user?.username) return;
+  // Not `set`: the other tab has written the key already, and writing it back here would
+  // undo its sign-out.
+  status = next ? "unknown" : "signedOut";
+  user = next ?? user; // signed out there, the name stays to prefill the sign-in
+  for (const listener of listeners) listener();
+  if (next) checkSession();
+});
+
 /** Call `listener` whenever who is signed in changes. */
 export function onAuthChange(listener) {
   listeners.add(listener);
