@@ -18,6 +18,7 @@ from PIL import Image
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Dialog,
     Page,
     Playwright,
     Request,
@@ -331,6 +332,7 @@ async def test_a_sign_in_in_another_tab_holds_back_this_tab_s_waiting_report(
 
     second = await bare_phone.new_page()
     await second.goto(page_url(config))
+    second.once("dialog", lambda dialog: dialog.accept())  # "1 report not sent yet"
     await second.locator("#sign-out").click()
     await sign_in(second, next_worker)
     await first.unroute("**/v1/reports")
@@ -345,6 +347,39 @@ async def test_a_sign_in_in_another_tab_holds_back_this_tab_s_waiting_report(
     await expect(refused.locator(".note")).to_have_text(
         f"{first_worker.username} 的报告，由其本人登录后修改或移除"
     )
+
+
+async def test_signing_out_with_reports_unsent_asks_first(
+    running_stack: StackConfig, bare_phone: BrowserContext, make_user: MakeUser
+) -> None:
+    """At a shift change: once signed out, only the writer of an unsent report can send
+    it, so the page says so before it signs them out."""
+    worker = await make_user("reporter", "线路工 孙立", roles=["reporter"])
+    page = await bare_phone.new_page()
+    await page.goto(page_url(running_stack))
+    await sign_in(page, worker)
+    await page.route("**/v1/reports", lambda route: route.abort())  # no signal
+    await page.get_by_label("情况描述（必填）").fill(f"护栏破损。编号 {uuid.uuid4().hex[:8]}")
+    await page.get_by_role("button", name="发送报告").click()
+    await expect(page.locator("#reports > li").first).to_have_attribute("data-state", "waiting")
+
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    await page.locator("#sign-out").click()
+    await page.wait_for_timeout(500)  # the answer to the question is given, and acted on
+    assert asked == ["还有 1 份报告未发送。退出后，只有您本人重新登录才能发送。确定退出吗？"]
+    await expect(page.locator("#whoami")).to_contain_text(worker.display_name)
+    await expect(page.locator("#sign-in-form")).to_be_hidden()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#sign-in-form")).to_be_visible()
+    assert len(asked) == 2
 
 
 async def signed_in_bare(

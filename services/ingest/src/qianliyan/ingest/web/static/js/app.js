@@ -48,7 +48,7 @@ let signInError = null; // {key, args} of the last failed sign-in
 function init() {
   translatePage();
   signInForm.addEventListener("submit", submitSignIn);
-  $("sign-out").addEventListener("click", () => signOut());
+  $("sign-out").addEventListener("click", signOutUnlessUnsent);
   onAuthChange(authChanged);
   $("lang-toggle").addEventListener("click", () => {
     toggleLang();
@@ -401,6 +401,16 @@ function fieldLabel(field) {
   const photo = /^(?:photos\[(\d+)\]|report\.photo_ids\.(\d+))$/.exec(field);
   if (photo) return t("field.photo", photo[1] ? Number(photo[1]) : Number(photo[2]) + 1);
   return ownWords(`field.${field.split(".").slice(0, 2).join(".")}`) ?? field;
+}
+
+/** Sign out; with reports of this reporter's not sent yet, only once they agree: after
+ * it, only they, signed in again, can send them (a shift change hands the phone on). */
+async function signOutUnlessUnsent() {
+  const unsent = (await allReports()).filter(
+    (r) => (r.state === "waiting" || r.state === "sending") && r.owner === currentUser()?.username,
+  ).length;
+  if (unsent && !confirm(t("signOutUnsent", unsent))) return;
+  await signOut();
 }
 
 /** Put a refused report back into the form; sending it again makes a new report. */

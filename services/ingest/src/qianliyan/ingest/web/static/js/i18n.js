@@ -27,6 +27,7 @@ const STRINGS = {
     signInExpired: "登录已失效，请重新登录。未发送的报告保存在手机上，登录后自动发送。",
     signInNeeded: "需要重新登录",
     waitingForSignIn: "登录后自动发送",
+    signOutUnsent: (n) => `还有 ${n} 份报告未发送。退出后，只有您本人重新登录才能发送。确定退出吗？`,
     waitingForOwner: (name) => `等待 ${name} 登录后发送`,
     failedForOwner: (name) => `${name} 的报告，由其本人登录后修改或移除`,
     text: "情况描述（必填）",
@@ -152,6 +153,8 @@ const STRINGS = {
       "Your session has ended; please sign in again. Reports not yet sent are kept on this phone and go out once you have signed in.",
     signInNeeded: "sign-in needed",
     waitingForSignIn: "will be sent once you sign in",
+    signOutUnsent: (n) =>
+      `${n} report(s) not sent yet. Once you sign out, only you, signed in again, can send them. Sign out?`,
     waitingForOwner: (name) => `waiting for ${name} to sign in`,
     failedForOwner: (name) => `${name}'s report: they can edit or remove it once signed in`,
     text: "What happened (required)",
