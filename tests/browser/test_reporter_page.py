@@ -382,6 +382,44 @@ async def test_signing_out_with_reports_unsent_asks_first(
     assert len(asked) == 2
 
 
+# The phone's storage refusing one write, after `skip` others (full, as IndexedDB says).
+FAIL_A_WRITE = """skip => {
+  const put = IDBObjectStore.prototype.put;
+  let seen = 0;
+  IDBObjectStore.prototype.put = function (...args) {
+    seen += 1;
+    if (seen === skip + 1) {
+      throw new DOMException("the quota has been exceeded", "QuotaExceededError");
+    }
+    return put.apply(this, args);
+  };
+}"""
+
+
+async def test_a_storage_failure_is_told_in_chinese_and_does_not_stop_sending(
+    running_stack: StackConfig, phone: BrowserContext, make_user: MakeUser
+) -> None:
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "线路工 何平", roles=["reporter"]))
+    text = f"信号机灯泡熄灭。编号 {uuid.uuid4().hex[:8]}"
+    await page.get_by_label("情况描述（必填）").fill(text)
+    await page.evaluate(FAIL_A_WRITE, 0)  # the report itself is not kept
+    await page.get_by_role("button", name="发送报告").click()
+    await expect(page.locator("#form-error")).to_contain_text("手机存储空间不足，报告未能保存")
+    await expect(page.get_by_label("情况描述（必填）")).to_have_value(text)
+    await expect(page.locator("#reports > li")).to_have_count(0)
+
+    # Kept this time, but the write that marks it as being sent fails. Nothing else
+    # (the network, a sign-in) starts a pass here: sending must go on by itself.
+    await page.reload()
+    await page.get_by_label("情况描述（必填）").fill(text)
+    await page.evaluate(FAIL_A_WRITE, 1)
+    await page.get_by_role("button", name="发送报告").click()
+    report = page.locator("#reports > li").first
+    await expect(report.locator(".badge")).to_have_text("已分级", timeout=TRIAGE_WAIT_MS)
+
+
 async def signed_in_bare(
     phone: BrowserContext, config: StackConfig, worker: Person
 ) -> tuple[Page, Callable[[], Awaitable[bool]]]:

@@ -190,14 +190,20 @@ async function submit(event) {
     if (place) report.place = place;
     if (location_) report.location = location_;
     const prepared = await Promise.all(photos.map((photo) => photo.prepared));
-    await createReport(report, prepared, currentUser()?.username ?? null);
+    try {
+      await createReport(report, prepared, currentUser()?.username ?? null);
+    } catch (stored) {
+      // What was typed stays in the form; the reporter is told why, in their language.
+      console.error("the report could not be kept on the phone", stored);
+      throw new Error(t(stored?.name === "QuotaExceededError" ? "storageFull" : "storageFailed"));
+    }
     clearForm();
     // Show the reporter their report, at the top of the list, with its state.
     $("list-heading").scrollIntoView({ behavior: "smooth" });
     navigator.storage?.persist?.(); // ask the browser not to evict reports still waiting
     kick();
   } catch (error) {
-    showFormError(String(error));
+    showFormError(error instanceof Error ? error.message : String(error));
   } finally {
     creating = false;
     submitEl.disabled = false;

@@ -27,6 +27,8 @@ const STRINGS = {
     signInExpired: "登录已失效，请重新登录。未发送的报告保存在手机上，登录后自动发送。",
     signInNeeded: "需要重新登录",
     waitingForSignIn: "登录后自动发送",
+    storageFull: "手机存储空间不足，报告未能保存。请删除一些照片或文件后再发送。",
+    storageFailed: "报告未能保存在手机上，已填写的内容仍在。请再点一次发送；仍不行，请先复制内容再刷新页面。",
     signOutUnsent: (n) => `还有 ${n} 份报告未发送。退出后，只有您本人重新登录才能发送。确定退出吗？`,
     waitingForOwner: (name) => `等待 ${name} 登录后发送`,
     failedForOwner: (name) => `${name} 的报告，由其本人登录后修改或移除`,
@@ -153,6 +155,8 @@ const STRINGS = {
       "Your session has ended; please sign in again. Reports not yet sent are kept on this phone and go out once you have signed in.",
     signInNeeded: "sign-in needed",
     waitingForSignIn: "will be sent once you sign in",
+    storageFull: "The phone's storage is full: the report was not kept. Free some space, then send it.",
+    storageFailed: "The report could not be kept on the phone; what you typed is still here. Send it again; if that fails too, copy the text, then reload the page.",
     signOutUnsent: (n) =>
       `${n} report(s) not sent yet. Once you sign out, only you, signed in again, can send them. Sign out?`,
     waitingForOwner: (name) => `waiting for ${name} to sign in`,

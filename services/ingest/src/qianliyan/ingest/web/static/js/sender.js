@@ -72,6 +72,12 @@ export async function kick() {
       again = false;
       nextDue = await exclusively(pass);
     } while (again);
+  } catch (error) {
+    // The phone's storage failed under a pass (full, or its connection lost). What it
+    // holds is as last written, so the pass is tried again soon: never, otherwise, until
+    // something else kicked, and a waiting report would sit there unsent.
+    console.error("a sending pass failed; trying again", error);
+    nextDue = Date.now() + FIRST_RETRY_MS;
   } finally {
     running = false;
   }
