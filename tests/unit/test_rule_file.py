@@ -168,6 +168,15 @@ def test_an_edit_saved_as_gbk_is_refused_naming_its_line(tmp_path: Path) -> None
     assert "rules.yaml, line 4: not UTF-8 text: save the file as UTF-8" in book.last_error
 
 
+def test_a_file_of_aliases_of_aliases_is_read_once_through() -> None:
+    """Forty levels of two aliases each name one list 2**40 times: looked at once per
+    node, the file is refused at once (its rules are not rules), not after centuries."""
+    levels = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 40)]
+    text = 'version: "1"\n' + "\n".join(levels) + "\nrules: *a39\n"
+    error = refused(text)
+    assert "a0" in str(error) or "rules" in str(error)
+
+
 def test_a_file_far_too_large_is_refused_unread(tmp_path: Path) -> None:
     """The wrong file, or a log pasted in: parsing megabytes of YAML would stall triage."""
     path = tmp_path / "rules.yaml"

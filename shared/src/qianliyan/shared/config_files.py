@@ -144,30 +144,38 @@ def _yaml_mistake(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
     return line, f"not valid YAML: {problem}"
 
 
-def _no_key_twice(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> None:
+def _no_key_twice(root: yaml.Node | None) -> None:
     """Refuse a mapping that names one key twice: YAML would keep the last silently, and
     a second `rules:` pasted at the end of a file would drop every rule above it. (And a
     node that holds itself, through an alias, which no file of ours needs.)"""
-    if id(node) in inside:
-        assert node is not None
-        raise ConfigFileError(node.start_mark.line + 1, "an alias (*name) refers to itself")
-    inside = inside | {id(node)}
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                line = key.start_mark.line + 1
-                if key.value in seen:
-                    raise ConfigFileError(
-                        line,
-                        f"'{key.value}' appears twice in one place (first at line "
-                        f"{seen[key.value]}): keep one",
-                    )
-                seen[key.value] = line
-            _no_key_twice(value, inside)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _no_key_twice(item, inside)
+    checked: set[int] = set()  # a node aliased many times is looked at once
+
+    def visit(node: yaml.Node, inside: frozenset[int]) -> None:
+        if id(node) in inside:
+            raise ConfigFileError(node.start_mark.line + 1, "an alias (*name) refers to itself")
+        if id(node) in checked:
+            return
+        inside = inside | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        raise ConfigFileError(
+                            line,
+                            f"'{key.value}' appears twice in one place (first at line "
+                            f"{seen[key.value]}): keep one",
+                        )
+                    seen[key.value] = line
+                visit(value, inside)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                visit(item, inside)
+        checked.add(id(node))
+
+    if root is not None:
+        visit(root, frozenset())
 
 
 def _unknown_key(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
