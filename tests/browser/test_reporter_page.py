@@ -521,6 +521,49 @@ async def test_a_report_held_back_by_the_server_says_why_while_it_waits(
     assert answered == [429, 409]
 
 
+async def test_a_refusal_of_a_named_photo_other_than_a_missing_upload_is_final(
+    running_stack: StackConfig, phone: BrowserContext, tmp_path: Path, make_user: MakeUser
+) -> None:
+    # Uploading again cures a missing upload only: any other refusal of a named photo
+    # would be uploaded and refused again, round after round.
+    page = await phone.new_page()
+    await open_page(page, running_stack)
+    await sign_in(page, await make_user("reporter", "巡道工 钱进", roles=["reporter"]))
+    uploads: list[str] = []
+    page.on(
+        "request",
+        lambda r: uploads.append(r.url) if r.method == "POST" and "/v1/photos" in r.url else None,
+    )
+
+    async def refuse(route: Route) -> None:
+        await route.fulfill(
+            status=422,
+            json={
+                "type": "about:blank",
+                "title": "Invalid report",
+                "status": 422,
+                "detail": "The report part is not valid; see errors.",
+                "code": "invalid_report",
+                "errors": [
+                    {
+                        "field": "report.photo_ids.0",
+                        "code": "string_pattern_mismatch",
+                        "message": "not a photo id",
+                    }
+                ],
+            },
+        )
+
+    await page.route("**/v1/reports", refuse)
+    await page.get_by_label("情况描述（必填）").fill(f"轨枕裂纹。编号 {uuid.uuid4().hex[:8]}")
+    await page.locator("#photo-pick").set_input_files(camera_photo(tmp_path / "sleeper.jpg"))
+    await expect(page.locator("#photo-previews img")).to_have_count(1)
+    await page.get_by_role("button", name="发送报告").click()
+    report = page.locator("#reports > li").first
+    await expect(report).to_have_attribute("data-state", "failed", timeout=20_000)
+    assert len(uploads) == 1
+
+
 async def test_photos_go_one_by_one_and_one_that_breaks_off_is_sent_again_alone(
     running_stack: StackConfig, phone: BrowserContext, tmp_path: Path, make_user: MakeUser
 ) -> None:

@@ -167,9 +167,10 @@ function expiredUploads(record, { response, body }) {
   if (!record.photosApart || response?.status !== 422 || !Array.isArray(body?.errors)) {
     return expired;
   }
-  for (const { field } of body.errors) {
+  for (const { field, code } of body.errors) {
     const match = /^report\.photo_ids\.(\d+)$/.exec(field ?? "");
-    if (match) expired.add(Number(match[1]));
+    // Only a missing upload is cured by uploading again; any other refusal is final.
+    if (match && code === "photo_not_uploaded") expired.add(Number(match[1]));
   }
   return expired;
 }
