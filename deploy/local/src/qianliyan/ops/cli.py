@@ -281,19 +281,26 @@ def dlq_discard(
     _act("discard", letter, error_contains, every, reason, ask_first=not yes)
 
 
+def _zoned_time(value: str) -> datetime | None:
+    """`value` as an ISO time with its zone; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _reset_point(value: str) -> ResetPoint:
     if value in ("beginning", "end"):
         return value  # type: ignore[return-value]
     if _DIGITS.fullmatch(value):
         return int(value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+    moment = _zoned_time(value)
+    if moment is None:
         raise typer.BadParameter(
-            "give 'beginning', 'end', an offset, or a time such as 2026-11-25T08:00:00+08:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter("give the time with its zone, e.g. +08:00")
+            "give 'beginning', 'end', an offset, or a time with its zone such as "
+            "2026-11-25T08:00:00+08:00"
+        )
     return moment
 
 
@@ -349,11 +356,8 @@ def as_of(
     incident: Annotated[str | None, typer.Option(help="One incident's id")] = None,
 ) -> None:
     """The feed (or one incident) as it stood at MOMENT, answered from the log."""
-    try:
-        when = datetime.fromisoformat(moment)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
+    when = _zoned_time(moment)
+    if when is None:
         raise typer.BadParameter(
             f"{moment!r} is not a time with its zone, such as 2026-11-25T08:00:00+08:00",
             param_hint="MOMENT",

@@ -377,16 +377,15 @@ async def _sign_out(
 async def _end_replaced_session(access: Access, replaced: str, *, by: str) -> None:
     """Sign out the token of the session cookie a page's sign-in (of `by`) replaces, if it
     still works; a cookie that no longer does (expired, signed out) has nothing to end."""
+    # The new session is not handed out while the old one may go on working: an outage
+    # here is the sign-in's 503 (a database one is made so by the sign-in's own handler).
     try:
         principal = await access.verifier.verify(replaced)
-        await _sign_out(access, principal, via="page", replaced_by=by)
     except TokenRefused:
         return
-    except Exception as exc:
-        # The new session is not handed out while the old one may go on working.
-        if isinstance(exc, TokensUncheckable) or is_transient(exc):
-            raise unavailable("Signing in is unavailable right now; retry shortly.") from None
-        raise
+    except TokensUncheckable:
+        raise unavailable("Signing in is unavailable right now; retry shortly.") from None
+    await _sign_out(access, principal, via="page", replaced_by=by)
 
 
 class _CsrfProblems(CSRFMiddleware):
