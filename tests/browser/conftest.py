@@ -71,6 +71,14 @@ async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
     await browser.close()
 
 
+@pytest.fixture
+async def phone(playwright: Playwright, browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh phone (its own storage) that prefers Chinese."""
+    context = await browser.new_context(**playwright.devices["Pixel 7"], locale="zh-CN")
+    yield context
+    await context.close()
+
+
 @dataclass(frozen=True)
 class Person:
     """Someone who can sign in on a page."""

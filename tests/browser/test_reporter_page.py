@@ -41,14 +41,6 @@ TRIAGE_WAIT_MS = 30_000
 
 
 @pytest.fixture
-async def phone(playwright: Playwright, browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A fresh phone (its own storage) that prefers Chinese."""
-    context = await browser.new_context(**playwright.devices["Pixel 7"], locale="zh-CN")
-    yield context
-    await context.close()
-
-
-@pytest.fixture
 async def bare_phone(playwright: Playwright, browser: Browser) -> AsyncIterator[BrowserContext]:
     """A fresh phone without the service worker: Chromium's offline emulation, and the
     tests' routes, do not hold back the requests a service worker lets through, so a

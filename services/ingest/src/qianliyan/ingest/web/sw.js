@@ -3,34 +3,47 @@
 // Reports themselves never pass through here — the page keeps them in IndexedDB and
 // sends them itself — and neither does any other /v1/ request.
 //
-// Network first (so a deploy is picked up at once), falling back to the cache when the
-// network fails or is too slow to wait for on a weak link.
+// One worker is one release of the page: ingest fills in the release's name and its files
+// as it serves this script (`qianliyan.ingest.web`), so a deploy is a new worker. The page
+// is answered from its release's cache, whole, so it never runs a new app.js beside an old
+// sender.js, as it could when each file fell back to its cached copy on its own. A new
+// release waits until a page of the old one has nothing typed, then takes over (app.js).
 
-const CACHE = "qianliyan-shell-v2";
-const SHELL = [
-  "/",
-  "/static/css/app.css",
-  "/static/js/app.js",
-  "/static/js/auth.js",
-  "/static/js/i18n.js",
-  "/static/js/outbox.js",
-  "/static/js/photos.js",
-  "/static/js/sender.js",
-  "/static/vendor/idb/index.js",
-  "/static/vendor/browser-image-compression/browser-image-compression.mjs",
-  "/static/vendor/browser-image-compression/browser-image-compression.js",
-  "/static/manifest.webmanifest",
-  "/static/icon.svg",
-];
-const NETWORK_WAIT_MS = 4000;
+const RELEASE = "__RELEASE__";
+const SHELL = ["__SHELL__"];
+const CACHE = `qianliyan-shell-${RELEASE}`;
+const RELEASE_HEADER = "X-Qianliyan-Release";
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(
-    caches
-      .open(CACHE)
-      .then((cache) => cache.addAll(SHELL))
-      .then(() => self.skipWaiting()),
+  event.waitUntil(keepRelease());
+});
+
+// Every file is fetched before any is kept, so a release is kept whole or not at all. A
+// file of another release (a deploy under way, or old and new ingest behind one balancer)
+// fails the install: the browser tries again at its next update check.
+async function keepRelease() {
+  const answers = await Promise.all(
+    SHELL.map(async (path) => {
+      const response = await fetch(path, { cache: "no-cache" });
+      const release = response.headers.get(RELEASE_HEADER);
+      if (!response.ok || release !== RELEASE) {
+        throw new Error(`${path} answered ${response.status} of release ${release}, not ${RELEASE}`);
+      }
+      return [path, response];
+    }),
   );
+  try {
+    const cache = await caches.open(CACHE);
+    await Promise.all(answers.map(([path, response]) => cache.put(path, response)));
+  } catch (error) {
+    await caches.delete(CACHE); // storage full, say: no half of a release is left behind
+    throw error;
+  }
+}
+
+// The page asks once nothing typed would be lost by reloading it into this release.
+self.addEventListener("message", (event) => {
+  if (event.data === "take-over") self.skipWaiting();
 });
 
 self.addEventListener("activate", (event) => {
@@ -46,36 +59,11 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   const isShell = url.pathname === "/" || url.pathname.startsWith("/static/");
   if (event.request.method !== "GET" || url.origin !== self.location.origin || !isShell) return;
-  event.respondWith(networkFirst(event, url.pathname === "/" ? "/" : event.request));
+  event.respondWith(fromRelease(event.request, url.pathname));
 });
 
-function networkFirst(event, cacheKey) {
-  const fromNetwork = fetch(event.request);
-  // Registered now, while the event is live: the cache is refreshed even when the cached
-  // copy was the one the page got.
-  event.waitUntil(
-    fromNetwork
-      .then((response) => {
-        if (!response.ok) return undefined;
-        const copy = response.clone(); // before the page starts reading the body
-        return caches.open(CACHE).then((cache) => cache.put(cacheKey, copy));
-      })
-      .catch(() => undefined),
-  );
-  return answer(fromNetwork, cacheKey);
-}
-
-async function answer(fromNetwork, cacheKey) {
-  const cached = () => caches.match(cacheKey, { ignoreSearch: true });
-  // Whichever comes first: a fresh answer, or the cached one once the network is slow.
-  const slow = new Promise((resolve) => setTimeout(resolve, NETWORK_WAIT_MS)).then(cached);
-  try {
-    const response = await Promise.race([fromNetwork, slow]);
-    if (response && response.ok) return response;
-    return (await cached()) ?? response ?? (await fromNetwork);
-  } catch {
-    const fallback = await cached();
-    if (fallback) return fallback;
-    throw new Error("offline, and this part of the page is not cached yet");
-  }
+async function fromRelease(request, path) {
+  const cache = await caches.open(CACHE);
+  // A file missing from the cache (the browser evicted it) comes from the network.
+  return (await cache.match(path, { ignoreSearch: true })) ?? fetch(request);
 }

@@ -64,7 +64,10 @@ function init() {
   // Back on the page: who the cookie is for may have changed meanwhile (a sign-in in
   // another tab, or the session ended), and sending waits on who it is.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") checkSession();
+    if (document.visibilityState !== "visible") return;
+    checkSession();
+    // A phone keeps the page open for days: a deploy is looked for on coming back too.
+    pageWorker?.update().catch(() => undefined);
   });
   addEventListener("offline", showNetwork);
   onChange(scheduleRender);
@@ -75,11 +78,58 @@ function init() {
     showAuth();
   });
   pruneFinished().finally(startSender);
-  if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((error) => {
+  if ("serviceWorker" in navigator) watchReleases();
+}
+
+// A new release of the page installs in the background (sw.js); it takes over, and the
+// page reloads into it, only while nothing typed would be lost. Until then the page runs
+// the release it was opened with, every script of it.
+let pageWorker = null; // the service worker's registration, once registered
+let replaced = false; // another release's worker took this page over
+
+function watchReleases() {
+  let controlled = navigator.serviceWorker.controller !== null;
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    replaced = controlled; // the first install claims the page: that is no new release
+    controlled = true;
+    updateWhenIdle();
+  });
+  form.addEventListener("input", updateWhenIdle);
+  signInForm.addEventListener("input", updateWhenIdle);
+  navigator.serviceWorker
+    .register("/sw.js", { scope: "/" })
+    .then((registration) => {
+      pageWorker = registration;
+      registration.addEventListener("updatefound", () => {
+        const installing = registration.installing;
+        installing?.addEventListener("statechange", () => {
+          if (installing.state === "installed") updateWhenIdle();
+        });
+      });
+      updateWhenIdle(); // one may have been waiting since an earlier visit
+    })
+    .catch((error) => {
       console.warn("service worker not registered", error);
     });
-  }
+}
+
+function updateWhenIdle() {
+  if (!nothingTyped()) return;
+  if (replaced) location.reload();
+  else pageWorker?.waiting?.postMessage("take-over");
+}
+
+function nothingTyped() {
+  const fields = [textEl, $("category"), $("place"), $("sign-in-password")];
+  // The user name the page fills in for whoever was signed in is not typed.
+  const username = $("sign-in-username").value;
+  return (
+    !creating &&
+    !signingIn &&
+    photos.length === 0 &&
+    fields.every((el) => !el.value) &&
+    (!username || username === currentUser()?.username)
+  );
 }
 
 function refreshAll() {
@@ -198,6 +248,7 @@ async function submit(event) {
       throw new Error(t(stored?.name === "QuotaExceededError" ? "storageFull" : "storageFailed"));
     }
     clearForm();
+    updateWhenIdle();
     // Show the reporter their report, at the top of the list, with its state.
     $("list-heading").scrollIntoView({ behavior: "smooth" });
     navigator.storage?.persist?.(); // ask the browser not to evict reports still waiting
