@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from qianliyan.notify.alerter import Alerter, open_incidents
 from qianliyan.notify.domain.outbound import OutboundPolicy
@@ -52,7 +51,7 @@ from tests.integration.alert_receivers import (
     use_routing,
 )
 from tests.integration.clients import as_suite, as_user, override_severity, submit
-from tests.integration.topic_reader import wait_for
+from tests.integration.topic_reader import create_topics, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -399,12 +398,7 @@ async def alerter_alone(
     alerter and projection never see its incidents."""
     kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
     topic = f"test.alerts.{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topics(kafka.bootstrap_servers, topic)
     routing = WatchedFile[Routing](
         routing_file,
         partial(parse_routing, outbound=OutboundPolicy.from_entries(["127.0.0.1"])),

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client import REGISTRY
 
@@ -46,7 +46,7 @@ from qianliyan.shared.kafka import (
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import dead_letter_topic
 from qianliyan.stack.config import StackConfig
-from tests.integration.topic_reader import read_topic, wait_for
+from tests.integration.topic_reader import create_topics, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ async def test_opening_a_partition_aborts_and_fences_its_previous_owner(
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     topic = f"test.fencing.{uuid4().hex[:8]}"
-    await _create_topics(kafka, topic)
+    await create_topics(kafka.bootstrap_servers, topic)
     partition = TopicPartition("incidents.reports", 0)
     tid = transactional_id(f"test-{uuid4().hex[:8]}", partition)
 
@@ -93,7 +93,7 @@ async def test_a_partition_opened_anew_while_a_fetch_ahead_waits_does_each_recor
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     suffix = uuid4().hex[:8]
     source, sink, group = f"test.ahead.in.{suffix}", f"test.ahead.out.{suffix}", f"ahead-{suffix}"
-    await _create_topics(kafka, source, sink)
+    await create_topics(kafka.bootstrap_servers, source, sink)
     sent = await _produce_reports(kafka, source, count=600)
 
     opened_at: list[int] = []
@@ -147,7 +147,7 @@ async def test_a_transaction_failed_on_a_quiet_partition_is_done_again_without_n
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     suffix = uuid4().hex[:8]
     source, sink, group = f"test.quiet.in.{suffix}", f"test.quiet.out.{suffix}", f"quiet-{suffix}"
-    await _create_topics(kafka, source, sink)
+    await create_topics(kafka.bootstrap_servers, source, sink)
     partitions, consumer = _member(kafka, group, source)
     echo = _echo_to(sink)
 
@@ -181,7 +181,7 @@ async def test_an_opening_cancelled_half_way_leaves_no_producer_running(
     and a task refreshing metadata for as long as the process runs."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, group = f"test.opening.{uuid4().hex[:8]}", f"opening-{uuid4().hex[:8]}"
-    await _create_topics(kafka, source)
+    await create_topics(kafka.bootstrap_servers, source)
     partition = TopicPartition(source, 0)
     partitions, consumer = _member(kafka, group, source)
     await consumer.start()
@@ -283,8 +283,8 @@ async def test_an_input_whose_output_the_broker_refuses_goes_to_the_dead_letters
     transform's state (a fold, as triage's grouping) ends as a fold of the log would."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
-    await _create_topics(kafka, source, dead_letter_topic(source))
-    await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
+    await create_topics(kafka.bootstrap_servers, source, dead_letter_topic(source))
+    await create_topics(kafka.bootstrap_servers, sink, config={"max.message.bytes": "2000"})
     sent = await _produce_reports(kafka, source, count=8, long_at=5)
 
     folded: list[UUID] = []  # the reports the transform has taken in, in log order
@@ -336,8 +336,8 @@ async def test_outputs_to_a_topic_taking_small_batches_go_in_batches_it_takes(
     so nothing is refused, each report comes out once and none is dead-lettered."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
-    await _create_topics(kafka, source, dead_letter_topic(source))
-    await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
+    await create_topics(kafka.bootstrap_servers, source, dead_letter_topic(source))
+    await create_topics(kafka.bootstrap_servers, sink, config={"max.message.bytes": "2000"})
     sent = await _produce_reports(kafka, source, count=8, pad=300)
 
     partitions, consumer = _member(kafka, group, source)
@@ -359,8 +359,10 @@ async def test_dead_letters_go_in_batches_their_topic_takes(
     topic taking 2,000 bytes a batch (eight together are more): all parked, none refused."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
-    await _create_topics(kafka, source, sink)
-    await _create_topics(kafka, dead_letter_topic(source), config={"max.message.bytes": "2000"})
+    await create_topics(kafka.bootstrap_servers, source, sink)
+    await create_topics(
+        kafka.bootstrap_servers, dead_letter_topic(source), config={"max.message.bytes": "2000"}
+    )
     producer = create_producer(kafka, client_id="unreadable")
     await producer.start()
     try:
@@ -390,7 +392,7 @@ async def test_a_limit_lowered_while_running_is_asked_for_again_after_one_refusa
     the limits again, so the batches after it fit."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
-    await _create_topics(kafka, source, sink, dead_letter_topic(source))
+    await create_topics(kafka.bootstrap_servers, source, sink, dead_letter_topic(source))
     partitions, consumer = _member(kafka, group, source)
     stop = asyncio.Event()
     await consumer.start()
@@ -493,8 +495,8 @@ async def test_a_rebalance_during_a_search_for_a_refused_output_waits_for_one_tr
     successor fence it mid-transaction: still exactly once, but a stall."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
-    await _create_topics(kafka, source, dead_letter_topic(source))
-    await _create_topics(kafka, sink, config={"max.message.bytes": "2000"})
+    await create_topics(kafka.bootstrap_servers, source, dead_letter_topic(source))
+    await create_topics(kafka.bootstrap_servers, sink, config={"max.message.bytes": "2000"})
     sent = await _produce_reports(kafka, source, count=400, long_at=390)
 
     stop = asyncio.Event()
@@ -564,9 +566,9 @@ async def test_an_input_whose_dead_letter_is_refused_as_well_stops_the_loop(
     """With nowhere to put the record, the loop stops at it rather than move past it."""
     kafka = KafkaSettings(bootstrap_servers=running_stack.kafka_bootstrap)
     source, sink, group = _refusing_topics()
-    await _create_topics(kafka, source)
+    await create_topics(kafka.bootstrap_servers, source)
     small = {"max.message.bytes": "2000"}
-    await _create_topics(kafka, sink, dead_letter_topic(source), config=small)
+    await create_topics(kafka.bootstrap_servers, sink, dead_letter_topic(source), config=small)
     sent = await _produce_reports(kafka, source, count=8, long_at=5)
 
     partitions, consumer = _member(kafka, group, source)
@@ -597,22 +599,6 @@ def _refusing_topics() -> tuple[str, str, str]:
     """A source, a sink and a group id of their own."""
     suffix = uuid4().hex[:8]
     return f"test.refused.in.{suffix}", f"test.refused.out.{suffix}", suffix
-
-
-async def _create_topics(
-    kafka: KafkaSettings, *topics: str, config: dict[str, str] | None = None
-) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(topic, num_partitions=1, replication_factor=1, topic_configs=config or {})
-                for topic in topics
-            ]
-        )
-    finally:
-        await admin.close()
 
 
 async def _alter_topic(kafka: KafkaSettings, topic: str, config: dict[str, str]) -> None:

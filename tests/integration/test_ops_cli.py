@@ -17,6 +17,14 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from qianliyan.ops.cli import app
+from qianliyan.shared import dead_letters
+from qianliyan.shared.dead_letters import (
+    DeadLetterEntry,
+    LetterState,
+    dead_letter_producer,
+    read_letters,
+    redrive,
+)
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
@@ -28,7 +36,7 @@ from qianliyan.shared.events.codec import headers_for
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Service
 from tests.integration.clients import as_suite, as_user, submit
-from tests.integration.topic_reader import read_topic
+from tests.integration.topic_reader import create_topics, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +178,67 @@ def test_a_redriven_letter_ends_in_the_read_models(
     wait_until(projected)
     assert "database was down" not in cli.invoke(app, ["dlq", "list"]).output
     assert "redriven" in cli.invoke(app, ["dlq", "list", "--all"]).output
+
+
+def test_a_redrive_that_dies_between_its_two_writes_sends_the_letter_once(
+    running_stack: StackConfig, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A letter parked on a topic nobody consumes, so every copy sent back stays countable.
+    origin = f"ops-test-{uuid.uuid4().hex[:8]}"
+    value = f"letter {uuid.uuid4().hex}".encode()
+    parked = [
+        ("dlq.error", b"ValueError: a bug since fixed"),
+        ("dlq.origin.topic", origin.encode()),
+    ]
+    bootstrap = running_stack.kafka_bootstrap
+    asyncio.run(create_topics(bootstrap, origin))
+    produce(running_stack, "incidents.reports.dlq", value, parked)
+
+    async def the_letter() -> DeadLetterEntry:
+        letters = await read_letters(bootstrap, ["incidents.reports"])
+        [letter] = [x for x in letters if x.value == value]
+        return letter
+
+    async def copies_sent_back() -> int:
+        return sum(r.value == value for r in await read_topic(bootstrap, origin))
+
+    async def fails_before_marking(*_: object, **__: object) -> None:
+        raise ConnectionError("the ops machine lost its network")
+
+    async def redrive_failing_midway() -> None:
+        letter = await the_letter()
+        producer = dead_letter_producer(bootstrap)
+        await producer.start()
+        try:
+            with monkeypatch.context() as patch:
+                patch.setattr(dead_letters, "_mark", fails_before_marking)
+                with pytest.raises(ConnectionError):
+                    await redrive(producer, letter, by="tests")
+        finally:
+            await producer.stop()
+        assert await copies_sent_back() == 0
+        assert (await the_letter()).state is LetterState.PARKED
+
+    asyncio.run(redrive_failing_midway())
+
+    # A run killed after its first write: its transaction is left open, not aborted.
+    async def killed_after_sending() -> AIOKafkaProducer:
+        letter = await the_letter()
+        producer = dead_letter_producer(bootstrap)
+        await producer.start()
+        await producer.begin_transaction()
+        await producer.send_and_wait(
+            letter.origin_topic, letter.value, key=letter.key, headers=letter.original_headers()
+        )
+        return producer
+
+    killed = asyncio.run(killed_after_sending())
+    result = cli.invoke(app, ["dlq", "redrive", "--error-contains", "a bug since fixed"])
+    assert result.exit_code == 0, result.output
+    assert "1 letter(s) re-driven" in result.output
+    assert asyncio.run(copies_sent_back()) == 1
+    assert asyncio.run(the_letter()).state is LetterState.REDRIVEN
+    del killed  # fenced by the run after it; its connections went with its event loop
 
 
 def test_the_demo_sends_reports_with_photos(running_stack: StackConfig, cli: CliRunner) -> None:

@@ -1,10 +1,12 @@
-"""Reading topics and waiting for conditions, for assertions against the real stack."""
+"""Reading topics and waiting for conditions, for assertions against the real stack; and
+making a test's own topics (the broker creates none by itself)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from qianliyan.shared.kafka import read_to_end
 
@@ -26,3 +28,18 @@ async def wait_for(predicate, *, timeout_s: float = 30.0, interval_s: float = 0.
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(interval_s)
+
+
+async def create_topics(bootstrap: str, *topics: str, config: dict[str, str] | None = None) -> None:
+    """Topics of one partition each, with `config` for every one of them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(topic, num_partitions=1, replication_factor=1, topic_configs=config or {})
+                for topic in topics
+            ]
+        )
+    finally:
+        await admin.close()

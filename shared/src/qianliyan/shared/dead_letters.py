@@ -3,6 +3,10 @@
 What ops do to a dead letter is recorded in its dead-letter topic itself, as a marker
 record pointing at the letter's offset: the topic stays the full story of every parked
 message (parked, re-driven when, discarded why and by whom), and nothing is deleted.
+
+A re-drive writes twice, the letter back to its topic and its marker, in one Kafka
+transaction: a run that dies between the two leaves neither, so the next run sends the
+letter once, not again beside the first copy.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from enum import StrEnum
 
 from aiokafka import AIOKafkaProducer
 
-from qianliyan.shared.kafka import Record, read_to_end
+from qianliyan.shared.kafka import Record, create_producer, read_to_end
+from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import DEAD_LETTER_SUFFIX
 
 # Headers of a marker record; a letter has none of them.
@@ -119,6 +124,21 @@ async def read_letters(bootstrap_servers: str, topics: Sequence[str]) -> list[De
     return fold_letters(records)
 
 
+# One transactional id for every run: starting one fences a run that died with its
+# transaction open and aborts that transaction at once (rather than when it times out),
+# and of two runs at once the older can commit nothing more.
+TRANSACTIONAL_ID = "qianliyan-ops-dead-letters"
+
+
+def dead_letter_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    """The producer `redrive` and `discard` write with: transactional, as they need."""
+    return create_producer(
+        KafkaSettings(bootstrap_servers=bootstrap_servers),
+        client_id="ops",
+        transactional_id=TRANSACTIONAL_ID,
+    )
+
+
 async def _mark(
     producer: AIOKafkaProducer,
     letter: DeadLetterEntry,
@@ -141,24 +161,28 @@ async def _mark(
 
 
 async def redrive(producer: AIOKafkaProducer, letter: DeadLetterEntry, *, by: str) -> None:
-    """Send the letter back to its topic as it was (key, bytes, headers), then mark it.
+    """Send the letter back to its topic as it was (key, bytes, headers) and mark it, both
+    or neither (`producer` is a `dead_letter_producer`).
 
     A letter re-driven before its cause was fixed is parked again, as a new letter.
     """
     if letter.state is not LetterState.PARKED:
         raise ValueError(f"{letter.topic}[{letter.partition}]@{letter.offset} is {letter.state}")
-    await producer.send_and_wait(
-        letter.origin_topic, letter.value, key=letter.key, headers=letter.original_headers()
-    )
-    await _mark(producer, letter, LetterState.REDRIVEN, by=by, reason=None)
+    async with producer.transaction():
+        await producer.send_and_wait(
+            letter.origin_topic, letter.value, key=letter.key, headers=letter.original_headers()
+        )
+        await _mark(producer, letter, LetterState.REDRIVEN, by=by, reason=None)
 
 
 async def discard(
     producer: AIOKafkaProducer, letter: DeadLetterEntry, *, by: str, reason: str
 ) -> None:
-    """Mark the letter discarded, with the reason: it is kept, and never re-driven."""
+    """Mark the letter discarded, with the reason: it is kept, and never re-driven
+    (`producer` is a `dead_letter_producer`)."""
     if not reason.strip():
         raise ValueError("a discard needs a reason")
     if letter.state is not LetterState.PARKED:
         raise ValueError(f"{letter.topic}[{letter.partition}]@{letter.offset} is {letter.state}")
-    await _mark(producer, letter, LetterState.DISCARDED, by=by, reason=reason)
+    async with producer.transaction():
+        await _mark(producer, letter, LetterState.DISCARDED, by=by, reason=reason)

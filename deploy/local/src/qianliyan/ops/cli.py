@@ -40,6 +40,7 @@ from qianliyan.shared.commands import fail, run_command
 from qianliyan.shared.dead_letters import (
     DeadLetterEntry,
     LetterState,
+    dead_letter_producer,
     discard,
     read_letters,
     redrive,
@@ -47,12 +48,10 @@ from qianliyan.shared.dead_letters import (
 from qianliyan.shared.kafka import (
     PartitionLag,
     ResetPoint,
-    create_producer,
     group_lag,
     reset_group,
 )
 from qianliyan.shared.progress import events_progress
-from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import ALERTS, REPORTS, TRIAGE
 from qianliyan.stack.cli import app as stack_app
 from qianliyan.stack.cli import reported_errors
@@ -221,7 +220,7 @@ def _act(
         return chosen
 
     async def run(chosen: list[DeadLetterEntry]) -> int:
-        producer = create_producer(KafkaSettings(bootstrap_servers=bootstrap), client_id="ops")
+        producer = dead_letter_producer(bootstrap)
         await producer.start()
         try:
             for letter in chosen:
