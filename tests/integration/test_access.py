@@ -42,6 +42,7 @@ from tests.integration.clients import (
     bearer,
     jpeg_photo,
     submit,
+    submitted_events,
     user_token,
 )
 from tests.integration.test_alert_stream import read_until
@@ -529,6 +530,44 @@ async def test_a_token_limited_to_units_cannot_read_what_is_read_whole(
             answer = await client.get(url(config, "notify", path), headers=bearer(earlier))
             assert answer.status_code == 403, (path, answer.text)
             assert "for some units only" in answer.json()["detail"]
+
+
+async def test_a_station_s_bridge_sends_reports_of_its_units_and_none_of_another(
+    running_stack: StackConfig,
+) -> None:
+    config = running_stack
+    async with httpx.AsyncClient() as client:
+        issued = await client.post(
+            url(config, "notify", "/v1/access/tokens"),
+            json={
+                "name": f"fengtai-bridge-{uuid4().hex[:6]}",
+                "scopes": ["reports:submit-for-others"],
+                "units": ["丰台站"],
+            },
+            headers=headers_of(config, "admin"),
+        )
+    assert issued.status_code == 201, issued.text
+    bridge = bearer(issued.json()["token"])
+    report = {"text": "调车场道岔卡阻", "reporter_id": "wx-ft-1"}
+
+    # Its unit's reports, and those of the yard below it (the packaged organisation file).
+    for unit in (None, "丰台站", "丰台西站"):
+        sent = await submit(config, {**report, "unit": unit}, [], auth=bridge)
+        assert sent.status_code == 202, (unit, sent.text)
+        [event] = await submitted_events(config, sent.json()["report_id"])
+        assert event.payload.unit == (unit or "丰台站")
+
+    # Another unit's report would page that unit's managers.
+    refused = await submit(config, {**report, "unit": "北京南站"}, [], auth=bridge)
+    assert refused.status_code == 403, refused.text
+    assert (
+        "sends reports of 丰台站 and the units below them, not of 北京南站"
+        in (refused.json()["detail"])
+    )
+    # A worker may name any unit: they may be at another station's scene.
+    worker = as_user(config, f"rep-{uuid4().hex[:6]}", "reporter", units=["丰台站"])
+    sent = await submit(config, {"text": "在北京南站看到", "unit": "北京南站"}, [], auth=worker)
+    assert sent.status_code == 202, sent.text
 
 
 async def test_who_changed_which_person_and_token_is_in_the_audit(

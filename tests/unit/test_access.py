@@ -159,20 +159,38 @@ def test_whom_a_report_is_from() -> None:
     assert reporter_of_submission(machine(Permission.SUBMIT_FOR_OTHERS), "wx-123") == "wx-123"
 
 
-def test_a_report_naming_no_unit_is_of_the_signers_only_unit() -> None:
+def test_a_report_naming_no_unit_is_of_the_signers_only_unit(org: Org) -> None:
     worker = person(Role.REPORTER, units=("丰台西站",), name="rep-a")
-    assert unit_of_submission(worker, None) == "丰台西站"
-    assert unit_of_submission(worker, "") == "丰台西站"
+    assert unit_of_submission(worker, None, org) == "丰台西站"
+    assert unit_of_submission(worker, "", org) == "丰台西站"
     # A worker at another station's scene says so, and the report is of that station.
-    assert unit_of_submission(worker, "北京南站") == "北京南站"
+    assert unit_of_submission(worker, "北京南站", org) == "北京南站"
+    assert unit_of_submission(worker, "某个未列出的车站", org) == "某个未列出的车站"
     # Of two units, neither is the report's; of none, there is nothing to take.
-    assert unit_of_submission(person(Role.REPORTER, units=("丰台站", "丰台西站")), None) is None
-    assert unit_of_submission(person(Role.REPORTER), None) is None
+    two_units = person(Role.REPORTER, units=("丰台站", "丰台西站"))
+    assert unit_of_submission(two_units, None, org) is None
+    assert unit_of_submission(person(Role.REPORTER), None, org) is None
     station_bridge = machine(Permission.SUBMIT_FOR_OTHERS, units=("北京南站",))
-    assert unit_of_submission(station_bridge, None) == "北京南站"
+    assert unit_of_submission(station_bridge, None, org) == "北京南站"
     # A provider's claim that cannot be a unit's name is left out, not a failed report.
     for claimed, taken in (("丰台\n西站 ", "丰台 西站"), ("x" * 101, None), ("\t", None)):
-        assert unit_of_submission(person(Role.REPORTER, units=(claimed,)), None) == taken
+        assert unit_of_submission(person(Role.REPORTER, units=(claimed,)), None, org) == taken
+
+
+@pytest.mark.parametrize("scope", [Permission.SUBMIT_FOR_OTHERS, Permission.SUBMIT_REPORTS])
+def test_an_integration_limited_to_units_sends_reports_of_them_only(
+    org: Org, scope: Permission
+) -> None:
+    bridge = machine(scope, units=("丰台站",))
+    # Its unit and what lies below it: a unit's bridge forwards its stations' reports.
+    assert unit_of_submission(bridge, "丰台站", org) == "丰台站"
+    assert unit_of_submission(bridge, "丰台西站", org) == "丰台西站"
+    # Another unit's report would page that unit's managers.
+    for elsewhere in ("北京南站", "北京站段", "未列出的站"):
+        with pytest.raises(NotAllowed, match=f"sends reports of 丰台站 .*, not of {elsewhere}"):
+            unit_of_submission(bridge, elsewhere, org)
+    # A token for every unit names any.
+    assert unit_of_submission(machine(scope), "北京南站", org) == "北京南站"
 
 
 # --- tokens -------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from qianliyan.ingest.settings import IngestSettings
 from qianliyan.ingest.web import mount_web
 from qianliyan.shared import db
 from qianliyan.shared.access.http import install_access, start_access
+from qianliyan.shared.access.org import DEFAULT_ORG, Org, parse_org
+from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.http import (
     ReadinessCheck,
     RequestSizeLimit,
@@ -30,6 +32,8 @@ from qianliyan.shared.storage import PhotoStore
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     """The ingest HTTP app, configured from `settings` or the environment."""
     settings = settings or IngestSettings()
+    # A bad organisation file at start is fatal, named with its line; later bad edits are not.
+    org = WatchedFile[Org](settings.org_file or DEFAULT_ORG, parse_org, what="organisation")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +49,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 photos=PhotoStore(settings.storage),
                 ledger=SubmissionLedger(pool, lease=timedelta(seconds=settings.claim_lease_s)),
                 notify=notify,
+                org=org,
             )
             yield
         finally:

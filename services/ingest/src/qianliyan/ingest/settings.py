@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +26,12 @@ class IngestSettings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
     access: AccessSettings = AccessSettings()
+    org_file: Path | None = Field(
+        default=None,
+        description="units and their stations, as notify reads them (an integration limited "
+        "to a unit sends reports of it and of what lies below it); the packaged default "
+        "when unset",
+    )
     notify_url: str = Field(
         default="http://127.0.0.1:8083",
         description="Where ingest reads a report's status for the phone (notify's API)",

@@ -23,7 +23,7 @@ from qianliyan.notify.settings import NotifySettings
 from qianliyan.notify.web import mount_web
 from qianliyan.shared import db
 from qianliyan.shared.access.http import install_access, start_access
-from qianliyan.shared.access.org import Org, parse_org
+from qianliyan.shared.access.org import DEFAULT_ORG, Org, parse_org
 from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.http import (
     ReadinessCheck,
@@ -43,7 +43,6 @@ from qianliyan.shared.storage import PhotoStore
 from qianliyan.shared.worker import BackgroundLoop
 
 DEFAULT_ROUTING = Path(__file__).parent / "routing" / "default.yaml"
-DEFAULT_ORG = Path(__file__).parent / "org" / "default.yaml"
 # Notify takes actions, sign-ins and admin changes: small JSON bodies only.
 MAX_BODY_BYTES = 256 * 1024
 

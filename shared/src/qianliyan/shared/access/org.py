@@ -2,13 +2,17 @@
 
 A manager of a unit sees the alerts of the unit and of everything below it. A report
 names its unit (a station, or a unit such as a track maintenance section) by the name
-written here.
+written here. An integration limited to a unit sends reports of it and of what lies
+below it only. So notify (what managers see) and ingest (what integrations send) read
+the same file: `default_org.yaml` beside this module, or the copy their `ORG_FILE`
+settings name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +20,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from qianliyan.shared.config_files import MistakeAt, VersionText, validate_yaml
 from qianliyan.shared.events.reports import UNIT_MAX_LENGTH
 from qianliyan.shared.text import one_line
+
+DEFAULT_ORG = Path(__file__).parent / "default_org.yaml"
 
 
 def _as_reports_name_it(unit: str) -> str:

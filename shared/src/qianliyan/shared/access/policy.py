@@ -211,20 +211,42 @@ def uploader(principal: Principal) -> str:
     return principal.subject
 
 
-def unit_of_submission(principal: Principal, named: str | None) -> str | None:
+def unit_of_submission(principal: Principal, named: str | None, org: Org) -> str | None:
     """The unit a report is of: the one it names, else the signer's when they have only one.
 
     The reporter's page asks for no unit, since a worker's account says where they work;
-    a report of no unit reaches no manager of theirs. An integration limited to one unit
-    (a station's chat bridge) sends that station's reports.
+    a report of no unit reaches no manager of theirs. A worker at another station's scene
+    names that station. An integration limited to units (a station's chat bridge) sends
+    reports of them and of what lies below them, and no other unit's: its report would
+    page that unit's managers. Raises `NotAllowed` for such a report.
     """
-    if named:
-        return named
-    if len(principal.units) == 1:
-        (unit,) = principal.units
-        # An identity provider's claim comes as it is: one that cannot be a unit's name
-        # (blank, too long) is left out, rather than refusing every report of its holder.
-        written = one_line(unit)
-        if 0 < len(written) <= UNIT_MAX_LENGTH:
-            return written
-    return None
+    if not named:
+        return _only_unit(principal)
+    permission = (
+        Permission.SUBMIT_FOR_OTHERS
+        if principal.may(Permission.SUBMIT_FOR_OTHERS)
+        else Permission.SUBMIT_REPORTS
+    )
+    if not _reaches_unit(principal, permission, named, org):
+        raise NotAllowed(
+            f"{principal.subject} sends reports of {', '.join(sorted(principal.units))} "
+            f"and the units below them, not of {named}"
+        )
+    return named
+
+
+def _reaches_unit(principal: Principal, permission: Permission, unit: str, org: Org) -> bool:
+    # Sending one's own reports reaches every unit: a worker may be at any station's scene.
+    return principal.reach(permission) is Reach.OWN or may_reach_unit(
+        principal, permission, unit, org
+    )
+
+
+def _only_unit(principal: Principal) -> str | None:
+    if len(principal.units) != 1:
+        return None
+    (unit,) = principal.units
+    # An identity provider's claim comes as it is: one that cannot be a unit's name
+    # (blank, too long) is left out, rather than refusing every report of its holder.
+    written = one_line(unit)
+    return written if 0 < len(written) <= UNIT_MAX_LENGTH else None

@@ -11,7 +11,9 @@ from fastapi import Depends, Request
 from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
 from qianliyan.shared.access.http import SignedIn, access_of, client_address, forbidden
+from qianliyan.shared.access.org import Org
 from qianliyan.shared.access.policy import Permission, Principal
+from qianliyan.shared.config_files import WatchedFile
 from qianliyan.shared.kafka import EventPublisher
 from qianliyan.shared.storage import PhotoStore
 
@@ -25,6 +27,7 @@ class IngestResources:
     photos: PhotoStore
     ledger: SubmissionLedger
     notify: httpx.AsyncClient
+    org: WatchedFile[Org]
 
 
 def resources(request: Request) -> IngestResources:

@@ -104,6 +104,7 @@ async def submit_report(
     form = _parse_form(report)
     try:
         reporter_id = reporter_of_submission(submitter, form.reporter_id)
+        unit = unit_of_submission(submitter, form.unit, res.org.current())
     except NotAllowed as refused:
         raise forbidden(f"{str(refused).capitalize()}.") from None
     in_all = len(photos) + len(form.photo_ids)
@@ -167,7 +168,7 @@ async def submit_report(
             form=form,
             reporter_id=reporter_id,
             sent_by=submitter.subject,
-            unit=unit_of_submission(submitter, form.unit),
+            unit=unit,
             area=settings.correlation_area,
             photos=[photo_ref(photo) for photo in prepared] + staged,
             report_id=report_id,
