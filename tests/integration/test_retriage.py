@@ -115,6 +115,7 @@ async def test_triage_says_which_rules_it_applies(running_stack: StackConfig) ->
     assert body["file"] == str(running_stack.triage_rules_file)
     assert "fire-smoke" in body["rules"]
     assert body["refused_edit"] is None
+    assert body["categories_off_the_page"] == {}
 
 
 async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
@@ -138,11 +139,19 @@ async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
         view = await wait_for(lambda: _triaged(config, during.json()["report_id"]))
         assert view["rule_set_version"] == "2026-12-08.3"
 
-        rules_file.write_text(original.replace('"2026-12-08.3"', '"2026-12-08.4"'), "utf-8")
+        # A rule naming a category the page does not offer loads, and is pointed out.
+        misspelt = "  - id: signal-category\n    summary: x\n    categories: [singal]\n"
+        edited = original.replace('"2026-12-08.3"', '"2026-12-08.4"')
+        rules_file.write_text(f"{edited.rstrip()}\n{misspelt}    raise_by: 0\n", "utf-8")
         os.utime(rules_file, ns=(2, 2))
         after = await submit(config, {"text": "站台拥挤"}, [])
         view = await wait_for(lambda: _triaged(config, after.json()["report_id"]))
         assert view["rule_set_version"] == "2026-12-08.4"
+        async with httpx.AsyncClient(headers=as_suite(config)) as client:
+            applied = (await client.get(url)).json()
+        assert applied["categories_off_the_page"] == {
+            "signal-category": ["'singal' (did you mean 'signal'?)"]
+        }
     finally:
         rules_file.write_text(original, "utf-8")
         os.utime(rules_file, ns=(3, 3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -112,3 +113,23 @@ def test_a_mistyped_argument_is_refused_before_anything_is_done(
     assert result.exit_code == 2, result.output
     # Typer draws usage errors in a box, wrapping its lines.
     assert said in " ".join(result.output.replace("│", " ").split()), result.output
+
+
+@pytest.mark.usefixtures("nothing_running")
+def test_retriage_points_out_a_category_the_page_does_not_offer_before_reading_the_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRIAGE_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{_closed_port()}")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        'version: "c1"\nrules:\n  - id: signal-fault\n    summary: Signal fault\n'
+        "    categories: [signal, singal]\n    severity: major\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["retriage", str(rules)])
+    said = " ".join(result.output.split())
+    assert (
+        "rule 'signal-fault' names categories the reporter's page does not offer, which its "
+        "reports never match: 'singal' (did you mean 'signal'?)"
+    ) in said
+    assert result.exit_code == 1 and "could not reach Kafka" in said

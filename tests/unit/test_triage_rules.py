@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from qianliyan.ingest.web import WEB_DIR
 from qianliyan.shared.events import (
     Actor,
     ActorKind,
@@ -17,8 +19,9 @@ from qianliyan.shared.events import (
     ReportTriaged,
     Severity,
 )
+from qianliyan.shared.events.reports import PAGE_CATEGORIES
 from qianliyan.triage.domain.incidents import normalise_place, text_bigrams
-from qianliyan.triage.domain.rules import LoadedRules, parse_rules
+from qianliyan.triage.domain.rules import LoadedRules, categories_off_the_page, parse_rules
 from qianliyan.triage.domain.severity import decide_severity
 from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES
@@ -309,3 +312,36 @@ def test_a_full_width_kilometre_post_is_on_the_main_line() -> None:
 def test_a_place_typed_full_width_is_the_same_place() -> None:
     assert normalise_place("３站台", "北京南站") == normalise_place("3站台", "北京南站")
     assert text_bigrams("ＦＩＲＥ") == text_bigrams("fire")
+
+
+def test_the_page_offers_the_categories_rules_are_checked_against() -> None:
+    page = (WEB_DIR / "index.html").read_text(encoding="utf-8")
+    category_list = page[page.index('<select id="category"') : page.index("</select>")]
+    offered = re.findall(r'<option value="([^"]*)"', category_list)
+    assert offered == ["", *PAGE_CATEGORIES]
+    words = (WEB_DIR / "static" / "js" / "i18n.js").read_text(encoding="utf-8")
+    for category in PAGE_CATEGORIES:  # in Chinese and in English
+        assert words.count(f'"cat.{category}":') == 2, category
+
+
+def test_a_rule_naming_a_category_the_page_does_not_offer_is_pointed_out() -> None:
+    rules = parse_rules(
+        'version: "c1"\n'
+        "rules:\n"
+        "  - id: signal-fault\n"
+        "    summary: Signal fault\n"
+        "    categories: [signal, Track, trak, 桥梁]\n"
+        "    severity: major\n"
+        "  - id: crowding\n"
+        "    summary: Crowding\n"
+        "    categories: [passengers]\n"
+        "    severity: minor\n"
+    )
+    assert categories_off_the_page(rules.spec) == {
+        "signal-fault": [
+            "'Track' (did you mean 'track'?)",
+            "'trak' (did you mean 'track'?)",
+            "'桥梁'",
+        ]
+    }
+    assert categories_off_the_page(RULES.spec) == {}

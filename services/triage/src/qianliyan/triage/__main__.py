@@ -13,7 +13,7 @@ from qianliyan.shared.config_files import read_config_text
 from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
 from qianliyan.triage.app import create_app
-from qianliyan.triage.domain.rules import RuleFileError, parse_rules
+from qianliyan.triage.domain.rules import RuleFileError, categories_off_the_page, parse_rules
 from qianliyan.triage.retriage import apply_plan, build_plan, describe
 from qianliyan.triage.settings import TriageSettings
 
@@ -43,6 +43,12 @@ def retriage(
     except RuleFileError as exc:
         typer.echo(f"{rules_file}: {exc}", err=True)
         raise typer.Exit(2) from None
+    for rule_id, categories in categories_off_the_page(rules.spec).items():
+        typer.echo(
+            f"{rules_file}: rule {rule_id!r} names categories the reporter's page does not "
+            f"offer, which its reports never match: {', '.join(categories)}",
+            err=True,
+        )
     settings = TriageSettings()
     with events_progress("reading the log") as progress:
         plan = run_command(build_plan(settings, rules, progress))

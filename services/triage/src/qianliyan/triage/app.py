@@ -11,7 +11,7 @@ from typing import Annotated
 
 from aiokafka import TopicPartition
 from fastapi import Depends, FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qianliyan.shared import db
 from qianliyan.shared.access.http import install_access, require, start_access
@@ -35,6 +35,7 @@ from qianliyan.shared.kafka import (
 )
 from qianliyan.shared.metrics import instrument
 from qianliyan.shared.worker import BackgroundLoop
+from qianliyan.triage.domain.rules import categories_off_the_page
 from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES, RuleBook
 from qianliyan.triage.settings import TriageSettings
@@ -49,6 +50,10 @@ class RulesInForce(BaseModel):
     file: str
     rules: list[str]
     refused_edit: str | None
+    categories_off_the_page: dict[str, list[str]] = Field(
+        description="Per rule, categories it names that the reporter's page does not offer "
+        "(a typo, or an integration's own): reports from the page never match them"
+    )
 
 
 class _GroupingFromLog:
@@ -162,6 +167,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
             file=str(rule_book.path),
             rules=[rule.id for rule in current.spec.rules],
             refused_edit=rule_book.last_error,
+            categories_off_the_page=categories_off_the_page(current.spec),
         )
 
     return app

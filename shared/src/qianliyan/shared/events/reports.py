@@ -43,6 +43,14 @@ class PhotoRef(Payload):
 
 UNIT_MAX_LENGTH = 100
 
+# The categories the reporter's page offers (its list in `web/index.html`). A report's
+# category is free text, since an integration may send its own, so a rule naming another
+# one is allowed, but it matches no report sent from the page: a typo shows nowhere else.
+PAGE_CATEGORIES = (
+    "track", "signal", "overhead_line", "rolling_stock", "station", "passengers",
+    "weather", "safety", "other",
+)  # fmt: skip
+
 
 class ReportSubmittedPayload(Payload):
     """What a reporter sent, as ingest accepted it."""

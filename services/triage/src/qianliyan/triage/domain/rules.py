@@ -6,6 +6,7 @@ refused whole with a message naming its line, so the service keeps the last good
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Callable, Iterable
@@ -30,7 +31,7 @@ from qianliyan.shared.config_files import (
     validate_yaml,
 )
 from qianliyan.shared.events import Severity
-from qianliyan.shared.events.reports import SEVERITY_SCALE
+from qianliyan.shared.events.reports import PAGE_CATEGORIES, SEVERITY_SCALE
 from qianliyan.triage.domain.folding import fold
 
 HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
@@ -153,6 +154,20 @@ class RuleFile(_Strict):
                     "that 'places' does not define",
                 )
         return self
+
+
+def categories_off_the_page(spec: RuleFile) -> dict[str, list[str]]:
+    """Per rule, the categories it names that the reporter's page does not offer, each as
+    written with the closest one the page does offer: a rule that names only such
+    categories never matches a report sent from the page."""
+    found: dict[str, list[str]] = {}
+    for rule in spec.rules:
+        for category in rule.categories:
+            if category not in PAGE_CATEGORIES:
+                close = difflib.get_close_matches(category.casefold(), PAGE_CATEGORIES, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                found.setdefault(rule.id, []).append(f"'{category}'{hint}")
+    return found
 
 
 # How many distinct place names keep their kinds at hand (the rest are matched anew).
