@@ -27,10 +27,13 @@ from playwright.async_api import (
     Playwright,
     Route,
     async_playwright,
+    expect,
 )
 
 from qianliyan.shared.access.store import create_user
+from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
 from qianliyan.stack.config import StackConfig
+from tests.integration.topic_reader import read_topic
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -155,3 +158,31 @@ async def session_held(context: BrowserContext, me_url: str) -> Callable[[], Awa
         return answer.status_code == 200
 
     return works
+
+
+async def sign_in(page: Page, person: Person) -> None:
+    """Sign in through the page's form, in Chinese."""
+    form = page.locator("#sign-in-form")
+    await expect(form).to_be_visible()
+    await form.get_by_label("用户名").fill(person.username)
+    await form.get_by_label("密码").fill(person.password)
+    await form.get_by_role("button", name="登录", exact=True).click()
+    await expect(page.locator("#whoami")).to_contain_text(person.display_name)
+    await expect(form).to_be_hidden()
+    await expect(page.locator("#report-form")).to_be_visible()
+
+
+async def submitted_for(config: StackConfig, client_report_id: str) -> list[ReportSubmitted]:
+    """Every ReportSubmitted in the log that carries `client_report_id`."""
+    found = []
+    for record in await read_topic(config.kafka_bootstrap, "incidents.reports"):
+        try:
+            event = decode(record.value)
+        except EventDecodeError:
+            continue
+        if (
+            isinstance(event, ReportSubmitted)
+            and event.payload.client_report_id == client_report_id
+        ):
+            found.append(event)
+    return found

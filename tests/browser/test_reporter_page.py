@@ -26,11 +26,17 @@ from playwright.async_api import (
     expect,
 )
 
-from qianliyan.shared.events import EventDecodeError, ReportSubmitted, decode
 from qianliyan.stack.config import StackConfig
-from tests.browser.conftest import MakeUser, Person, session_held, sign_outs_refused
+from tests.browser.conftest import (
+    MakeUser,
+    Person,
+    session_held,
+    sign_in,
+    sign_outs_refused,
+    submitted_for,
+)
 from tests.integration.clients import as_suite, expire_upload
-from tests.integration.topic_reader import read_topic, wait_for
+from tests.integration.topic_reader import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -72,34 +78,6 @@ async def open_page(page: Page, config: StackConfig) -> None:
     await page.wait_for_function(
         "() => navigator.serviceWorker.controller !== null", timeout=10_000
     )
-
-
-async def sign_in(page: Page, person: Person) -> None:
-    """Sign in through the page's form, in Chinese."""
-    form = page.locator("#sign-in-form")
-    await expect(form).to_be_visible()
-    await form.get_by_label("用户名").fill(person.username)
-    await form.get_by_label("密码").fill(person.password)
-    await form.get_by_role("button", name="登录", exact=True).click()
-    await expect(page.locator("#whoami")).to_contain_text(person.display_name)
-    await expect(form).to_be_hidden()
-    await expect(page.locator("#report-form")).to_be_visible()
-
-
-async def submitted_for(config: StackConfig, client_report_id: str) -> list[ReportSubmitted]:
-    """Every ReportSubmitted in the log that carries `client_report_id`."""
-    found = []
-    for record in await read_topic(config.kafka_bootstrap, "incidents.reports"):
-        try:
-            event = decode(record.value)
-        except EventDecodeError:
-            continue
-        if (
-            isinstance(event, ReportSubmitted)
-            and event.payload.client_report_id == client_report_id
-        ):
-            found.append(event)
-    return found
 
 
 async def test_a_report_made_offline_is_sent_once_when_the_network_returns(

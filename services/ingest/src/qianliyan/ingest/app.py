@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from qianliyan.ingest.api import photos, reports
 from qianliyan.ingest.api.dependencies import IngestResources
 from qianliyan.ingest.ledger import SubmissionLedger
 from qianliyan.ingest.settings import IngestSettings
-from qianliyan.ingest.web import mount_web
+from qianliyan.ingest.web import WEB_DIR, mount_web
 from qianliyan.shared import db
 from qianliyan.shared.access.http import install_access, start_access
 from qianliyan.shared.access.org import DEFAULT_ORG, Org, parse_org
@@ -29,8 +30,9 @@ from qianliyan.shared.metrics import instrument
 from qianliyan.shared.storage import PhotoStore
 
 
-def create_app(settings: IngestSettings | None = None) -> FastAPI:
-    """The ingest HTTP app, configured from `settings` or the environment."""
+def create_app(settings: IngestSettings | None = None, *, web_dir: Path = WEB_DIR) -> FastAPI:
+    """The ingest HTTP app, configured from `settings` or the environment, serving the
+    reporter's page from `web_dir` (another release of it, in a test of a deploy)."""
     settings = settings or IngestSettings()
     # A bad organisation file at start is fatal, named with its line; later bad edits are not.
     org = WatchedFile[Org](settings.org_file or DEFAULT_ORG, parse_org, what="organisation")
@@ -80,5 +82,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(health_router(readiness))
     app.include_router(reports.router)
     app.include_router(photos.router)
-    mount_web(app)
+    mount_web(app, web_dir)
     return app

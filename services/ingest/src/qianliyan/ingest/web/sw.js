@@ -24,7 +24,9 @@ self.addEventListener("install", (event) => {
 async function keepRelease() {
   const answers = await Promise.all(
     SHELL.map(async (path) => {
-      const response = await fetch(path, { cache: "no-cache" });
+      // Past the HTTP cache: a revalidated copy would be an old body under a new header
+      // whenever a deploy kept a file's size and time.
+      const response = await fetch(path, { cache: "reload" });
       const release = response.headers.get(RELEASE_HEADER);
       if (!response.ok || release !== RELEASE) {
         throw new Error(`${path} answered ${response.status} of release ${release}, not ${RELEASE}`);

@@ -68,6 +68,7 @@ function init() {
     checkSession();
     // A phone keeps the page open for days: a deploy is looked for on coming back too.
     pageWorker?.update().catch(() => undefined);
+    updateWhenIdle();
   });
   addEventListener("offline", showNetwork);
   onChange(scheduleRender);
@@ -100,19 +101,25 @@ function watchReleases() {
     .register("/sw.js", { scope: "/" })
     .then((registration) => {
       pageWorker = registration;
-      registration.addEventListener("updatefound", () => {
-        const installing = registration.installing;
-        installing?.addEventListener("statechange", () => {
-          if (installing.state === "installed") updateWhenIdle();
-        });
-      });
-      updateWhenIdle(); // one may have been waiting since an earlier visit
+      // The browser looks for a new release as the page opens: one may be installing
+      // already, or have been waiting since an earlier visit.
+      watchInstall(registration.installing);
+      registration.addEventListener("updatefound", () => watchInstall(registration.installing));
+      updateWhenIdle();
     })
     .catch((error) => {
       console.warn("service worker not registered", error);
     });
 }
 
+function watchInstall(worker) {
+  worker?.addEventListener("statechange", () => {
+    if (worker.state === "installed") updateWhenIdle();
+  });
+}
+
+// Called whenever the page may have become idle: typing, sending, signing in, a photo
+// taken off, coming back to the page, a new release installed or in control.
 function updateWhenIdle() {
   if (!nothingTyped()) return;
   if (replaced) location.reload();
@@ -127,6 +134,7 @@ function nothingTyped() {
     !creating &&
     !signingIn &&
     photos.length === 0 &&
+    locationEl.getAttribute("aria-pressed") !== "true" && // a position asked for, or given
     fields.every((el) => !el.value) &&
     (!username || username === currentUser()?.username)
   );
@@ -201,7 +209,9 @@ async function submitSignIn(event) {
   showAuth();
   try {
     await signIn(username, password);
+    // Nothing of the sign-in stays typed: a sign-out later leaves an empty form.
     $("sign-in-password").value = "";
+    $("sign-in-username").value = "";
   } catch (error) {
     if (!(error instanceof SignInError)) throw error;
     signInError = {
@@ -215,6 +225,7 @@ async function submitSignIn(event) {
   } finally {
     signingIn = false;
     showAuth();
+    updateWhenIdle();
   }
 }
 
@@ -248,7 +259,6 @@ async function submit(event) {
       throw new Error(t(stored?.name === "QuotaExceededError" ? "storageFull" : "storageFailed"));
     }
     clearForm();
-    updateWhenIdle();
     // Show the reporter their report, at the top of the list, with its state.
     $("list-heading").scrollIntoView({ behavior: "smooth" });
     navigator.storage?.persist?.(); // ask the browser not to evict reports still waiting
@@ -260,6 +270,7 @@ async function submit(event) {
     submitEl.disabled = false;
     submitEl.textContent = t("send");
   }
+  updateWhenIdle(); // the form is clear once the report is kept
 }
 
 function showFormError(message) {
@@ -309,6 +320,7 @@ function renderPhotos() {
         URL.revokeObjectURL(photo.preview);
         photos.splice(index, 1);
         renderPhotos();
+        updateWhenIdle();
       });
       return element("li", {}, img, remove);
     }),
@@ -319,7 +331,8 @@ function toggleLocation() {
   if (location_ || locationEl.getAttribute("aria-pressed") === "true") {
     location_ = null;
     locationEl.setAttribute("aria-pressed", "false");
-    return showLocation();
+    showLocation();
+    return updateWhenIdle();
   }
   if (!navigator.geolocation) return showLocation(t("locationUnsupported"));
   locationEl.setAttribute("aria-pressed", "true");
