@@ -4,6 +4,7 @@ and re-driven once their cause is fixed, ending in the read models."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
@@ -239,6 +240,42 @@ def test_a_redrive_that_dies_between_its_two_writes_sends_the_letter_once(
     assert asyncio.run(copies_sent_back()) == 1
     assert asyncio.run(the_letter()).state is LetterState.REDRIVEN
     del killed  # fenced by the run after it; its connections went with its event loop
+
+
+def test_a_letter_another_run_acted_on_while_the_operator_was_asked_is_passed_over(
+    running_stack: StackConfig, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phrase = f"a schema bug {uuid.uuid4().hex[:8]}"
+    parked = [("dlq.error", f"ValueError: {phrase}".encode())]
+    produce(running_stack, "incidents.reports.dlq", f"letter {phrase}".encode(), parked)
+    bootstrap = running_stack.kafka_bootstrap
+
+    async def redriven_by_a_colleague() -> None:
+        [letter] = [
+            x for x in await read_letters(bootstrap, ["incidents.reports"]) if phrase in x.error
+        ]
+        producer = dead_letter_producer(bootstrap)
+        await producer.start()
+        try:
+            await redrive(producer, letter, by="a colleague")
+        finally:
+            await producer.stop()
+
+    def asked(*_: object, **__: object) -> bool:
+        asyncio.run(redriven_by_a_colleague())  # while this operator reads the list
+        return True
+
+    monkeypatch.setattr("typer.confirm", asked)
+    result = cli.invoke(app, ["dlq", "discard", "--error-contains", phrase, "--reason", "junk"])
+    assert result.exit_code == 0, result.output
+    [name] = [ln.split()[0] for ln in result.output.splitlines() if phrase in ln]
+    assert f"passed over: {name} is no longer parked" in result.output
+    assert "0 letter(s) discarded" in result.output
+    listed = cli.invoke(app, ["dlq", "list", "--all"]).output.splitlines()
+    at = next(i for i, line in enumerate(listed) if line.startswith(f"{name} "))
+    shown = [listed[at], *itertools.takewhile(lambda ln: ln.startswith("    "), listed[at + 1 :])]
+    assert shown[0].split()[1] == "redriven", shown
+    assert any(ln.strip().startswith("redriven at") and "by a colleague" in ln for ln in shown)
 
 
 def test_the_demo_sends_reports_with_photos(running_stack: StackConfig, cli: CliRunner) -> None:

@@ -52,6 +52,11 @@ class DeadLetterEntry:
     state: LetterState = LetterState.PARKED
     history: list[str] = field(default_factory=list)
 
+    @property
+    def name(self) -> str:
+        """How ops name it: TOPIC[PARTITION]@OFFSET of the dead-letter topic."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
     def header(self, name: str) -> str | None:
         found = [value for key, value in self.headers if key == name]
         return found[-1].decode(errors="replace") if found else None
@@ -167,7 +172,7 @@ async def redrive(producer: AIOKafkaProducer, letter: DeadLetterEntry, *, by: st
     A letter re-driven before its cause was fixed is parked again, as a new letter.
     """
     if letter.state is not LetterState.PARKED:
-        raise ValueError(f"{letter.topic}[{letter.partition}]@{letter.offset} is {letter.state}")
+        raise ValueError(f"{letter.name} is {letter.state}")
     async with producer.transaction():
         await producer.send_and_wait(
             letter.origin_topic, letter.value, key=letter.key, headers=letter.original_headers()
@@ -183,6 +188,6 @@ async def discard(
     if not reason.strip():
         raise ValueError("a discard needs a reason")
     if letter.state is not LetterState.PARKED:
-        raise ValueError(f"{letter.topic}[{letter.partition}]@{letter.offset} is {letter.state}")
+        raise ValueError(f"{letter.name} is {letter.state}")
     async with producer.transaction():
         await _mark(producer, letter, LetterState.DISCARDED, by=by, reason=reason)

@@ -29,6 +29,7 @@ from typing import Annotated
 from uuid import UUID
 
 import typer
+from aiokafka.errors import ProducerFenced
 
 from qianliyan.notify.__main__ import check as notify_check
 from qianliyan.notify.__main__ import rebuild as notify_rebuild
@@ -156,7 +157,7 @@ def dlq_list(
         return
     for letter in shown:
         typer.echo(
-            f"{letter.topic}[{letter.partition}]@{letter.offset}  {letter.state.value:<9} "
+            f"{letter.name}  {letter.state.value:<9} "
             f"from {letter.origin}  type={letter.event_type or '?'}  "
             f"parked {letter.parked_at:%Y-%m-%d %H:%M:%S}Z\n    error: {letter.error}"
         )
@@ -221,22 +222,42 @@ def _act(
 
     async def run(chosen: list[DeadLetterEntry]) -> int:
         producer = dead_letter_producer(bootstrap)
+        # Starting it fences every other run, so what is read after it is what this run
+        # acts on: a letter another run acted on since it was chosen (or while the
+        # operator was asked) is no longer parked, and is passed over.
         await producer.start()
+        done = 0
         try:
+            parked = {
+                letter.name
+                for letter in await read_letters(bootstrap, TOPICS)
+                if letter.state is LetterState.PARKED
+            }
             for letter in chosen:
-                if action == "redrive":
-                    await redrive(producer, letter, by=by)
-                else:
-                    await discard(producer, letter, by=by, reason=reason or "")
-                typer.echo(f"{action}: {letter.topic}[{letter.partition}]@{letter.offset}")
+                if letter.name not in parked:
+                    typer.echo(f"passed over: {letter.name} is no longer parked")
+                    continue
+                try:
+                    if action == "redrive":
+                        await redrive(producer, letter, by=by)
+                    else:
+                        await discard(producer, letter, by=by, reason=reason or "")
+                except ProducerFenced:
+                    raise RuntimeError(
+                        f"another run of `qianliyan dlq` started, and goes on in its place, "
+                        f"after {done} of {len(chosen)} letter(s); `qianliyan dlq list` "
+                        "shows where each stands"
+                    ) from None
+                done += 1
+                typer.echo(f"{action}: {letter.name}")
         finally:
             await producer.stop()
-        return len(chosen)
+        return done
 
     chosen = run_command(choose())
     if ask_first and not selection and chosen:
         for letter in chosen:
-            typer.echo(f"{letter.topic}[{letter.partition}]@{letter.offset}  {letter.error}")
+            typer.echo(f"{letter.name}  {letter.error}")
         if not typer.confirm(f"{action} these {len(chosen)} letter(s)?", default=False):
             typer.echo("nothing done")
             raise typer.Exit(1)
