@@ -278,6 +278,8 @@ class WatchedFile(Generic[T]):
         # A bad file at start-up is fatal: there is no last good version to fall back on.
         self._loaded = self._read()
         self._mtime_ns = path.stat().st_mtime_ns
+        # Named at start, so two services meant to read one file can be seen to.
+        log.info("%s %s loaded from %s", what, self._loaded.version, path)
 
     def current(self) -> T:
         """The version to apply now."""

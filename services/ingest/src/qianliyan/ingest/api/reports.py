@@ -104,7 +104,6 @@ async def submit_report(
     form = _parse_form(report)
     try:
         reporter_id = reporter_of_submission(submitter, form.reporter_id)
-        unit = unit_of_submission(submitter, form.unit, res.org.current())
     except NotAllowed as refused:
         raise forbidden(f"{str(refused).capitalize()}.") from None
     in_all = len(photos) + len(form.photo_ids)
@@ -162,7 +161,12 @@ async def submit_report(
 
     try:
         # After the claim: a retry of a report accepted long ago gets its first answer,
-        # even once the uploads it named have left the upload area.
+        # even once the uploads it named have left the upload area, or the organisation
+        # file no longer lets its sender name its unit.
+        try:
+            unit = unit_of_submission(submitter, form.unit, res.org.current())
+        except NotAllowed as refused:
+            raise forbidden(f"{str(refused).capitalize()}.") from None
         staged = await _staged_photos(res, form.photo_ids, uploader=uploader(submitter))
         event = build_report_submitted(
             form=form,
