@@ -44,6 +44,7 @@ let creating = false;
 let signingIn = false;
 let checked = false; // the server has been asked who is signed in (or could not be)
 let signInError = null; // {key, args} of the last failed sign-in
+let prefilled = null; // the user name the page put in the sign-in form, which nobody typed
 
 function init() {
   translatePage();
@@ -95,8 +96,10 @@ function watchReleases() {
     controlled = true;
     updateWhenIdle();
   });
-  form.addEventListener("input", updateWhenIdle);
-  signInForm.addEventListener("input", updateWhenIdle);
+  // A photo picked fires `input` before it is added: it is no reason to look.
+  const typed = (event) => event.target.type === "file" || updateWhenIdle();
+  form.addEventListener("input", typed);
+  signInForm.addEventListener("input", typed);
   navigator.serviceWorker
     .register("/sw.js", { scope: "/" })
     .then((registration) => {
@@ -128,7 +131,6 @@ function updateWhenIdle() {
 
 function nothingTyped() {
   const fields = [textEl, $("category"), $("place"), $("sign-in-password")];
-  // The user name the page fills in for whoever was signed in is not typed.
   const username = $("sign-in-username").value;
   return (
     !creating &&
@@ -136,7 +138,7 @@ function nothingTyped() {
     photos.length === 0 &&
     locationEl.getAttribute("aria-pressed") !== "true" && // a position asked for, or given
     fields.every((el) => !el.value) &&
-    (!username || username === currentUser()?.username)
+    (!username || username === prefilled)
   );
 }
 
@@ -182,7 +184,9 @@ function showAuth() {
   const offline = navigator.onLine === false;
   why.hidden = !(user || offline);
   why.textContent = offline ? t("signInOffline") : t("signInExpired");
-  if (out && user && !$("sign-in-username").value) $("sign-in-username").value = user.username;
+  const username = $("sign-in-username");
+  if (out && user && !username.value) username.value = prefilled = user.username;
+  if (!out && prefilled !== null && username.value === prefilled) username.value = "";
   signInErrorEl.hidden = !signInError;
   signInErrorEl.textContent = signInError ? t(signInError.key, ...signInError.args) : "";
   signInSubmitEl.disabled = signingIn;
@@ -347,6 +351,7 @@ function toggleLocation() {
     (error) => {
       locationEl.setAttribute("aria-pressed", "false");
       showLocation(t("locationFailed", error.message || error.code));
+      updateWhenIdle();
     },
     { enableHighAccuracy: true, timeout: 20_000, maximumAge: 60_000 },
   );
