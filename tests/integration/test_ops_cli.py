@@ -269,8 +269,9 @@ def test_a_letter_another_run_acted_on_while_the_operator_was_asked_is_passed_ov
     result = cli.invoke(app, ["dlq", "discard", "--error-contains", phrase, "--reason", "junk"])
     assert result.exit_code == 0, result.output
     [name] = [ln.split()[0] for ln in result.output.splitlines() if phrase in ln]
-    assert f"passed over: {name} is no longer parked" in result.output
-    assert "0 letter(s) discarded" in result.output
+    assert f"passed over: {name} is no longer parked (redriven at " in result.output
+    assert "by a colleague)" in result.output
+    assert "0 letter(s) discarded, 1 passed over" in result.output
     listed = cli.invoke(app, ["dlq", "list", "--all"]).output.splitlines()
     at = next(i for i, line in enumerate(listed) if line.startswith(f"{name} "))
     shown = [listed[at], *itertools.takewhile(lambda ln: ln.startswith("    "), listed[at + 1 :])]

@@ -220,22 +220,20 @@ def _act(
             )
         return chosen
 
-    async def run(chosen: list[DeadLetterEntry]) -> int:
+    async def run(chosen: list[DeadLetterEntry]) -> tuple[int, int]:
         producer = dead_letter_producer(bootstrap)
         # Starting it fences every other run, so what is read after it is what this run
         # acts on: a letter another run acted on since it was chosen (or while the
         # operator was asked) is no longer parked, and is passed over.
         await producer.start()
-        done = 0
+        done = passed = 0
         try:
-            parked = {
-                letter.name
-                for letter in await read_letters(bootstrap, TOPICS)
-                if letter.state is LetterState.PARKED
-            }
+            now = {letter.name: letter for letter in await read_letters(bootstrap, TOPICS)}
             for letter in chosen:
-                if letter.name not in parked:
-                    typer.echo(f"passed over: {letter.name} is no longer parked")
+                if now[letter.name].state is not LetterState.PARKED:
+                    passed += 1
+                    latest = now[letter.name].history[-1:] or [now[letter.name].state.value]
+                    typer.echo(f"passed over: {letter.name} is no longer parked ({latest[0]})")
                     continue
                 try:
                     if action == "redrive":
@@ -244,15 +242,15 @@ def _act(
                         await discard(producer, letter, by=by, reason=reason or "")
                 except ProducerFenced:
                     raise RuntimeError(
-                        f"another run of `qianliyan dlq` started, and goes on in its place, "
-                        f"after {done} of {len(chosen)} letter(s); `qianliyan dlq list` "
-                        "shows where each stands"
+                        "another run of `qianliyan dlq` started, and goes on in its place, "
+                        f"after {done} letter(s) done and {passed} passed over of "
+                        f"{len(chosen)}; `qianliyan dlq list` shows where each stands"
                     ) from None
                 done += 1
                 typer.echo(f"{action}: {letter.name}")
         finally:
             await producer.stop()
-        return done
+        return done, passed
 
     chosen = run_command(choose())
     if ask_first and not selection and chosen:
@@ -261,8 +259,11 @@ def _act(
         if not typer.confirm(f"{action} these {len(chosen)} letter(s)?", default=False):
             typer.echo("nothing done")
             raise typer.Exit(1)
-    count = run_command(run(chosen))
-    typer.echo(f"{count} letter(s) {'re-driven' if action == 'redrive' else 'discarded'}")
+    count, passed = run_command(run(chosen))
+    summary = f"{count} letter(s) {'re-driven' if action == 'redrive' else 'discarded'}"
+    typer.echo(summary + (f", {passed} passed over" if passed else ""))
+    if passed and selection:
+        raise typer.Exit(1)  # letters named one by one, not all acted on
 
 
 @dlq_app.command("redrive")
