@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from qianliyan.shared.access import store
+from qianliyan.shared.access.org import DEFAULT_ORG, parse_org
 from qianliyan.shared.access.policy import Permission
 from qianliyan.shared.access.tokens import TokenSigner, load_signing_key, new_token_id
 from qianliyan.stack.config import StackConfig
@@ -558,16 +559,32 @@ async def test_a_station_s_bridge_sends_reports_of_its_units_and_none_of_another
         assert event.payload.unit == (unit or "丰台站")
 
     # Another unit's report would page that unit's managers.
-    refused = await submit(config, {**report, "unit": "北京南站"}, [], auth=bridge)
-    assert refused.status_code == 403, refused.text
-    assert (
-        "sends reports of 丰台站 and the units below them, not of 北京南站"
-        in (refused.json()["detail"])
+    key = f"bridge-{uuid4().hex}"
+    refused = await submit(
+        config, {**report, "unit": "北京南站"}, [], auth=bridge, idempotency_key=key
     )
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert "sends reports of 丰台站 and the units below them, not of 北京南站" in detail
+    # Refused, it took nothing: the corrected report goes with the same key.
+    corrected = await submit(
+        config, {**report, "unit": "丰台西站"}, [], auth=bridge, idempotency_key=key
+    )
+    assert corrected.status_code == 202, corrected.text
     # A worker may name any unit: they may be at another station's scene.
     worker = as_user(config, f"rep-{uuid4().hex[:6]}", "reporter", units=["丰台站"])
     sent = await submit(config, {"text": "在北京南站看到", "unit": "北京南站"}, [], auth=worker)
     assert sent.status_code == 202, sent.text
+
+
+async def test_ingest_and_notify_name_the_organisation_file_they_read_as_they_start(
+    running_stack: StackConfig,
+) -> None:
+    # The two must read one file (INGEST_ORG_FILE and NOTIFY_ORG_FILE): their logs show it.
+    version = parse_org(DEFAULT_ORG.read_text(encoding="utf-8")).version
+    for service in ("ingest", "notify"):
+        log = (running_stack.data_dir / "logs" / f"{service}.log").read_text(errors="replace")
+        assert f"organisation {version} loaded from {DEFAULT_ORG}" in log, service
 
 
 async def test_who_changed_which_person_and_token_is_in_the_audit(
@@ -862,7 +879,7 @@ async def test_ops_see_the_organisation_in_force_and_route_units_it_does_not_lis
         "route 'major' names unit '北京南占', which the organisation file does not list"
     ]
     organisation = in_force["organisation"]
-    assert organisation["file"].endswith("default.yaml") and organisation["units"] > 1
+    assert organisation["file"] == str(DEFAULT_ORG) and organisation["units"] > 1
     assert organisation["version"] and organisation["refused_edit"] is None
 
 

@@ -297,8 +297,10 @@ def health_router(
     return router
 
 
-def serve(app: FastAPI, *, service: str, host: str, port: int) -> None:
-    """Run `app` until SIGINT/SIGTERM, with uvicorn's graceful shutdown."""
+def serve(create: Callable[[], FastAPI], *, service: str, host: str, port: int) -> None:
+    """Build the app with `create` and run it until SIGINT/SIGTERM, with uvicorn's graceful
+    shutdown. Logging is set up first: what building the app says (the config files it
+    loaded, or why one was refused) is in the service's log."""
     configure_logging(service)
     configure_tracing(service)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create(), host=host, port=port, log_level="info", proxy_headers=False)

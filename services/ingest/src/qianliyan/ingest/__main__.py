@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from qianliyan.ingest.app import create_app
 from qianliyan.ingest.memory import keep_large_buffers_unmapped
 from qianliyan.ingest.settings import IngestSettings
@@ -14,7 +16,12 @@ def main() -> None:
     settings = IngestSettings()
     keep_large_buffers_unmapped()  # decoded photos are large: peak memory, not the heap's
     settle_long_lived_objects()
-    serve(create_app(settings), service="ingest", host=settings.http_host, port=settings.http_port)
+    serve(
+        partial(create_app, settings),
+        service="ingest",
+        host=settings.http_host,
+        port=settings.http_port,
+    )
 
 
 if __name__ == "__main__":

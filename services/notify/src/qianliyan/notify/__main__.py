@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, TypeVar
 
 import typer
@@ -26,7 +27,10 @@ def run(context: typer.Context) -> None:
     if context.invoked_subcommand is None:
         settings = NotifySettings()
         serve(
-            create_app(settings), service="notify", host=settings.http_host, port=settings.http_port
+            partial(create_app, settings),
+            service="notify",
+            host=settings.http_host,
+            port=settings.http_port,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,10 @@ def run(context: typer.Context) -> None:
     if context.invoked_subcommand is None:
         settings = TriageSettings()
         serve(
-            create_app(settings), service="triage", host=settings.http_host, port=settings.http_port
+            partial(create_app, settings),
+            service="triage",
+            host=settings.http_host,
+            port=settings.http_port,
         )
 
 

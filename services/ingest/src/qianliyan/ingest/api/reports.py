@@ -145,6 +145,12 @@ async def submit_report(
         SUBMISSIONS_REPLAYED.labels("not_decoded").inc()
         return JSONResponse(photos_or_answer.response, status_code=202)
     prepared, sent_digest = photos_or_answer
+    # After a retry's first answer is given (above), before anything is claimed: a report
+    # refused here leaves its key free for the corrected one.
+    try:
+        unit = unit_of_submission(submitter, form.unit, res.org.current())
+    except NotAllowed as refused:
+        raise forbidden(f"{str(refused).capitalize()}.") from None
 
     key: str | None = None  # the ledger row's, once claimed
     if keys is None:
@@ -161,12 +167,7 @@ async def submit_report(
 
     try:
         # After the claim: a retry of a report accepted long ago gets its first answer,
-        # even once the uploads it named have left the upload area, or the organisation
-        # file no longer lets its sender name its unit.
-        try:
-            unit = unit_of_submission(submitter, form.unit, res.org.current())
-        except NotAllowed as refused:
-            raise forbidden(f"{str(refused).capitalize()}.") from None
+        # even once the uploads it named have left the upload area.
         staged = await _staged_photos(res, form.photo_ids, uploader=uploader(submitter))
         event = build_report_submitted(
             form=form,
