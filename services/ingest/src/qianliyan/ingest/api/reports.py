@@ -68,6 +68,36 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 IN_FLIGHT_POLL_S = 0.1
 
 
+def _whole(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$defs` written in where they are used: inside the OpenAPI
+    document, a reference to `#/$defs/...` would point at the document's root."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    whole: dict[str, Any] = inline(schema)
+    return whole
+
+
+# The `report` part is a string of JSON (multipart has no objects): its content is
+# described as OpenAPI 3.1 does for such a string, so a client sees its fields.
+REPORT_PART = Form(
+    description="The report, a JSON object (its fields: `contentSchema`)",
+    json_schema_extra={
+        "contentMediaType": "application/json",
+        "contentSchema": _whole(ReportForm.model_json_schema()),
+    },
+)
+
+
 class ReportAccepted(BaseModel):
     """The answer to an accepted report; a retry with the same key gets it again."""
 
@@ -80,7 +110,7 @@ class ReportAccepted(BaseModel):
 @router.post("", status_code=202, response_model=ReportAccepted)
 async def submit_report(
     request: Request,
-    report: Annotated[str, Form(description="The report as JSON")],
+    report: Annotated[str, REPORT_PART],
     res: Annotated[IngestResources, Depends(resources)],
     submitter: Submitter,
     # A list, not "a list or null": multipart has no null, and a nullable list hides

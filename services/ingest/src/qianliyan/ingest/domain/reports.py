@@ -24,7 +24,12 @@ from qianliyan.shared.events import (
     ReportSubmitted,
     ReportSubmittedPayload,
 )
-from qianliyan.shared.events.reports import SHA256_HEX, UNIT_MAX_LENGTH, correlation_key
+from qianliyan.shared.events.reports import (
+    PAGE_CATEGORIES,
+    SHA256_HEX,
+    UNIT_MAX_LENGTH,
+    correlation_key,
+)
 from qianliyan.shared.field_errors import invalid_fields
 from qianliyan.shared.storage import photo_key, preview_key
 from qianliyan.shared.text import FREE_TEXT, ONE_LINE, PRINTABLE, IsoTime
@@ -45,10 +50,21 @@ class ReportForm(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     text: Annotated[str, Field(min_length=1, max_length=5000), FREE_TEXT]
-    category: Annotated[str, Field(max_length=100), ONE_LINE] | None = None
-    location: GeoPoint | None = None
-    place: Annotated[str, Field(max_length=200), ONE_LINE] | None = None
-    unit: Annotated[str, Field(max_length=UNIT_MAX_LENGTH), ONE_LINE] | None = None
+    category: Annotated[str, Field(max_length=100), ONE_LINE] | None = Field(
+        default=None,
+        description=f"One the reporter's page offers ({', '.join(PAGE_CATEGORIES)}) or an "
+        "integration's own; rules match it as written",
+    )
+    location: GeoPoint | None = Field(default=None, description="Where the phone was")
+    place: Annotated[str, Field(max_length=200), ONE_LINE] | None = Field(
+        default=None, description="A named place: a kilometre post, a platform, a yard"
+    )
+    unit: Annotated[str, Field(max_length=UNIT_MAX_LENGTH), ONE_LINE] | None = Field(
+        default=None,
+        description="The unit or station the report is of, as the organisation file names "
+        "it; left out, the sender's only unit. A token limited to units names those or "
+        "the ones below them",
+    )
     occurred_at: IsoTime | None = Field(
         default=None,
         description=(
