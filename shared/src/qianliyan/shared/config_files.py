@@ -7,7 +7,7 @@ import difflib
 import logging
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -178,13 +178,17 @@ def _no_key_twice(root: yaml.Node | None) -> None:
         visit(root, frozenset())
 
 
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """ " (did you mean 'x'?)" with the known word closest to `word`, or "" for none close:
+    what a file's typo is told with."""
+    close = difflib.get_close_matches(word, known, n=1) if known else []
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def _unknown_key(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     """What to say of a key the file's format does not have: most often a typo."""
     key = str(loc[-1])
-    known = _fields_at(model, loc[:-1])
-    close = difflib.get_close_matches(key, known, n=1) if known else []
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key '{key}'{hint}"
+    return f"unknown key '{key}'{did_you_mean(key, _fields_at(model, loc[:-1]))}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:

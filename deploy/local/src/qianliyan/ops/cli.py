@@ -165,10 +165,9 @@ def dlq_list(
             typer.echo(f"    {line}")
 
 
-def _select(
-    offsets: list[str] | None, error_contains: str | None, every: bool
-) -> list[tuple[str, int, int]] | str:
-    """Which letters a re-drive or discard names: TOPIC[P]@OFFSET, a phrase, or all."""
+def _select(offsets: list[str] | None, error_contains: str | None, every: bool) -> list[str] | str:
+    """Which letters a re-drive or discard names: by name (TOPIC[P]@OFFSET, written as
+    `DeadLetterEntry.name` writes it), by a phrase, or all."""
     if sum((bool(offsets), bool(error_contains), every)) != 1:
         return "name letters by --letter, by --error-contains, or --all (one of them)"
     if offsets:
@@ -178,7 +177,7 @@ def _select(
             partition, _, offset = rest.partition("]@")
             if not (topic and _DIGITS.fullmatch(partition) and _DIGITS.fullmatch(offset)):
                 return f"{name!r} is not TOPIC[PARTITION]@OFFSET, as `dlq list` shows it"
-            chosen.append((topic, int(partition), int(offset)))
+            chosen.append(f"{topic}[{int(partition)}]@{int(offset)}")
         return chosen
     return []
 
@@ -208,14 +207,13 @@ def _act(
         if not selection:
             return [x for x in letters if not error_contains or error_contains in x.error]
         wanted = set(selection)
-        chosen = [x for x in letters if (x.topic, x.partition, x.offset) in wanted]
-        missing = wanted - {(x.topic, x.partition, x.offset) for x in chosen}
+        chosen = [x for x in letters if x.name in wanted]
+        missing = wanted - {x.name for x in chosen}
         if missing:
-            named = ", ".join(f"{t}[{p}]@{o}" for t, p, o in sorted(missing))
             raise typer.BadParameter(
-                f"no parked dead letter {named}: name each as the first column of "
-                "`dlq list` shows it (not its origin); re-driven and discarded letters "
-                "are no longer parked",
+                f"no parked dead letter {', '.join(sorted(missing))}: name each as the "
+                "first column of `dlq list` shows it (not its origin); re-driven and "
+                "discarded letters are no longer parked",
                 param_hint="--letter",
             )
         return chosen
@@ -230,10 +228,15 @@ def _act(
         try:
             now = {letter.name: letter for letter in await read_letters(bootstrap, TOPICS)}
             for letter in chosen:
-                if now[letter.name].state is not LetterState.PARKED:
+                current = now.get(letter.name)  # gone only past the topic's retention
+                if current is None or current.state is not LetterState.PARKED:
                     passed += 1
-                    latest = now[letter.name].history[-1:] or [now[letter.name].state.value]
-                    typer.echo(f"passed over: {letter.name} is no longer parked ({latest[0]})")
+                    why = (
+                        (current.history or [current.state.value])[-1]
+                        if current
+                        else "no longer in its topic"
+                    )
+                    typer.echo(f"passed over: {letter.name} is no longer parked ({why})")
                     continue
                 try:
                     if action == "redrive":

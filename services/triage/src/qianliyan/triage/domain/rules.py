@@ -6,7 +6,6 @@ refused whole with a message naming its line, so the service keeps the last good
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from qianliyan.shared.config_files import (
     MistakeAt,
     TimeZoneName,
     VersionText,
+    did_you_mean,
     validate_yaml,
 )
 from qianliyan.shared.events import Severity
@@ -164,8 +164,7 @@ def categories_off_the_page(spec: RuleFile) -> dict[str, list[str]]:
     for rule in spec.rules:
         for category in rule.categories:
             if category not in PAGE_CATEGORIES:
-                close = difflib.get_close_matches(category.casefold(), PAGE_CATEGORIES, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(category.casefold(), PAGE_CATEGORIES)
                 found.setdefault(rule.id, []).append(f"'{category}'{hint}")
     return found
 
