@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -35,7 +37,7 @@ from qianliyan.shared.events import (
 )
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.stack.config import StackConfig
-from qianliyan.stack.infra import Service
+from qianliyan.stack.infra import Infra, Service
 from tests.integration.clients import as_suite, as_user, submit
 from tests.integration.topic_reader import create_topics, read_topic
 
@@ -429,3 +431,60 @@ def test_people_and_machine_tokens_from_the_ops_machine(
         (name, "signed_in"),  # the person the command added signed in, above
         ("ops-cli", "user_added"),
     ]
+
+
+def test_a_redrive_while_kafka_stops_answering_ends_within_its_deadline(
+    running_stack: StackConfig, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kafka stops answering between the letter's two writes (a paused broker keeps its
+    # connections open, so nothing is refused): the command gives up at its deadline and
+    # says so, rather than waiting for ever, and the next run sends the letter back once.
+    origin = f"ops-test-{uuid.uuid4().hex[:8]}"
+    value = f"letter {uuid.uuid4().hex}".encode()
+    phrase = f"a bug fixed {uuid.uuid4().hex[:8]}"
+    parked = [
+        ("dlq.error", f"ValueError: {phrase}".encode()),
+        ("dlq.origin.topic", origin.encode()),
+    ]
+    bootstrap = running_stack.kafka_bootstrap
+    asyncio.run(create_topics(bootstrap, origin))
+    produce(running_stack, "incidents.reports.dlq", value, parked)
+    kafka = Infra(running_stack).kafka
+    pid = kafka.status().pid
+    assert pid is not None
+    mark = dead_letters._mark
+
+    async def broker_stops_then_marks(*args: object, **kwargs: object) -> None:
+        os.kill(pid, signal.SIGSTOP)
+        await mark(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dead_letters, "_mark", broker_stops_then_marks)
+    started = time.monotonic()
+    try:
+        result = cli.invoke(app, ["dlq", "redrive", "--error-contains", phrase, "--timeout", "8"])
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert result.exit_code == 1, result.output
+    assert "Kafka did not answer" in result.output, result.output
+    assert took < 60, took  # the deadline, closing's, and reading the letters twice
+    assert "may or may not be done" in result.output
+    assert "after 0 letter(s) done and 0 passed over of 1" in result.output
+
+    async def copies_sent_back() -> int:
+        return sum(r.value == value for r in await read_topic(bootstrap, origin))
+
+    async def state() -> LetterState:
+        [letter] = [
+            x for x in await read_letters(bootstrap, ["incidents.reports"]) if x.value == value
+        ]
+        return letter.state
+
+    assert asyncio.run(copies_sent_back()) == 0  # its transaction is open, not committed
+    assert asyncio.run(state()) is LetterState.PARKED
+    monkeypatch.setattr(dead_letters, "_mark", mark)
+    again = cli.invoke(app, ["dlq", "redrive", "--error-contains", phrase])
+    assert again.exit_code == 0, again.output
+    assert "1 letter(s) re-driven" in again.output
+    assert asyncio.run(copies_sent_back()) == 1
+    assert asyncio.run(state()) is LetterState.REDRIVEN

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from aiokafka import AIOKafkaProducer
 
-from qianliyan.shared.kafka import Record, create_producer, read_to_end
+from qianliyan.shared.kafka import Record, create_producer, given_up_after, read_to_end
 from qianliyan.shared.settings import KafkaSettings
 from qianliyan.shared.topics import DEAD_LETTER_SUFFIX
 
@@ -134,6 +134,10 @@ async def read_letters(bootstrap_servers: str, topics: Sequence[str]) -> list[De
 # and of two runs at once the older can commit nothing more.
 TRANSACTIONAL_ID = "qianliyan-ops-dead-letters"
 
+# How long one letter's transaction may wait for Kafka. A run given up on mid-way leaves
+# its transaction open, and the next run's start fences it, which aborts the transaction.
+ACTION_DEADLINE_S = 30.0
+
 
 def dead_letter_producer(bootstrap_servers: str) -> AIOKafkaProducer:
     """The producer `redrive` and `discard` write with: transactional, as they need."""
@@ -165,29 +169,52 @@ async def _mark(
     )
 
 
-async def redrive(producer: AIOKafkaProducer, letter: DeadLetterEntry, *, by: str) -> None:
+async def redrive(
+    producer: AIOKafkaProducer,
+    letter: DeadLetterEntry,
+    *,
+    by: str,
+    deadline_s: float = ACTION_DEADLINE_S,
+) -> None:
     """Send the letter back to its topic as it was (key, bytes, headers) and mark it, both
-    or neither (`producer` is a `dead_letter_producer`).
+    or neither (`producer` is a `dead_letter_producer`); a TimeoutError once `deadline_s`
+    pass without Kafka's answer.
 
     A letter re-driven before its cause was fixed is parked again, as a new letter.
     """
     if letter.state is not LetterState.PARKED:
         raise ValueError(f"{letter.name} is {letter.state}")
-    async with producer.transaction():
-        await producer.send_and_wait(
-            letter.origin_topic, letter.value, key=letter.key, headers=letter.original_headers()
-        )
-        await _mark(producer, letter, LetterState.REDRIVEN, by=by, reason=None)
+
+    async def both() -> None:
+        async with producer.transaction():
+            await producer.send_and_wait(
+                letter.origin_topic,
+                letter.value,
+                key=letter.key,
+                headers=letter.original_headers(),
+            )
+            await _mark(producer, letter, LetterState.REDRIVEN, by=by, reason=None)
+
+    await given_up_after(deadline_s, both(), f"re-driving {letter.name}")
 
 
 async def discard(
-    producer: AIOKafkaProducer, letter: DeadLetterEntry, *, by: str, reason: str
+    producer: AIOKafkaProducer,
+    letter: DeadLetterEntry,
+    *,
+    by: str,
+    reason: str,
+    deadline_s: float = ACTION_DEADLINE_S,
 ) -> None:
     """Mark the letter discarded, with the reason: it is kept, and never re-driven
-    (`producer` is a `dead_letter_producer`)."""
+    (`producer` is a `dead_letter_producer`); a TimeoutError as `redrive` gives one."""
     if not reason.strip():
         raise ValueError("a discard needs a reason")
     if letter.state is not LetterState.PARKED:
         raise ValueError(f"{letter.name} is {letter.state}")
-    async with producer.transaction():
-        await _mark(producer, letter, LetterState.DISCARDED, by=by, reason=reason)
+
+    async def marked() -> None:
+        async with producer.transaction():
+            await _mark(producer, letter, LetterState.DISCARDED, by=by, reason=reason)
+
+    await given_up_after(deadline_s, marked(), f"discarding {letter.name}")

@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeVar
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -56,6 +56,7 @@ from qianliyan.shared.topics import dead_letter_topic
 from qianliyan.shared.tracing import continuing, trace_headers
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Record: TypeAlias = ConsumerRecord  # aiokafka ships no type information
 ProjectionHandler = Callable[[Sequence[Event]], Awaitable[None]]
@@ -493,6 +494,24 @@ async def kafka_reachable(settings: KafkaSettings, *, timeout_s: float = 3.0) ->
     finally:
         await admin.close()
     return True
+
+
+async def given_up_after(seconds: float, work: Awaitable[T], doing: str) -> T:
+    """`work`'s result, or a TimeoutError naming what was being done once `seconds` pass.
+
+    For a command that waits on a person's behalf. aiokafka waits for a transaction to end
+    without a deadline, and a transaction cancelled mid-way aborts, which waits the same
+    way (aio-libs/aiokafka#1145): with the broker quiet but its connections open, neither
+    returns. So `work` runs as a task of its own, and is cancelled and left behind rather
+    than awaited; the event loop's end cancels it again, out of that wait.
+    """
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())  # no warning
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        task.cancel()
+        raise TimeoutError(f"Kafka did not answer within {seconds:g} s while {doing}") from None
 
 
 async def read_to_end(

@@ -19,6 +19,7 @@ Kafka, ingest and the rest are found where the stack's settings (QLY_STACK_*) pu
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -39,6 +40,7 @@ from qianliyan.ops.access_cli import demo_token, tokens_app, users_app
 from qianliyan.ops.demo import send_demo_reports
 from qianliyan.shared.commands import fail, run_command
 from qianliyan.shared.dead_letters import (
+    ACTION_DEADLINE_S,
     DeadLetterEntry,
     LetterState,
     dead_letter_producer,
@@ -49,6 +51,7 @@ from qianliyan.shared.dead_letters import (
 from qianliyan.shared.kafka import (
     PartitionLag,
     ResetPoint,
+    given_up_after,
     group_lag,
     reset_group,
 )
@@ -188,6 +191,7 @@ def _act(
     error_contains: str | None,
     every: bool,
     reason: str | None,
+    deadline_s: float,
     *,
     ask_first: bool = False,
 ) -> None:
@@ -223,7 +227,7 @@ def _act(
         # Starting it fences every other run, so what is read after it is what this run
         # acts on: a letter another run acted on since it was chosen (or while the
         # operator was asked) is no longer parked, and is passed over.
-        await producer.start()
+        await given_up_after(deadline_s, producer.start(), "starting its transactions")
         done = passed = 0
         try:
             now = {letter.name: letter for letter in await read_letters(bootstrap, TOPICS)}
@@ -238,21 +242,34 @@ def _act(
                     )
                     typer.echo(f"passed over: {letter.name} is no longer parked ({why})")
                     continue
+                so_far = (
+                    f"after {done} letter(s) done and {passed} passed over of {len(chosen)}; "
+                    "`qianliyan dlq list` shows where each stands"
+                )
                 try:
                     if action == "redrive":
-                        await redrive(producer, letter, by=by)
+                        await redrive(producer, letter, by=by, deadline_s=deadline_s)
                     else:
-                        await discard(producer, letter, by=by, reason=reason or "")
+                        await discard(
+                            producer, letter, by=by, reason=reason or "", deadline_s=deadline_s
+                        )
                 except ProducerFenced:
                     raise RuntimeError(
                         "another run of `qianliyan dlq` started, and goes on in its place, "
-                        f"after {done} letter(s) done and {passed} passed over of "
-                        f"{len(chosen)}; `qianliyan dlq list` shows where each stands"
+                        + so_far
+                    ) from None
+                except TimeoutError as gave_up:
+                    raise TimeoutError(
+                        f"{gave_up}, which may or may not be done, {so_far}. Once Kafka "
+                        "answers, the same command again passes over what was done, and "
+                        "aborts what this run left open"
                     ) from None
                 done += 1
                 typer.echo(f"{action}: {letter.name}")
         finally:
-            await producer.stop()
+            # Closing waits on what is in flight: not long, once Kafka was given up on.
+            with contextlib.suppress(TimeoutError):
+                await given_up_after(min(deadline_s, 5.0), producer.stop(), "closing")
         return done, passed
 
     chosen = run_command(choose())
@@ -278,9 +295,12 @@ def dlq_redrive(
         str | None, typer.Option(help="Letters whose error says this")
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Every parked letter")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for Kafka on each letter")
+    ] = ACTION_DEADLINE_S,
 ) -> None:
     """Send parked letters back to their topic, once their cause is fixed."""
-    _act("redrive", letter, error_contains, every, None)
+    _act("redrive", letter, error_contains, every, None, timeout)
 
 
 @dlq_app.command("discard")
@@ -293,6 +313,9 @@ def dlq_discard(
         str | None, typer.Option(help="Letters whose error says this")
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Every parked letter")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for Kafka on each letter")
+    ] = ACTION_DEADLINE_S,
     yes: Annotated[
         bool, typer.Option("--yes", help="Discard letters chosen by a phrase or --all unasked")
     ] = False,
@@ -302,7 +325,7 @@ def dlq_discard(
     if not reason.strip():
         typer.secho("a discard needs a reason", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    _act("discard", letter, error_contains, every, reason, ask_first=not yes)
+    _act("discard", letter, error_contains, every, reason, timeout, ask_first=not yes)
 
 
 def _zoned_time(value: str) -> datetime | None:
