@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections import Counter
 from uuid import uuid4
 
@@ -10,8 +11,9 @@ import httpx
 import pytest
 
 from qianliyan.shared.events import ReportTriaged
-from qianliyan.shared.kafka import decode_records
+from qianliyan.shared.kafka import create_producer, decode_records
 from qianliyan.stack.config import StackConfig
+from qianliyan.stack.infra import Infra
 from qianliyan.triage.retriage import apply_plan, build_plan
 from tests.integration.clients import TRIAGED, as_suite, default_rules_with, submit, triage_settings
 from tests.integration.topic_reader import read_topic, wait_for
@@ -92,6 +94,59 @@ async def test_an_apply_cut_short_keeps_its_batches_and_a_second_run_finishes_it
     )
     assert set(ours) == everything
     assert {event_id: n for event_id, n in ours.items() if n != 1} == {}
+
+
+async def test_an_apply_with_kafka_quiet_ends_at_its_deadline_and_a_second_run_finishes_it(
+    running_stack: StackConfig,
+) -> None:
+    """The broker stops answering (paused: its connections stay open, so nothing is
+    refused) after the first batch: the run says so at its deadline rather than waiting
+    for ever, and the next one produces the rest, none twice."""
+    config = running_stack
+    for text in ("站台照明故障", "电梯停运"):
+        accepted = await submit(config, {"text": text}, [])
+        await wait_for(lambda: _triaged(config, accepted.json()["report_id"]))  # noqa: B023
+    settings = triage_settings(config)
+    version = f"quiet-kafka-{uuid4().hex[:8]}"
+    rules = default_rules_with(version, "", "")
+    plan = await build_plan(settings, rules)
+    everything = {event.event_id for event in plan.to_produce}
+    batch = max(1, len(everything) // 2)
+    kafka = Infra(config).kafka.status().pid
+    assert kafka is not None
+
+    def broker_stops(done: int, total: int) -> None:
+        os.kill(kafka, signal.SIGSTOP)
+
+    try:
+        with pytest.raises(
+            TimeoutError, match=f"within 5 s while producing decisions {batch + 1} "
+        ):
+            await apply_plan(
+                settings, plan, batch_events=batch, progress=broker_stops, deadline_s=5
+            )
+    finally:
+        os.kill(kafka, signal.SIGCONT)
+
+    # Whether the batch under way when Kafka went quiet commits is Kafka's to say, once
+    # it answers: it may have the commit in hand. A producer of the same transactional id
+    # waits for that, or aborts the batch, as the next run's start does.
+    fence = create_producer(
+        settings.kafka, client_id="tests", transactional_id=f"{settings.transactional_ids}-retriage"
+    )
+    await fence.start()
+    await fence.stop()
+    again = await build_plan(settings, rules)
+    assert len(again.in_log) in (batch, len(everything))
+    produced = await apply_plan(settings, again, batch_events=batch)
+    assert produced == len(everything) - len(again.in_log)
+    decisions, _ = decode_records(await read_topic(config.kafka_bootstrap, "incidents.triage"))
+    ours = Counter(
+        event.event_id
+        for _, event in decisions
+        if isinstance(event, ReportTriaged) and event.payload.rule_set_version == version
+    )
+    assert ours == Counter(everything)
 
 
 async def _triaged(config: StackConfig, report_id: str) -> dict[str, object] | None:

@@ -514,6 +514,21 @@ async def given_up_after(seconds: float, work: Awaitable[T], doing: str) -> T:
         raise TimeoutError(f"Kafka did not answer within {seconds:g} s while {doing}") from None
 
 
+@contextlib.asynccontextmanager
+async def running_within(
+    producer: AIOKafkaProducer, seconds: float
+) -> AsyncIterator[AIOKafkaProducer]:
+    """`producer` started, and stopped after the block, each given up on as
+    `given_up_after` does; stopping, which waits on what is in flight, for 5 s at most:
+    an error out of the block (Kafka given up on, say) is what the caller hears."""
+    await given_up_after(seconds, producer.start(), "starting a producer")
+    try:
+        yield producer
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await given_up_after(min(seconds, 5.0), producer.stop(), "stopping a producer")
+
+
 async def read_to_end(
     bootstrap_servers: str, topic: str, *, timeout_s: float = 60.0
 ) -> list[Record]:

@@ -19,7 +19,6 @@ Kafka, ingest and the rest are found where the stack's settings (QLY_STACK_*) pu
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import os
@@ -51,9 +50,9 @@ from qianliyan.shared.dead_letters import (
 from qianliyan.shared.kafka import (
     PartitionLag,
     ResetPoint,
-    given_up_after,
     group_lag,
     reset_group,
+    running_within,
 )
 from qianliyan.shared.progress import events_progress
 from qianliyan.shared.topics import ALERTS, REPORTS, TRIAGE
@@ -227,9 +226,8 @@ def _act(
         # Starting it fences every other run, so what is read after it is what this run
         # acts on: a letter another run acted on since it was chosen (or while the
         # operator was asked) is no longer parked, and is passed over.
-        await given_up_after(deadline_s, producer.start(), "starting its transactions")
         done = passed = 0
-        try:
+        async with running_within(producer, deadline_s):
             now = {letter.name: letter for letter in await read_letters(bootstrap, TOPICS)}
             for letter in chosen:
                 current = now.get(letter.name)  # gone only past the topic's retention
@@ -266,10 +264,6 @@ def _act(
                     ) from None
                 done += 1
                 typer.echo(f"{action}: {letter.name}")
-        finally:
-            # Closing waits on what is in flight: not long, once Kafka was given up on.
-            with contextlib.suppress(TimeoutError):
-                await given_up_after(min(deadline_s, 5.0), producer.stop(), "closing")
         return done, passed
 
     chosen = run_command(choose())

@@ -9,9 +9,18 @@ or new reports keep being triaged with the old rules.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from qianliyan.shared.events import ReportSubmitted, ReportTriaged, encode
 from qianliyan.shared.events.codec import headers_for
-from qianliyan.shared.kafka import Record, create_producer, decode_records, history
+from qianliyan.shared.kafka import (
+    Record,
+    create_producer,
+    decode_records,
+    given_up_after,
+    history,
+    running_within,
+)
 from qianliyan.shared.progress import ProgressCallback
 from qianliyan.triage.domain.retriage import RetriagePlan, latest_triage, plan_retriage
 from qianliyan.triage.domain.rules import LoadedRules
@@ -19,6 +28,8 @@ from qianliyan.triage.settings import TriageSettings
 
 # A few MB of decisions: each transaction commits in well under Kafka's minute.
 APPLY_BATCH_EVENTS = 2_000
+# Long enough for a batch on a busy broker; a quiet one is said so, not waited for.
+APPLY_DEADLINE_S = 60.0
 
 
 async def build_plan(
@@ -54,6 +65,7 @@ async def apply_plan(
     *,
     batch_events: int = APPLY_BATCH_EVENTS,
     progress: ProgressCallback | None = None,
+    deadline_s: float = APPLY_DEADLINE_S,
 ) -> int:
     """Produce the plan's decisions the log does not hold yet, in log order, in transactions
     of `batch_events`; each batch becomes visible whole, or not at all. Answers how many
@@ -64,7 +76,8 @@ async def apply_plan(
     minute), which a year of history outlasts. Where a run is cut short, the batches
     committed stay, and the read models show those reports under the new rules and the
     rest under the old until the command is run again, which produces the rest
-    (`plan.in_log`)."""
+    (`plan.in_log`). A batch that Kafka does not finish within `deadline_s` ends the run
+    so (a TimeoutError), rather than a wait with no end; the next run's start aborts it."""
     refusal = refused(plan)
     if refusal is not None:
         raise RuntimeError(refusal)
@@ -75,21 +88,24 @@ async def apply_plan(
         client_id="triage-retriage",
         transactional_id=f"{settings.transactional_ids}-retriage",
     )
-    await producer.start()
-    try:
+
+    async def produce(batch: Sequence[ReportTriaged]) -> None:
+        async with producer.transaction():
+            for event in batch:
+                await producer.send(
+                    kafka.triage_topic,
+                    encode(event),
+                    key=event.key.encode(),
+                    headers=headers_for(event),
+                )
+
+    async with running_within(producer, deadline_s):
         for start in range(0, len(pending), batch_events):
-            async with producer.transaction():
-                for event in pending[start : start + batch_events]:
-                    await producer.send(
-                        kafka.triage_topic,
-                        encode(event),
-                        key=event.key.encode(),
-                        headers=headers_for(event),
-                    )
+            end = min(start + batch_events, len(pending))
+            doing = f"producing decisions {start + 1} to {end} of {len(pending)}"
+            await given_up_after(deadline_s, produce(pending[start:end]), doing)
             if progress is not None:
-                progress(min(start + batch_events, len(pending)), len(pending))
-    finally:
-        await producer.stop()
+                progress(end, len(pending))
     return len(pending)
 
 
