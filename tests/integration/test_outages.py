@@ -18,15 +18,18 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from qianliyan.notify import feed_signal
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.projections.incidents import FEED_CHANNEL
+from qianliyan.shared.kafka import history
 from qianliyan.shared.settings import StorageSettings
 from qianliyan.stack.component import Component
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra
 from tests.integration.clients import jpeg_photo, minio_client, submit, submitted_events
+from tests.integration.topic_reader import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +165,41 @@ async def test_the_live_feed_notices_a_connection_that_stopped_answering(
     finally:
         os.kill(backend, signal.SIGCONT)
         await feed.stop()
+
+
+async def test_reading_history_from_a_broker_that_stops_answering_ends_in_a_timeout(
+    running_stack: StackConfig,
+) -> None:
+    """`qianliyan rebuild`, `check`, `as-of` and re-triage read the log this way: a broker
+    that goes quiet half-way is said so, not waited for with the progress bar standing;
+    a caller that takes its time with each batch is not."""
+    bootstrap = running_stack.kafka_bootstrap
+    topic = f"outage-history-{uuid4().hex[:8]}"
+    await create_topics(bootstrap, topic)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        # More than one fetch's worth (a MiB a partition), so the reading must ask again.
+        for n in range(30):
+            await producer.send(topic, bytes([n]) * 100_000)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    # A caller slower with each batch than Kafka may be quiet is no stall of Kafka's.
+    read = 0
+    async for batch in history(bootstrap, topic, max_records=10, quiet_s=2):
+        read += len(batch.records)
+        await asyncio.sleep(3)
+    assert read == 30
+
+    batches = history(bootstrap, topic, max_records=1, quiet_s=5)
+    read = len((await anext(batches)).records)
+    with paused(Infra(running_stack).kafka):
+        began = time.monotonic()
+        with pytest.raises(TimeoutError, match=f"Kafka sent nothing of {topic} for 5 s, with"):
+            async for batch in batches:
+                read += len(batch.records)
+        waited_s = time.monotonic() - began
+    assert 0 < read < 30
+    assert waited_s < 30, f"said after {waited_s:.0f} s"

@@ -559,9 +559,11 @@ async def history(
     *topics: str,
     max_records: int = 2000,
     after: Mapping[TopicPartition, int] | None = None,
+    quiet_s: float = 60.0,
 ) -> AsyncIterator[HistoryBatch]:
     """The committed records of `topics` from their start (or from the offsets `after`
-    gives) to their end as of now, in batches.
+    gives) to their end as of now, in batches; a TimeoutError once Kafka sends nothing
+    for `quiet_s`.
 
     Partitions are read side by side, each in order. Joins no consumer group and commits
     nothing, so it never disturbs the services.
@@ -587,12 +589,23 @@ async def history(
                 start[partition] = offset
         end = await consumer.end_offsets(partitions)
         total = sum(end[p] - start[p] for p in partitions)
+        loop = asyncio.get_running_loop()
+        done, moved_at = 0, loop.time()
         while True:
-            positions = {p: await consumer.position(p) for p in partitions}
-            done = sum(min(positions[p], end[p]) - start[p] for p in partitions)
-            if all(positions[p] >= end[p] for p in partitions):
-                return
-            fetched = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            try:
+                # A broker that stops answering leaves the fetches empty for ever: a
+                # rebuild's bar would stand still with nothing said.
+                async with asyncio.timeout_at(moved_at + quiet_s):
+                    positions = {p: await consumer.position(p) for p in partitions}
+                    if all(positions[p] >= end[p] for p in partitions):
+                        return
+                    fetched = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"Kafka sent nothing of {', '.join(topics)} for {quiet_s:g} s, with "
+                    f"{total - done} of {total} records still to read"
+                ) from None
+            before, done = done, sum(min(positions[p], end[p]) - start[p] for p in partitions)
             records = [
                 record
                 for partition, batch in fetched.items()
@@ -600,6 +613,8 @@ async def history(
                 if record.offset < end[partition]
             ]
             yield HistoryBatch(records, done + len(records), total, dict(end))
+            if records or done > before:
+                moved_at = loop.time()  # the caller's time with the batch is not Kafka's
     finally:
         await consumer.stop()
 
