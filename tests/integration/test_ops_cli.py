@@ -134,9 +134,14 @@ def test_a_dead_letter_is_listed_then_discarded_with_its_reason(
     everything = cli.invoke(app, ["dlq", "list", "--all"]).output
     assert "discarded" in everything and "test garbage from a fuzzer" in everything
     again = cli.invoke(app, ["dlq", "redrive", "--letter", letter])
-    assert again.exit_code == 2  # a discarded letter is never re-driven, and says why
-    said = " ".join(again.output.replace("│", " ").split())  # Typer's box, wrapped
-    assert f"no parked dead letter {letter}" in said and "no longer parked" in said
+    assert again.exit_code == 1, again.output  # never re-driven once discarded, and says why
+    assert f"passed over: {letter} is no longer parked (discarded at " in again.output
+    assert "0 letter(s) re-driven, 1 passed over" in again.output
+    unknown = letter.rpartition("@")[0] + "@999999999"
+    nowhere = cli.invoke(app, ["dlq", "redrive", "--letter", unknown])
+    assert nowhere.exit_code == 2, nowhere.output
+    said = " ".join(nowhere.output.replace("│", " ").split())  # Typer's box, wrapped
+    assert f"no dead letter {unknown}" in said
 
 
 def test_a_redriven_letter_ends_in_the_read_models(
@@ -433,6 +438,8 @@ def test_people_and_machine_tokens_from_the_ops_machine(
     ]
 
 
+# A wait with no end would hold the suite's broker paused until the timeout.
+@pytest.mark.timeout(120)
 def test_a_redrive_while_kafka_stops_answering_ends_within_its_deadline(
     running_stack: StackConfig, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -466,8 +473,8 @@ def test_a_redrive_while_kafka_stops_answering_ends_within_its_deadline(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert result.exit_code == 1, result.output
-    assert "Kafka did not answer" in result.output, result.output
-    assert took < 60, took  # the deadline, closing's, and reading the letters twice
+    assert "Kafka did not answer within 8 s while re-driving" in result.output, result.output
+    assert took < 30, took  # the deadline, stopping's, and reading the letters twice
     assert "may or may not be done" in result.output
     assert "after 0 letter(s) done and 0 passed over of 1" in result.output
 

@@ -167,6 +167,8 @@ async def test_the_live_feed_notices_a_connection_that_stopped_answering(
         await feed.stop()
 
 
+# A wait with no end would hold the suite's broker paused until the timeout.
+@pytest.mark.timeout(120)
 async def test_reading_history_from_a_broker_that_stops_answering_ends_in_a_timeout(
     running_stack: StackConfig,
 ) -> None:

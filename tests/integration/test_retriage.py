@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections import Counter
@@ -9,12 +10,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from qianliyan.shared.events import ReportTriaged
 from qianliyan.shared.kafka import create_producer, decode_records
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra
-from qianliyan.triage.retriage import apply_plan, build_plan
+from qianliyan.triage.retriage import apply_plan, build_plan, settle_earlier_apply
 from tests.integration.clients import TRIAGED, as_suite, default_rules_with, submit, triage_settings
 from tests.integration.topic_reader import read_topic, wait_for
 
@@ -96,6 +98,8 @@ async def test_an_apply_cut_short_keeps_its_batches_and_a_second_run_finishes_it
     assert {event_id: n for event_id, n in ours.items() if n != 1} == {}
 
 
+# A wait with no end would hold the suite's broker paused until the timeout.
+@pytest.mark.timeout(120)
 async def test_an_apply_with_kafka_quiet_ends_at_its_deadline_and_a_second_run_finishes_it(
     running_stack: StackConfig,
 ) -> None:
@@ -118,28 +122,21 @@ async def test_an_apply_with_kafka_quiet_ends_at_its_deadline_and_a_second_run_f
     def broker_stops(done: int, total: int) -> None:
         os.kill(kafka, signal.SIGSTOP)
 
+    # In an event loop of its own, which ends with the run, as the command's process does.
+    cut_short = apply_plan(settings, plan, batch_events=batch, progress=broker_stops, deadline_s=5)
     try:
         with pytest.raises(
             TimeoutError, match=f"within 5 s while producing decisions {batch + 1} "
         ):
-            await apply_plan(
-                settings, plan, batch_events=batch, progress=broker_stops, deadline_s=5
-            )
+            await asyncio.to_thread(asyncio.run, cut_short)
     finally:
         os.kill(kafka, signal.SIGCONT)
 
-    # Whether the batch under way when Kafka went quiet commits is Kafka's to say, once
-    # it answers: it may have the commit in hand. A producer of the same transactional id
-    # waits for that, or aborts the batch, as the next run's start does.
-    fence = create_producer(
-        settings.kafka, client_id="tests", transactional_id=f"{settings.transactional_ids}-retriage"
-    )
-    await fence.start()
-    await fence.stop()
+    # Its records never reached Kafka: they are planned again, and produced once.
+    await settle_earlier_apply(settings)
     again = await build_plan(settings, rules)
-    assert len(again.in_log) in (batch, len(everything))
-    produced = await apply_plan(settings, again, batch_events=batch)
-    assert produced == len(everything) - len(again.in_log)
+    assert len(again.in_log) == batch
+    assert await apply_plan(settings, again, batch_events=batch) == len(everything) - batch
     decisions, _ = decode_records(await read_topic(config.kafka_bootstrap, "incidents.triage"))
     ours = Counter(
         event.event_id
@@ -147,6 +144,45 @@ async def test_an_apply_with_kafka_quiet_ends_at_its_deadline_and_a_second_run_f
         if isinstance(event, ReportTriaged) and event.payload.rule_set_version == version
     )
     assert ours == Counter(everything)
+
+
+async def test_an_apply_first_settles_a_batch_an_earlier_run_left_open(
+    running_stack: StackConfig,
+) -> None:
+    """A run killed mid-batch leaves its transaction open, and a committed reader of the
+    log stops at it until Kafka aborts it (a minute on): a plan read then would miss every
+    decision after it. `--apply` has it aborted (or its commit finished) first."""
+    config = running_stack
+    settings = triage_settings(config)
+
+    async def killed_mid_batch() -> tuple[TopicPartition, int]:
+        producer = create_producer(
+            settings.kafka,
+            client_id="tests",
+            transactional_id=f"{settings.transactional_ids}-retriage",
+        )
+        await producer.start()
+        await producer.begin_transaction()
+        sent = await producer.send_and_wait(settings.kafka.triage_topic, b"never committed")
+        return TopicPartition(sent.topic, sent.partition), sent.offset
+
+    # Its event loop ends with it, as a killed process's would, leaving the batch open.
+    partition, offset = await asyncio.to_thread(asyncio.run, killed_mid_batch())
+    assert await committed_end(config.kafka_bootstrap, partition) == offset
+    await settle_earlier_apply(settings)
+    # The record and its abort marker are behind the reader's end now, and unread.
+    assert await committed_end(config.kafka_bootstrap, partition) >= offset + 2
+
+
+async def committed_end(bootstrap: str, partition: TopicPartition) -> int:
+    """Where a committed reader of `partition` stops now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        consumer.assign([partition])
+        return int((await consumer.end_offsets([partition]))[partition])
+    finally:
+        await consumer.stop()
 
 
 async def _triaged(config: StackConfig, report_id: str) -> dict[str, object] | None:

@@ -134,8 +134,9 @@ async def read_letters(bootstrap_servers: str, topics: Sequence[str]) -> list[De
 # and of two runs at once the older can commit nothing more.
 TRANSACTIONAL_ID = "qianliyan-ops-dead-letters"
 
-# How long one letter's transaction may wait for Kafka. A run given up on mid-way leaves
-# its transaction open, and the next run's start fences it, which aborts the transaction.
+# How long one letter's transaction may wait for Kafka. A run given up on mid-way may
+# leave its transaction open (or committing): the next run's start waits for Kafka to
+# finish or abort it, and the letters read after that show which.
 ACTION_DEADLINE_S = 30.0
 
 

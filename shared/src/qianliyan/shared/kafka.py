@@ -501,32 +501,43 @@ async def given_up_after(seconds: float, work: Awaitable[T], doing: str) -> T:
 
     For a command that waits on a person's behalf. aiokafka waits for a transaction to end
     without a deadline, and a transaction cancelled mid-way aborts, which waits the same
-    way (aio-libs/aiokafka#1145): with the broker quiet but its connections open, neither
-    returns. So `work` runs as a task of its own, and is cancelled and left behind rather
-    than awaited; the event loop's end cancels it again, out of that wait.
+    way: with the broker quiet but its connections open, neither returns. So `work` runs
+    as a task of its own that is cancelled, not awaited, when its caller stops waiting
+    (the deadline, Ctrl-C); should that leave it in such a wait, the event loop's end
+    cancels it a second time, out of it.
     """
     task = asyncio.ensure_future(work)
-    task.add_done_callback(lambda done: done.cancelled() or done.exception())  # no warning
+    # Its error, once nobody waits for it, is the caller's TimeoutError: not logged again.
+    task.add_done_callback(lambda ended: ended.cancelled() or ended.exception())
     try:
-        return await asyncio.wait_for(asyncio.shield(task), seconds)
-    except TimeoutError:
-        task.cancel()
-        raise TimeoutError(f"Kafka did not answer within {seconds:g} s while {doing}") from None
+        finished, _ = await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+    if not finished:
+        raise TimeoutError(f"Kafka did not answer within {seconds:g} s while {doing}")
+    return task.result()
+
+
+# Stopping a producer waits on what is in flight: not long, once Kafka was given up on.
+STOP_DEADLINE_S = 5.0
 
 
 @contextlib.asynccontextmanager
 async def running_within(
     producer: AIOKafkaProducer, seconds: float
 ) -> AsyncIterator[AIOKafkaProducer]:
-    """`producer` started, and stopped after the block, each given up on as
-    `given_up_after` does; stopping, which waits on what is in flight, for 5 s at most:
-    an error out of the block (Kafka given up on, say) is what the caller hears."""
-    await given_up_after(seconds, producer.start(), "starting a producer")
+    """`producer` started for the block and stopped after it, each step given up on as
+    `given_up_after` does (stopping after `STOP_DEADLINE_S` at most). What the caller hears
+    is the block's error, or the start's: a stop given up on is only logged."""
     try:
+        await given_up_after(seconds, producer.start(), "starting a producer")
         yield producer
     finally:
-        with contextlib.suppress(TimeoutError):
-            await given_up_after(min(seconds, 5.0), producer.stop(), "stopping a producer")
+        try:
+            await given_up_after(min(seconds, STOP_DEADLINE_S), producer.stop(), "stopping")
+        except TimeoutError as gave_up:
+            log.warning("%s; its connections are left to the process's end", gave_up)
 
 
 async def read_to_end(

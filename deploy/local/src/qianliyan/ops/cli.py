@@ -204,19 +204,23 @@ def _act(
     by = getpass.getuser()
 
     async def choose() -> list[DeadLetterEntry]:
-        letters = [
-            x for x in await read_letters(bootstrap, TOPICS) if x.state is LetterState.PARKED
-        ]
+        letters = await read_letters(bootstrap, TOPICS)
         if not selection:
-            return [x for x in letters if not error_contains or error_contains in x.error]
+            return [
+                x
+                for x in letters
+                if x.state is LetterState.PARKED
+                and (not error_contains or error_contains in x.error)
+            ]
+        # A letter named but no longer parked (done by a run cut short, say) is passed over
+        # below, and said so, so that the same command can be run again.
         wanted = set(selection)
         chosen = [x for x in letters if x.name in wanted]
         missing = wanted - {x.name for x in chosen}
         if missing:
             raise typer.BadParameter(
-                f"no parked dead letter {', '.join(sorted(missing))}: name each as the "
-                "first column of `dlq list` shows it (not its origin); re-driven and "
-                "discarded letters are no longer parked",
+                f"no dead letter {', '.join(sorted(missing))}: name each as the first "
+                "column of `dlq list --all` shows it (not its origin)",
                 param_hint="--letter",
             )
         return chosen
@@ -259,8 +263,8 @@ def _act(
                 except TimeoutError as gave_up:
                     raise TimeoutError(
                         f"{gave_up}, which may or may not be done, {so_far}. Once Kafka "
-                        "answers, the same command again passes over what was done, and "
-                        "aborts what this run left open"
+                        "answers, the same command again passes over what was done, after "
+                        "Kafka finishes or aborts what this run left open"
                     ) from None
                 done += 1
                 typer.echo(f"{action}: {letter.name}")

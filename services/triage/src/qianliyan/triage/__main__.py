@@ -15,7 +15,7 @@ from qianliyan.shared.http import serve
 from qianliyan.shared.progress import events_progress
 from qianliyan.triage.app import create_app
 from qianliyan.triage.domain.rules import RuleFileError, categories_off_the_page, parse_rules
-from qianliyan.triage.retriage import apply_plan, build_plan, describe
+from qianliyan.triage.retriage import apply_plan, build_plan, describe, settle_earlier_apply
 from qianliyan.triage.settings import TriageSettings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=False)
@@ -54,6 +54,8 @@ def retriage(
             err=True,
         )
     settings = TriageSettings()
+    if apply:
+        run_command(settle_earlier_apply(settings))
     with events_progress("reading the log") as progress:
         plan = run_command(build_plan(settings, rules, progress))
     typer.echo(describe(plan))

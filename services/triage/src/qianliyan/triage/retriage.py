@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aiokafka import AIOKafkaProducer
+
 from qianliyan.shared.events import ReportSubmitted, ReportTriaged, encode
 from qianliyan.shared.events.codec import headers_for
 from qianliyan.shared.kafka import (
@@ -77,17 +79,14 @@ async def apply_plan(
     committed stay, and the read models show those reports under the new rules and the
     rest under the old until the command is run again, which produces the rest
     (`plan.in_log`). A batch that Kafka does not finish within `deadline_s` ends the run
-    so (a TimeoutError), rather than a wait with no end; the next run's start aborts it."""
+    with a TimeoutError, rather than a wait with no end: it may have been committed, or
+    be left open (`settle_earlier_apply`)."""
     refusal = refused(plan)
     if refusal is not None:
         raise RuntimeError(refusal)
     kafka = settings.kafka
     pending = plan.to_produce
-    producer = create_producer(
-        kafka,
-        client_id="triage-retriage",
-        transactional_id=f"{settings.transactional_ids}-retriage",
-    )
+    producer = _apply_producer(settings)
 
     async def produce(batch: Sequence[ReportTriaged]) -> None:
         async with producer.transaction():
@@ -103,10 +102,32 @@ async def apply_plan(
         for start in range(0, len(pending), batch_events):
             end = min(start + batch_events, len(pending))
             doing = f"producing decisions {start + 1} to {end} of {len(pending)}"
-            await given_up_after(deadline_s, produce(pending[start:end]), doing)
+            try:
+                await given_up_after(deadline_s, produce(pending[start:end]), doing)
+            except TimeoutError as gave_up:
+                raise TimeoutError(f"{gave_up}, which may or may not be done") from None
             if progress is not None:
                 progress(end, len(pending))
     return len(pending)
+
+
+async def settle_earlier_apply(
+    settings: TriageSettings, deadline_s: float = APPLY_DEADLINE_S
+) -> None:
+    """Have Kafka finish or abort the batch an earlier `apply_plan` left open (a run killed,
+    or given up on): starting a producer of the same transactional id does. Until then,
+    a committed reader of the log stops at that batch, so a plan read first would miss
+    every decision after it, and plan again a batch whose commit was under way."""
+    async with running_within(_apply_producer(settings), deadline_s):
+        pass
+
+
+def _apply_producer(settings: TriageSettings) -> AIOKafkaProducer:
+    return create_producer(
+        settings.kafka,
+        client_id="triage-retriage",
+        transactional_id=f"{settings.transactional_ids}-retriage",
+    )
 
 
 def describe(plan: RetriagePlan) -> str:
