@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from qianliyan.notify import feed_signal
 from qianliyan.notify.feed_signal import FeedSignal
 from qianliyan.notify.projections.incidents import FEED_CHANNEL
-from qianliyan.shared.kafka import history
+from qianliyan.shared.kafka import history, reset_group
 from qianliyan.shared.settings import StorageSettings
 from qianliyan.stack.component import Component
 from qianliyan.stack.config import StackConfig
@@ -205,3 +205,24 @@ async def test_reading_history_from_a_broker_that_stops_answering_ends_in_a_time
         waited_s = time.monotonic() - began
     assert 0 < read < 30
     assert waited_s < 30, f"said after {waited_s:.0f} s"
+
+
+# A wait with no end would hold the suite's broker paused until the timeout.
+@pytest.mark.timeout(120)
+async def test_a_replay_with_the_broker_quiet_ends_at_its_deadline(
+    running_stack: StackConfig,
+) -> None:
+    """`qianliyan replay` moves a group with a commit that aiokafka retries for as long as
+    the group's coordinator cannot be reached: it is said so at the deadline, and a move
+    once Kafka answers again goes through."""
+    group = f"outage-replay-{uuid4().hex[:8]}"
+    with paused(Infra(running_stack).kafka):
+        began = time.monotonic()
+        with pytest.raises(TimeoutError, match=f"within 5 s while moving {group}, which may"):
+            await reset_group(
+                running_stack.kafka_bootstrap, group, ["incidents.reports"], "end", deadline_s=5
+            )
+        waited_s = time.monotonic() - began
+    assert waited_s < 30, f"said after {waited_s:.0f} s"
+    moved = await reset_group(running_stack.kafka_bootstrap, group, ["incidents.reports"], "end")
+    assert moved and all(offset >= 0 for offset in moved.values())

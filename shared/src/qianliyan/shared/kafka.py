@@ -710,6 +710,7 @@ async def reset_group(
     to: ResetPoint,
     *,
     skip_unread: bool = False,
+    deadline_s: float = 60.0,
 ) -> dict[TopicPartition, int]:
     """Move a consumer group on `topics` to the beginning, the end, an offset (on every
     partition) or the first record appended at or after a moment; the offsets set.
@@ -717,45 +718,71 @@ async def reset_group(
     A move past records the group has not read yet is refused (a RuntimeError saying how
     many) unless `skip_unread`: those reports would never be triaged, or never shown.
     Kafka takes this only while the group has no running member: stop its service first.
+    A TimeoutError once `deadline_s` pass without Kafka's answer: aiokafka retries a
+    commit for as long as the group's coordinator cannot be reached.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
     )
     try:
-        # Inside: a start that fails leaves a client to close all the same.
-        await admin.start()
-        await consumer.start()
-        partitions = await _partitions_of(admin, topics)
-        first = await consumer.beginning_offsets(partitions)
-        last = await consumer.end_offsets(partitions)
-        if to == "beginning":
-            target = dict(first)
-        elif to == "end":
-            target = dict(last)
-        elif isinstance(to, datetime):
-            found = await consumer.offsets_for_times(
-                {p: int(to.timestamp() * 1000) for p in partitions}
-            )
-            target = {p: found[p].offset if found.get(p) else last[p] for p in partitions}
-        else:
-            target = {p: min(max(int(to), first[p]), last[p]) for p in partitions}
-        # Without subscribing, this consumer commits as a simple consumer of the group:
-        # accepted only while no member is in it.
-        consumer.assign(partitions)
-        if not skip_unread:
-            unread_from = {p: await consumer.committed(p) or first[p] for p in partitions}
-            skipped = sum(max(0, target[p] - unread_from[p]) for p in partitions)
-            if skipped:
-                raise RuntimeError(
-                    f"moving {group} there would skip {skipped} record(s) it has not read "
-                    "yet; give --skip-unread to do that all the same"
-                )
-        await consumer.commit(target)
-        return target
+        async with asyncio.timeout(deadline_s):
+            return await _reset(admin, consumer, group, topics, to, skip_unread=skip_unread)
+    except TimeoutError:
+        raise TimeoutError(
+            f"Kafka did not answer within {deadline_s:g} s while moving {group}, which may "
+            "or may not have moved"
+        ) from None
     finally:
-        await consumer.stop()
-        await admin.close()
+        for close, client in ((consumer.stop, "consumer"), (admin.close, "admin client")):
+            try:
+                async with asyncio.timeout(STOP_DEADLINE_S):
+                    await close()
+            except TimeoutError:
+                log.warning(
+                    "the %s of %s did not close within %g s", client, group, STOP_DEADLINE_S
+                )
+
+
+async def _reset(
+    admin: AIOKafkaAdminClient,
+    consumer: AIOKafkaConsumer,
+    group: str,
+    topics: Sequence[str],
+    to: ResetPoint,
+    *,
+    skip_unread: bool,
+) -> dict[TopicPartition, int]:
+    # Started inside the caller's `try`: a start that fails leaves clients to close all the same.
+    await admin.start()
+    await consumer.start()
+    partitions = await _partitions_of(admin, topics)
+    first = await consumer.beginning_offsets(partitions)
+    last = await consumer.end_offsets(partitions)
+    if to == "beginning":
+        target = dict(first)
+    elif to == "end":
+        target = dict(last)
+    elif isinstance(to, datetime):
+        found = await consumer.offsets_for_times(
+            {p: int(to.timestamp() * 1000) for p in partitions}
+        )
+        target = {p: found[p].offset if found.get(p) else last[p] for p in partitions}
+    else:
+        target = {p: min(max(int(to), first[p]), last[p]) for p in partitions}
+    # Without subscribing, this consumer commits as a simple consumer of the group:
+    # accepted only while no member is in it.
+    consumer.assign(partitions)
+    if not skip_unread:
+        unread_from = {p: await consumer.committed(p) or first[p] for p in partitions}
+        skipped = sum(max(0, target[p] - unread_from[p]) for p in partitions)
+        if skipped:
+            raise RuntimeError(
+                f"moving {group} there would skip {skipped} record(s) it has not read "
+                "yet; give --skip-unread to do that all the same"
+            )
+    await consumer.commit(target)
+    return target
 
 
 async def _partitions_of(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[TopicPartition]:
