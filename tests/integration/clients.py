@@ -211,7 +211,7 @@ def default_rules_with(version: str, old: str, new: str) -> LoadedRules:
     text = suite_rules_text()
     assert old in text, f"the default rules no longer contain {old!r}"
     return parse_rules(
-        text.replace('version: "2026-12-08.3"', f'version: "{version}"').replace(old, new)
+        text.replace('version: "2026-12-08.5"', f'version: "{version}"').replace(old, new)
     )
 
 

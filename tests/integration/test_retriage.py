@@ -202,7 +202,7 @@ async def test_triage_says_which_rules_it_applies(running_stack: StackConfig) ->
         answer = await client.get(f"http://127.0.0.1:{running_stack.triage_port}/v1/rules")
     assert answer.status_code == 200
     body = answer.json()
-    assert body["version"] == "2026-12-08.3"
+    assert body["version"] == "2026-12-08.5"
     assert body["file"] == str(running_stack.triage_rules_file)
     assert "fire-smoke" in body["rules"]
     assert body["refused_edit"] is None
@@ -222,22 +222,22 @@ async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
         os.utime(rules_file, ns=(1, 1))
         async with httpx.AsyncClient(headers=as_suite(config)) as client:
             refused = (await client.get(url)).json()
-        assert refused["version"] == "2026-12-08.3"
+        assert refused["version"] == "2026-12-08.5"
         assert "line 65: rules.7.severity" in refused["refused_edit"]
 
         # Reports keep being triaged with the last good rules meanwhile.
         during = await submit(config, {"text": "站台拥挤"}, [])
         view = await wait_for(lambda: _triaged(config, during.json()["report_id"]))
-        assert view["rule_set_version"] == "2026-12-08.3"
+        assert view["rule_set_version"] == "2026-12-08.5"
 
         # A rule naming a category the page does not offer loads, and is pointed out.
         misspelt = "  - id: signal-category\n    summary: x\n    categories: [singal]\n"
-        edited = original.replace('"2026-12-08.3"', '"2026-12-08.4"')
+        edited = original.replace('"2026-12-08.5"', '"2026-12-08.6"')
         rules_file.write_text(f"{edited.rstrip()}\n{misspelt}    raise_by: 0\n", "utf-8")
         os.utime(rules_file, ns=(2, 2))
         after = await submit(config, {"text": "站台拥挤"}, [])
         view = await wait_for(lambda: _triaged(config, after.json()["report_id"]))
-        assert view["rule_set_version"] == "2026-12-08.4"
+        assert view["rule_set_version"] == "2026-12-08.6"
         async with httpx.AsyncClient(headers=as_suite(config)) as client:
             applied = (await client.get(url)).json()
         assert applied["categories_off_the_page"] == {

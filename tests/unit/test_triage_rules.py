@@ -22,7 +22,7 @@ from qianliyan.shared.events import (
 from qianliyan.shared.events.reports import PAGE_CATEGORIES
 from qianliyan.triage.domain.incidents import normalise_place, text_bigrams
 from qianliyan.triage.domain.rules import LoadedRules, categories_off_the_page, parse_rules
-from qianliyan.triage.domain.severity import decide_severity
+from qianliyan.triage.domain.severity import SCALE, decide_severity
 from qianliyan.triage.domain.triage import TriagePipeline
 from qianliyan.triage.rulebook import DEFAULT_RULES
 
@@ -130,7 +130,7 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
     assert isinstance(triaged, ReportTriaged)
     assert triaged.correlation_id == submitted.correlation_id
     assert triaged.causation_id == submitted.event_id
-    assert triaged.payload.rule_set_version == RULES.version == "2026-12-08.3"
+    assert triaged.payload.rule_set_version == RULES.version == "2026-12-08.5"
     assert pipeline.transform(triaged, 0) == []
     # The same submission seen twice yields the same event, which readers drop as a copy.
     [(_, again)] = pipeline.transform(submitted, 0)
@@ -139,7 +139,7 @@ def test_transform_continues_the_correlation_and_stamps_the_rule_version() -> No
 
 def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
     edited = parse_rules(
-        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-12-08.3"', '"2026-12-08.4"')
+        DEFAULT_RULES.read_text(encoding="utf-8").replace('"2026-12-08.5"', '"2026-12-08.6"')
     )
     in_force = [RULES]
     pipeline = TriagePipeline(lambda: in_force[0], output_topic="out")
@@ -153,9 +153,9 @@ def test_a_batch_is_triaged_under_the_rules_in_force_as_it_begins() -> None:
     [(_, first)] = batch(submitted[0])
     in_force[0] = edited  # the file changes while the batch is under way
     versions = [first] + [output for event in submitted[1:] for _, output in batch(event)]
-    assert [v.payload.rule_set_version for v in versions] == ["2026-12-08.3"] * 3  # type: ignore[attr-defined]
+    assert [v.payload.rule_set_version for v in versions] == ["2026-12-08.5"] * 3  # type: ignore[attr-defined]
     [(_, next_batch)] = pipeline.for_batch(0)(submitted[0])
-    assert next_batch.payload.rule_set_version == "2026-12-08.4"  # type: ignore[attr-defined]
+    assert next_batch.payload.rule_set_version == "2026-12-08.6"  # type: ignore[attr-defined]
 
 
 def rules_with(hours: str, patterns: str = "['正线']") -> LoadedRules:
@@ -257,6 +257,14 @@ rules:
         ("无人受伤，对吧？", Severity.CRITICAL, {"injury"}),
         ("没有冒烟吧", Severity.CRITICAL, {"fire-smoke"}),
         ("未确认无人受伤", Severity.CRITICAL, {"injury"}),
+        ("需要确认无人受伤", Severity.CRITICAL, {"injury"}),
+        ("正在核实无人受伤", Severity.CRITICAL, {"injury"}),
+        # An exception in its sentence: someone is.
+        ("除司机外无人受伤", Severity.CRITICAL, {"injury"}),
+        ("除了司机，其他人无人受伤", Severity.CRITICAL, {"injury"}),
+        ("无人受伤（司机除外）", Severity.CRITICAL, {"injury"}),
+        ("No one injured except the driver", Severity.CRITICAL, {"injury"}),
+        ("Nobody was hurt apart from the driver", Severity.CRITICAL, {"injury"}),
         ("是不是没有人受伤还不清楚", Severity.CRITICAL, {"injury"}),
         ("在未脱轨以前，车厢剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
         # Said plainly, with what comes next in the report: still excused.
@@ -265,6 +273,16 @@ rules:
         ("无人受伤 前方已封锁", Severity.INFO, set()),
         ("无人受伤。请问需要支援吗？", Severity.INFO, set()),
         ("Nobody injured. Can you send a crew?", Severity.INFO, set()),
+        # A check said done affirms; a clearing away is no exception.
+        ("经确认无人受伤", Severity.INFO, set()),
+        ("已核实无人受伤", Severity.INFO, set()),
+        ("现场确认：无人受伤，无冒烟", Severity.INFO, set()),
+        ("故障已排除，无人受伤", Severity.INFO, set()),
+        ("已清除了异物，无人受伤", Severity.MAJOR, {"line-obstruction"}),
+        ("No one was injured", Severity.INFO, set()),
+        ("Nobody was hurt, no flames seen", Severity.INFO, set()),
+        ("經確認無人受傷", Severity.INFO, set()),
+        ("Smoke detector test on platform 2, no fire", Severity.INFO, set()),
         # Another thing that holds the keyword.
         ("Floodlight out at gate 3", Severity.INFO, set()),
         ("Fire drill at 10:00 on platform 2", Severity.INFO, set()),
@@ -282,6 +300,43 @@ def test_a_keyword_inside_a_phrase_that_says_the_opposite_does_not_count(
         severity,
         rule_ids,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        # Someone struck, hurt or killed, in the words the field uses.
+        ("列车撞人", "derailment-collision"),
+        ("有人被列车撞伤", "derailment-collision"),
+        ("列车撞上汽车", "derailment-collision"),
+        ("Train collided with a truck at the crossing", "derailment-collision"),
+        ("Man hit by a train near K12", "derailment-collision"),
+        ("乘客摔伤", "injury"),
+        ("一人死亡", "injury"),
+        ("Passenger hurt on the stairs", "injury"),
+        ("Worker killed by falling rail", "injury"),
+        ("失火了", "fire-smoke"),
+        ("车厢燃烧", "fire-smoke"),
+        ("候车室发生爆炸", "fire-smoke"),
+        ("Explosion in the hall", "fire-smoke"),
+        # Written in traditional characters, as a phone set to them writes.
+        ("3站台火災", "fire-smoke"),
+        ("配電箱冒煙", "fire-smoke"),
+        ("著火了", "fire-smoke"),
+        ("列車脫軌", "derailment-collision"),
+        ("乘客受傷", "injury"),
+        ("道岔有異物", "line-obstruction"),
+        ("地道積水", "flooding"),
+        ("信號機故障", "signal-failure"),
+    ],
+)
+def test_the_shipped_rules_know_the_field_s_words_for_what_matters_most(
+    text: str, rule_id: str
+) -> None:
+    decision = decide_severity(report(text), RULES)
+    assert rule_id in {reason.rule_id for reason in decision.reasons}, decision
+    floor = {r.id: r.severity for r in RULES.spec.rules if r.severity is not None}[rule_id]
+    assert SCALE.index(decision.severity) >= SCALE.index(floor)
 
 
 def test_the_evidence_names_only_keywords_found_outside_the_excusing_phrases() -> None:

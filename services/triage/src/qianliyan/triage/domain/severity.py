@@ -27,11 +27,21 @@ _BLANK = "\x00"
 # 对吧？") or its clause ("无人受伤吧"); put in doubt before it, in its clause ("有没有人受伤",
 # "有无伤员", "是否无人受伤", "未确认无人受伤"); or put before what happened ("未脱轨前曾剧烈
 # 晃动": it shook before it derailed; not 前方, 前面, 前往, 前进). There the keyword counts: a
-# report left open is read as the worse case.
+# report left open is read as the worse case. A check said done affirms ("经确认无人受伤",
+# "已核实"); one not yet done leaves it open ("未确认", "待核实"). So does an exception in
+# its sentence ("除司机外无人受伤", "no one hurt except the driver": the driver is), which
+# is not a clearing away ("清除了", "排除").
 _CLAUSE_END = re.compile(r"[，,；;。.！!？?\n]")
 _SENTENCE_END = re.compile(r"[。.！!\n]")
 _ASKED_AFTER = ("吗", "么", "吧", "呢")
-_DOUBTED_BEFORE = ("是否", "是不是", "确认", "核实", "能否", "有否")
+_DOUBTED_BEFORE = ("是否", "是不是", "能否", "有否")
+_NOT_YET_CHECKED = re.compile(
+    r"(?:未|没|沒|待|需|要|尚|正在|无法|無法|不能)[^，,；;。.]{0,2}(?:确认|核实|確認|核實)"
+)
+_EXCEPT = re.compile(
+    r"(?<![清排解删刪消拆去免切剔])除了|除[^，,；;。.！!？?\n]{0,12}外|除外"
+    r"|\b(?:except|other than|apart from|besides)\b"
+)
 _BEFORE_IT_HAPPENED = re.compile(r"[之以]?前(?![方面往进])")
 
 
@@ -47,6 +57,11 @@ def _excused(found: re.Match[str]) -> str:
     if "?" in sentence or "？" in sentence or any(word in clause for word in _ASKED_AFTER):
         return found.group()
     if before.endswith("有") or any(word in before for word in _DOUBTED_BEFORE):
+        return found.group()
+    if _NOT_YET_CHECKED.search(before):
+        return found.group()
+    sentence_before = _SENTENCE_END.split(text[: found.start()])[-1]
+    if _EXCEPT.search(sentence_before) or _EXCEPT.search(sentence):
         return found.group()
     return _BLANK
 
