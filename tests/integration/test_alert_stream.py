@@ -14,7 +14,7 @@ import pytest
 
 from qianliyan.notify.api.alerts import CHANGES_PER_READ, STREAM_RECHECK_S
 from qianliyan.stack.config import StackConfig
-from tests.integration.clients import as_suite, submit
+from tests.integration.clients import as_suite, as_user, submit
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ async def read_until(
                     name, _, value = line.partition(":")
                     event[name] = value.strip()
                     continue
-                if "id" in event:
+                if "data" in event:  # not an id alone, where the stream stands
                     data = json.loads(event["data"])
                     received.append((int(event["id"]), data))
                     if data["incident_id"] == incident_id:
@@ -90,6 +90,58 @@ async def test_a_client_resumes_without_gaps_or_repeats(running_stack: StackConf
     finally:
         await connection.close()
     assert after_reconnect[-1][1]["severity"] == "major"
+
+
+async def test_a_stream_that_sent_no_change_yet_still_resumes_without_a_gap(
+    running_stack: StackConfig,
+) -> None:
+    """A new stream's first message is where it starts, an id alone, and a manager's is
+    moved on past changes of other units the same way: a browser resumes a blip from the
+    last id it holds, and with none it would resume from a later "now", past a change
+    made during the blip."""
+    config = running_stack
+    url = f"http://127.0.0.1:{config.notify_port}/v1/alerts/stream"
+    manager = as_user(config, f"m-{uuid4().hex[:6]}", "manager", units=["北京南站"])
+
+    async def frames(headers: dict[str, str], until_id: int, **params: str) -> list[dict[str, str]]:
+        """The stream's messages, each as its fields, up to one with an id of `until_id`
+        or later."""
+        found: list[dict[str, str]] = []
+        frame: dict[str, str] = {}
+        async with (
+            asyncio.timeout(30),
+            httpx.AsyncClient(headers=headers, timeout=None) as client,
+            client.stream("GET", url, params=params) as response,
+        ):
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line:
+                    name, _, value = line.partition(":")
+                    frame[name] = value.strip()
+                    continue
+                if frame:
+                    found.append(frame)
+                    if int(frame.get("id", -1)) >= until_id:
+                        return found
+                frame = {}
+        raise AssertionError("the stream ended early")
+
+    connection = await asyncpg.connect(config.postgres_dsn)
+    try:
+        start = await connection.fetchval("SELECT COALESCE(max(change_id), 0) FROM feed_changes")
+    finally:
+        await connection.close()
+    [opened] = await frames(as_suite(config), start)
+    assert opened == {"id": str(start)}  # no data: no event fires in a browser
+    # The blip: a change while the stream is away, then the browser's resumption from it.
+    other = await submit(config, {"text": "站台冒烟", "place": f"D{uuid4().hex[:6]}"}, [])
+    resumed = await read_until(config, int(opened["id"]), other.json()["report_id"])
+    assert resumed[0][0] > start
+
+    # A manager sees none of it (a report of no unit), and is moved past it all the same.
+    seen = await frames(manager, resumed[-1][0], last_event_id=str(start))
+    assert all("data" not in frame for frame in seen), seen
+    assert int(seen[-1]["id"]) >= resumed[-1][0]
 
 
 async def test_a_malformed_last_event_id_is_a_422(running_stack: StackConfig) -> None:

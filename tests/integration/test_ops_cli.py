@@ -39,7 +39,7 @@ from qianliyan.shared.events.codec import headers_for
 from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra, Service
 from tests.integration.clients import as_suite, as_user, submit
-from tests.integration.topic_reader import create_topics, read_topic
+from tests.integration.topic_reader import broker_serving, create_topics, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -472,6 +472,7 @@ def test_a_redrive_while_kafka_stops_answering_ends_within_its_deadline(
         took = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)
+    asyncio.run(broker_serving(bootstrap))
     assert result.exit_code == 1, result.output
     assert "Kafka did not answer within 8 s while re-driving" in result.output, result.output
     assert took < 30, took  # the deadline, stopping's, and reading the letters twice

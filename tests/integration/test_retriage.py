@@ -18,7 +18,7 @@ from qianliyan.stack.config import StackConfig
 from qianliyan.stack.infra import Infra
 from qianliyan.triage.retriage import apply_plan, build_plan, settle_earlier_apply
 from tests.integration.clients import TRIAGED, as_suite, default_rules_with, submit, triage_settings
-from tests.integration.topic_reader import read_topic, wait_for
+from tests.integration.topic_reader import broker_serving, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,8 @@ async def test_a_stricter_crowding_rule_over_history(running_stack: StackConfig)
 
     stricter = default_rules_with(
         "crowding-major",
-        "[拥挤, 踩踏, crowd]\n    severity: minor",
-        "[拥挤, 踩踏, crowd]\n    severity: major",
+        "[拥挤, 踩踏, 擁擠, crowd]\n    severity: minor",
+        "[拥挤, 踩踏, 擁擠, crowd]\n    severity: major",
     )
     settings = triage_settings(config)
     triaged_before = len(await read_topic(config.kafka_bootstrap, "incidents.triage"))
@@ -131,6 +131,7 @@ async def test_an_apply_with_kafka_quiet_ends_at_its_deadline_and_a_second_run_f
             await asyncio.to_thread(asyncio.run, cut_short)
     finally:
         os.kill(kafka, signal.SIGCONT)
+    await broker_serving(config.kafka_bootstrap)
 
     # Its records never reached Kafka: they are planned again, and produced once.
     await settle_earlier_apply(settings)
@@ -223,7 +224,7 @@ async def test_a_bad_rule_edit_is_refused_by_line_and_a_good_one_applies(
         async with httpx.AsyncClient(headers=as_suite(config)) as client:
             refused = (await client.get(url)).json()
         assert refused["version"] == "2026-12-08.5"
-        assert "line 65: rules.7.severity" in refused["refused_edit"]
+        assert "line 87: rules.7.severity" in refused["refused_edit"]
 
         # Reports keep being triaged with the last good rules meanwhile.
         during = await submit(config, {"text": "站台拥挤"}, [])

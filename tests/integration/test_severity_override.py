@@ -83,8 +83,8 @@ async def test_an_override_wins_once_and_survives_a_retriage(running_stack: Stac
     # Rules that make signal failures minor, run over history: the override still wins.
     softer = default_rules_with(
         "soft-signals",
-        "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: major",
-        "[信号故障, 信号机故障, 红光带, signal failure]\n    severity: minor",
+        "紅光帶, signal failure]\n    severity: major",
+        "紅光帶, signal failure]\n    severity: minor",
     )
     settings = triage_settings(config)
     await apply_plan(settings, await build_plan(settings, softer))

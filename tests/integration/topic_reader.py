@@ -7,6 +7,7 @@ import asyncio
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 
 from qianliyan.shared.kafka import read_to_end
 
@@ -43,3 +44,21 @@ async def create_topics(bootstrap: str, *topics: str, config: dict[str, str] | N
         )
     finally:
         await admin.close()
+
+
+async def broker_serving(bootstrap: str, *, timeout_s: float = 60.0) -> None:
+    """Wait until the broker lists itself again: one paused for longer than its session
+    with the controller comes back fenced for a while, its metadata naming no broker, and
+    a client that looks for a coordinator meanwhile finds none (aiokafka asserts)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            client = AIOKafkaClient(bootstrap_servers=bootstrap)
+            try:
+                await client.bootstrap()
+                if client.get_random_node() is not None:
+                    return
+            except Exception:
+                pass  # not serving yet: ask again
+            finally:
+                await client.close()
+            await asyncio.sleep(0.5)

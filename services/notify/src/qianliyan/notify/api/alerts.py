@@ -177,9 +177,11 @@ async def stream(
     """Live changes to the feed as Server-Sent Events, one per change, each with its id.
 
     A client that reconnects with Last-Event-ID gets every change after it, once. A new
-    client starts from now: it reads GET /v1/alerts first, then follows the stream. A page
-    that opens a new EventSource itself (which cannot set the header) passes the id as the
-    `last_event_id` query parameter instead.
+    client starts from now, and is told where by a first message that holds only an id:
+    it opens the stream, then reads GET /v1/alerts, and a reconnection misses nothing in
+    between. Changes a manager may not see are passed over the same way, by an id alone.
+    A page that opens a new EventSource itself (which cannot set the header) passes the
+    id as the `last_event_id` query parameter instead.
     """
     last_event_id = last_event_id or resume_after
     # Ids are bigint change ids: ASCII digits only ("²" passes isdigit but not int()), and
@@ -194,6 +196,12 @@ async def stream(
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal position
+        # A browser keeps the last id it was sent and resumes from it by itself, after a
+        # blip or a restart of ours; with none, it would resume from whatever "now" is
+        # then, past what happened meanwhile. A message of an id alone fires no event.
+        told = position
+        if not last_event_id:
+            yield ServerSentEvent(id=str(position))
         while not await request.is_disconnected():
             # A stream outlives the check at its door: a token revoked or expired since
             # ends it, and the page's reconnection meets the 401.
@@ -212,6 +220,10 @@ async def stream(
                     event="alert",
                     id=str(position),
                 )
+                told = position
+            if changes and told != position:  # the last of them not this reader's to see
+                yield ServerSentEvent(id=str(position))
+                told = position
             if len(changes) < CHANGES_PER_READ:  # caught up: wait for the next change
                 await res.feed_signal.wait(changed, STREAM_RECHECK_S)
 
