@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from qianliyan.notify.projections.events import project_batch, project_one_by_one
-from qianliyan.notify.projections.incidents import fetch_incident
+from qianliyan.notify.projections.incidents import carry_versions_over, fetch_incident
 from qianliyan.notify.rebuild import scratch_schema
 from qianliyan.shared import topics
 from qianliyan.shared.events import (
@@ -313,6 +313,39 @@ async def test_after_a_rebuild_in_another_order_the_next_action_is_still_applied
         await project_one_by_one(pool, [resolved(incident_id, version)])
         incident = await fetch_incident(pool, incident_id)
     assert incident is not None and incident["status"] == "resolved"
+
+
+async def test_after_a_rebuild_s_switch_the_version_goes_on_from_the_one_seen_live(
+    infra: StackConfig,
+) -> None:
+    """Rebuilt in the other order, the count of changes ends below the floor: without the
+    switch's carrying over, the next report would leave the version a dispatcher sees
+    where it was, an action on it taken as if nothing had changed, and a page would keep
+    its row. A corrected incident's version passes the live one, for the page to take."""
+    incident_id, corrected_id, new_id = uuid4(), uuid4(), uuid4()
+    submitted, triaged = reported(incident_id)
+    other_submitted, other_triaged = reported(corrected_id)
+    async with scratch_pool(infra) as live, scratch_pool(infra) as rebuilt:
+        await project_one_by_one(live, [triaged, submitted, acknowledged(incident_id, 2)])
+        await project_one_by_one(rebuilt, [submitted, triaged, acknowledged(incident_id, 2)])
+        # One the live projection had not yet met when the switch caught up.
+        await project_one_by_one(rebuilt, [*reported(new_id), acknowledged(new_id, 2)])
+        for pool in (live, rebuilt):
+            await project_one_by_one(pool, [other_triaged, other_submitted])
+        seen_live = {i: await version_of(live, i) for i in (incident_id, corrected_id)}
+        assert await version_of(rebuilt, incident_id) == seen_live[incident_id] == 3
+
+        retired = await live.fetchval("SELECT current_schema()")
+        async with rebuilt.acquire() as connection:
+            await carry_versions_over(connection, retired, [corrected_id])
+        assert await version_of(rebuilt, incident_id) == seen_live[incident_id]
+        assert await version_of(rebuilt, corrected_id) == seen_live[corrected_id] + 1
+
+        # The next report moves the version a dispatcher reads, as live it would.
+        for some_id in (incident_id, new_id):
+            before = await version_of(rebuilt, some_id)
+            await project_one_by_one(rebuilt, [*reported(some_id)])
+            assert await version_of(rebuilt, some_id) > before
 
 
 async def version_of(pool: asyncpg.Pool, incident_id: UUID) -> int:

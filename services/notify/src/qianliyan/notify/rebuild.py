@@ -28,6 +28,7 @@ from qianliyan.notify import migrations
 from qianliyan.notify.projections.events import project_batch
 from qianliyan.notify.projections.incidents import (
     FeedFilter,
+    carry_versions_over,
     fetch_incident,
     list_alerts,
     record_changes,
@@ -361,7 +362,9 @@ async def _switch(
             "ORDER BY incident_id",
             news_after,
         )
-        await record_changes(admin, sorted({row["incident_id"] for row in news} | corrected))
+        changed = sorted({row["incident_id"] for row in news} | corrected)
+        await carry_versions_over(admin, retired, changed)
+        await record_changes(admin, changed)
     return caught_up
 
 

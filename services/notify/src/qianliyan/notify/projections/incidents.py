@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -134,6 +134,33 @@ _FEED_LOCK = 7_306_551
 async def record_change(connection: Connection, incident_id: UUID) -> None:
     """Append to the feed's change log and wake the live streams."""
     await record_changes(connection, [incident_id])
+
+
+async def carry_versions_over(
+    connection: Connection, retired: str, changed: Collection[UUID]
+) -> None:
+    """After a rebuild's switch, each incident's version as readers go on from it: at
+    least the one they saw live (in the `retired` schema's incidents), and past it where
+    the incident's rows `changed`, so a page takes the rebuilt row rather than keep what
+    it has, and an action on the live version is not taken for one on the rebuilt. Its
+    count of changes is brought up to its floor too: a rebuild that counted fewer changes
+    than live ends below it, and the next change would leave the version readers see
+    where it was, with a dispatcher's action on it still accepted (migration 0012)."""
+    await connection.execute(
+        "UPDATE incidents SET version = version_floor WHERE version < version_floor"
+    )
+    await connection.execute(
+        f"""
+        UPDATE incidents n
+           SET version = GREATEST(o.version, o.version_floor)
+                         + CASE WHEN n.incident_id = ANY($1::uuid[]) THEN 1 ELSE 0 END
+          FROM {retired}.incidents o
+         WHERE o.incident_id = n.incident_id
+           AND n.version < GREATEST(o.version, o.version_floor)
+                           + CASE WHEN n.incident_id = ANY($1::uuid[]) THEN 1 ELSE 0 END
+        """,  # noqa: S608 - a schema the rebuild named
+        list(changed),
+    )
 
 
 async def record_changes(connection: Connection, incident_ids: Sequence[UUID]) -> None:
