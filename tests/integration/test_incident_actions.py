@@ -322,24 +322,38 @@ async def test_after_a_rebuild_s_switch_the_version_goes_on_from_the_one_seen_li
     switch's carrying over, the next report would leave the version a dispatcher sees
     where it was, an action on it taken as if nothing had changed, and a page would keep
     its row. A corrected incident's version passes the live one, for the page to take."""
-    incident_id, corrected_id, new_id = uuid4(), uuid4(), uuid4()
+    incident_id, corrected_id, new_id, caught_up_id = uuid4(), uuid4(), uuid4(), uuid4()
     submitted, triaged = reported(incident_id)
     other_submitted, other_triaged = reported(corrected_id)
     async with scratch_pool(infra) as live, scratch_pool(infra) as rebuilt:
-        await project_one_by_one(live, [triaged, submitted, acknowledged(incident_id, 2)])
-        await project_one_by_one(rebuilt, [submitted, triaged, acknowledged(incident_id, 2)])
-        # One the live projection had not yet met when the switch caught up.
+        ack = acknowledged(incident_id, 2)
+        await project_one_by_one(live, [triaged, submitted, ack])
+        await project_one_by_one(rebuilt, [submitted, triaged, ack])
+        # One the live projection had not yet met when the switch caught up, and one
+        # whose last event only the switch's catch-up projected.
         await project_one_by_one(rebuilt, [*reported(new_id), acknowledged(new_id, 2)])
+        # Live counted two changes of its first report (its triage came first), the
+        # rebuild one, and one more for the report only it has: the same count.
+        first_submitted, first_triaged = reported(caught_up_id)
+        await project_one_by_one(live, [first_triaged, first_submitted])
+        await project_one_by_one(rebuilt, [first_submitted, first_triaged, *reported(caught_up_id)])
         for pool in (live, rebuilt):
             await project_one_by_one(pool, [other_triaged, other_submitted])
-        seen_live = {i: await version_of(live, i) for i in (incident_id, corrected_id)}
+        seen_live = {
+            i: await version_of(live, i) for i in (incident_id, corrected_id, caught_up_id)
+        }
         assert await version_of(rebuilt, incident_id) == seen_live[incident_id] == 3
 
         retired = await live.fetchval("SELECT current_schema()")
         async with rebuilt.acquire() as connection:
-            await carry_versions_over(connection, retired, [corrected_id])
+            await carry_versions_over(
+                connection, retired, [corrected_id], [incident_id, caught_up_id]
+            )
+        # News of the switch that reads as live did keeps its version: a dispatcher
+        # deciding on it is not sent to reload it.
         assert await version_of(rebuilt, incident_id) == seen_live[incident_id]
         assert await version_of(rebuilt, corrected_id) == seen_live[corrected_id] + 1
+        assert await version_of(rebuilt, caught_up_id) == seen_live[caught_up_id] + 1
 
         # The next report moves the version a dispatcher reads, as live it would.
         for some_id in (incident_id, new_id):

@@ -259,12 +259,22 @@ rules:
         ("未确认无人受伤", Severity.CRITICAL, {"injury"}),
         ("需要确认无人受伤", Severity.CRITICAL, {"injury"}),
         ("正在核实无人受伤", Severity.CRITICAL, {"injury"}),
+        ("需要进一步确认无人受伤", Severity.CRITICAL, {"injury"}),
+        ("请确认无人受伤", Severity.CRITICAL, {"injury"}),
+        ("未经现场确认无人受伤", Severity.CRITICAL, {"injury"}),
         # An exception in its sentence: someone is.
         ("除司机外无人受伤", Severity.CRITICAL, {"injury"}),
         ("除了司机，其他人无人受伤", Severity.CRITICAL, {"injury"}),
         ("无人受伤（司机除外）", Severity.CRITICAL, {"injury"}),
         ("No one injured except the driver", Severity.CRITICAL, {"injury"}),
         ("Nobody was hurt apart from the driver", Severity.CRITICAL, {"injury"}),
+        ("Except the driver, no one was hurt", Severity.CRITICAL, {"injury"}),
+        # Only beside the phrase it qualifies.
+        ("除司机外无人受伤，无冒烟", Severity.CRITICAL, {"injury"}),
+        ("Fire drill on platform 2 for all staff except drivers", Severity.INFO, set()),
+        ("No one was hurt but the train is delayed", Severity.INFO, set()),
+        ("排除外部干扰后，无人受伤", Severity.INFO, set()),
+        ("除雪车在站外作业，无人受伤", Severity.INFO, set()),
         ("是不是没有人受伤还不清楚", Severity.CRITICAL, {"injury"}),
         ("在未脱轨以前，车厢剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
         # Said plainly, with what comes next in the report: still excused.
@@ -283,6 +293,17 @@ rules:
         ("Nobody was hurt, no flames seen", Severity.INFO, set()),
         ("經確認無人受傷", Severity.INFO, set()),
         ("Smoke detector test on platform 2, no fire", Severity.INFO, set()),
+        ("The driver wasn’t hurt", Severity.INFO, set()),  # a phone's apostrophe
+        ("未造成人员伤亡", Severity.INFO, set()),
+        ("检查中没有明火，无火情", Severity.INFO, set()),
+        # Words that hold a keyword's letters, and the track's own sense of 轻伤 and 重伤.
+        ("Skilled crew sent to gate 3", Severity.INFO, set()),
+        ("Ticket machine app crashed", Severity.INFO, set()),
+        ("Fatal error on the display board", Severity.INFO, set()),
+        ("Signal struck by lightning, now working", Severity.INFO, set()),
+        ("Power killed on the overhead line for the works", Severity.INFO, set()),
+        ("K125+300处钢轨重伤", Severity.INFO, set()),
+        ("巡检发现轻伤钢轨一处，钢轨严重伤损", Severity.INFO, set()),
         # Another thing that holds the keyword.
         ("Floodlight out at gate 3", Severity.INFO, set()),
         ("Fire drill at 10:00 on platform 2", Severity.INFO, set()),
@@ -344,6 +365,8 @@ def test_the_evidence_names_only_keywords_found_outside_the_excusing_phrases() -
     assert reason.evidence == ["流血"]
     [reason] = decide_severity(report("异物已清除，又发现落石"), RULES).reasons
     assert reason.evidence == ["落石"]
+    [reason] = decide_severity(report("Skilled worker hurt"), RULES).reasons
+    assert reason.evidence == ["hurt"]  # not "killed", inside "skilled"
 
 
 @pytest.mark.parametrize(

@@ -362,9 +362,9 @@ async def _switch(
             "ORDER BY incident_id",
             news_after,
         )
-        changed = sorted({row["incident_id"] for row in news} | corrected)
-        await carry_versions_over(admin, retired, changed)
-        await record_changes(admin, changed)
+        touched = {row["incident_id"] for row in news}
+        await carry_versions_over(admin, retired, corrected, touched)
+        await record_changes(admin, sorted(touched | corrected))
     return caught_up
 
 

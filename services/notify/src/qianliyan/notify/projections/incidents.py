@@ -137,29 +137,36 @@ async def record_change(connection: Connection, incident_id: UUID) -> None:
 
 
 async def carry_versions_over(
-    connection: Connection, retired: str, changed: Collection[UUID]
+    connection: Connection, retired: str, corrected: Collection[UUID], news: Collection[UUID]
 ) -> None:
     """After a rebuild's switch, each incident's version as readers go on from it: at
     least the one they saw live (in the `retired` schema's incidents), and past it where
-    the incident's rows `changed`, so a page takes the rebuilt row rather than keep what
-    it has, and an action on the live version is not taken for one on the rebuilt. Its
-    count of changes is brought up to its floor too: a rebuild that counted fewer changes
-    than live ends below it, and the next change would leave the version readers see
-    where it was, with a dispatcher's action on it still accepted (migration 0012)."""
+    the rebuild changed what they saw (the `corrected` incidents, and those of the `news`
+    whose row differs from live), so a page takes the rebuilt row rather than keep its
+    own, while an incident that reads as it did keeps its version, and an action on it
+    its place. Each count of changes is brought up to its floor too: a rebuild that
+    counted fewer changes than live ends below it, and the next change would leave the
+    version readers see where it was, with an action on it still accepted (see 0012)."""
     await connection.execute(
         "UPDATE incidents SET version = version_floor WHERE version < version_floor"
     )
     await connection.execute(
         f"""
         UPDATE incidents n
-           SET version = GREATEST(o.version, o.version_floor)
-                         + CASE WHEN n.incident_id = ANY($1::uuid[]) THEN 1 ELSE 0 END
-          FROM {retired}.incidents o
-         WHERE o.incident_id = n.incident_id
-           AND n.version < GREATEST(o.version, o.version_floor)
-                           + CASE WHEN n.incident_id = ANY($1::uuid[]) THEN 1 ELSE 0 END
+           SET version = seen.version
+          FROM (SELECT o.incident_id,
+                       GREATEST(o.version, o.version_floor)
+                       + CASE WHEN o.incident_id = ANY($1::uuid[])
+                                OR (o.incident_id = ANY($2::uuid[])
+                                    AND to_jsonb(o.*) - 'version' - 'updated_at'
+                                        IS DISTINCT FROM to_jsonb(r.*) - 'version' - 'updated_at')
+                              THEN 1 ELSE 0 END AS version
+                  FROM {retired}.incidents o
+                  JOIN incidents r ON r.incident_id = o.incident_id) seen
+         WHERE seen.incident_id = n.incident_id AND n.version < seen.version
         """,  # noqa: S608 - a schema the rebuild named
-        list(changed),
+        list(corrected),
+        list(news),
     )
 
 

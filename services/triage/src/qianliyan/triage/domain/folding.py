@@ -15,6 +15,7 @@ def normalised(text: str) -> str:
 def fold(text: str) -> str:
     """`text` as compared with keywords and other reports: compatibility forms unified
     (full-width `ＦＩＲＥ` and `Ｋ１２３＋４５６`, as Chinese keyboards type them, are
-    `fire` and `K123+456`), case folded, and every run of spaces or line breaks one space.
-    Traditional characters stay as written: a rule file lists those it wants."""
-    return " ".join(normalised(text).casefold().split())
+    `fire` and `K123+456`), case folded, a phone's curly apostrophe straight ("wasn’t"),
+    and every run of spaces or line breaks one space. Traditional characters stay as
+    written: a rule file lists those it wants."""
+    return " ".join(normalised(text).casefold().replace("\u2019", "'").split())

@@ -182,7 +182,7 @@ class PreparedRule:
     its hours as numbers."""
 
     rule: Rule
-    keywords: tuple[tuple[str, str], ...]  # (as written, case-folded)
+    keywords: tuple[tuple[str, re.Pattern[str]], ...]  # (as written, how it is found)
     # Finds any of the case-folded keywords in case-folded text in one pass of the regex
     # engine: most rules miss most reports, and this is how they miss cheaply.
     any_keyword: re.Pattern[str] | None
@@ -246,12 +246,13 @@ def _prepared(rule: Rule) -> PreparedRule:
         assert match is not None  # checked when the file was validated
         # "0-24" is the whole day: only the start wraps ("24-6" is from midnight).
         hours = (int(match.group(1)) % 24, int(match.group(2)))
-    keywords = tuple((keyword, fold(keyword)) for keyword in rule.keywords)
-    any_keyword = _any_of(folded for _, folded in keywords)
+    # A keyword, like a phrase, begins a word: "killed" is not in "skilled".
     return PreparedRule(
         rule=rule,
-        keywords=keywords,
-        any_keyword=any_keyword,
+        keywords=tuple(
+            (keyword, re.compile(_at_word_start(fold(keyword)))) for keyword in rule.keywords
+        ),
+        any_keyword=_any_of((fold(keyword) for keyword in rule.keywords), whole_words=True),
         unless=_any_of((fold(phrase) for phrase in rule.unless), whole_words=True),
         hours=hours,
     )

@@ -1,7 +1,8 @@
 """Explainable severity: which rules matched a report, and on what evidence.
 
 Keywords match by substring on case-folded text, which works for Chinese (no spaces
-between words) as well as for English; a keyword found only inside one of its rule's
+between words), an English one only at the start of a word ("killed" is not in
+"skilled", "injur" is in "injured"); a keyword found only inside one of its rule's
 `unless` phrases ("无人受伤", "no smoke") does not count. Rules with `severity` set a
 floor; rules with `raise_by` (photos attached, night time, main line …) raise a severity
 some other rule found, never a report nothing else matched.
@@ -27,20 +28,30 @@ _BLANK = "\x00"
 # 对吧？") or its clause ("无人受伤吧"); put in doubt before it, in its clause ("有没有人受伤",
 # "有无伤员", "是否无人受伤", "未确认无人受伤"); or put before what happened ("未脱轨前曾剧烈
 # 晃动": it shook before it derailed; not 前方, 前面, 前往, 前进). There the keyword counts: a
-# report left open is read as the worse case. A check said done affirms ("经确认无人受伤",
-# "已核实"); one not yet done leaves it open ("未确认", "待核实"). So does an exception in
-# its sentence ("除司机外无人受伤", "no one hurt except the driver": the driver is), which
-# is not a clearing away ("清除了", "排除").
+# report left open is read as the worse case. A check is doubt ("请确认", "需要进一步核实")
+# unless said done ("经确认", "已核实", "确认：" with what it found), and not done where it is
+# denied ("未经确认"). An exception beside the phrase leaves it open too ("除司机外无人受伤",
+# "除了司机，其他人无人受伤", "无人受伤（司机除外）", "no one hurt except the driver": the
+# driver is); a clearing away is none ("清除了", "排除外部干扰", "除雪车").
 _CLAUSE_END = re.compile(r"[，,；;。.！!？?\n]")
 _SENTENCE_END = re.compile(r"[。.！!\n]")
 _ASKED_AFTER = ("吗", "么", "吧", "呢")
 _DOUBTED_BEFORE = ("是否", "是不是", "能否", "有否")
-_NOT_YET_CHECKED = re.compile(
-    r"(?:未|没|沒|待|需|要|尚|正在|无法|無法|不能)[^，,；;。.]{0,2}(?:确认|核实|確認|核實)"
+_CHECK = re.compile(r"确认|核实|確認|核實")
+_CHECK_DONE = re.compile(
+    r"(?<![未没沒不])(?:经过?|經過?|已经?|已經|均已?)(?:现场|現場)?(?:确认|核实|確認|核實)"
+    r"|(?:确认|核实|確認|核實)[：:]"
 )
-_EXCEPT = re.compile(
-    r"(?<![清排解删刪消拆去免切剔])除了|除[^，,；;。.！!？?\n]{0,12}外|除外"
-    r"|\b(?:except|other than|apart from|besides)\b"
+# Ends right before the phrase: "除司机外", "除了司机，其他人都", "except the driver,".
+_EXCEPTION_BEFORE = re.compile(
+    r"(?:(?<![清排解删刪消拆去免切剔移扫掃铲剷摘])除(?![雪冰尘塵锈鏽草湿濕霜])"
+    r"(?:[^。.！!？?\n，,]{0,12}[以之]?外|了[^。.！!？?\n，,]{0,12}[，,])"
+    r"|\b(?:except|other than|apart from)\b[^.!?\n,]{0,30},)"
+    r"[，,]?\s*(?:其他人|其余人员|其余|其他|others?)?\s*(?:都|均)?$"
+)
+# Begins right after it (past the rest of a stem's word): "（司机除外）", "except the driver".
+_EXCEPTION_AFTER = re.compile(
+    r"[a-z']*\s*(?:except|other than|apart from)\b|\s*[（(][^）)]{0,12}除外"
 )
 _BEFORE_IT_HAPPENED = re.compile(r"[之以]?前(?![方面往进])")
 
@@ -58,10 +69,10 @@ def _excused(found: re.Match[str]) -> str:
         return found.group()
     if before.endswith("有") or any(word in before for word in _DOUBTED_BEFORE):
         return found.group()
-    if _NOT_YET_CHECKED.search(before):
+    if _CHECK.search(_CHECK_DONE.sub("", before)):
         return found.group()
     sentence_before = _SENTENCE_END.split(text[: found.start()])[-1]
-    if _EXCEPT.search(sentence_before) or _EXCEPT.search(sentence):
+    if _EXCEPTION_BEFORE.search(sentence_before) or _EXCEPTION_AFTER.match(after):
         return found.group()
     return _BLANK
 
@@ -126,7 +137,7 @@ def _evidence(
             text = prepared.unless.sub(_excused, text)
             if prepared.any_keyword.search(text) is None:
                 return None
-        evidence += [keyword for keyword, folded in prepared.keywords if folded in text]
+        evidence += [keyword for keyword, found in prepared.keywords if found.search(text)]
     if rule.categories:
         if report.category not in rule.categories:
             return None
