@@ -386,10 +386,14 @@ async def test_an_action_the_status_it_meets_no_longer_allows_is_not_applied(
         late = acknowledged(incident_id, 2)
         await project(pool, [resolved(incident_id, 1), late])
         incident = await fetch_incident(pool, incident_id)
+        # The next report moves the version readers see, as any change does.
+        await project(pool, [*reported(incident_id)])
+        assert await version_of(pool, incident_id) == 5
     assert incident is not None
     assert (incident["status"], incident["acknowledged_by"]) == ("resolved", None)
-    # Past the acknowledgement's version too, so the next action is not taken for a copy.
-    assert incident["version"] == 3
+    # Past the acknowledgement's version too, so the next action is not taken for a copy,
+    # and moved by its entry on the timeline, as any change moves it.
+    assert incident["version"] == 4
     [entry] = [e["detail"] for e in incident["timeline"] if e["event_type"] == late.type]
     assert entry == {
         "acted_on_version": 2,

@@ -303,11 +303,14 @@ async def upsert_action(connection: Connection, event: IncidentAction) -> NotApp
     try:
         check_allowed(event, status)
     except ActionRefused as refused:
-        # Its version is taken all the same: the version moves past it, as if applied.
+        # Its version is taken all the same: the version moves past it, as if applied,
+        # and its count of changes with it (its timeline entry is a change), or the next
+        # refresh would leave the version readers see where the floor put it.
         await connection.execute(
-            "INSERT INTO incidents (incident_id, version_floor) VALUES ($1, $2::int + 1) "
-            "ON CONFLICT (incident_id) DO UPDATE "
-            "SET version_floor = GREATEST(incidents.version_floor, EXCLUDED.version_floor)",
+            "INSERT INTO incidents (incident_id, version, version_floor) "
+            "VALUES ($1, 1, $2::int + 1) ON CONFLICT (incident_id) DO UPDATE "
+            "SET version = incidents.version + 1, "
+            "version_floor = GREATEST(incidents.version_floor, EXCLUDED.version_floor)",
             payload.incident_id,
             payload.acted_on_version,
         )
