@@ -262,6 +262,8 @@ rules:
         ("需要进一步确认无人受伤", Severity.CRITICAL, {"injury"}),
         ("请确认无人受伤", Severity.CRITICAL, {"injury"}),
         ("未经现场确认无人受伤", Severity.CRITICAL, {"injury"}),
+        ("是不是没有人受伤还不清楚", Severity.CRITICAL, {"injury"}),
+        ("在未脱轨以前，车厢剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
         # An exception in its sentence: someone is.
         ("除司机外无人受伤", Severity.CRITICAL, {"injury"}),
         ("除了司机，其他人无人受伤", Severity.CRITICAL, {"injury"}),
@@ -275,8 +277,6 @@ rules:
         ("No one was hurt but the train is delayed", Severity.INFO, set()),
         ("排除外部干扰后，无人受伤", Severity.INFO, set()),
         ("除雪车在站外作业，无人受伤", Severity.INFO, set()),
-        ("是不是没有人受伤还不清楚", Severity.CRITICAL, {"injury"}),
-        ("在未脱轨以前，车厢剧烈晃动", Severity.CRITICAL, {"derailment-collision"}),
         # Said plainly, with what comes next in the report: still excused.
         ("现场无人受伤前方线路正常", Severity.INFO, set()),
         ("没有冒烟前往现场确认中", Severity.INFO, set()),

@@ -37,10 +37,11 @@ _CLAUSE_END = re.compile(r"[，,；;。.！!？?\n]")
 _SENTENCE_END = re.compile(r"[。.！!\n]")
 _ASKED_AFTER = ("吗", "么", "吧", "呢")
 _DOUBTED_BEFORE = ("是否", "是不是", "能否", "有否")
-_CHECK = re.compile(r"确认|核实|確認|核實")
+_CHECK_WORDS = "确认|核实|確認|核實"
+_CHECK = re.compile(_CHECK_WORDS)
 _CHECK_DONE = re.compile(
-    r"(?<![未没沒不])(?:经过?|經過?|已经?|已經|均已?)(?:现场|現場)?(?:确认|核实|確認|核實)"
-    r"|(?:确认|核实|確認|核實)[：:]"
+    rf"(?<![未没沒不])(?:经过?|經過?|已经?|已經|均已?)(?:现场|現場)?(?:{_CHECK_WORDS})"
+    rf"|(?:{_CHECK_WORDS})[：:]"
 )
 # Ends right before the phrase: "除司机外", "除了司机，其他人都", "except the driver,".
 _EXCEPTION_BEFORE = re.compile(
